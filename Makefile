@@ -1,0 +1,27 @@
+# make test  - create .venv, install the package and its pinned requirements, run all tests
+# make demo  - run the main job on the embedded data (no download needed)
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: test demo install clean-venv
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+# Unit tests, then the notebooks under nbval in tiny mode (each cell must run).
+test: $(STAMP)
+	MEDGAN_TINY=1 $(PY) -m pytest -q --nbval-lax --nbval-current-env tests notebooks
+
+demo: $(STAMP)
+	$(PY) -m medgan_nb demo
+
+clean-venv:
+	rm -rf $(VENV)

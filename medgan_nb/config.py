@@ -1,0 +1,244 @@
+"""One place for every knob: the `Config` dataclass and its named presets.
+
+The original notebook kept its settings in a class of globals. Here they live in
+one dataclass that can be printed, saved next to a run, loaded again and edited
+field by field. Three presets cover the use cases:
+
+- ``seed``: exactly the original recipe (256², 8-level UNet, 50 epochs, ...).
+  Meant for a GPU: one of its training iterations takes ~14 s on a 2-core CPU.
+- ``demo``: a smaller model on smaller images that learns something real in
+  minutes on 2 CPU cores.
+- ``tiny``: seconds; used by the tests and by the notebooks under ``MEDGAN_TINY=1``.
+
+Intensities of the degradations (``noise_std``, ``sp_amount``, ...) are in
+units of the [0, 1] image range, as in the original notebook, even though the
+models see images in [-1, 1].
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Named sets of degradations (see medgan_nb.degrade for what each one does).
+DEGRADATION_SETS: dict[str, tuple[str, ...]] = {
+    "seed": ("noise", "salt_pepper", "blur", "color_jitter"),
+    "endoscopy": ("glare", "motion_blur", "vignetting", "low_light", "noise", "jpeg"),
+}
+KNOWN_DEGRADATIONS = (
+    "glare", "blur", "motion_blur", "vignetting", "color_jitter", "low_light",
+    "noise", "salt_pepper", "jpeg",
+)
+
+
+@dataclass
+class Config:
+    """Every setting of a run. Build one with ``Config.preset(name, **overrides)``."""
+
+    preset: str = "seed"
+
+    # data
+    image_size: int = 256
+    channels: int = 3
+    data_dir: str | None = None            # None: the embedded data (no download needed)
+    split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train / val / test
+    resize: str = "squash"                 # "squash" (original) or "crop" (keep aspect ratio)
+    synthetic_frames: int = 1000           # procedural endoscopy frames, all splits together
+    num_workers: int = 0
+
+    # models
+    depth: int = 8                         # UNet down-samplings; image_size % 2**depth == 0
+    base_channels: int = 64
+    max_channels: int = 512
+    dropout: float = 0.5
+    d_base_channels: int = 64
+    d_layers: int = 3                      # 3 -> the 70x70 PatchGAN
+
+    # optimisation
+    batch_size: int = 4
+    epochs: int = 50
+    lr_g: float = 2e-4
+    lr_d: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    g_steps: int = 3                       # generator updates per discriminator update
+    lr_decay_start: int = 30               # linear decay to 0 from this epoch to the end
+    gan_mode: str = "vanilla"              # "vanilla" (BCE with logits) or "lsgan"
+    lambda_adv: float = 1.0
+    lambda_l1: float = 70.0
+    lambda_perceptual: float = 10.0
+    seed: int = 42
+
+    # bookkeeping
+    save_every: int = 5                    # epochs between checkpoints
+    log_every: int = 10                    # batches between log lines
+    output_dir: str = "output"
+
+    # degradations
+    degradations: tuple[str, ...] = DEGRADATION_SETS["seed"]
+    degradation_order: str = "seed"        # "seed" (noise, s&p, blur, jitter) or "physical"
+    noise_std: float = 0.15
+    noise_std_range: float = 0.05          # std drawn from noise_std ± noise_std_range
+    sp_amount: float = 0.01                # fraction of pixels hit by salt-and-pepper
+    sp_salt_ratio: float = 0.5
+    blur_kernel: int = 5
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    hue: float = 0.05
+    jpeg_quality: tuple[int, int] = (15, 50)
+    motion_blur_length: tuple[float, float] = (3.0, 9.0)  # pixels at 256², scaled with size
+    low_light_gain: tuple[float, float] = (0.35, 0.8)
+    low_light_gamma: tuple[float, float] = (1.0, 1.6)
+    glare_spots: tuple[int, int] = (0, 3)
+    vignetting: tuple[float, float] = (0.2, 0.6)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ---------------------------------------------------------------- presets
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "Config":
+        """The named preset with some fields changed, e.g. ``Config.preset("demo", epochs=2)``."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        return cls.from_dict({**PRESETS[name], "preset": name, **overrides})
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with some fields changed (validated like any config)."""
+        return Config.from_dict({**self.to_dict(), **changes})
+
+    # ------------------------------------------------------------ validation
+    def validate(self) -> None:
+        """Coerce JSON/YAML types (lists -> tuples) and reject values that cannot work."""
+        hints = typing.get_type_hints(Config)
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "degradations" and isinstance(value, str):
+                if value not in DEGRADATION_SETS:
+                    raise ValueError(f"degradations: unknown set {value!r}; "
+                                     f"use one of {sorted(DEGRADATION_SETS)} or a list of names")
+                value = DEGRADATION_SETS[value]
+            setattr(self, f.name, _coerce(f.name, value, hints[f.name]))
+        unknown = [d for d in self.degradations if d not in KNOWN_DEGRADATIONS]
+        if unknown:
+            raise ValueError(f"degradations: unknown {unknown}; known: {list(KNOWN_DEGRADATIONS)}")
+        checks = [
+            (self.image_size >= 8, "image_size must be >= 8"),
+            (self.depth >= 2, "depth must be >= 2"),
+            (self.image_size % 2**self.depth == 0,
+             f"image_size {self.image_size} is not divisible by 2**depth = {2**self.depth}; "
+             f"use depth <= {_max_depth(self.image_size)} or an image_size that is a multiple of {2**self.depth}"),
+            (abs(sum(self.split_ratios) - 1) < 1e-6 and min(self.split_ratios) >= 0,
+             "split_ratios must be three non-negative numbers summing to 1"),
+            (self.resize in ("squash", "crop"), "resize must be 'squash' or 'crop'"),
+            (self.gan_mode in ("vanilla", "lsgan"), "gan_mode must be 'vanilla' or 'lsgan'"),
+            (self.degradation_order in ("seed", "physical"), "degradation_order must be 'seed' or 'physical'"),
+            (self.blur_kernel % 2 == 1 and self.blur_kernel > 0, "blur_kernel must be a positive odd number"),
+            (self.batch_size >= 1 and self.epochs >= 1 and self.g_steps >= 1,
+             "batch_size, epochs and g_steps must be >= 1"),
+            (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
+            (0 <= self.sp_amount <= 1 and 0 <= self.sp_salt_ratio <= 1, "sp_amount and sp_salt_ratio must be in [0, 1]"),
+            (min(self.lambda_l1, self.lambda_perceptual, self.lambda_adv) >= 0, "loss weights must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    # ------------------------------------------------------------ file I/O
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Config":
+        """Build from a plain dict; an unknown key is an error that names it."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise KeyError(f"unknown config key(s) {unknown}; valid keys: {sorted(names)}")
+        return cls(**data)
+
+    def save(self, path: str | Path) -> Path:
+        """Write as JSON, or YAML when the file name ends in .yaml/.yml."""
+        path = Path(path)
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+            text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        else:
+            text = json.dumps(self.to_dict(), indent=2) + "\n"
+        path.write_text(text)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        """Read a JSON or YAML file written by `save` (or by hand: missing keys take the defaults of its preset)."""
+        path = Path(path)
+        text = path.read_text()
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+        try:
+            return cls.preset(data.pop("preset", "seed"), **data)
+        except (KeyError, ValueError) as e:
+            raise type(e)(f"{path}: {e.args[0]}") from None
+
+
+def _max_depth(size: int) -> int:
+    depth = 0
+    while size % 2 == 0 and size > 1:
+        size //= 2
+        depth += 1
+    return depth
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """Turn a JSON/YAML value into the field's declared type, or raise naming the field."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{name}: expected a list, got {value!r}")
+        if args and args[-1] is Ellipsis:
+            return tuple(_coerce(name, v, args[0]) for v in value)
+        if len(value) != len(args):
+            raise ValueError(f"{name}: expected {len(args)} values, got {list(value)!r}")
+        return tuple(_coerce(name, v, a) for v, a in zip(value, args))
+    if args and type(None) in args:             # Optional[X]
+        return None if value is None else _coerce(name, value, next(a for a in args if a is not type(None)))
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is bool and isinstance(value, bool):
+        return value
+    if hint in (int, str) and isinstance(value, hint) and not isinstance(value, bool):
+        return value
+    raise ValueError(f"{name}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+_SEED = {}  # the dataclass defaults are the original recipe
+PRESETS: dict[str, dict[str, Any]] = {
+    "seed": _SEED,
+    # Minutes on 2 CPU cores: 64² images, a 5-level UNet with 32 base channels,
+    # the physical degradation order, no VGG term (its weights need a download).
+    "demo": dict(
+        image_size=64, depth=5, base_channels=32, max_channels=256, d_base_channels=32,
+        batch_size=16, epochs=8, lr_decay_start=4, g_steps=1, lambda_perceptual=0.0,
+        synthetic_frames=800, resize="crop", degradation_order="physical",
+        degradations=("blur", "noise", "salt_pepper"), save_every=2, log_every=20,
+    ),
+    # Seconds: for tests and notebooks in tiny mode.
+    "tiny": dict(
+        image_size=32, depth=3, base_channels=8, max_channels=32, d_base_channels=8, d_layers=2,
+        batch_size=4, epochs=1, lr_decay_start=1, g_steps=1, lambda_perceptual=0.0,
+        synthetic_frames=40, resize="crop", degradation_order="physical",
+        degradations=("blur", "noise", "salt_pepper"), save_every=1, log_every=1,
+    ),
+}

@@ -1,0 +1,156 @@
+"""The losses of the conditional GAN.
+
+- `GANLoss`: the adversarial term. "vanilla" is binary cross-entropy on logits
+  (the original); "lsgan" is least squares, often more stable. Its targets take
+  the shape of the discriminator's output, whatever the image size (the
+  original hard-coded 30×30).
+- L1 between restoration and clean image: keeps colours and low frequencies right.
+- `VGGPerceptualLoss`: L1 between VGG19 features (up to relu4_1, ``features[:21]``)
+  of restoration and clean image: rewards matching textures and edges.
+- `GeneratorLoss`: the weighted sum, returned with its parts for logging.
+
+The VGG19 ImageNet weights come through torchvision's weights API and are read
+from the local torch cache. Without them and without network, `load_vgg19_features`
+raises `MissingWeightsError`, which says where the file belongs and how to fetch
+it; set ``lambda_perceptual=0`` to train without the perceptual term.
+"""
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import Config
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+FETCH_COMMAND = "python -m medgan_nb data download vgg19"
+
+
+class MissingWeightsError(RuntimeError):
+    """Pretrained weights are neither in the local cache nor downloadable."""
+
+
+class GANLoss(nn.Module):
+    """Adversarial loss against an all-real or all-fake target shaped like the prediction."""
+
+    def __init__(self, mode: str = "vanilla"):
+        super().__init__()
+        if mode not in ("vanilla", "lsgan"):
+            raise ValueError(f"gan mode must be 'vanilla' or 'lsgan', got {mode!r}")
+        self.mode = mode
+
+    def forward(self, logits: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+        target = torch.ones_like(logits) if target_is_real else torch.zeros_like(logits)
+        if self.mode == "vanilla":
+            return F.binary_cross_entropy_with_logits(logits, target)
+        return F.mse_loss(logits, target)
+
+
+def vgg19_weights_path() -> Path:
+    """Where torchvision keeps the VGG19 ImageNet weights on this machine."""
+    from torchvision.models import VGG19_Weights
+    url = VGG19_Weights.IMAGENET1K_V1.url
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
+def fetch_vgg19_weights(progress: bool = True) -> Path:
+    """Put the VGG19 ImageNet weights into the torch cache (downloads once); return their path."""
+    from torchvision.models import VGG19_Weights
+    path = vgg19_weights_path()
+    if not path.exists():
+        url = VGG19_Weights.IMAGENET1K_V1.url
+        try:
+            torch.hub.load_state_dict_from_url(url, progress=progress, check_hash=True)
+        except (urllib.error.URLError, OSError, RuntimeError) as e:
+            raise MissingWeightsError(
+                f"VGG19 weights for the perceptual loss are not in the torch cache ({path}) and could not "
+                f"be downloaded ({type(e).__name__}: {e}).\n"
+                f"  - with network, run: {FETCH_COMMAND}\n"
+                f"  - or download {url} elsewhere and copy it to {path}\n"
+                f"  - or train without the perceptual term: lambda_perceptual=0"
+            ) from e
+    return path
+
+
+def load_vgg19_features(weights: str | None = "IMAGENET1K_V1", layers: int = 21) -> nn.Sequential:
+    """VGG19 ``features[:layers]``, frozen, in eval mode. ``weights=None``: random weights (tests).
+
+    Builds the convolutional part only: the classifier (~120 M parameters) is never needed.
+    """
+    from torchvision.models.vgg import cfgs, make_layers
+    features = make_layers(cfgs["E"])
+    if weights is not None:
+        if weights != "IMAGENET1K_V1":
+            raise ValueError(f"unknown VGG19 weights {weights!r}; use 'IMAGENET1K_V1' or None")
+        state = torch.load(fetch_vgg19_weights(), map_location="cpu", weights_only=True)
+        features.load_state_dict({k.removeprefix("features."): v for k, v in state.items()
+                                  if k.startswith("features.")})
+    features = features[:layers].eval()
+    for p in features.parameters():
+        p.requires_grad_(False)
+    return features
+
+
+class VGGPerceptualLoss(nn.Module):
+    """L1 distance between VGG19 features of two image batches in [-1, 1]."""
+
+    def __init__(self, weights: str | None = "IMAGENET1K_V1", layers: int = 21):
+        super().__init__()
+        self.features = load_vgg19_features(weights, layers)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def train(self, mode: bool = True) -> "VGGPerceptualLoss":
+        super().train(mode)
+        self.features.eval()      # a frozen feature extractor stays in eval mode
+        return self
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(((x + 1) / 2 - self.mean) / self.std)
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            target = self._embed(real)
+        return F.l1_loss(self._embed(fake), target)
+
+
+class GeneratorLossParts(NamedTuple):
+    total: torch.Tensor
+    adv: torch.Tensor
+    l1: torch.Tensor
+    perceptual: torch.Tensor
+
+    def as_floats(self) -> dict[str, float]:
+        """The parts as plain numbers, for logs (each already multiplied by its weight)."""
+        return {k: float(v.detach()) for k, v in self._asdict().items()}
+
+
+class GeneratorLoss(nn.Module):
+    """lambda_adv * GAN + lambda_l1 * L1 + lambda_perceptual * VGG, built from a `Config`."""
+
+    def __init__(self, cfg: Config, perceptual: nn.Module | None = None):
+        super().__init__()
+        self.gan = GANLoss(cfg.gan_mode)
+        self.lambda_adv, self.lambda_l1, self.lambda_perceptual = cfg.lambda_adv, cfg.lambda_l1, cfg.lambda_perceptual
+        if perceptual is None and self.lambda_perceptual > 0:
+            perceptual = VGGPerceptualLoss()
+        self.perceptual = perceptual
+
+    def forward(self, d_fake_logits: torch.Tensor, fake: torch.Tensor, real: torch.Tensor) -> GeneratorLossParts:
+        adv = self.lambda_adv * self.gan(d_fake_logits, True)
+        l1 = self.lambda_l1 * F.l1_loss(fake, real)
+        if self.perceptual is not None and self.lambda_perceptual > 0:
+            perceptual = self.lambda_perceptual * self.perceptual(fake, real)
+        else:
+            perceptual = torch.zeros((), device=fake.device)
+        return GeneratorLossParts(adv + l1 + perceptual, adv, l1, perceptual)
+
+
+def discriminator_loss(gan: GANLoss, d_real_logits: torch.Tensor, d_fake_logits: torch.Tensor) -> torch.Tensor:
+    """Half the sum of the real and fake terms, as in pix2pix (slows D relative to G)."""
+    return 0.5 * (gan(d_real_logits, True) + gan(d_fake_logits, False))

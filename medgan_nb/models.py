@@ -1,0 +1,144 @@
+"""The two networks of pix2pix: a UNet generator and a PatchGAN discriminator.
+
+At the ``seed`` preset both reproduce the original notebook layer for layer:
+
+- `UNetGenerator`: 8 stride-2 convolutions take 256² down to 1² (channels
+  64-128-256-512-512-512-512-512), 7 transposed convolutions bring it back up,
+  each concatenated with the encoder output of the same size (the skip
+  connections), and a last transposed convolution + Tanh gives the image.
+  No BatchNorm on the first and the innermost layer; dropout 0.5 on encoder
+  layers 4 and deeper and the 3 innermost decoder layers, as the original.
+  Shallower `depth` serves smaller images. ~54.4 M parameters at the seed preset.
+- `PatchDiscriminator`: the 70×70 PatchGAN. It sees the degraded input and a
+  candidate restoration side by side (6 channels) and scores each 70×70 patch
+  as real or fake, so its output is a grid whose size follows from the input
+  (30×30 for 256²). ~2.77 M parameters.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import Config
+
+
+def down_block(in_ch: int, out_ch: int, norm: bool = True, dropout: float = 0.0) -> nn.Sequential:
+    """Conv 4×4 stride 2 (halves H and W) -> [BatchNorm] -> LeakyReLU(0.2) -> [Dropout]."""
+    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, 4, 2, 1, bias=False)]
+    if norm:
+        layers.append(nn.BatchNorm2d(out_ch))
+    layers.append(nn.LeakyReLU(0.2))
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+def up_block(in_ch: int, out_ch: int, dropout: float = 0.0) -> nn.Sequential:
+    """Transposed conv 4×4 stride 2 (doubles H and W) -> BatchNorm -> ReLU -> [Dropout]."""
+    layers: list[nn.Module] = [nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1, bias=False),
+                               nn.BatchNorm2d(out_ch), nn.ReLU(True)]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+class UNetGenerator(nn.Module):
+    """UNet with `depth` down-samplings; input sides must be multiples of 2**depth."""
+
+    def __init__(self, in_ch: int = 3, out_ch: int = 3, depth: int = 8, base_ch: int = 64,
+                 max_ch: int = 512, dropout: float = 0.5):
+        super().__init__()
+        if depth < 2:
+            raise ValueError("depth must be >= 2")
+        self.depth = depth
+        ch = [min(base_ch * 2**i, max_ch) for i in range(depth)]   # encoder widths
+        self.downs = nn.ModuleList()
+        for i in range(depth):                           # no norm on the first and innermost layers
+            self.downs.append(down_block(in_ch if i == 0 else ch[i - 1], ch[i], norm=0 < i < depth - 1,
+                                         dropout=dropout if i >= 3 else 0.0))
+        self.ups = nn.ModuleList()
+        for j in range(depth - 1):                       # j = 0 is the innermost decoder block
+            level = depth - 2 - j                        # the encoder level it joins
+            in_width = ch[depth - 1] if j == 0 else 2 * ch[level + 1]
+            self.ups.append(up_block(in_width, ch[level], dropout=dropout if j < 3 else 0.0))
+        self.final = nn.Sequential(nn.ConvTranspose2d(2 * ch[0], out_ch, 4, 2, 1), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        m = 2**self.depth
+        if h % m or w % m:
+            raise ValueError(f"input size {h}×{w} is not divisible by 2**depth = {m}: this UNet halves the "
+                             f"image {self.depth} times. Resize, crop or pad the image to a multiple of {m}, "
+                             f"or use a generator with a smaller depth.")
+        skips = []
+        for down in self.downs:
+            x = down(x)
+            skips.append(x)
+        skips.pop()                                       # the innermost output is x itself
+        for up in self.ups:
+            x = torch.cat([up(x), skips.pop()], dim=1)
+        return self.final(x)
+
+
+class PatchDiscriminator(nn.Module):
+    """Conditional PatchGAN: scores overlapping patches of (input, candidate) pairs; logits, no sigmoid."""
+
+    def __init__(self, in_ch: int = 3, base_ch: int = 64, n_layers: int = 3):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(2 * in_ch, base_ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        width = base_ch
+        for i in range(1, n_layers + 1):
+            new_width = base_ch * min(2**i, 8)
+            stride = 2 if i < n_layers else 1
+            layers += [nn.Conv2d(width, new_width, 4, stride, 1, bias=False),
+                       nn.BatchNorm2d(new_width), nn.LeakyReLU(0.2, True)]
+            width = new_width
+        layers.append(nn.Conv2d(width, 1, 4, 1, 1, bias=False))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, degraded: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
+        return self.model(torch.cat([degraded, candidate], dim=1))
+
+
+def init_weights(module: nn.Module) -> nn.Module:
+    """The original's initialisation: conv weights ~ N(0, 0.02), BatchNorm weights ~ N(1, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+    return module
+
+
+def build_generator(cfg: Config) -> UNetGenerator:
+    """The generator described by `cfg`, initialised."""
+    return init_weights(UNetGenerator(cfg.channels, cfg.channels, cfg.depth, cfg.base_channels,
+                                      cfg.max_channels, cfg.dropout))
+
+
+def build_discriminator(cfg: Config) -> PatchDiscriminator:
+    """The discriminator described by `cfg`, initialised."""
+    return init_weights(PatchDiscriminator(cfg.channels, cfg.d_base_channels, cfg.d_layers))
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def summary(model: nn.Module) -> str:
+    """One line for notebooks and logs, e.g. 'UNetGenerator: 54.41 M parameters'."""
+    return f"{type(model).__name__}: {count_parameters(model) / 1e6:.2f} M parameters"
+
+
+def receptive_field(model: nn.Module) -> int:
+    """Side in pixels of the input patch that one output value sees (70 for the 3-layer PatchGAN).
+
+    Walks the convolutions in order: r += (kernel - 1) * jump; jump *= stride.
+    """
+    r, jump = 1, 1
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            r += (m.kernel_size[0] - 1) * jump
+            jump *= m.stride[0]
+    return r

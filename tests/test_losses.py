@@ -1,0 +1,81 @@
+import math
+import urllib.error
+
+import pytest
+import torch
+
+from medgan_nb import losses
+from medgan_nb.config import Config
+from medgan_nb.losses import GANLoss, GeneratorLoss, MissingWeightsError, VGGPerceptualLoss, discriminator_loss
+
+
+def test_gan_loss_values_and_any_shape():
+    for shape in [(2, 1, 30, 30), (1, 1, 6, 6)]:
+        zeros = torch.zeros(shape)
+        assert GANLoss("vanilla")(zeros, True).item() == pytest.approx(math.log(2))
+        assert GANLoss("lsgan")(torch.ones(shape), True).item() == 0
+        assert GANLoss("lsgan")(torch.ones(shape), False).item() == 1
+    assert discriminator_loss(GANLoss(), torch.full((1, 1, 2, 2), 20.0), torch.full((1, 1, 2, 2), -20.0)) < 1e-6
+    with pytest.raises(ValueError, match="wgan"):
+        GANLoss("wgan")
+
+
+def test_perceptual_loss_shapes_gradients_and_frozen_vgg():
+    loss = VGGPerceptualLoss(weights=None)
+    a = torch.rand(2, 3, 32, 32, requires_grad=True)
+    b = torch.rand(2, 3, 32, 32)
+    value = loss(a * 2 - 1, b * 2 - 1)
+    assert value.ndim == 0 and value > 0
+    value.backward()
+    assert a.grad is not None and a.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in loss.parameters())
+    assert loss(b, b).item() == 0
+    loss.train()
+    assert not loss.features.training
+    assert len(loss.features) == 21 and isinstance(loss.features[-1], torch.nn.ReLU)
+
+
+def test_missing_vgg_weights_offline_give_an_actionable_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(MissingWeightsError) as e:
+        VGGPerceptualLoss()
+    message = str(e.value)
+    assert str(tmp_path / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth") in message
+    assert "python -m medgan_nb data download vgg19" in message and "lambda_perceptual=0" in message
+    with pytest.raises(MissingWeightsError):
+        GeneratorLoss(Config.preset("seed"))
+    assert GeneratorLoss(Config.preset("seed", lambda_perceptual=0.0)).perceptual is None
+
+
+def test_cached_vgg_weights_are_loaded_from_disk(tmp_path, monkeypatch):
+    from torchvision.models.vgg import cfgs, make_layers
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    path = losses.vgg19_weights_path()
+    path.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    reference = make_layers(cfgs["E"])           # a stand-in with the real file's key layout
+    state = {f"features.{k}": v for k, v in reference.state_dict().items()}
+    torch.save({**state, "classifier.0.weight": torch.zeros(1)}, path)
+    loaded = losses.load_vgg19_features()
+    assert torch.equal(loaded[0].weight, reference[0].weight)
+    assert torch.equal(loaded[19].weight, reference[19].weight)
+
+
+def test_generator_loss_parts_are_weighted_and_sum_to_the_total():
+    cfg = Config.preset("tiny", lambda_l1=70.0, lambda_perceptual=10.0, lambda_adv=2.0)
+    loss = GeneratorLoss(cfg, perceptual=VGGPerceptualLoss(weights=None))
+    fake, real = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    logits = torch.zeros(2, 1, 2, 2)
+    parts = loss(logits, fake, real)
+    assert parts.l1.item() == pytest.approx(70 * (fake - real).abs().mean().item(), rel=1e-5)
+    assert parts.adv.item() == pytest.approx(2 * math.log(2), rel=1e-5)
+    assert parts.perceptual > 0
+    assert parts.total.item() == pytest.approx(parts.adv.item() + parts.l1.item() + parts.perceptual.item(), rel=1e-6)
+    assert set(parts.as_floats()) == {"total", "adv", "l1", "perceptual"}
+    no_vgg = GeneratorLoss(cfg.replace(lambda_perceptual=0.0))(logits, fake, real)
+    assert no_vgg.perceptual.item() == 0

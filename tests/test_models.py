@@ -1,0 +1,134 @@
+import pytest
+import torch
+from torch import nn
+
+from medgan_nb.config import Config
+from medgan_nb.models import (PatchDiscriminator, UNetGenerator, build_discriminator, build_generator,
+                              count_parameters, init_weights, receptive_field, summary)
+
+
+# The original notebook's networks, transcribed as they are, to check ours against.
+class SeedDown(nn.Module):
+    def __init__(self, i, o, normalize=True, dropout=0.0):
+        super().__init__()
+        layers = [nn.Conv2d(i, o, 4, 2, 1, bias=False)]
+        if normalize:
+            layers.append(nn.BatchNorm2d(o))
+        layers.append(nn.LeakyReLU(0.2))
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class SeedUp(nn.Module):
+    def __init__(self, i, o, dropout=0.0):
+        super().__init__()
+        layers = [nn.ConvTranspose2d(i, o, 4, 2, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU(True)]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x, skip):
+        return torch.cat((self.model(x), skip), 1)
+
+
+class SeedUNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.d = nn.ModuleList([SeedDown(3, 64, normalize=False), SeedDown(64, 128), SeedDown(128, 256),
+                                SeedDown(256, 512, dropout=0.5), SeedDown(512, 512, dropout=0.5),
+                                SeedDown(512, 512, dropout=0.5), SeedDown(512, 512, dropout=0.5),
+                                SeedDown(512, 512, normalize=False, dropout=0.5)])
+        self.u = nn.ModuleList([SeedUp(512, 512, dropout=0.5), SeedUp(1024, 512, dropout=0.5),
+                                SeedUp(1024, 512, dropout=0.5), SeedUp(1024, 512), SeedUp(1024, 256),
+                                SeedUp(512, 128), SeedUp(256, 64)])
+        self.final_conv = nn.Sequential(nn.ConvTranspose2d(128, 3, 4, 2, 1), nn.Tanh())
+
+    def forward(self, x):
+        ds = []
+        for d in self.d:
+            x = d(x)
+            ds.append(x)
+        u = ds[7]
+        for k, up in enumerate(self.u):
+            u = up(u, ds[6 - k])
+        return self.final_conv(u)
+
+
+def seed_discriminator():
+    return nn.Sequential(
+        nn.Conv2d(6, 64, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(64, 128, 4, 2, 1, bias=False), nn.BatchNorm2d(128), nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(128, 256, 4, 2, 1, bias=False), nn.BatchNorm2d(256), nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(256, 512, 4, 1, 1, bias=False), nn.BatchNorm2d(512), nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(512, 1, 4, 1, 1, bias=False))
+
+
+def copy_by_position(src: nn.Module, dst: nn.Module) -> None:
+    """Load src's parameters and buffers into dst in registration order (shapes must agree)."""
+    s, d = list(src.state_dict().values()), dst.state_dict()
+    assert len(s) == len(d)
+    dst.load_state_dict({k: v for k, v in zip(d, s)})
+
+
+def test_seed_generator_reproduces_the_original_exactly():
+    torch.manual_seed(0)
+    ours = build_generator(Config.preset("seed"))
+    seed = SeedUNet()
+    copy_by_position(ours, seed)
+    ours.eval(), seed.eval()
+    x = torch.rand(1, 3, 256, 256) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), seed(x), atol=1e-6, rtol=0)
+    assert count_parameters(ours) == count_parameters(seed) == 54_413_955
+    assert sum(isinstance(m, nn.Dropout) for m in ours.modules()) == 8
+
+
+def test_seed_discriminator_reproduces_the_original_exactly():
+    ours = build_discriminator(Config.preset("seed"))
+    seed = seed_discriminator()
+    copy_by_position(ours, seed)
+    ours.eval(), seed.eval()
+    a, b = torch.randn(2, 3, 256, 256), torch.randn(2, 3, 256, 256)
+    with torch.no_grad():
+        out = ours(a, b)
+        torch.testing.assert_close(out, seed(torch.cat([a, b], 1)), atol=1e-6, rtol=0)
+    assert out.shape == (2, 1, 30, 30)
+    assert count_parameters(ours) == 2_768_640 and receptive_field(ours) == 70
+
+
+@pytest.mark.parametrize("size, depth, base", [(32, 3, 8), (64, 5, 16), (96, 5, 8), (128, 6, 16), (64, 6, 8)])
+def test_generator_shapes_for_several_sizes_and_depths(size, depth, base):
+    g = UNetGenerator(depth=depth, base_ch=base, max_ch=64).eval()
+    x = torch.rand(2, 3, size, size) * 2 - 1
+    with torch.no_grad():
+        y = g(x)
+    assert y.shape == x.shape and y.abs().max() <= 1
+
+
+@pytest.mark.parametrize("size, patches", [(32, 2), (64, 6), (128, 14), (256, 30)])
+def test_discriminator_output_follows_the_input_size(size, patches):
+    d = PatchDiscriminator(base_ch=8)
+    assert d(torch.zeros(1, 3, size, size), torch.zeros(1, 3, size, size)).shape == (1, 1, patches, patches)
+
+
+def test_wrong_size_for_depth_is_a_clear_error():
+    with pytest.raises(ValueError, match="not divisible by 2\\*\\*depth = 16"):
+        UNetGenerator(depth=4, base_ch=4)(torch.zeros(1, 3, 40, 40))
+
+
+def test_init_and_determinism_under_a_fixed_seed():
+    cfg = Config.preset("tiny")
+    torch.manual_seed(3)
+    a = build_generator(cfg)
+    torch.manual_seed(3)
+    b = build_generator(cfg)
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k
+    big = init_weights(nn.Sequential(nn.Conv2d(64, 64, 4), nn.BatchNorm2d(4096)))
+    assert abs(big[0].weight.std().item() - 0.02) < 0.001
+    assert abs(big[1].weight.mean().item() - 1) < 0.002 and big[1].bias.abs().sum() == 0
+    assert summary(build_generator(Config.preset("seed"))) == "UNetGenerator: 54.41 M parameters"
