@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import ConcatDataset, Dataset
+from tqdm.auto import tqdm
 
 from .config import Config
 
@@ -162,7 +163,8 @@ class ImageFolderDataset(Dataset):
                 f"Kvasir-SEG with: python -m medgan_nb data download kvasir-seg --to data/")
         self.skipped: list[tuple[Path, str]] = []
         if on_error == "skip":
-            files = [p for p in files if self._usable(p)]
+            files = [p for p in tqdm(files, desc=f"checking {self.root.name}", unit="img",
+                                     disable=len(files) < 200, leave=False) if self._usable(p)]
             if self.skipped:
                 log.warning("skipped %d of %d files under %s that cannot be used (see .skipped)",
                             len(self.skipped), len(files) + len(self.skipped), self.root)

@@ -105,11 +105,10 @@ def salt_and_pepper(x: torch.Tensor, amount: torch.Tensor | float, salt_ratio: f
     values to do so.
     """
     n, _, h, w = x.shape
-    u = _draw(torch.rand, (n, 1, h, w), generator, x)
-    hit = u < _per_image(amount, x)
-    salt = _draw(torch.rand, (n, 1, h, w), generator, x) < salt_ratio
-    value = torch.where(salt, 1.0, -1.0).to(x.dtype)
-    return torch.where(hit, value, x)
+    u = _draw(torch.rand, (n, 1, h, w), generator, x)          # one draw decides hit and colour
+    amount = _per_image(amount, x)
+    value = torch.where(u < amount * salt_ratio, 1.0, -1.0).to(x.dtype)
+    return torch.where(u < amount, value, x)
 
 
 def gaussian_kernels(sigma: torch.Tensor, size: int) -> torch.Tensor:
@@ -155,12 +154,13 @@ def color_jitter(x: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tens
     ``ColorJitter`` shuffles it per call, which would make the reported
     parameters ambiguous.
     """
-    u = to_unit(x)
-    u = (u * _per_image(brightness, x)).clamp(0, 1)
+    u = to_unit(x).mul_(_per_image(brightness, x)).clamp_(0, 1)      # in place: these passes are memory-bound
     c = _per_image(contrast, x)
-    u = (c * u + (1 - c) * TF.rgb_to_grayscale(u).mean(dim=(-3, -2, -1), keepdim=True)).clamp(0, 1)
+    mean = TF.rgb_to_grayscale(u).mean(dim=(-3, -2, -1), keepdim=True)
+    u.mul_(c).add_((1 - c) * mean).clamp_(0, 1)
     s = _per_image(saturation, x)
-    u = (s * u + (1 - s) * TF.rgb_to_grayscale(u)).clamp(0, 1)
+    gray = TF.rgb_to_grayscale(u)
+    u.mul_(s).add_((1 - s) * gray).clamp_(0, 1)
     return from_unit(shift_hue(u, hue))
 
 
