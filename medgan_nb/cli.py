@@ -4,18 +4,24 @@
     python -m medgan_nb data download vgg19
     python -m medgan_nb data info --preset demo
     python -m medgan_nb config --preset tiny --set epochs=3
+    python -m medgan_nb train --preset demo --name my-run
+    python -m medgan_nb train --resume output/runs/my-run
+    python -m medgan_nb evaluate output/runs/my-run --data ../shared/data/endoscopy-sample
+    python -m medgan_nb enhance frames/ --checkpoint output/runs/my-run --out enhanced/ --label
     python -m medgan_nb demo
 """
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
 from . import __version__
+from .checkpoint import make_run_dir
 from .config import PRESETS, Config
 
 
@@ -42,20 +48,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
         raise SystemExit(f"error: {e.args[0]}") from None
 
 
-def make_run_dir(base: str | Path, name: str) -> Path:
-    """A new folder base/name, or base/name-1, -2, ... if taken: earlier runs are never overwritten."""
-    base = Path(base)
-    base.mkdir(parents=True, exist_ok=True)
-    for i in range(10_000):
-        path = base / (name if i == 0 else f"{name}-{i}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"no free run folder name under {base}")
-
-
 # ---------------------------------------------------------------- commands
 def cmd_download(args: argparse.Namespace) -> int:
     if args.name == "vgg19":
@@ -73,6 +65,23 @@ def cmd_download(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"images ready in {folder}\nuse them with: --set data_dir={folder}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .checkpoint import CheckpointError
+    from .train import TrainingDiverged, train
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        if args.resume:
+            if args.set or args.config:
+                raise SystemExit("error: --resume continues with the run's own config; drop --set/--config")
+            train(resume=args.resume, quiet=args.quiet)
+        else:
+            train(config_from_args(args), name=args.name, quiet=args.quiet)
+    except (TrainingDiverged, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -95,50 +104,60 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_folder_of(checkpoint: Path) -> Path | None:
+    """The run folder a checkpoint belongs to (…/runs/X/checkpoints/last.pt -> …/runs/X), if any."""
+    folder = checkpoint if checkpoint.is_dir() else checkpoint.parent.parent
+    return folder if (folder / "config.json").exists() else None
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .checkpoint import CheckpointError, load_checkpoint
+    from .evaluate import evaluate
+    checkpoint = Path(args.checkpoint)
+    try:
+        cfg = Config.from_dict(load_checkpoint(checkpoint)["config"])
+        cfg = cfg.replace(**parse_overrides(args.set)) if args.set else cfg
+    except (CheckpointError, KeyError, ValueError) as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 1
+    run = _run_folder_of(checkpoint)
+    out = Path(args.out) if args.out else make_run_dir(run if run else Path(cfg.output_dir) / "eval",
+                                                         "eval" if run else time.strftime("%Y%m%d-%H%M%S"))
+    evaluate(checkpoint, out, cfg=cfg, data_dir=args.data, split=args.split, breakdown=not args.no_breakdown,
+             max_images=args.max_images, device=args.device, quiet=args.quiet)
+    print((out / "report.md").read_text().split("\n## ", 1)[0])
+    return 0
+
+
+def cmd_enhance(args: argparse.Namespace) -> int:
+    from .checkpoint import CheckpointError
+    from .data import ImageLoadError
+    from .enhance import enhance
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        written = enhance(args.input, args.out, args.checkpoint, device=args.device, label=args.label,
+                          overwrite=args.overwrite, tile=args.tile, on_error="skip" if args.skip_bad else "raise",
+                          quiet=args.quiet)
+    except (CheckpointError, ImageLoadError, FileExistsError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {len(written)} AI-enhanced image(s) to {args.out} (audit log: {Path(args.out) / 'audit.jsonl'})")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """A smoke run of the core: data, degradations, both networks and one optimisation step.
-
-    Training, evaluation and the report come with the training issue.
-    """
-    import torch
-
-    from .data import default_dataset
-    from .degrade import Degradation
-    from .losses import GeneratorLoss, discriminator_loss
-    from .metrics import psnr, ssim
-    from .models import build_discriminator, build_generator, summary
-    from .viz import image_grid
-
+    """Train on the embedded images, evaluate on held-out ones, point at the report."""
+    from .evaluate import evaluate, summarize
+    from .train import train
     cfg = config_from_args(args)
-    torch.manual_seed(cfg.seed)
-    run = make_run_dir(Path(cfg.output_dir) / "smoke", time.strftime("%Y%m%d-%H%M%S"))
-    cfg.save(run / "config.json")
-    test = default_dataset("test", cfg)
-    clean = torch.stack([test[i][0] for i in range(min(4, len(test)))])
-    keys = [test[i][1] for i in range(len(clean))]
-    degraded = Degradation(cfg)(clean, keys=keys)
-    g, d = build_generator(cfg), build_discriminator(cfg)
-    print(f"{summary(g)}\n{summary(d)}\n{Degradation(cfg)}")
-    loss_g = GeneratorLoss(cfg)
-    opt_g = torch.optim.Adam(g.parameters(), cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
-    opt_d = torch.optim.Adam(d.parameters(), cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
-    fake = g(degraded.image)
-    d_loss = discriminator_loss(loss_g.gan, d(degraded.image, clean), d(degraded.image, fake.detach()))
-    opt_d.zero_grad(set_to_none=True), d_loss.backward(), opt_d.step()
-    parts = loss_g(d(degraded.image, fake), fake, clean)
-    opt_g.zero_grad(set_to_none=True), parts.total.backward(), opt_g.step()
-    print(f"one step: D loss {d_loss.item():.3f} | G "
-          + " ".join(f"{k} {v:.3f}" for k, v in parts.as_floats().items()))
-    g.eval()
-    with torch.no_grad():
-        restored = g(degraded.image)
-    print(f"degraded test images: PSNR {psnr(degraded.image, clean).mean():.2f} dB, "
-          f"SSIM {ssim(degraded.image, clean).mean():.3f} (untrained generator: "
-          f"{psnr(restored, clean).mean():.2f} dB)")
-    fig = image_grid({"clean": clean, "degraded": degraded.image, "untrained generator": restored}, keys)
-    fig.savefig(run / "overview.png", dpi=80)
-    print(f"wrote {run}/overview.png and config.json\n"
-          "(this is a smoke run of the core; training and evaluation come with the training issue)")
+    started = time.perf_counter()
+    run = train(cfg, name=f"demo-{cfg.preset}", quiet=args.quiet)
+    minutes = (time.perf_counter() - started) / 60
+    metrics = evaluate(run / "checkpoints" / "best.pt", make_run_dir(run, "eval"), quiet=args.quiet)
+    print(f"\ntrained in {minutes:.1f} min; held-out test images ({metrics['metadata']['n_images']}):")
+    for line in summarize(metrics):
+        print(f"  - {line}")
+    print(f"report: {run / 'eval' / 'report.md'}")
     return 0
 
 
@@ -164,8 +183,37 @@ def build_parser() -> argparse.ArgumentParser:
     dl.set_defaults(func=cmd_download)
     with_config(data.add_parser("info", help="how many images each split holds"), "demo").set_defaults(func=cmd_info)
     with_config(sub.add_parser("config", help="print a config as JSON"), "seed").set_defaults(func=cmd_config)
-    with_config(sub.add_parser("demo", help="smoke run of the core on the embedded data"), "demo").set_defaults(
-        func=cmd_demo)
+    tr = with_config(sub.add_parser("train", help="train a restoration GAN (output/runs/<name>/)"), "demo")
+    tr.add_argument("--name", help="run folder name (default: a timestamp; never overwrites)")
+    tr.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    tr.add_argument("--quiet", action="store_true", help="no progress bars")
+    tr.set_defaults(func=cmd_train)
+    ev = sub.add_parser("evaluate", help="PSNR/SSIM of a checkpoint and classical baselines on held-out images")
+    ev.add_argument("checkpoint", help="a checkpoint file, or a run folder (its last checkpoint)")
+    ev.add_argument("--data", help="evaluate on every image of this folder (clean images; they get degraded)")
+    ev.add_argument("--split", default="test", choices=["train", "val", "test"], help="default data split (test)")
+    ev.add_argument("--out", help="results folder (default: <run>/eval, never overwritten)")
+    ev.add_argument("--max-images", type=int, help="evaluate at most this many images")
+    ev.add_argument("--no-breakdown", action="store_true", help="skip the per-degradation conditions")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="change a config field for the evaluation, e.g. --set image_size=128")
+    ev.add_argument("--quiet", action="store_true")
+    ev.set_defaults(func=cmd_evaluate)
+    en = sub.add_parser("enhance", help="enhance an image or a folder; outputs are labelled and audited")
+    en.add_argument("input", help="an image file or a folder (searched recursively)")
+    en.add_argument("--checkpoint", required=True, help="a checkpoint file or a run folder")
+    en.add_argument("--out", required=True, help="output folder (PNG files + audit.jsonl)")
+    en.add_argument("--label", action="store_true", help="burn a visible 'AI-enhanced' label into a corner")
+    en.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    en.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted) instead of stopping")
+    en.add_argument("--tile", type=int, default=512, help="tile size for large images (default 512)")
+    en.add_argument("--device", default="auto")
+    en.add_argument("--quiet", action="store_true")
+    en.set_defaults(func=cmd_enhance)
+    demo = with_config(sub.add_parser("demo", help="train + evaluate on the embedded data, write a report"), "demo")
+    demo.add_argument("--quiet", action="store_true")
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -47,6 +47,7 @@ class Config:
     split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train / val / test
     resize: str = "squash"                 # "squash" (original) or "crop" (keep aspect ratio)
     synthetic_frames: int = 1000           # procedural endoscopy frames, all splits together
+    max_images: int = 0                    # use at most this many images per split, evenly spread (0: all)
     num_workers: int = 0
 
     # models
@@ -71,10 +72,14 @@ class Config:
     lambda_l1: float = 70.0
     lambda_perceptual: float = 10.0
     seed: int = 42
+    device: str = "auto"                   # "auto" (CUDA if present), "cpu", "cuda", "cuda:1", ...
+    amp: bool = True                       # mixed precision + channels_last on CUDA (ignored on the CPU)
+    deterministic: bool = False            # torch.use_deterministic_algorithms (bit-exact resume, slower)
 
     # bookkeeping
-    save_every: int = 5                    # epochs between checkpoints
+    save_every: int = 5                    # epochs between kept checkpoints (last.pt is written every epoch)
     log_every: int = 10                    # batches between log lines
+    sample_every: int = 200                # steps between sample grids of fixed validation images
     output_dir: str = "output"
 
     # degradations
@@ -139,6 +144,7 @@ class Config:
             (self.gan_mode in ("vanilla", "lsgan"), "gan_mode must be 'vanilla' or 'lsgan'"),
             (self.degradation_order in ("seed", "physical"), "degradation_order must be 'seed' or 'physical'"),
             (self.blur_kernel % 2 == 1 and self.blur_kernel > 0, "blur_kernel must be a positive odd number"),
+            (self.max_images >= 0 and self.synthetic_frames >= 0, "max_images and synthetic_frames must be >= 0"),
             (self.batch_size >= 1 and self.epochs >= 1 and self.g_steps >= 1,
              "batch_size, epochs and g_steps must be >= 1"),
             (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
@@ -238,7 +244,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(
         image_size=32, depth=3, base_channels=8, max_channels=32, d_base_channels=8, d_layers=2,
         batch_size=4, epochs=1, lr_decay_start=1, g_steps=1, lambda_perceptual=0.0,
-        synthetic_frames=40, resize="crop", degradation_order="physical",
+        synthetic_frames=40, max_images=48, resize="crop", degradation_order="physical",
         degradations=("blur", "noise", "salt_pepper"), save_every=1, log_every=1,
     ),
 }

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
-from torch.utils.data import ConcatDataset, Dataset
+from torch.utils.data import ConcatDataset, Dataset, Subset
 from tqdm.auto import tqdm
 
 from .config import Config
@@ -263,7 +263,17 @@ class SyntheticEndoscopyDataset(Dataset):
 
 
 def default_dataset(split: Split, cfg: Config, on_error: Literal["raise", "skip"] = "raise") -> Dataset:
-    """The images of one split: ``cfg.data_dir`` if set, else embedded patches + synthetic endoscopy frames."""
+    """The images of one split: ``cfg.data_dir`` if set, else embedded patches + synthetic endoscopy frames.
+
+    With ``cfg.max_images`` set, an evenly spread subset of at most that many images.
+    """
+    dataset = _split_dataset(split, cfg, on_error)
+    if 0 < cfg.max_images < len(dataset):
+        dataset = Subset(dataset, torch.linspace(0, len(dataset) - 1, cfg.max_images).round().long().tolist())
+    return dataset
+
+
+def _split_dataset(split: Split, cfg: Config, on_error: Literal["raise", "skip"]) -> Dataset:
     _check_split(split)
     if cfg.data_dir:
         return ImageFolderDataset(cfg.data_dir, cfg.image_size, split, cfg.split_ratios, cfg.resize, on_error)

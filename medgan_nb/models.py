@@ -142,3 +142,13 @@ def receptive_field(model: nn.Module) -> int:
             r += (m.kernel_size[0] - 1) * jump
             jump *= m.stride[0]
     return r
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" -> CUDA when present, else the CPU; otherwise the named device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} asked for, but CUDA is not available; use device='cpu' or 'auto'")
+    return device

@@ -5,7 +5,8 @@ import urllib.error
 
 import pytest
 
-from medgan_nb.cli import main, make_run_dir
+from medgan_nb.checkpoint import make_run_dir
+from medgan_nb.cli import main
 
 
 def test_config_command_applies_overrides(capsys):
@@ -36,16 +37,36 @@ def test_run_dirs_are_never_reused(tmp_path):
     assert (a / "keep.txt").read_text() == "earlier results"
 
 
-def test_demo_smoke_run_writes_its_outputs(tmp_path, capsys):
-    assert main(["demo", "--preset", "tiny", "--set", f"output_dir={tmp_path}"]) == 0
-    assert main(["demo", "--preset", "tiny", "--set", f"output_dir={tmp_path}"]) == 0
-    runs = sorted((tmp_path / "smoke").iterdir())
-    assert len(runs) == 2
-    for run in runs:
-        assert (run / "overview.png").stat().st_size > 5000
-        assert json.loads((run / "config.json").read_text())["preset"] == "tiny"
+def test_demo_trains_evaluates_and_reports(tmp_path, capsys):
+    assert main(["demo", "--preset", "tiny", "--quiet", "--set", f"output_dir={tmp_path}"]) == 0
+    run = tmp_path / "runs" / "demo-tiny"
+    assert (run / "checkpoints" / "best.pt").exists()
+    report = (run / "eval" / "report.md").read_text()
+    assert "| gan |" in report and "| nlm |" in report
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    assert metrics["metadata"]["split"] == "test" and set(metrics["results"]) == {"all", "blur", "noise", "salt_pepper"}
     out = capsys.readouterr().out
-    assert "degraded test images: PSNR" in out and "one step: D loss" in out
+    assert "held-out test images" in out and str(run / "eval" / "report.md") in out
+
+
+def test_evaluate_and_enhance_commands(tmp_path, capsys):
+    from PIL import Image
+    assert main(["train", "--preset", "tiny", "--quiet", "--set", f"output_dir={tmp_path}", "--name", "r"]) == 0
+    run = tmp_path / "runs" / "r"
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(2):
+        Image.new("RGB", (40, 36), (180, 90 + 20 * i, 70)).save(frames / f"f{i}.jpg")
+    assert main(["evaluate", str(run), "--data", str(frames), "--no-breakdown", "--quiet"]) == 0
+    assert main(["evaluate", str(run), "--data", str(frames), "--no-breakdown", "--quiet"]) == 0
+    assert (run / "eval" / "report.md").exists() and (run / "eval-1" / "report.md").exists()
+    assert json.loads((run / "eval" / "metrics.json").read_text())["metadata"]["n_images"] == 2
+    out = tmp_path / "enhanced"
+    assert main(["enhance", str(frames), "--checkpoint", str(run), "--out", str(out), "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["audit.jsonl", "f0.png", "f1.png"]
+    assert main(["enhance", str(frames), "--checkpoint", str(run), "--out", str(out), "--quiet"]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert main(["evaluate", str(frames / "f0.jpg"), "--quiet"]) == 1
 
 
 def test_data_info_counts_each_split(capsys):

@@ -195,12 +195,22 @@ def test_synthetic_frames_differ_between_splits_and_repeat_exactly():
 
 
 def test_default_dataset_mixes_real_patches_and_synthetic_frames():
-    cfg = Config.preset("tiny")
+    cfg = Config.preset("tiny", max_images=0)
     ds = default_dataset("train", cfg)
     kinds = {ds[i][1].split("/")[0] for i in range(len(ds))}
     assert kinds == {"retina", "ihc", "synthetic"}
     n_synth = sum(ds[i][1].startswith("synthetic") for i in range(len(ds)))
     assert n_synth == round(cfg.synthetic_frames * 0.8)
+
+
+def test_max_images_takes_an_evenly_spread_subset():
+    cfg = Config.preset("tiny", max_images=0)
+    full = default_dataset("train", cfg)
+    part = default_dataset("train", cfg.replace(max_images=10))
+    keys = [part[i][1] for i in range(len(part))]
+    assert len(part) == 10 and len(set(keys)) == 10
+    assert keys[0] == full[0][1] and keys[-1] == full[len(full) - 1][1]
+    assert {k.split("/")[0] for k in keys} == {"retina", "ihc", "synthetic"}
 
 
 def test_default_dataset_uses_the_configured_folder(folder):

@@ -1,0 +1,205 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import ConcatDataset, Subset
+
+from medgan_nb.baselines import BASELINES, estimate_noise_std
+from medgan_nb.checkpoint import save_checkpoint
+from medgan_nb.config import Config
+from medgan_nb.data import default_dataset
+from medgan_nb.degrade import Degradation
+from medgan_nb.evaluate import CSV_COLUMNS, evaluate, summarize
+from medgan_nb.metrics import psnr
+from medgan_nb.models import build_generator
+
+N = 6            # images per run: enough for best/median/worst, fast on 2 cores
+STAT_KEYS = {"psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "ms_per_image", "n"}
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return Config.preset("tiny")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(cfg, tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    return save_checkpoint({"config": cfg.to_dict(), "generator": build_generator(cfg).state_dict()}, path)
+
+
+@pytest.fixture(scope="module")
+def run(checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval") / "run"
+    metrics = evaluate(checkpoint, out, max_images=N, device="cpu", quiet=True)
+    return out, metrics
+
+
+def read_rows(out):
+    with open(out / "per_image.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_writes_metrics_csv_report_and_figures(run, checkpoint, cfg):
+    out, metrics = run
+    for name in ("metrics.json", "per_image.csv", "report.md", "psnr_ssim_bars.png", "cases.png", "error_maps.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
+    conditions = ["all", "blur", "noise", "salt_pepper"]
+    methods = ["gan", *BASELINES]
+    assert list(metrics["results"]) == conditions
+    for cond in conditions:
+        assert list(metrics["results"][cond]) == methods
+        for stats in metrics["results"][cond].values():
+            assert set(stats) == STAT_KEYS and stats["n"] == N
+            assert all(np.isfinite(v) for v in stats.values())
+            assert 5 < stats["psnr_mean"] <= 100 and -1 <= stats["ssim_mean"] <= 1 and stats["ms_per_image"] >= 0
+    meta = metrics["metadata"]
+    assert meta["checkpoint_sha256"] and len(meta["checkpoint_sha256"]) == 64
+    assert meta["split"] == "test" and meta["n_images"] == N and meta["device"] == "cpu"
+    assert meta["config"] == cfg.to_dict() and meta["medgan_nb_version"]
+    rows = read_rows(out)
+    assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == len(conditions) * len(methods) * N
+    report = (out / "report.md").read_text()
+    for needle in ("| method | PSNR (dB) | SSIM | ms/image |", "(psnr_ssim_bars.png)", "(cases.png)",
+                   "(error_maps.png)", "not as pass/fail", "'test' split", str(checkpoint)):
+        assert needle in report, needle
+    for line in summarize(metrics):
+        assert line in report
+
+
+def test_identity_psnr_is_the_psnr_of_the_degraded_image(run, cfg):
+    out, _ = run
+    clean, key = default_dataset("test", cfg)[0]
+    degraded = Degradation(cfg)(clean[None], keys=[key]).image
+    row = next(r for r in read_rows(out) if (r["condition"], r["method"], r["key"]) == ("all", "identity", key))
+    assert float(row["psnr"]) == pytest.approx(float(psnr(degraded, clean[None])[0]), abs=1e-4)
+
+
+def test_uses_the_test_split_by_default(run, cfg):
+    out, _ = run
+    keys = {r["key"] for r in read_rows(out)}
+    test_keys = [default_dataset("test", cfg)[i][1] for i in range(N)]
+    train_keys = set(all_keys(default_dataset("train", cfg.replace(max_images=0))))   # every training image
+    assert keys == set(test_keys) and train_keys and not keys & train_keys
+
+
+def all_keys(dataset):
+    """Keys of a dataset from medgan_nb.data, through Subset and ConcatDataset, without decoding images."""
+    if isinstance(dataset, Subset):
+        keys = all_keys(dataset.dataset)
+        return [keys[i] for i in dataset.indices]
+    if isinstance(dataset, ConcatDataset):
+        return [k for part in dataset.datasets for k in all_keys(part)]
+    return list(dataset.keys)
+
+
+def test_evaluation_is_reproducible(run, checkpoint, tmp_path):
+    out, _ = run                     # a second run, with fewer baselines to stay fast, scores identically
+    evaluate(checkpoint, tmp_path / "again", baselines=("identity", "nlm"), max_images=N, device="cpu", quiet=True)
+    values = lambda rows: [(r["condition"], r["method"], r["key"], r["psnr"], r["ssim"]) for r in rows  # noqa: E731
+                           if r["method"] in ("gan", "identity", "nlm")]
+    again = values(read_rows(tmp_path / "again"))
+    assert len(again) == 4 * 3 * N and again == values(read_rows(out))
+
+
+def test_data_dir_mode_scores_every_image_of_the_folder(tmp_path, cfg):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png", "c.png"):
+        Image.fromarray((rng.random((40, 48, 3)) * 255).astype(np.uint8)).save(folder / name)
+    metrics = evaluate(None, tmp_path / "out", cfg=cfg, data_dir=folder, baselines=("identity", "median"),
+                       breakdown=False, quiet=True)
+    assert metrics["metadata"]["n_images"] == 3 and metrics["metadata"]["split"] is None
+    assert {r["key"] for r in read_rows(tmp_path / "out")} == {"a.png", "b.png", "c.png"}
+    assert list(metrics["results"]) == ["all"]
+
+
+def test_baselines_only_without_a_checkpoint(tmp_path, cfg):
+    metrics = evaluate(None, tmp_path / "out", cfg=cfg, max_images=3, quiet=True)
+    assert metrics["metadata"]["checkpoint"] is None
+    assert all(list(m) == list(BASELINES) for m in metrics["results"].values())
+    assert (tmp_path / "out" / "cases.png").is_file()
+    assert "classical baselines only" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_existing_non_empty_out_dir_is_refused_and_left_alone(tmp_path, cfg):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old.txt").write_text("earlier results")
+    with pytest.raises(FileExistsError, match="choose another|Choose another"):
+        evaluate(None, tmp_path / "out", cfg=cfg, max_images=2, quiet=True)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["old.txt"]
+
+
+def test_unknown_baseline_is_an_error(tmp_path, cfg):
+    with pytest.raises(ValueError, match="unknown baseline"):
+        evaluate(None, tmp_path / "out", cfg=cfg, baselines=("wiener",), quiet=True)
+
+
+@pytest.mark.parametrize("name", list(BASELINES))
+def test_each_baseline_denoises_a_noisy_constant_image(name):
+    rng = np.random.default_rng(0)
+    clean = np.full((32, 32, 3), 0.5, np.float32)
+    noisy = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
+    out = BASELINES[name](noisy, 0.1)
+    assert out.shape == noisy.shape and out.min() >= 0 and out.max() <= 1
+    error = lambda x: float(np.mean((x - clean) ** 2))  # noqa: E731
+    if name == "identity":
+        np.testing.assert_array_equal(out, noisy)
+    else:
+        assert error(out) < 0.5 * error(noisy)       # at least 3 dB better than the input
+
+
+def test_noise_estimate_is_close_to_the_true_std():
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:64, 0:64] / 64
+    smooth = np.stack([0.3 + 0.4 * xx, 0.5 + 0.2 * yy, 0.4 + 0.0 * xx], axis=-1)
+    for std in (0.02, 0.05, 0.1):
+        assert estimate_noise_std(smooth + rng.normal(0, std, smooth.shape)) == pytest.approx(std, rel=0.15)
+    assert estimate_noise_std(smooth) < 0.005
+
+
+# ----------------------------------------------------- summary, on hand-made numbers
+def stats(p, s=0.8):
+    return {"psnr_mean": p, "psnr_std": 1.0, "ssim_mean": s, "ssim_std": 0.05, "ms_per_image": 1.0, "n": 10}
+
+
+def test_summary_reports_a_gan_win_with_exact_margins():
+    metrics = {"conditions": {"all": ["blur", "noise"]},
+               "results": {"all": {"gan": stats(28.5, 0.9), "identity": stats(22.0, 0.5),
+                                   "nlm": stats(26.25, 0.85), "median": stats(24.0, 0.7)}}}
+    (line,) = summarize(metrics)
+    assert line.startswith("On all degradations together (blur + noise), the GAN reaches 28.50 dB")
+    assert "6.50 dB above the degraded input (22.00 dB)" in line
+    assert "it beats the best baseline, NLM (26.25 dB), by 2.25 dB" in line
+    assert "worse" not in line and "By SSIM" not in line
+
+
+def test_summary_says_plainly_when_a_baseline_wins():
+    metrics = {"conditions": {"all": ["blur", "noise"], "blur": ["blur"], "noise": ["noise"]},
+               "results": {"all": {"gan": stats(27.0), "identity": stats(22.0), "nlm": stats(26.0)},
+                           "blur": {"gan": stats(24.9), "identity": stats(25.3, 0.9), "nlm": stats(26.1, 0.7)},
+                           "noise": {"gan": stats(20.0), "identity": stats(21.5), "tv": stats(25.0)}}}
+    lines = summarize(metrics)
+    assert "beats the best baseline, NLM (26.00 dB), by 1.00 dB" in lines[0]
+    assert lines[1].startswith("On blur alone")
+    assert "NLM beats the GAN by 1.20 dB (26.10 vs 24.90 dB)" in lines[1]
+    assert "0.40 dB below the degraded input (25.30 dB): it makes the images worse" in lines[1]
+    assert "By SSIM, identity is best there (0.900 vs 0.700 for NLM)" in lines[1]
+    assert "TV beats the GAN by 5.00 dB" in lines[2] and "1.50 dB below" in lines[2]
+    assert not any("olour jitter" in line for line in lines)
+
+
+def test_summary_explains_colour_jitter_with_the_identity_psnr():
+    metrics = {"conditions": {"all": ["noise", "color_jitter"], "color_jitter": ["color_jitter"]},
+               "results": {"all": {"identity": stats(15.0), "nlm": stats(16.0)},
+                           "color_jitter": {"identity": stats(18.37), "nlm": stats(18.2)}}}
+    lines = summarize(metrics)
+    assert "the best baseline is NLM at 16.00 dB, 1.00 dB above the degraded input (15.00 dB)" in lines[0]
+    assert "0.17 dB below the degraded input (18.37 dB)" in lines[1]
+    assert "Colour jitter" in lines[-1] and "18.37 dB" in lines[-1]
