@@ -123,10 +123,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     run = _run_folder_of(checkpoint)
     out = Path(args.out) if args.out else make_run_dir(run if run else Path(cfg.output_dir) / "eval",
                                                          "eval" if run else time.strftime("%Y%m%d-%H%M%S"))
-    evaluate(checkpoint, out, cfg=cfg, data_dir=args.data, split=args.split, breakdown=not args.no_breakdown,
-             max_images=args.max_images, device=args.device, quiet=args.quiet)
-    print((out / "report.md").read_text().split("\n## ", 1)[0])
+    metrics = evaluate(checkpoint, out, cfg=cfg, data_dir=args.data, split=args.split,
+                       breakdown=not args.no_breakdown, max_images=args.max_images, device=args.device,
+                       quiet=args.quiet)
+    _print_summary(metrics, out / "report.md")
     return 0
+
+
+def _print_summary(metrics: dict, report: Path) -> None:
+    from .evaluate import summarize
+    print(f"{metrics['metadata']['data']} ({metrics['metadata']['n_images']} images):")
+    for line in summarize(metrics):
+        print(f"  - {line}")
+    print(f"report: {report}")
 
 
 def cmd_enhance(args: argparse.Namespace) -> int:
@@ -147,17 +156,16 @@ def cmd_enhance(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Train on the embedded images, evaluate on held-out ones, point at the report."""
-    from .evaluate import evaluate, summarize
+    from .evaluate import evaluate
     from .train import train
     cfg = config_from_args(args)
     started = time.perf_counter()
     run = train(cfg, name=f"demo-{cfg.preset}", quiet=args.quiet)
     minutes = (time.perf_counter() - started) / 60
-    metrics = evaluate(run / "checkpoints" / "best.pt", make_run_dir(run, "eval"), quiet=args.quiet)
-    print(f"\ntrained in {minutes:.1f} min; held-out test images ({metrics['metadata']['n_images']}):")
-    for line in summarize(metrics):
-        print(f"  - {line}")
-    print(f"report: {run / 'eval' / 'report.md'}")
+    out = make_run_dir(run, "eval")
+    metrics = evaluate(run / "checkpoints" / "best.pt", out, quiet=args.quiet)
+    print(f"\ntrained in {minutes:.1f} min; evaluated on held-out images, ", end="")
+    _print_summary(metrics, out / "report.md")
     return 0
 
 

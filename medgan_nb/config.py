@@ -236,7 +236,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the physical degradation order, no VGG term (its weights need a download).
     "demo": dict(
         image_size=64, depth=5, base_channels=32, max_channels=256, d_base_channels=32,
-        batch_size=16, epochs=8, lr_decay_start=4, g_steps=1, lambda_perceptual=0.0,
+        batch_size=16, epochs=12, lr_decay_start=6, g_steps=1, lambda_perceptual=0.0,
         synthetic_frames=800, resize="crop", degradation_order="physical",
         degradations=("blur", "noise", "salt_pepper"), save_every=2, log_every=20,
     ),

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from .baselines import BASELINES
 from .checkpoint import checkpoint_path, file_sha256, load_generator
-from .config import Config
+from .config import DEGRADATION_SETS, Config
 from .data import ImageFolderDataset, default_dataset
 from .degrade import Degradation
 from .metrics import psnr, ssim
@@ -59,10 +59,13 @@ PSNR_CAP = 100.0        # dB; identical images have infinite PSNR, which would m
 
 
 def conditions_of(cfg: Config, breakdown: bool = True) -> dict[str, tuple[str, ...]]:
-    """Condition name -> degradations applied: "all" of cfg.degradations, then (breakdown) each one alone."""
+    """Condition name -> degradations applied: "all" of cfg.degradations, then (breakdown) each one alone,
+    plus each of the original's four (noise, salt-and-pepper, blur, colour jitter) that training left out."""
     conditions = {"all": tuple(cfg.degradations)}
-    if breakdown and len(cfg.degradations) > 1:
-        conditions.update({name: (name,) for name in cfg.degradations})
+    if breakdown:
+        for name in dict.fromkeys([*cfg.degradations, *DEGRADATION_SETS["seed"]]):
+            if len(cfg.degradations) > 1 or name not in cfg.degradations:
+                conditions[name] = (name,)
     return conditions
 
 
@@ -254,8 +257,11 @@ def summarize(metrics: dict) -> list[str]:
     input (identity) and the best baseline, by how many dB; a baseline that wins is named as the winner."""
     lines = []
     conditions = metrics.get("conditions", {})
+    trained = metrics.get("metadata", {}).get("degradations")
     for cond, methods in metrics["results"].items():
         where = _where(cond, conditions.get(cond))
+        if trained is not None and cond != "all" and cond not in trained:
+            where += " (not part of this model's training degradations)"
         p = {m: s["psnr_mean"] for m, s in methods.items()}
         best = _best_baseline({m: s for m, s in methods.items() if m != "gan"})
         best = best if best != "identity" else None

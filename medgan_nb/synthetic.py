@@ -176,10 +176,45 @@ def specular_highlights(rng: np.random.Generator, size: int, sites: np.ndarray) 
     return np.clip((spots - threshold) * 2.5, 0, 1)
 
 
-def endoscopy_frame(size: int, seed: int, *, polyp: bool | None = None) -> np.ndarray:
+def screen_overlays(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """The video system's on-screen graphics, drawn over the frame (3, size, size) in place:
+    the teal ScopeGuide box with its dark line drawing (bottom left) and white text (left side).
+
+    A model that never saw them maps their colours to something else (the teal box to black),
+    which costs several dB on every real Kvasir frame.
+    """
+    size = img.shape[-1]
+    if rng.random() < 0.6:                               # ScopeGuide box
+        w = int(size * rng.uniform(0.2, 0.3))
+        h = int(w * rng.uniform(0.85, 1.05))
+        top = size - h - int(size * rng.uniform(0.0, 0.04))
+        img[:, top:top + h, :w] = rgb(rng.uniform(0.04, 0.1), rng.uniform(0.55, 0.66), rng.uniform(0.5, 0.6))
+        t = np.linspace(0, 1, 4 * size)                  # the scope's shape: a wobbly curve
+        cx = 0.5 + 0.25 * np.sin(2 * np.pi * (t * rng.uniform(0.6, 1.2) + rng.random()))
+        cy = 0.15 + 0.75 * t
+        xs = np.clip((cx * w).astype(int), 0, w - 1)
+        ys = np.clip((top + cy * h).astype(int), top, top + h - 1)
+        thick = max(1, size // 200)
+        for dy in range(thick):
+            img[:, np.clip(ys + dy, 0, size - 1), xs] = 0.08
+    if rng.random() < 0.6:                               # text: lines of 3×5-pixel glyphs
+        scale = max(1, size // 200)
+        for line in range(rng.integers(2, 7)):
+            y0 = int(size * (0.08 + 0.07 * line + rng.uniform(0, 0.02)))
+            for k in range(rng.integers(3, 9)):
+                glyph = rng.random((5, 3)) < 0.5
+                x0 = int(size * 0.01) + k * 4 * scale
+                block = np.kron(glyph, np.ones((scale, scale), bool))
+                region = img[:, y0:y0 + block.shape[0], x0:x0 + block.shape[1]]
+                region[:, block[:region.shape[1], :region.shape[2]]] = 0.92
+    return img
+
+
+def endoscopy_frame(size: int, seed: int, *, polyp: bool | None = None, overlays: bool | None = None) -> np.ndarray:
     """One frame, float32 array (size, size, 3) in [0, 1]; deterministic for (size, seed).
 
     polyp=None: random (about half the frames); True / False: the same scene with / without a polyp.
+    overlays=None: on-screen graphics (box, text) in most frames; True / False: always / never.
     """
     rng = np.random.default_rng(seed)
     coin = rng.random() < 0.5  # drawn either way, so polyp=True / False show the same scene
@@ -247,7 +282,11 @@ def endoscopy_frame(size: int, seed: int, *, polyp: bool | None = None) -> np.nd
     halo = gaussian_filter(spec, max(0.7, size / 200), truncate=2.5)
     img = np.clip(img + 0.3 * halo * rgb(1.0, 0.8, 0.55), 0, 1)
     img += (1 - img) * np.clip(spec * 1.5, 0, 1)
-    return np.ascontiguousarray((img * fov).transpose(1, 2, 0), dtype=np.float32)
+    img = img * fov
+    extras = np.random.default_rng([seed, 1])            # its own stream: the scene does not change
+    if overlays or (overlays is None and extras.random() < 0.75):
+        img = screen_overlays(extras, img)
+    return np.ascontiguousarray(img.transpose(1, 2, 0), dtype=np.float32)
 
 
 def endoscopy_frames(n: int, size: int, seed: int = 0) -> np.ndarray:

@@ -44,9 +44,9 @@ def test_demo_trains_evaluates_and_reports(tmp_path, capsys):
     report = (run / "eval" / "report.md").read_text()
     assert "| gan |" in report and "| nlm |" in report
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
-    assert metrics["metadata"]["split"] == "test" and set(metrics["results"]) == {"all", "blur", "noise", "salt_pepper"}
+    assert metrics["metadata"]["split"] == "test" and set(metrics["results"]) == {"all", "blur", "noise", "salt_pepper", "color_jitter"}
     out = capsys.readouterr().out
-    assert "held-out test images" in out and str(run / "eval" / "report.md") in out
+    assert "held-out images" in out and "the GAN" in out and str(run / "eval" / "report.md") in out
 
 
 def test_evaluate_and_enhance_commands(tmp_path, capsys):

@@ -49,7 +49,7 @@ def test_writes_metrics_csv_report_and_figures(run, checkpoint, cfg):
     for name in ("metrics.json", "per_image.csv", "report.md", "psnr_ssim_bars.png", "cases.png", "error_maps.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
-    conditions = ["all", "blur", "noise", "salt_pepper"]
+    conditions = ["all", "blur", "noise", "salt_pepper", "color_jitter"]   # + the original's jitter, alone
     methods = ["gan", *BASELINES]
     assert list(metrics["results"]) == conditions
     for cond in conditions:
@@ -104,7 +104,7 @@ def test_evaluation_is_reproducible(run, checkpoint, tmp_path):
     values = lambda rows: [(r["condition"], r["method"], r["key"], r["psnr"], r["ssim"]) for r in rows  # noqa: E731
                            if r["method"] in ("gan", "identity", "nlm")]
     again = values(read_rows(tmp_path / "again"))
-    assert len(again) == 4 * 3 * N and again == values(read_rows(out))
+    assert len(again) == 5 * 3 * N and again == values(read_rows(out))
 
 
 def test_data_dir_mode_scores_every_image_of_the_folder(tmp_path, cfg):
@@ -203,3 +203,13 @@ def test_summary_explains_colour_jitter_with_the_identity_psnr():
     assert "the best baseline is NLM at 16.00 dB, 1.00 dB above the degraded input (15.00 dB)" in lines[0]
     assert "0.17 dB below the degraded input (18.37 dB)" in lines[1]
     assert "Colour jitter" in lines[-1] and "18.37 dB" in lines[-1]
+
+
+def test_conditions_add_the_originals_degradations_left_out_of_training():
+    from medgan_nb.evaluate import conditions_of
+    seed = conditions_of(Config.preset("seed"))
+    assert list(seed) == ["all", "noise", "salt_pepper", "blur", "color_jitter"]
+    tiny = conditions_of(Config.preset("tiny", degradations=("noise",)))
+    assert tiny == {"all": ("noise",), "salt_pepper": ("salt_pepper",), "blur": ("blur",),
+                    "color_jitter": ("color_jitter",)}
+    assert conditions_of(Config.preset("tiny"), breakdown=False) == {"all": ("blur", "noise", "salt_pepper")}

@@ -64,7 +64,7 @@ def test_frames_stack_uses_consecutive_seeds():
 @pytest.mark.parametrize("size", [32, 64, 256])
 def test_black_border_outside_field_of_view(size):
     for seed in range(6):
-        img = endoscopy_frame(size, seed)
+        img = endoscopy_frame(size, seed, overlays=False)
         k = max(2, size // 32)
         corners = [img[:k, :k], img[:k, -k:], img[-k:, :k], img[-k:, -k:]]
         assert max(c.max() for c in corners) < 0.02, f"seed {seed}: corner not black"
@@ -73,7 +73,7 @@ def test_black_border_outside_field_of_view(size):
 
 def test_mucosa_colour_red_over_green_over_blue():
     for seed in range(12):
-        r, g, b = centre(endoscopy_frame(64, seed)).reshape(-1, 3).mean(0)
+        r, g, b = centre(endoscopy_frame(64, seed, overlays=False)).reshape(-1, 3).mean(0)
         assert r > g > b, f"seed {seed}: mean RGB {r:.2f} {g:.2f} {b:.2f}"
 
 
@@ -109,5 +109,16 @@ def test_colour_statistics_close_to_real_frames():
     # 720x576 frames: right of the text overlay and above the green box it is all mucosa
     crops = [np.asarray(Image.open(f).convert("RGB"))[30:540, 260:650] / 255.0 for f in files]
     real = np.mean([stats(crop.reshape(-1, 3)) for crop in crops], 0)
-    fake = np.mean([stats(centre(endoscopy_frame(128, seed), 0.7).reshape(-1, 3)) for seed in range(16)], 0)
+    fake = np.mean([stats(centre(endoscopy_frame(128, seed, overlays=False), 0.7).reshape(-1, 3)) for seed in range(16)], 0)
     assert np.abs(fake - real).max() < 0.1, f"generated {fake.round(3)} vs real {real.round(3)}"
+
+
+def test_screen_overlays_draw_the_teal_box_and_text_without_changing_the_scene():
+    plain = endoscopy_frame(128, 3, overlays=False)
+    boxed = [endoscopy_frame(128, s, overlays=True) for s in range(8)]
+    teal = [((f[..., 1] > 0.5) & (f[..., 0] < 0.15) & (f[..., 2] > 0.45)).mean() for f in boxed]
+    assert sum(t > 0.03 for t in teal) >= 3                      # a box of 20-30 % width in most frames
+    changed = np.abs(endoscopy_frame(128, 3, overlays=True) - plain).max(-1) > 0
+    assert changed[:, 64:].mean() < 0.02                         # the right half (the scene) is untouched
+    with_default = [endoscopy_frame(64, s) for s in range(20)]
+    assert any(np.array_equal(f, endoscopy_frame(64, s, overlays=False)) for s, f in enumerate(with_default))
