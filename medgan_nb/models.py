@@ -152,3 +152,24 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {name!r} asked for, but CUDA is not available; use device='cpu' or 'auto'")
     return device
+
+
+def layer_table(model: nn.Module, *inputs: torch.Tensor) -> list[tuple[str, str, tuple[int, ...], int]]:
+    """(name, layer type, output shape, parameters) for every leaf layer, in the order they run.
+
+    Uses forward hooks on one forward pass in eval mode, so it works for any model.
+    """
+    rows: list[tuple[str, str, tuple[int, ...], int]] = []
+    hooks = [m.register_forward_hook(lambda mod, _, out, name=name: rows.append(
+        (name, type(mod).__name__, tuple(out.shape), sum(p.numel() for p in mod.parameters()))))
+        for name, m in model.named_modules() if not list(m.children())]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(*inputs)
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    return rows

@@ -46,7 +46,7 @@ def test_a_short_run_writes_everything_a_user_looks_at(tmp_path):
 
 
 def test_runs_are_never_overwritten(tmp_path):
-    cfg = Config.preset("tiny", output_dir=str(tmp_path))
+    cfg = Config.preset("tiny", output_dir=str(tmp_path), epochs=1)
     first = train(cfg, name="same", quiet=True)
     digest = file_sha256(first / "checkpoints" / "last.pt")
     second = train(cfg, name="same", quiet=True)
@@ -122,7 +122,7 @@ def test_torchrun_two_cpu_processes_keep_identical_weights(tmp_path):
     torchrun = Path(sys.executable).parent / "torchrun"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     out = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "medgan_nb", "train", "--quiet",
-                          "--preset", "tiny", "--set", "sample_every=0", "--set", f"output_dir={tmp_path}",
+                          "--preset", "tiny", "--set", "sample_every=0", "--set", "epochs=1", "--set", f"output_dir={tmp_path}",
                           "--name", "ddp"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "weights identical on all 2 processes" in out.stdout
