@@ -262,6 +262,18 @@ class SyntheticEndoscopyDataset(Dataset):
         return [f"synthetic/{self.first + i}" for i in range(self.n)]
 
 
+def dataset_keys(dataset: Dataset) -> list[str]:
+    """The keys of a dataset in order, without decoding images where its parts list them."""
+    if isinstance(dataset, Subset):
+        keys = dataset_keys(dataset.dataset)
+        return [keys[i] for i in dataset.indices]
+    if hasattr(dataset, "keys"):
+        return list(dataset.keys)
+    if isinstance(dataset, ConcatDataset):
+        return [k for part in dataset.datasets for k in dataset_keys(part)]
+    return [dataset[i][1] for i in range(len(dataset))]
+
+
 def default_dataset(split: Split, cfg: Config, on_error: Literal["raise", "skip"] = "raise") -> Dataset:
     """The images of one split: ``cfg.data_dir`` if set, else embedded patches + synthetic endoscopy frames.
 

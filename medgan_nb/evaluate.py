@@ -42,7 +42,7 @@ from . import __version__
 from .baselines import BASELINES
 from .checkpoint import checkpoint_path, file_sha256, load_generator
 from .config import DEGRADATION_SETS, Config
-from .data import ImageFolderDataset, default_dataset
+from .data import ImageFolderDataset, dataset_keys, default_dataset
 from .degrade import Degradation
 from .metrics import psnr, ssim
 from .models import resolve_device
@@ -391,7 +391,7 @@ def plot_cases(dataset: Dataset, rows: list, method: str, degrade: Degradation, 
         if i not in seen:
             seen.add(i)
             chosen.append((label, scored[i][1], scored[i][0]))
-    index = {k: i for i, k in enumerate(_keys(dataset))}
+    index = {k: i for i, k in enumerate(dataset_keys(dataset))}
     clean = torch.stack([dataset[index[key]][0] for _, key, _ in chosen])
     d = degrade(clean, keys=[key for _, key, _ in chosen])
     out = _restore(method, d.image, d.params, generator, device)
@@ -437,15 +437,3 @@ def plot_error_maps(dataset: Dataset, method: str, degrade: Degradation, generat
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="absolute error (scale ends at the 99th percentile)")
     fig.savefig(path, dpi=110, bbox_inches="tight")
     return Path(path)
-
-
-def _keys(dataset: Dataset) -> list[str]:
-    """Keys in dataset order, without decoding images where the dataset lists them."""
-    if isinstance(dataset, Subset):
-        keys = _keys(dataset.dataset)
-        return [keys[i] for i in dataset.indices]
-    if hasattr(dataset, "keys"):
-        return list(dataset.keys)
-    if hasattr(dataset, "datasets"):                     # ConcatDataset
-        return [k for part in dataset.datasets for k in _keys(part)]
-    return [dataset[i][1] for i in range(len(dataset))]

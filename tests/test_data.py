@@ -227,3 +227,9 @@ def test_real_endoscopy_frames_load():
     assert x.shape == (3, 128, 128)
     r, g, b = ((x + 1) / 2).mean(dim=(1, 2))
     assert r > g > 0 and r > b                       # reddish mucosa
+
+
+def test_dataset_keys_match_the_items_without_decoding():
+    from medgan_nb.data import dataset_keys
+    ds = default_dataset("val", Config.preset("tiny", max_images=12))
+    assert dataset_keys(ds) == [ds[i][1] for i in range(len(ds))]
