@@ -157,6 +157,7 @@ def train(cfg: Config | None = None, *, resume: str | Path | None = None, name: 
     val_clean = torch.stack([val_set[i][0] for i in range(len(val_set))])
     val_keys = [val_set[i][1] for i in range(len(val_set))]
     val_degraded = degrade(val_clean, keys=val_keys).image          # fixed: identical every epoch and run
+    psnr_in, ssim_in = _scores(val_degraded, val_clean)             # the input's scores: computed once
 
     # ---------------------------------------------------------- models
     torch.manual_seed(cfg.seed)
@@ -259,7 +260,8 @@ def train(cfg: Config | None = None, *, resume: str | Path | None = None, name: 
                 for buffer in model.buffers():
                     dist.broadcast(buffer, 0)
         if main:
-            scores = _validate(_unwrap(G), val_clean, val_degraded, device)
+            psnr_out, ssim_out = _scores(restore(_unwrap(G), val_degraded, device), val_clean)
+            scores = {"psnr": psnr_out, "ssim": ssim_out, "psnr_degraded": psnr_in, "ssim_degraded": ssim_in}
             val_log.write({"step": step, "epoch": epoch + 1, **scores})
             epochs.set_postfix(val_psnr=f"{scores['psnr']:.2f}")
             best = scores["psnr"] > best_psnr
@@ -320,11 +322,9 @@ def restore(generator: torch.nn.Module, degraded: torch.Tensor, device: torch.de
     return out
 
 
-def _validate(generator: torch.nn.Module, clean: torch.Tensor, degraded: torch.Tensor,
-              device: torch.device) -> dict[str, float]:
-    restored = restore(generator, degraded, device)
-    return {"psnr": float(psnr(restored, clean).mean()), "ssim": float(ssim(restored, clean).mean()),
-            "psnr_degraded": float(psnr(degraded, clean).mean()), "ssim_degraded": float(ssim(degraded, clean).mean())}
+def _scores(images: torch.Tensor, clean: torch.Tensor) -> tuple[float, float]:
+    """Mean PSNR and SSIM of a batch against the clean images."""
+    return float(psnr(images, clean).mean()), float(ssim(images, clean).mean())
 
 
 def _save_samples(generator: torch.nn.Module, clean: torch.Tensor, degraded: torch.Tensor, path: Path,
