@@ -8,6 +8,7 @@
     python -m medgan_nb train --resume output/runs/my-run
     python -m medgan_nb evaluate output/runs/my-run --data ../shared/data/endoscopy-sample
     python -m medgan_nb enhance frames/ --checkpoint output/runs/my-run --out enhanced/ --label
+    python -m medgan_nb export output/runs/my-run/checkpoints/best.pt --format onnx
     python -m medgan_nb demo
 """
 from __future__ import annotations
@@ -146,11 +147,45 @@ def cmd_enhance(args: argparse.Namespace) -> int:
     try:
         written = enhance(args.input, args.out, args.checkpoint, device=args.device, label=args.label,
                           overwrite=args.overwrite, tile=args.tile, on_error="skip" if args.skip_bad else "raise",
-                          quiet=args.quiet)
-    except (CheckpointError, ImageLoadError, FileExistsError, FileNotFoundError, ValueError) as e:
+                          backend=args.backend, quiet=args.quiet)
+    except (CheckpointError, ImageLoadError, FileExistsError, FileNotFoundError, ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"wrote {len(written)} AI-enhanced image(s) to {args.out} (audit log: {Path(args.out) / 'audit.jsonl'})")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a checkpoint's generator to ONNX or TorchScript, then check the file against PyTorch."""
+    import torch
+    from .checkpoint import CheckpointError, checkpoint_path, file_sha256, load_generator
+    from .export import export_onnx, export_torchscript, verify_export
+    checkpoint = checkpoint_path(args.checkpoint)
+    out = Path(args.out) if args.out else checkpoint.with_name(
+        checkpoint.stem + (".onnx" if args.format == "onnx" else ".ts.pt"))
+    try:
+        if out.resolve() == checkpoint.resolve():
+            raise FileExistsError(f"{out} is the checkpoint itself; choose another --out")
+        if out.exists() and not args.overwrite:                  # before the (slow) load and export
+            raise FileExistsError(f"{out} already exists; pass --overwrite to replace it")
+        generator, _ = load_generator(checkpoint)
+        export = export_onnx if args.format == "onnx" else export_torchscript
+        started = time.perf_counter()
+        export(generator, out, overwrite=args.overwrite, checkpoint_sha256=file_sha256(checkpoint))
+        seconds = time.perf_counter() - started
+        m = generator.size_multiple
+        side = -(-max(m, 64) // m) * m                           # cheap: 64 or one size_multiple
+        x = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        diff = verify_export(out, generator, x)
+    except (CheckpointError, FileExistsError, ImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"exported {out} ({out.stat().st_size / 1e6:.1f} MB, {args.format}) in {seconds:.1f} s")
+    print(f"max abs difference to PyTorch on a 1×3×{side}×{side} input: {diff:.2e}")
+    if diff > 1e-4:
+        print(f"error: the exported model differs from PyTorch by {diff:.2e} (> 1e-4); do not use {out}",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -217,8 +252,16 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted) instead of stopping")
     en.add_argument("--tile", type=int, default=512, help="tile size for large images (default 512)")
     en.add_argument("--device", default="auto")
+    en.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime"],
+                    help="inference engine; auto: ONNX Runtime on the CPU for 32+ images (about 2x faster), else torch")
     en.add_argument("--quiet", action="store_true")
     en.set_defaults(func=cmd_enhance)
+    ex = sub.add_parser("export", help="export a checkpoint's generator to ONNX or TorchScript (checked after)")
+    ex.add_argument("checkpoint", help="a checkpoint file, or a run folder (its last checkpoint)")
+    ex.add_argument("--format", default="onnx", choices=["onnx", "torchscript"], help="default onnx")
+    ex.add_argument("--out", help="output file (default: next to the checkpoint, <stem>.onnx or <stem>.ts.pt)")
+    ex.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    ex.set_defaults(func=cmd_export)
     demo = with_config(sub.add_parser("demo", help="train + evaluate on the embedded data, write a report"), "demo")
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(func=cmd_demo)

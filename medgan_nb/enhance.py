@@ -10,9 +10,14 @@ AI-enhanced content" and "audit trails". Here both are real:
   truncated): when, from which file, with which checkpoint, to which file.
 
 Images of any size work: `enhance_array` reflect-pads each image to a multiple
-of ``2**depth`` (the UNet halves it `depth` times) and processes large images in
-overlapping tiles blended with cosine ramps, so memory stays bounded and no
-seams appear.
+of the generator's ``size_multiple`` (2**depth for the UNet, which halves it
+`depth` times) and processes large images in overlapping tiles blended with
+cosine ramps, so memory stays bounded and no seams appear.
+
+Speed: on a CPU, folders of `ONNX_MIN_IMAGES` images or more run through ONNX
+Runtime (`medgan_nb.export.fast_generator`), about twice as fast per frame as
+PyTorch for the seed UNet; the export behind it costs a few seconds once, so
+smaller jobs stay in PyTorch (BatchNorm folded into the convolutions).
 """
 from __future__ import annotations
 
@@ -31,11 +36,13 @@ from tqdm.auto import tqdm
 from . import __version__
 from .checkpoint import atomic_write, checkpoint_path, file_sha256, load_generator
 from .data import IMAGE_EXTENSIONS, ImageLoadError, list_images, load_image
+from .export import fast_generator
 from .models import resolve_device
 
 log = logging.getLogger(__name__)
 
 AUDIT_LOG = "audit.jsonl"
+ONNX_MIN_IMAGES = 32          # backend="auto": from this many images on, the one-off ONNX export pays off
 LABEL_TEXT = "AI-enhanced"
 DESCRIPTION = ("AI-enhanced image (generative model, medgan_nb). Not the original acquisition: "
                "details may have been smoothed, removed or invented. Do not use for diagnosis "
@@ -80,9 +87,9 @@ def enhance_array(generator: torch.nn.Module, img: np.ndarray, *, tile: int = 51
                   device: str | torch.device | None = None) -> np.ndarray:
     """Restore one image (H, W, 3) float in [0, 1] of any size; returns float32 (H, W, 3) in [0, 1].
 
-    The image is reflect-padded to a multiple of ``2**generator.depth``. Images
+    The image is reflect-padded to a multiple of ``generator.size_multiple``. Images
     larger than `tile` go through the generator in tiles of `tile` pixels that
-    overlap by `overlap` (both rounded up to multiples of ``2**depth``); the
+    overlap by `overlap` (both rounded up to multiples of it); the
     tiles are blended with cosine ramps in the overlaps. Runs in eval mode
     under ``torch.inference_mode`` on `device` (default: the generator's),
     and restores the generator's train/eval mode afterwards.
@@ -94,7 +101,7 @@ def enhance_array(generator: torch.nn.Module, img: np.ndarray, *, tile: int = 51
         raise ValueError(f"expected floats in [0, 1], got {img.dtype}; divide 8-bit images by 255")
     if tile < 1 or overlap < 0:
         raise ValueError(f"tile must be >= 1 and overlap >= 0, got tile={tile}, overlap={overlap}")
-    m = 2**generator.depth
+    m = generator.size_multiple
     overlap = _round_up(overlap, m)
     tile = max(_round_up(tile, m), 2 * overlap, m)
     device = torch.device(device) if device is not None else _module_device(generator)
@@ -186,7 +193,7 @@ def _jobs(inputs: Path, out_dir: Path) -> list[tuple[Path, str, Path]]:
 
 def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path, *, device: str = "auto",
             label: bool = False, overwrite: bool = False, tile: int = 512, on_error: str = "raise",
-            quiet: bool = False) -> list[Path]:
+            backend: str = "auto", quiet: bool = False) -> list[Path]:
     """Enhance one image file or every image under a folder; returns the PNG files written.
 
     Outputs keep each file's relative path and stem, as 8-bit RGB PNGs under
@@ -198,6 +205,9 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path, *, 
     ``overwrite=True``. An unreadable input raises `ImageLoadError`
     (``on_error="raise"``) or is logged, counted and left out (``"skip"``).
     A checkpoint that is not ours raises `CheckpointError`.
+
+    backend: "torch", "onnxruntime" (CPU), or "auto": onnxruntime on the CPU for
+    `ONNX_MIN_IMAGES` images or more when it is installed, else torch.
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -211,10 +221,14 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path, *, 
 
     device = resolve_device(device)
     generator, _ = load_generator(checkpoint, device)
+    if backend == "auto" and len(jobs) < ONNX_MIN_IMAGES:
+        backend = "torch"
+    generator = fast_generator(generator, backend)
+    backend = "onnxruntime" if not isinstance(generator, torch.nn.Module) else "torch"
     checkpoint_file = checkpoint_path(checkpoint)
     checkpoint_sha256 = file_sha256(checkpoint_file)
-    log.info("enhancing %d image(s) with %s (sha256 %s…) on %s", len(jobs), checkpoint_file,
-             checkpoint_sha256[:12], device)
+    log.info("enhancing %d image(s) with %s (sha256 %s…) on %s (%s)", len(jobs), checkpoint_file,
+             checkpoint_sha256[:12], device, backend)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -246,6 +260,7 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path, *, 
             "checkpoint_sha256": checkpoint_sha256,
             "medgan_nb_version": __version__,
             "device": str(device),
+            "backend": backend,
             "width": out.width,
             "height": out.height,
             "label": label,

@@ -113,10 +113,14 @@ class VGGPerceptualLoss(nn.Module):
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(((x + 1) / 2 - self.mean) / self.std)
 
-    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            target = self._embed(real)
-        return F.l1_loss(self._embed(fake), target)
+    @torch.no_grad()
+    def target(self, real: torch.Tensor) -> torch.Tensor:
+        """The features of the clean images: compute once per batch and pass as `target` to every G step."""
+        return self._embed(real)
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor | None = None,
+                target: torch.Tensor | None = None) -> torch.Tensor:
+        return F.l1_loss(self._embed(fake), self.target(real) if target is None else target)
 
 
 class GeneratorLossParts(NamedTuple):
@@ -141,11 +145,24 @@ class GeneratorLoss(nn.Module):
             perceptual = VGGPerceptualLoss()
         self.perceptual = perceptual
 
-    def forward(self, d_fake_logits: torch.Tensor, fake: torch.Tensor, real: torch.Tensor) -> GeneratorLossParts:
+    @property
+    def uses_perceptual(self) -> bool:
+        return self.perceptual is not None and self.lambda_perceptual > 0
+
+    def perceptual_target(self, real: torch.Tensor) -> torch.Tensor | None:
+        """VGG features of the clean batch (None without the perceptual term).
+
+        The original recomputed them in each of its 3 generator steps per batch;
+        they do not change, so `train_step` computes them once.
+        """
+        return self.perceptual.target(real) if self.uses_perceptual else None
+
+    def forward(self, d_fake_logits: torch.Tensor, fake: torch.Tensor, real: torch.Tensor,
+                perceptual_target: torch.Tensor | None = None) -> GeneratorLossParts:
         adv = self.lambda_adv * self.gan(d_fake_logits, True)
         l1 = self.lambda_l1 * F.l1_loss(fake, real)
-        if self.perceptual is not None and self.lambda_perceptual > 0:
-            perceptual = self.lambda_perceptual * self.perceptual(fake, real)
+        if self.uses_perceptual:
+            perceptual = self.lambda_perceptual * self.perceptual(fake, real, perceptual_target)
         else:
             perceptual = torch.zeros((), device=fake.device)
         return GeneratorLossParts(adv + l1 + perceptual, adv, l1, perceptual)

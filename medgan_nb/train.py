@@ -14,6 +14,9 @@ at the last epoch. A run lives in ``output/runs/<name>/``:
     val.csv         PSNR/SSIM per epoch  samples/     degraded | restored | clean grids
     checkpoints/    last.pt (every epoch), epoch_NNN.pt (every save_every), best.pt (val PSNR)
 
+``max_minutes`` stops a run after a time budget: the epoch in progress ends
+early and is validated and saved as usual (a resumed run starts the next one).
+
 Every epoch starts from random seeds derived from (seed, epoch), and checkpoints
 are written at epoch ends, so a run resumed with ``resume=`` continues exactly as
 if it had never stopped. Under ``torchrun`` the same function trains with
@@ -28,6 +31,7 @@ import logging
 import os
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm.auto import tqdm
@@ -43,7 +48,7 @@ from .checkpoint import load_checkpoint, make_run_dir, rng_state, save_checkpoin
 from .config import Config
 from .data import default_dataset
 from .degrade import Degradation, seed_for
-from .losses import GeneratorLoss, discriminator_loss
+from .losses import GeneratorLoss, GeneratorLossParts, discriminator_loss
 from .metrics import psnr, ssim
 from .models import build_discriminator, build_generator, resolve_device
 from .viz import image_grid
@@ -162,16 +167,11 @@ def train(cfg: Config | None = None, *, resume: str | Path | None = None, name: 
     # ---------------------------------------------------------- models
     torch.manual_seed(cfg.seed)
     memory = torch.channels_last if amp else torch.contiguous_format
-    G = build_generator(cfg).to(device, memory_format=memory)
-    D = build_discriminator(cfg).to(device, memory_format=memory)
-    loss_g = GeneratorLoss(cfg).to(device)
-    fused = device.type == "cuda"
-    opt_g = torch.optim.Adam(G.parameters(), cfg.lr_g, betas=(cfg.beta1, cfg.beta2), fused=fused)
-    opt_d = torch.optim.Adam(D.parameters(), cfg.lr_d, betas=(cfg.beta1, cfg.beta2), fused=fused)
+    step_fn = make_step(cfg, device)
+    G, D, loss_g, opt_g, opt_d = step_fn.G, step_fn.D, step_fn.loss_g, step_fn.opt_g, step_fn.opt_d
+    scaler_g, scaler_d = step_fn.scaler_g, step_fn.scaler_d
     sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, lambda e: lr_factor(e, cfg))
     sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, lambda e: lr_factor(e, cfg))
-    scaler_g = torch.amp.GradScaler(device.type, enabled=amp)
-    scaler_d = torch.amp.GradScaler(device.type, enabled=amp)
     start_epoch, step, best_psnr = 0, 0, -float("inf")
     if state is not None:
         G.load_state_dict(state["generator"])
@@ -182,8 +182,8 @@ def train(cfg: Config | None = None, *, resume: str | Path | None = None, name: 
         start_epoch, step, best_psnr = state["epoch"], state["step"], state["best_psnr"]
         set_rng_state(state["rng"])
     if world > 1:
-        G = DistributedDataParallel(G, device_ids=[device.index] if device.type == "cuda" else None)
-        D = DistributedDataParallel(D, device_ids=[device.index] if device.type == "cuda" else None)
+        G = step_fn.G = DistributedDataParallel(G, device_ids=[device.index] if device.type == "cuda" else None)
+        D = step_fn.D = DistributedDataParallel(D, device_ids=[device.index] if device.type == "cuda" else None)
     metrics = _CsvLog(run / "metrics.csv", METRIC_FIELDS, main)
     val_log = _CsvLog(run / "val.csv", ["step", "epoch", "psnr", "ssim", "psnr_degraded", "ssim_degraded"], main)
     if state is not None:
@@ -191,11 +191,12 @@ def train(cfg: Config | None = None, *, resume: str | Path | None = None, name: 
         val_log.drop_after(step)
         if main:
             log.info("resuming %s at epoch %d, step %d", run, start_epoch + 1, step)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if amp else contextlib.nullcontext
 
     # ------------------------------------------------------------ loop
     epochs = tqdm(range(start_epoch, cfg.epochs), desc="epochs", disable=quiet or not main,
                   initial=start_epoch, total=cfg.epochs)
+    deadline = time.monotonic() + 60 * cfg.max_minutes if cfg.max_minutes else float("inf")
+    out_of_time = False
     for epoch in epochs:
         seed_epoch(cfg.seed, epoch, rank)
         order.manual_seed(seed_for(f"order {epoch}", cfg.seed))
@@ -209,27 +210,7 @@ def train(cfg: Config | None = None, *, resume: str | Path | None = None, name: 
             clean = clean.to(device, non_blocking=True, memory_format=memory)
             degraded = degrade(clean, generator=noise).image
 
-            # discriminator: real pairs -> 1, restored pairs -> 0
-            D.requires_grad_(True)
-            with autocast():
-                fake = G(degraded)
-                loss_d = discriminator_loss(loss_g.gan, D(degraded, clean), D(degraded, fake.detach()))
-            opt_d.zero_grad(set_to_none=True)
-            scaler_d.scale(loss_d).backward()
-            scaler_d.step(opt_d)
-            scaler_d.update()
-
-            # generator: fool D, stay close to the clean image; D's weights are fixed meanwhile
-            D.requires_grad_(False)
-            for k in range(cfg.g_steps):
-                with autocast():
-                    if k > 0:                 # the first step reuses the forward pass made for D
-                        fake = G(degraded)
-                    parts = loss_g(_unwrap(D)(degraded, fake), fake, clean)
-                opt_g.zero_grad(set_to_none=True)
-                scaler_g.scale(parts.total).backward()
-                scaler_g.step(opt_g)
-                scaler_g.update()
+            loss_d, parts = step_fn(clean, degraded)
 
             step += 1
             seen += clean.shape[0] * world
@@ -252,6 +233,13 @@ def train(cfg: Config | None = None, *, resume: str | Path | None = None, name: 
                                     img_s=f"{row['images_per_s']:.0f}")
             if main and cfg.sample_every and step % cfg.sample_every == 0:
                 _save_samples(_unwrap(G), val_clean, val_degraded, run / "samples" / f"step_{step:06d}.png", device)
+            if cfg.max_minutes:                # this epoch then ends here, is validated and saved as done
+                late = torch.tensor(float(time.monotonic() > deadline), device=device)
+                if world > 1:
+                    dist.all_reduce(late, op=dist.ReduceOp.MAX)   # all ranks stop at the same step
+                if late.item():
+                    out_of_time = True
+                    break
 
         sched_g.step()
         sched_d.step()
@@ -279,6 +267,11 @@ def train(cfg: Config | None = None, *, resume: str | Path | None = None, name: 
                 save_checkpoint(state, folder / "best.pt")
         if world > 1:
             dist.barrier()
+        if out_of_time:
+            if main:
+                log.warning("max_minutes=%g reached: stopped in epoch %d after %d steps", cfg.max_minutes,
+                            epoch + 1, step)
+            break
     if world > 1:
         digest = _check_in_sync([_unwrap(G), _unwrap(D)], world)
         if main:
@@ -288,6 +281,82 @@ def train(cfg: Config | None = None, *, resume: str | Path | None = None, name: 
         if not quiet:
             print(f"run folder: {run}")
     return run
+
+
+@dataclass
+class TrainStep:
+    """The models, losses and optimisers of a run; calling it runs one training iteration on a batch.
+
+    One iteration, as in the original: one discriminator update, then
+    ``g_steps`` generator updates on the same batch. What it does not repeat:
+
+    - the generator forward made for D's update also serves the first G
+      update (G has not changed in between), so ``g_steps`` forwards, not
+      ``g_steps + 1``;
+    - the VGG features of the clean batch are computed once, not per G update;
+    - D's weights are frozen during G updates: no gradients are computed for
+      them (the original computed and then threw them away);
+    - gradients are released with ``set_to_none`` and Adam runs its
+      multi-tensor (``foreach``) kernels; on CUDA, AMP with loss scaling.
+    """
+    G: nn.Module
+    D: nn.Module
+    loss_g: GeneratorLoss
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    scaler_g: torch.amp.GradScaler
+    scaler_d: torch.amp.GradScaler
+    g_steps: int
+    amp: bool = False
+
+    def __call__(self, clean: torch.Tensor, degraded: torch.Tensor) -> tuple[torch.Tensor, GeneratorLossParts]:
+        """Update D once and G `g_steps` times on one batch; returns D's loss and G's last loss parts."""
+        G, D, loss_g = self.G, self.D, self.loss_g
+        autocast = torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
+        with autocast:
+            target = loss_g.perceptual_target(clean)
+
+        # discriminator: real pairs -> 1, restored pairs -> 0
+        D.requires_grad_(True)
+        with autocast:
+            fake = G(degraded)
+            loss_d = discriminator_loss(loss_g.gan, D(degraded, clean), D(degraded, fake.detach()))
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler_d.scale(loss_d).backward()
+        self.scaler_d.step(self.opt_d)
+        self.scaler_d.update()
+
+        # generator: fool D, stay close to the clean image; D's weights are fixed meanwhile
+        D.requires_grad_(False)
+        for k in range(self.g_steps):
+            with autocast:
+                if k > 0:                 # the first update reuses the forward pass made for D
+                    fake = G(degraded)
+                parts = loss_g(_unwrap(D)(degraded, fake), fake, clean, target)
+            self.opt_g.zero_grad(set_to_none=True)
+            self.scaler_g.scale(parts.total).backward()
+            self.scaler_g.step(self.opt_g)
+            self.scaler_g.update()
+        return loss_d, parts
+
+
+def make_step(cfg: Config, device: torch.device | str = "cpu", perceptual: nn.Module | None = None) -> TrainStep:
+    """Build G, D (initialised), the losses and the Adam optimisers of `cfg` on `device` as a `TrainStep`.
+
+    perceptual: a ready VGG loss module (e.g. ``VGGPerceptualLoss(weights=None)``
+    for benchmarks without the weights); default: built from `cfg`.
+    """
+    device = torch.device(device)
+    amp = cfg.amp and device.type == "cuda"
+    memory = torch.channels_last if amp else torch.contiguous_format
+    G = build_generator(cfg).to(device, memory_format=memory)
+    D = build_discriminator(cfg).to(device, memory_format=memory)
+    loss_g = GeneratorLoss(cfg, perceptual).to(device)
+    fast = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    opt_g = torch.optim.Adam(G.parameters(), cfg.lr_g, betas=(cfg.beta1, cfg.beta2), **fast)
+    opt_d = torch.optim.Adam(D.parameters(), cfg.lr_d, betas=(cfg.beta1, cfg.beta2), **fast)
+    return TrainStep(G, D, loss_g, opt_g, opt_d, torch.amp.GradScaler(device.type, enabled=amp),
+                     torch.amp.GradScaler(device.type, enabled=amp), cfg.g_steps, amp)
 
 
 def _check_in_sync(models: list[torch.nn.Module], world: int) -> str:

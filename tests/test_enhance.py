@@ -19,6 +19,7 @@ class Pointwise(torch.nn.Module):
     """A stand-in generator that maps each pixel on its own; it checks and records the shapes it gets."""
 
     depth = 3
+    size_multiple = 2**depth
 
     def __init__(self):
         super().__init__()

@@ -1,0 +1,235 @@
+"""Export (ONNX, TorchScript), BatchNorm folding and the ONNX Runtime backend.
+
+ONNX exports cost ~5-10 s each on 2 CPU cores (mostly the exporter's fixed
+overhead), so models and files are shared through module-scoped fixtures.
+"""
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from medgan_nb import __version__
+from medgan_nb.checkpoint import file_sha256, save_checkpoint
+from medgan_nb.cli import main
+from medgan_nb.config import Config
+from medgan_nb.enhance import enhance_array
+from medgan_nb.export import (OnnxGenerator, export_onnx, export_torchscript, fast_generator, fold_batchnorm,
+                              verify_export)
+from medgan_nb.models import LiteUNet, UNetGenerator, build_generator
+
+TOL = 1e-4
+
+
+def needs_onnx():
+    for name in ("onnx", "onnxruntime", "onnxscript"):
+        pytest.importorskip(name, reason=f"{name} is not installed (pip install {name})")
+
+
+def randomize_bn(model, seed=0):
+    """Give every BatchNorm non-trivial running statistics and affine parameters, so folding matters."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+    return model
+
+
+def image(*shape, seed=0):
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def eval_output(model, x):
+    with torch.no_grad():
+        return model.eval()(x)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return randomize_bn(build_generator(Config.preset("tiny")))           # UNetGenerator, size_multiple 8
+
+
+@pytest.fixture(scope="module")
+def lite():
+    torch.manual_seed(0)
+    g = randomize_bn(build_generator(Config.preset("seed", generator="lite", image_size=256)))
+    assert isinstance(g, LiteUNet) and g.size_multiple == 32
+    return g
+
+
+@pytest.fixture(scope="module")
+def seed_unet():
+    torch.manual_seed(0)
+    g = build_generator(Config.preset("seed")).eval()
+    assert isinstance(g, UNetGenerator) and g.size_multiple == 256
+    assert sum(p.numel() for p in g.parameters()) > 54e6
+    return g
+
+
+@pytest.fixture(scope="module")
+def lite_onnx(lite, tmp_path_factory):
+    needs_onnx()
+    return export_onnx(lite, tmp_path_factory.mktemp("lite") / "lite.onnx", checkpoint_sha256="ab" * 32)
+
+
+# ------------------------------------------------------------ BN folding
+@pytest.mark.parametrize("which", ["tiny", "lite"])
+def test_fold_batchnorm_keeps_outputs_and_leaves_the_original_alone(which, request):
+    model = request.getfixturevalue(which).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert n_bn > 0
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert sum(isinstance(m, nn.Identity) for m in folded.modules()) == n_bn
+    assert not folded.training and model.training                     # original: still training, still BN
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == n_bn
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    x = image(2, 3, 64, 64)
+    expected = eval_output(model, x)
+    with torch.no_grad():
+        got = folded(x)
+    assert (got - expected).abs().max().item() < 1e-5
+    assert expected.std() > 0.01                                      # not a trivially flat output
+
+
+def test_fold_batchnorm_handles_grouped_transposed_convs():
+    model = nn.Sequential(nn.ConvTranspose2d(4, 6, 4, 2, 1, groups=2, bias=True), nn.BatchNorm2d(6), nn.ReLU(),
+                          nn.Conv2d(6, 6, 3, 1, 1, groups=3, bias=False), nn.BatchNorm2d(6))
+    randomize_bn(model)
+    x = image(1, 4, 8, 8)
+    expected = eval_output(model, x)
+    with torch.no_grad():
+        got = fold_batchnorm(model)(x)
+    assert (got - expected).abs().max().item() < 1e-5
+
+
+# ------------------------------------------------------------------ ONNX
+def test_onnx_lite_matches_pytorch_at_two_sizes_and_has_metadata(lite, lite_onnx):
+    import onnx
+    assert verify_export(lite_onnx, lite, image(1, 3, 256, 256)) < TOL
+    assert verify_export(lite_onnx, lite, image(2, 3, 128, 96, seed=1)) < TOL          # dynamic batch/H/W
+    proto = onnx.load(str(lite_onnx))
+    assert not any(node.op_type == "BatchNormalization" for node in proto.graph.node)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["medgan_nb_version"] == __version__ and meta["size_multiple"] == "32"
+    assert meta["input_range"] == "[-1, 1]" and meta["source_checkpoint_sha256"] == "ab" * 32
+    g = OnnxGenerator(lite_onnx)                                      # size_multiple read from the metadata
+    assert g.size_multiple == 32 and g.training is False
+    assert g.eval() is g and g.train(True) is g and g.to("cpu") is g
+    y = g(image(1, 3, 64, 64))
+    assert y.shape == (1, 3, 64, 64) and y.dtype == torch.float32 and y.device.type == "cpu"
+
+
+def test_seed_unet_54M_onnx_matches_pytorch(seed_unet, tmp_path):
+    """SLOW (~15-25 s on 2 CPU cores): the full seed UNet, 54 M parameters, exported and run at 256² and 512×256."""
+    needs_onnx()
+    path = export_onnx(seed_unet, tmp_path / "seed.onnx")
+    assert path.stat().st_size > 200e6                                # the 218 MB of weights are inside
+    assert verify_export(path, seed_unet, image(1, 3, 256, 256)) < TOL
+    assert verify_export(path, seed_unet, image(1, 3, 512, 256, seed=1)) < TOL
+
+
+# ------------------------------------------------------------ TorchScript
+@pytest.mark.parametrize("which, sizes", [("lite", [(1, 3, 256, 256), (2, 3, 128, 96)]),
+                                          ("seed_unet", [(1, 3, 256, 256), (1, 3, 256, 512)])])
+def test_torchscript_matches_pytorch_at_two_sizes(which, sizes, request, tmp_path):
+    model = request.getfixturevalue(which)
+    path = export_torchscript(model, tmp_path / f"{which}.ts.pt", checkpoint_sha256="cd" * 32)
+    for i, shape in enumerate(sizes):
+        assert verify_export(path, model, image(*shape, seed=i)) < TOL
+    extra = {"medgan_nb.json": ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        loaded = torch.jit.load(str(path), _extra_files=extra)
+    assert json.loads(extra["medgan_nb.json"])["size_multiple"] == str(model.size_multiple)
+    m = model.size_multiple
+    with pytest.raises(Exception, match=f"multiple of {m}"):           # scripting kept the size check
+        loaded(image(1, 3, m + m // 2, m))
+
+
+# ------------------------------------------------------ OnnxGenerator & backends
+def test_onnx_backend_through_enhance_array(tiny):
+    needs_onnx()
+    fast = fast_generator(tiny, "auto")                               # CPU + onnxruntime -> OnnxGenerator
+    assert isinstance(fast, OnnxGenerator) and fast.size_multiple == tiny.size_multiple
+    img = np.random.default_rng(0).random((100, 70, 3), dtype=np.float32)
+    out = enhance_array(fast, img)
+    expected = enhance_array(tiny, img)
+    assert out.shape == img.shape and out.dtype == np.float32
+    assert 0 <= out.min() and out.max() <= 1
+    assert np.abs(out - expected).max() < TOL
+    assert np.abs(out - img).max() > 0.01                             # the model did something
+
+
+def test_torch_backend_and_missing_onnxruntime(tiny, monkeypatch):
+    fast = fast_generator(tiny, "torch")
+    assert isinstance(fast, nn.Module) and not fast.training
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)   # import onnxruntime -> ImportError
+    assert isinstance(fast_generator(tiny, "auto"), nn.Module)         # falls back to torch
+    with pytest.raises(ImportError, match="pip install onnxruntime"):
+        fast_generator(tiny, "onnxruntime")
+    with pytest.raises(ValueError, match="backend"):
+        fast_generator(tiny, "tensorrt")
+
+
+# ---------------------------------------------------------- files & CLI
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_existing_files_are_not_overwritten(tiny, tmp_path, fmt):
+    path = tmp_path / ("model.onnx" if fmt == "onnx" else "model.ts.pt")
+    path.write_bytes(b"keep me")
+    export = export_onnx if fmt == "onnx" else export_torchscript
+    with pytest.raises(FileExistsError, match="model.*already exists.*overwrite"):
+        export(tiny, path)
+    assert path.read_bytes() == b"keep me"
+    if fmt == "torchscript":                                          # cheap; ONNX replacing: see the CLI test
+        assert export(tiny, path, overwrite=True) == path
+        assert verify_export(path, tiny, image(1, 3, 16, 24)) < TOL
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]       # no temp files left behind
+
+
+@pytest.fixture
+def checkpoint(tmp_path, tiny):
+    path = tmp_path / "ckpt" / "model.pt"
+    save_checkpoint({"config": Config.preset("tiny").to_dict(), "generator": tiny.state_dict()}, path)
+    return path
+
+
+def test_cli_export_onnx_writes_verifies_and_refuses_to_overwrite(checkpoint, tmp_path, capsys):
+    needs_onnx()
+    import onnx
+    out = tmp_path / "exported" / "tiny.onnx"
+    assert main(["export", str(checkpoint), "--format", "onnx", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert str(out) in printed and "MB" in printed and "max abs difference" in printed
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["source_checkpoint_sha256"] == file_sha256(checkpoint)
+    before = out.read_bytes()
+    assert main(["export", str(checkpoint), "--out", str(out)]) == 1
+    assert "already exists" in capsys.readouterr().err and out.read_bytes() == before
+
+
+def test_cli_export_torchscript_default_path_and_overwrite(checkpoint, capsys):
+    out = checkpoint.with_name("model.ts.pt")
+    out.write_bytes(b"old")
+    assert main(["export", str(checkpoint), "--format", "torchscript"]) == 1
+    assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == b"old"
+    assert main(["export", str(checkpoint), "--format", "torchscript", "--overwrite"]) == 0
+    assert str(out) in capsys.readouterr().out and out.stat().st_size > 1000
+
+
+def test_cli_export_refuses_a_foreign_checkpoint(tmp_path, capsys):
+    path = tmp_path / "notes.pt"
+    path.write_text("this is a text file, not a checkpoint\n")
+    assert main(["export", str(path), "--format", "torchscript"]) != 0
+    assert "not a medgan_nb checkpoint" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.pt"]
