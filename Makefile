@@ -1,11 +1,12 @@
 # make test  - create .venv, install the package and its pinned requirements, run all tests
 # make demo  - run the main job on the embedded data (no download needed)
+# make bench - time the project against the original recipe -> table + output/bench/results.json
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo install clean-venv
+.PHONY: test demo bench bench-quality install clean-venv
 
 install: $(STAMP)
 
@@ -22,6 +23,13 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m medgan_nb demo
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+# Lite vs seed-architecture generator after equal training time (2 × 6 min + evaluation on 2 CPU cores).
+bench-quality: $(STAMP)
+	$(PY) -m benchmarks quality --minutes 6
 
 clean-venv:
 	rm -rf $(VENV)

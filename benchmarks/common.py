@@ -20,18 +20,27 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(fn: Callable[[], Any], reps: int, warmup: int = 1, device: torch.device = torch.device("cpu")) -> dict:
-    """Run fn `warmup` times untimed, then `reps` times; seconds per run as min / median / all."""
-    for _ in range(warmup):
-        fn()
+def measure(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 1,
+            device: torch.device = torch.device("cpu")) -> dict[str, dict]:
+    """Time each function `reps` times, taking turns (a, b, c, a, b, c, ...) after `warmup` untimed calls each.
+
+    Taking turns matters on a shared machine: a slow spell then hits every
+    contender alike instead of whichever ran during it. Returns, per name,
+    seconds per call as min / median / every run.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
     sync(device)
-    runs = []
+    runs: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        sync(device)
-        runs.append(time.perf_counter() - t)
-    return {"min_s": min(runs), "median_s": statistics.median(runs), "runs_s": [round(r, 6) for r in runs]}
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            sync(device)
+            runs[name].append(time.perf_counter() - t)
+    return {name: {"min_s": min(r), "median_s": statistics.median(r), "runs_s": [round(x, 6) for x in r]}
+            for name, r in runs.items()}
 
 
 def cpu_name() -> str:

@@ -17,9 +17,20 @@ from . import seed_reference as ref
 
 
 def peak_mb(device: torch.device) -> float:
+    """Peak CUDA allocation, or this process's peak resident memory.
+
+    On Linux VmHWM, not getrusage's ru_maxrss: the latter survives exec and so
+    would report the (large) parent benchmark process's peak.
+    """
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024      # Linux: kilobytes
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024                            # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run(case: str, device: torch.device) -> dict:

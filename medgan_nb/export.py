@@ -252,6 +252,18 @@ def export_torchscript(generator: nn.Module, path: str | Path, *, overwrite: boo
 
 
 # ------------------------------------------------------------- inference
+def auto_backend(generator: nn.Module) -> str:
+    """What ``backend="auto"`` picks: "onnxruntime" for a CPU generator when it can be installed/imported, else "torch"."""
+    p = next(generator.parameters(), None)
+    if p is not None and p.device.type != "cpu":
+        return "torch"
+    try:
+        _require("onnxruntime", "onnx", "onnxscript")
+    except ImportError:
+        return "torch"
+    return "onnxruntime"
+
+
 def fast_generator(generator: nn.Module, backend: str = "auto") -> Any:
     """The fastest inference version of `generator` here: a callable (N, 3, H, W) -> (N, 3, H, W).
 
@@ -268,14 +280,7 @@ def fast_generator(generator: nn.Module, backend: str = "auto") -> Any:
     if backend not in ("auto", "torch", "onnxruntime"):
         raise ValueError(f"backend must be 'auto', 'torch' or 'onnxruntime', got {backend!r}")
     if backend == "auto":
-        p = next(generator.parameters(), None)
-        on_cpu = p is None or p.device.type == "cpu"
-        try:
-            _require("onnxruntime", "onnx", "onnxscript")
-            available = True
-        except ImportError:
-            available = False
-        backend = "onnxruntime" if available and on_cpu else "torch"
+        backend = auto_backend(generator)
     if backend == "onnxruntime":
         _require("onnxruntime", "onnx", "onnxscript")
         return OnnxGenerator.from_module(generator)

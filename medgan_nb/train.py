@@ -296,6 +296,9 @@ class TrainStep:
     - the VGG features of the clean batch are computed once, not per G update;
     - D's weights are frozen during G updates: no gradients are computed for
       them (the original computed and then threw them away);
+    - VGG runs in the channels-last layout (see `VGGPerceptualLoss`), while G
+      and D keep the default layout on the CPU, where channels-last measured
+      slower for their transposed convolutions;
     - gradients are released with ``set_to_none`` and Adam runs its
       multi-tensor (``foreach``) kernels; on CUDA, AMP with loss scaling.
     """

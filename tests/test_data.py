@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 from medgan_nb.config import Config
-from medgan_nb.data import (EmbeddedPatchDataset, ImageFolderDataset, ImageLoadError, SyntheticEndoscopyDataset,
-                            default_dataset, load_image, split_of, to_tensor)
+from medgan_nb.data import (CachedDataset, EmbeddedPatchDataset, ImageFolderDataset, ImageLoadError,
+                            SyntheticEndoscopyDataset, dataset_keys, default_dataset, load_image, split_of, to_tensor)
 
 from conftest import SHARED_SAMPLES
 
@@ -233,3 +233,38 @@ def test_dataset_keys_match_the_items_without_decoding():
     from medgan_nb.data import dataset_keys
     ds = default_dataset("val", Config.preset("tiny", max_images=12))
     assert dataset_keys(ds) == [ds[i][1] for i in range(len(ds))]
+
+
+def test_jpeg_decoding_at_reduced_scale_keeps_enough_pixels_and_the_picture(tmp_path):
+    arr = (np.clip(rgb(530, 622) / 255 * 0.6 + 0.2, 0, 1) * 255).astype(np.uint8)
+    small = Image.fromarray(arr).resize((24, 20), Image.BICUBIC).resize((622, 530), Image.BICUBIC)
+    small.save(tmp_path / "frame.jpg", quality=95)
+    full = load_image(tmp_path / "frame.jpg")
+    fast = load_image(tmp_path / "frame.jpg", at_least=256)
+    assert full.shape == (530, 622, 3) and fast.shape == (265, 311, 3)          # 1/2 scale: both sides >= 256
+    a, b = to_tensor(full, 256, "squash"), to_tensor(fast, 256, "squash")
+    assert (a - b).abs().mean() < 0.01                                         # the same picture at 256²
+    assert ImageFolderDataset(tmp_path, 256, resize="squash")[0][0].allclose(b)
+
+
+def test_cached_dataset_loads_each_image_once():
+    class Counting(torch.utils.data.Dataset):
+        def __init__(self):
+            self.calls = 0
+
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            self.calls += 1
+            return torch.full((3, 4, 4), 0.1 * i + 0.01), f"k{i}"
+
+    inner = Counting()
+    cached = CachedDataset(inner)
+    first = [cached[i] for i in range(3)] + [cached[i] for i in range(3)]
+    assert inner.calls == 3 and len(cached) == 3
+    assert first[4][1] == "k1" and first[4][0].dtype == torch.float32
+    assert (first[4][0] - 0.11).abs().max() < 1e-3 and torch.equal(first[1][0], first[4][0])
+    cfg = Config.preset("tiny", cache_images=True)
+    data = default_dataset("val", cfg)
+    assert isinstance(data, CachedDataset) and dataset_keys(data) == dataset_keys(default_dataset("val", cfg.replace(cache_images=False)))

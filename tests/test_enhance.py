@@ -223,3 +223,18 @@ def test_bad_image_raises_or_is_skipped_and_counted(images, checkpoint, tmp_path
 def test_bad_on_error_value(images, checkpoint, tmp_path):
     with pytest.raises(ValueError, match="on_error"):
         enhance(images, tmp_path / "out", checkpoint, on_error="ignore")
+
+
+def test_backends_agree_and_the_audit_log_names_the_one_used(images, checkpoint, tmp_path):
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install onnxruntime)")
+    pytest.importorskip("onnxscript", reason="onnxscript is not installed (pip install onnxscript)")
+    a = enhance(images, tmp_path / "torch", checkpoint, backend="torch", quiet=True)
+    b = enhance(images, tmp_path / "ort", checkpoint, backend="onnxruntime", quiet=True)
+    assert [p.relative_to(tmp_path / "torch") for p in a] == [p.relative_to(tmp_path / "ort") for p in b]
+    for x, y in zip(a, b):
+        diff = np.abs(np.asarray(Image.open(x), dtype=int) - np.asarray(Image.open(y), dtype=int))
+        assert diff.max() <= 1                                    # float rounding may flip the last 8-bit step
+    assert {r["backend"] for r in read_audit(tmp_path / "torch")} == {"torch"}
+    assert {r["backend"] for r in read_audit(tmp_path / "ort")} == {"onnxruntime"}
+    auto = enhance(images, tmp_path / "auto", checkpoint, quiet=True)   # 4 images: below ONNX_MIN_IMAGES
+    assert len(auto) == 4 and {r["backend"] for r in read_audit(tmp_path / "auto")} == {"torch"}

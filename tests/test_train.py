@@ -129,3 +129,47 @@ def test_torchrun_two_cpu_processes_keep_identical_weights(tmp_path):
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["ddp"]     # rank 0 alone wrote a run folder
     state = load_checkpoint(tmp_path / "runs" / "ddp" / "checkpoints" / "last.pt")
     assert state["step"] == 6                                             # 48 images / (batch 4 × 2 ranks)
+
+
+def test_max_minutes_ends_the_run_early_with_a_usable_checkpoint(tmp_path):
+    cfg = Config.preset("tiny", output_dir=str(tmp_path), epochs=3, max_minutes=1e-6)
+    run = train(cfg, name="short", quiet=True)
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert state["step"] == 1 and state["epoch"] == 1               # one step, then the epoch ends and is saved
+    assert [r["epoch"] for r in rows(run / "val.csv")] == ["1"]
+    assert (run / "samples" / "final.png").exists()
+
+
+class CountingVGG(torch.nn.Module):
+    """Stands in for the VGG loss: counts how often it embeds the clean and the restored batches."""
+
+    def __init__(self):
+        super().__init__()
+        self.targets = self.embeds = 0
+
+    def target(self, real):
+        self.targets += 1
+        return real.detach()
+
+    def forward(self, fake, real=None, target=None):
+        self.embeds += 1
+        return (fake - (self.target(real) if target is None else target)).abs().mean()
+
+
+def test_train_step_does_no_redundant_work():
+    cfg = Config.preset("tiny", g_steps=3, lambda_perceptual=1.0)
+    vgg = CountingVGG()
+    step = train_module.make_step(cfg, "cpu", perceptual=vgg)
+    forwards = []
+    step.G.register_forward_hook(lambda *_: forwards.append("G"))
+    d_grads = []
+    for p in step.D.parameters():
+        p.register_hook(lambda g: d_grads.append(1))
+    clean = torch.rand(4, 3, 32, 32) * 2 - 1
+    before = [p.detach().clone() for p in step.G.parameters()]
+    loss_d, parts = step(clean, (clean + 0.2 * torch.randn_like(clean)).clamp(-1, 1))
+    assert forwards == ["G"] * 3                                   # 1 D + 3 G updates, 3 generator forwards
+    assert vgg.targets == 1 and vgg.embeds == 3                    # clean features once, restored once per G update
+    assert len(d_grads) == len(list(step.D.parameters()))          # D's weights get gradients in D's update only
+    assert torch.isfinite(loss_d) and parts.perceptual > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, step.G.parameters()))
