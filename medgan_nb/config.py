@@ -55,7 +55,7 @@ class Config:
 
     # models
     generator: str = "unet"                # "unet" (the original's) or "lite" (real-time LiteUNet)
-    lite_widths: tuple[int, ...] = (48, 64, 96, 128)  # LiteUNet channels per level (generator="lite")
+    lite_widths: tuple[int, ...] = (32, 48, 64, 96)   # LiteUNet channels per level (generator="lite")
     depth: int = 8                         # UNet down-samplings; image_size % 2**depth == 0
     base_channels: int = 64
     max_channels: int = 512
@@ -263,7 +263,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         synthetic_frames=800, resize="crop", degradation_order="physical",
         degradations=("blur", "noise", "salt_pepper"), save_every=2, log_every=20,
     ),
-    # Real time on a CPU: the LiteUNet (~7 ms per 256² frame on 2 cores, vs ~100-200 ms for the seed UNet),
+    # Real time on a CPU: the LiteUNet (~5-10 ms per 256² frame on 2 cores, vs ~100-200 ms for the seed UNet),
     # trained at 256² on the demo's data and degradations, with a narrow discriminator (16 base channels:
     # at 64 it would cost 10× the generator) and the images cached in memory after the first epoch.
     "lite": dict(

@@ -14,7 +14,7 @@ At the ``seed`` preset both reproduce the original notebook layer for layer:
   as real or fake, so its output is a grid whose size follows from the input
   (30×30 for 256²). ~2.77 M parameters.
 - `LiteUNet`: the ``lite`` preset's generator, for real-time use on a CPU
-  (~7 ms per 256² frame on 2 cores; the seed UNet takes ~100-200 ms). See its
+  (~5-10 ms per 256² frame on 2 cores; the seed UNet takes ~100-200 ms). See its
   docstring for the design.
 """
 from __future__ import annotations
@@ -103,7 +103,7 @@ class LiteUNet(nn.Module):
     - space-to-depth stem (`factor` 4, as FFDNet does with 2): each 4×4 block of
       pixels becomes one position with 48 values, losslessly (PixelUnshuffle),
       so the network works on 64² positions for a 256² frame, 16× fewer;
-    - 3×3 convolutions, widths `widths` (48-64-96-128 by default: no 512-wide
+    - 3×3 convolutions, widths `widths` (32-48-64-96 by default: no 512-wide
       bottleneck), halving the size at each level;
     - decoder upsampling by sub-pixel convolution (1×1 conv to 4× the channels,
       then PixelShuffle; ESPCN), which unlike transposed convolutions takes
@@ -117,7 +117,7 @@ class LiteUNet(nn.Module):
     Input sides must be multiples of ``size_multiple`` = factor * 2**(levels - 1).
     """
 
-    def __init__(self, channels: int = 3, widths: tuple[int, ...] = (48, 64, 96, 128), factor: int = 4):
+    def __init__(self, channels: int = 3, widths: tuple[int, ...] = (32, 48, 64, 96), factor: int = 4):
         super().__init__()
         if len(widths) < 2:
             raise ValueError("LiteUNet needs at least two widths (levels)")
