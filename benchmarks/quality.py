@@ -21,7 +21,7 @@ from medgan_nb.train import restore, train
 
 from .common import now
 
-SEED_ARCHITECTURE = dict(generator="unet", depth=8, base_channels=64, max_channels=512, dropout=0.5)
+SEED_ARCHITECTURE = dict(depth=8, base_channels=64, max_channels=512, dropout=0.5)
 
 
 def configs(minutes: float, output_dir: str, device: str = "auto") -> dict[str, Config]:

@@ -48,7 +48,7 @@ INPUT_RANGE = "[-1, 1]"
 
 
 def _size_multiple(generator: nn.Module) -> int:
-    """Input sides must be multiples of this (LiteUNet and UNetGenerator both define it)."""
+    """Input sides must be multiples of this (2**depth for the UNet)."""
     return int(generator.size_multiple)
 
 

@@ -168,7 +168,7 @@ def train(cfg: Config | None = None, *, resume: str | Path | None = None, name: 
     torch.manual_seed(cfg.seed)
     memory = torch.channels_last if amp else torch.contiguous_format
     step_fn = make_step(cfg, device)
-    G, D, loss_g, opt_g, opt_d = step_fn.G, step_fn.D, step_fn.loss_g, step_fn.opt_g, step_fn.opt_d
+    G, D, opt_g, opt_d = step_fn.G, step_fn.D, step_fn.opt_g, step_fn.opt_d
     scaler_g, scaler_d = step_fn.scaler_g, step_fn.scaler_d
     sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, lambda e: lr_factor(e, cfg))
     sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, lambda e: lr_factor(e, cfg))
