@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -30,7 +31,7 @@ def run_speed(args: argparse.Namespace, device: torch.device) -> dict:
         print(f"[{time.strftime('%H:%M:%S')}] {name} ...", flush=True)
         t = time.perf_counter()
         sections[name] = jobs[name]()
-        sections[name]["seconds"] = round(time.perf_counter() - t, 1)
+        sections[name].update(seconds=round(time.perf_counter() - t, 1), created=now())
     return sections
 
 
@@ -93,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = now()
     sections = run_speed(args, device)
+    previous = out / "results.json"
+    if args.only and previous.exists():          # sections not rerun keep their last figures, in the table too
+        sections = {**json.loads(previous.read_text()).get("sections", {}), **sections}
     md = table(sections)
     print("\n" + md + "\n")
     path = write_results(out, {"created": started, "quick": args.quick, "machine": machine(device), "sections": sections,

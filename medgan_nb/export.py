@@ -33,6 +33,9 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import logging
+import statistics
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
@@ -43,6 +46,7 @@ from torch import nn
 from . import __version__
 from .checkpoint import atomic_write
 
+log = logging.getLogger(__name__)
 OPSET = 18                          # ONNX Runtime >= 1.14 runs it; the dynamo exporter's oldest native opset
 INPUT_RANGE = "[-1, 1]"
 
@@ -252,39 +256,86 @@ def export_torchscript(generator: nn.Module, path: str | Path, *, overwrite: boo
 
 
 # ------------------------------------------------------------- inference
-def auto_backend(generator: nn.Module) -> str:
-    """What ``backend="auto"`` picks: "onnxruntime" for a CPU generator when it can be installed/imported, else "torch"."""
-    p = next(generator.parameters(), None)
-    if p is not None and p.device.type != "cpu":
-        return "torch"
+def onnx_available() -> bool:
+    """Whether ONNX export and ONNX Runtime can be imported here."""
     try:
         _require("onnxruntime", "onnx", "onnxscript")
     except ImportError:
-        return "torch"
-    return "onnxruntime"
+        return False
+    return True
 
 
-def fast_generator(generator: nn.Module, backend: str = "auto") -> Any:
+class ChannelsLast(nn.Module):
+    """Runs `model` in the channels-last memory layout; inputs and outputs stay ordinary NCHW tensors."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model.to(memory_format=torch.channels_last)
+        self.size_multiple = _size_multiple(model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
+BACKENDS = ("auto", "torch", "torch-channels-last", "onnxruntime")
+
+
+def _build(generator: nn.Module, backend: str) -> Any:
+    if backend == "onnxruntime":
+        _require("onnxruntime", "onnx", "onnxscript")
+        fast = OnnxGenerator.from_module(generator)
+    elif backend == "torch-channels-last":
+        fast = ChannelsLast(fold_batchnorm(generator)).eval()
+    else:
+        fast = fold_batchnorm(generator)
+    fast.backend = backend
+    return fast
+
+
+def _fastest(candidates: dict[str, Any], x: torch.Tensor, reps: int = 5) -> str:
+    """The name of the candidate with the lowest median time on x (one warm-up call each, then turns)."""
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    with torch.inference_mode():
+        for fn in candidates.values():
+            fn(x)
+        for _ in range(reps):
+            for name, fn in candidates.items():
+                t = time.perf_counter()
+                fn(x)
+                times[name].append(time.perf_counter() - t)
+    return min(times, key=lambda name: statistics.median(times[name]))
+
+
+def fast_generator(generator: nn.Module, backend: str = "auto", probe_size: int = 256) -> Any:
     """The fastest inference version of `generator` here: a callable (N, 3, H, W) -> (N, 3, H, W).
 
     - ``"torch"``: the BN-folded eval copy (`fold_batchnorm`); any device.
+    - ``"torch-channels-last"``: the same in the channels-last memory layout.
     - ``"onnxruntime"``: ``OnnxGenerator.from_module(generator)`` (CPU).
-    - ``"auto"``: onnxruntime when it (and onnx, onnxscript for the export) can
-      be imported and the generator's parameters are on the CPU, else torch.
+    - ``"auto"``: on the CPU, builds the three (onnxruntime when installed), times
+      them on a ``probe_size``² frame and returns the fastest; on a GPU, "torch".
 
-    Why onnxruntime by default on the CPU: on this project's 2-core CPU ONNX
-    Runtime ran the seed UNet at 256² in ~95 ms against ~170-200 ms for
-    PyTorch eager under no_grad. The in-memory export costs a one-off few
-    seconds (~10 s for the seed UNet), so it pays off from a few dozen frames.
+    Why measure instead of a fixed rule: on this project's 2-core CPU ONNX
+    Runtime ran the seed UNet at 256² in ~0.65× PyTorch's time, while the
+    ``lite`` UNet ran fastest in PyTorch with channels-last; which one wins
+    depends on the model and the machine. The returned object's ``backend``
+    attribute names the choice. The ONNX export behind "auto" costs a one-off
+    3-10 s, so `medgan_nb.enhance` uses "auto" only for larger jobs.
     """
-    if backend not in ("auto", "torch", "onnxruntime"):
-        raise ValueError(f"backend must be 'auto', 'torch' or 'onnxruntime', got {backend!r}")
-    if backend == "auto":
-        backend = auto_backend(generator)
-    if backend == "onnxruntime":
-        _require("onnxruntime", "onnx", "onnxscript")
-        return OnnxGenerator.from_module(generator)
-    return fold_batchnorm(generator)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend != "auto":
+        return _build(generator, backend)
+    p = next(generator.parameters(), None)
+    if p is not None and p.device.type != "cpu":
+        return _build(generator, "torch")
+    names = ["torch", "torch-channels-last"] + (["onnxruntime"] if onnx_available() else [])
+    candidates = {name: _build(generator, name) for name in names}
+    m = _size_multiple(generator)
+    side = max(m, -(-probe_size // m) * m)
+    choice = _fastest(candidates, torch.zeros(1, 3, side, side))
+    log.info("inference backend: %s (fastest of %s on a %d² frame)", choice, names, side)
+    return candidates[choice]
 
 
 def verify_export(path: str | Path, generator: nn.Module, x: torch.Tensor) -> float:

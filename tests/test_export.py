@@ -159,8 +159,8 @@ def test_torchscript_matches_pytorch_at_two_sizes(which, sizes, request, tmp_pat
 # ------------------------------------------------------ OnnxGenerator & backends
 def test_onnx_backend_through_enhance_array(tiny):
     needs_onnx()
-    fast = fast_generator(tiny, "auto")                               # CPU + onnxruntime -> OnnxGenerator
-    assert isinstance(fast, OnnxGenerator) and fast.size_multiple == tiny.size_multiple
+    fast = fast_generator(tiny, "onnxruntime")
+    assert isinstance(fast, OnnxGenerator) and fast.size_multiple == tiny.size_multiple and fast.backend == "onnxruntime"
     img = np.random.default_rng(0).random((100, 70, 3), dtype=np.float32)
     out = enhance_array(fast, img)
     expected = enhance_array(tiny, img)
@@ -172,7 +172,7 @@ def test_onnx_backend_through_enhance_array(tiny):
 
 def test_torch_backend_and_missing_onnxruntime(tiny, monkeypatch):
     fast = fast_generator(tiny, "torch")
-    assert isinstance(fast, nn.Module) and not fast.training
+    assert isinstance(fast, nn.Module) and not fast.training and fast.backend == "torch"
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
     monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)   # import onnxruntime -> ImportError
     assert isinstance(fast_generator(tiny, "auto"), nn.Module)         # falls back to torch
@@ -233,3 +233,15 @@ def test_cli_export_refuses_a_foreign_checkpoint(tmp_path, capsys):
     assert main(["export", str(path), "--format", "torchscript"]) != 0
     assert "not a medgan_nb checkpoint" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.pt"]
+
+
+def test_auto_backend_picks_a_measured_candidate_with_the_same_outputs(tiny):
+    x = image(2, 3, 64, 48)
+    with torch.no_grad():
+        expected = tiny.eval()(x)
+    cl = fast_generator(tiny, "torch-channels-last")
+    assert cl.backend == "torch-channels-last" and (cl(x) - expected).abs().max() < TOL
+    assert cl(x).is_contiguous()                                       # callers get ordinary NCHW tensors
+    fast = fast_generator(tiny, "auto", probe_size=64)
+    assert fast.backend in ("torch", "torch-channels-last", "onnxruntime")
+    assert (torch.as_tensor(fast(x)) - expected).abs().max() < TOL
