@@ -6,6 +6,7 @@ generator forward for every update, the discriminator's gradients computed
 during generator steps, a dummy zero image on a read error) so that the
 benchmarks measure what the original recipe costs. Use `medgan_nb` for real
 work. Source: ../shared/seed/medical-image-enhancement-gan.txt (cells 3, 4, 7-12).
+tests/test_models.py also checks medgan_nb's networks against these classes.
 
 Two changes, both cost-neutral: `PerceptualLoss` takes `weights=` so the
 benchmark can run offline with random VGG19 weights (same layers, same cost),

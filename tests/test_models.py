@@ -2,69 +2,10 @@ import pytest
 import torch
 from torch import nn
 
+from benchmarks import seed_reference as ref
 from medgan_nb.config import Config
 from medgan_nb.models import (PatchDiscriminator, UNetGenerator, build_discriminator, build_generator,
                               count_parameters, init_weights, receptive_field, summary)
-
-
-# The original notebook's networks, transcribed as they are, to check ours against.
-class SeedDown(nn.Module):
-    def __init__(self, i, o, normalize=True, dropout=0.0):
-        super().__init__()
-        layers = [nn.Conv2d(i, o, 4, 2, 1, bias=False)]
-        if normalize:
-            layers.append(nn.BatchNorm2d(o))
-        layers.append(nn.LeakyReLU(0.2))
-        if dropout:
-            layers.append(nn.Dropout(dropout))
-        self.model = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return self.model(x)
-
-
-class SeedUp(nn.Module):
-    def __init__(self, i, o, dropout=0.0):
-        super().__init__()
-        layers = [nn.ConvTranspose2d(i, o, 4, 2, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU(True)]
-        if dropout:
-            layers.append(nn.Dropout(dropout))
-        self.model = nn.Sequential(*layers)
-
-    def forward(self, x, skip):
-        return torch.cat((self.model(x), skip), 1)
-
-
-class SeedUNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.d = nn.ModuleList([SeedDown(3, 64, normalize=False), SeedDown(64, 128), SeedDown(128, 256),
-                                SeedDown(256, 512, dropout=0.5), SeedDown(512, 512, dropout=0.5),
-                                SeedDown(512, 512, dropout=0.5), SeedDown(512, 512, dropout=0.5),
-                                SeedDown(512, 512, normalize=False, dropout=0.5)])
-        self.u = nn.ModuleList([SeedUp(512, 512, dropout=0.5), SeedUp(1024, 512, dropout=0.5),
-                                SeedUp(1024, 512, dropout=0.5), SeedUp(1024, 512), SeedUp(1024, 256),
-                                SeedUp(512, 128), SeedUp(256, 64)])
-        self.final_conv = nn.Sequential(nn.ConvTranspose2d(128, 3, 4, 2, 1), nn.Tanh())
-
-    def forward(self, x):
-        ds = []
-        for d in self.d:
-            x = d(x)
-            ds.append(x)
-        u = ds[7]
-        for k, up in enumerate(self.u):
-            u = up(u, ds[6 - k])
-        return self.final_conv(u)
-
-
-def seed_discriminator():
-    return nn.Sequential(
-        nn.Conv2d(6, 64, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
-        nn.Conv2d(64, 128, 4, 2, 1, bias=False), nn.BatchNorm2d(128), nn.LeakyReLU(0.2, inplace=True),
-        nn.Conv2d(128, 256, 4, 2, 1, bias=False), nn.BatchNorm2d(256), nn.LeakyReLU(0.2, inplace=True),
-        nn.Conv2d(256, 512, 4, 1, 1, bias=False), nn.BatchNorm2d(512), nn.LeakyReLU(0.2, inplace=True),
-        nn.Conv2d(512, 1, 4, 1, 1, bias=False))
 
 
 def copy_by_position(src: nn.Module, dst: nn.Module) -> None:
@@ -77,7 +18,7 @@ def copy_by_position(src: nn.Module, dst: nn.Module) -> None:
 def test_seed_generator_reproduces_the_original_exactly():
     torch.manual_seed(0)
     ours = build_generator(Config.preset("seed"))
-    seed = SeedUNet()
+    seed = ref.UnetGenerator()                   # the original's class, transcribed in benchmarks/seed_reference.py
     copy_by_position(ours, seed)
     ours.eval(), seed.eval()
     x = torch.rand(1, 3, 256, 256) * 2 - 1
@@ -89,13 +30,13 @@ def test_seed_generator_reproduces_the_original_exactly():
 
 def test_seed_discriminator_reproduces_the_original_exactly():
     ours = build_discriminator(Config.preset("seed"))
-    seed = seed_discriminator()
+    seed = ref.Discriminator()
     copy_by_position(ours, seed)
     ours.eval(), seed.eval()
     a, b = torch.randn(2, 3, 256, 256), torch.randn(2, 3, 256, 256)
     with torch.no_grad():
         out = ours(a, b)
-        torch.testing.assert_close(out, seed(torch.cat([a, b], 1)), atol=1e-6, rtol=0)
+        torch.testing.assert_close(out, seed(a, b), atol=1e-6, rtol=0)
     assert out.shape == (2, 1, 30, 30)
     assert count_parameters(ours) == 2_768_640 and receptive_field(ours) == 70
 
