@@ -160,10 +160,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     import torch
     from .checkpoint import CheckpointError, checkpoint_path, file_sha256, load_generator
     from .export import export_onnx, export_torchscript, verify_export
-    checkpoint = checkpoint_path(args.checkpoint)
-    out = Path(args.out) if args.out else checkpoint.with_name(
-        checkpoint.stem + (".onnx" if args.format == "onnx" else ".ts.pt"))
     try:
+        checkpoint = checkpoint_path(args.checkpoint)
+        out = Path(args.out) if args.out else checkpoint.with_name(
+            checkpoint.stem + (".onnx" if args.format == "onnx" else ".ts.pt"))
         if out.resolve() == checkpoint.resolve():
             raise FileExistsError(f"{out} is the checkpoint itself; choose another --out")
         if out.exists() and not args.overwrite:                  # before the (slow) load and export
@@ -177,7 +177,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         side = -(-max(m, 64) // m) * m                           # cheap: 64 or one size_multiple
         x = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0)) * 2 - 1
         diff = verify_export(out, generator, x)
-    except (CheckpointError, FileExistsError, ImportError) as e:
+    except (CheckpointError, FileExistsError, FileNotFoundError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"exported {out} ({out.stat().st_size / 1e6:.1f} MB, {args.format}) in {seconds:.1f} s")

@@ -156,7 +156,7 @@ class GeneratorLoss(nn.Module):
         """VGG features of the clean batch (None without the perceptual term).
 
         The original recomputed them in each of its 3 generator steps per batch;
-        they do not change, so `train_step` computes them once.
+        they do not change, so `TrainStep` computes them once.
         """
         return self.perceptual.target(real) if self.uses_perceptual else None
 
