@@ -15,7 +15,7 @@ At the ``seed`` preset both reproduce the original notebook layer for layer:
   (30×30 for 256²). ~2.77 M parameters.
 
 The ``lite`` preset builds the same UNet, scaled for real time on a CPU
-(~8-15 ms per 256² frame on 2 cores against 100-200 ms for the seed UNet):
+(8-15 ms per 256² frame on 2 cores against 110-200 ms for the seed UNet):
 5 levels instead of 8, 16 base channels instead of 64, at most 128 channels
 (no 512-wide bottleneck: the seed UNet's 512-to-512 layers hold 46 M of its 54 M
 weights, all read for every frame), and no dropout. 1.04 M parameters.
