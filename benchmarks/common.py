@@ -5,7 +5,6 @@ import json
 import os
 import platform
 import statistics
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -13,32 +12,13 @@ from typing import Any, Callable
 import torch
 
 import medgan_nb
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from medgan_nb.export import time_in_turns
 
 
 def measure(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 1,
             device: torch.device = torch.device("cpu")) -> dict[str, dict]:
-    """Time each function `reps` times, taking turns (a, b, c, a, b, c, ...) after `warmup` untimed calls each.
-
-    Taking turns matters on a shared machine: a slow spell then hits every
-    contender alike instead of whichever ran during it. Returns, per name,
-    seconds per call as min / median / every run.
-    """
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    sync(device)
-    runs: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            sync(device)
-            runs[name].append(time.perf_counter() - t)
+    """Time the functions taking turns (`medgan_nb.export.time_in_turns`); per name: seconds as min / median / all."""
+    runs = time_in_turns(fns, reps, warmup, device)
     return {name: {"min_s": min(r), "median_s": statistics.median(r), "runs_s": [round(x, 6) for x in r]}
             for name, r in runs.items()}
 

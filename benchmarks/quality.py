@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from medgan_nb.checkpoint import load_generator
+from medgan_nb.checkpoint import load_checkpoint, load_generator
 from medgan_nb.config import Config
 from medgan_nb.data import dataset_keys, default_dataset
 from medgan_nb.degrade import Degradation
@@ -51,7 +51,7 @@ def quality(minutes: float, output_dir: str, device: str = "auto") -> dict:
     for name, cfg in configs(minutes, output_dir, device).items():
         print(f"training {name} for {minutes} min ...", flush=True)
         run = train(cfg, name=f"quality-{name}")
-        state = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+        state = load_checkpoint(run / "checkpoints" / "last.pt")
         result[name] = {"run": str(run), "steps": state["step"], "epochs": state["epoch"],
                         "images_seen": state["step"] * cfg.batch_size, **test_scores(run, cfg)}
         print(f"  {name}: {result[name]}", flush=True)

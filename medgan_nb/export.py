@@ -38,7 +38,7 @@ import statistics
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -49,11 +49,6 @@ from .checkpoint import atomic_write
 log = logging.getLogger(__name__)
 OPSET = 18                          # ONNX Runtime >= 1.14 runs it; the dynamo exporter's oldest native opset
 INPUT_RANGE = "[-1, 1]"
-
-
-def _size_multiple(generator: nn.Module) -> int:
-    """Input sides must be multiples of this (2**depth for the UNet)."""
-    return int(generator.size_multiple)
 
 
 def _require(*modules: str) -> None:
@@ -125,7 +120,7 @@ def _inference_copy(generator: nn.Module) -> nn.Module:
 
 def _metadata(generator: nn.Module, checkpoint_sha256: str | None) -> dict[str, str]:
     meta = {"medgan_nb_version": __version__, "generator": type(generator).__name__,
-            "size_multiple": str(_size_multiple(generator)), "input_range": INPUT_RANGE,
+            "size_multiple": str(generator.size_multiple), "input_range": INPUT_RANGE,
             "layout": "NCHW float32 RGB"}
     if checkpoint_sha256:
         meta["source_checkpoint_sha256"] = checkpoint_sha256
@@ -144,7 +139,7 @@ def onnx_model(generator: nn.Module, opset: int = OPSET, checkpoint_sha256: str 
     from torch.export import Dim
 
     model = _inference_copy(generator)
-    m = _size_multiple(generator)
+    m = generator.size_multiple
     # Example sides of 2*m, batch 2: sizes 0 and 1 would be specialised (fixed) by torch.export.
     # torch.export traces with fake tensors, so even the seed UNet's 2×3×512×512 example costs no compute.
     example = torch.zeros(2, 3, 2 * m, 2 * m)
@@ -205,7 +200,7 @@ class OnnxGenerator:
     @classmethod
     def from_module(cls, generator: nn.Module, opset: int = OPSET, threads: int | None = None) -> "OnnxGenerator":
         """Export `generator` to ONNX in memory (no file) and open a session on it."""
-        return cls(onnx_model(generator, opset).SerializeToString(), _size_multiple(generator), threads)
+        return cls(onnx_model(generator, opset).SerializeToString(), generator.size_multiple, threads)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         y = self.session.run(None, {self.input_name: x.detach().cpu().float().contiguous().numpy()})[0]
@@ -241,7 +236,7 @@ def export_torchscript(generator: nn.Module, path: str | Path, *, overwrite: boo
     """
     path = _check_target(path, overwrite)
     model = _inference_copy(generator)
-    m = _size_multiple(generator)
+    m = generator.size_multiple
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit")   # deprecated, still works
         try:
@@ -271,7 +266,7 @@ class ChannelsLast(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model.to(memory_format=torch.channels_last)
-        self.size_multiple = _size_multiple(model)
+        self.size_multiple = model.size_multiple
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x.contiguous(memory_format=torch.channels_last)).contiguous()
@@ -292,18 +287,37 @@ def _build(generator: nn.Module, backend: str) -> Any:
     return fast
 
 
+def time_in_turns(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 1,
+                  device: torch.device = torch.device("cpu")) -> dict[str, list[float]]:
+    """Seconds per call of each function, `reps` calls taking turns (a, b, c, a, b, c, ...) after `warmup` each.
+
+    Taking turns matters on a shared machine: a slow spell then hits every
+    contender alike instead of whichever ran during it. CUDA work is
+    synchronised before each clock reading.
+    """
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    sync()
+    runs: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            sync()
+            runs[name].append(time.perf_counter() - t)
+    return runs
+
+
 def _fastest(candidates: dict[str, Any], x: torch.Tensor, reps: int = 5) -> str:
-    """The name of the candidate with the lowest median time on x (one warm-up call each, then turns)."""
-    times: dict[str, list[float]] = {name: [] for name in candidates}
+    """The name of the candidate with the lowest median time on x."""
     with torch.inference_mode():
-        for fn in candidates.values():
-            fn(x)
-        for _ in range(reps):
-            for name, fn in candidates.items():
-                t = time.perf_counter()
-                fn(x)
-                times[name].append(time.perf_counter() - t)
-    return min(times, key=lambda name: statistics.median(times[name]))
+        runs = time_in_turns({name: (lambda fn=fn: fn(x)) for name, fn in candidates.items()}, reps)
+    return min(runs, key=lambda name: statistics.median(runs[name]))
 
 
 def fast_generator(generator: nn.Module, backend: str = "auto", probe_size: int = 256) -> Any:
@@ -331,7 +345,7 @@ def fast_generator(generator: nn.Module, backend: str = "auto", probe_size: int 
         return _build(generator, "torch")
     names = ["torch", "torch-channels-last"] + (["onnxruntime"] if onnx_available() else [])
     candidates = {name: _build(generator, name) for name in names}
-    m = _size_multiple(generator)
+    m = generator.size_multiple
     side = max(m, -(-probe_size // m) * m)
     choice = _fastest(candidates, torch.zeros(1, 3, side, side))
     log.info("inference backend: %s (fastest of %s on a %d² frame)", choice, names, side)
@@ -354,7 +368,7 @@ def verify_export(path: str | Path, generator: nn.Module, x: torch.Tensor) -> fl
     finally:
         generator.train(was_training)
     if path.suffix == ".onnx":
-        got = OnnxGenerator(path, size_multiple=_size_multiple(generator))(x)
+        got = OnnxGenerator(path, size_multiple=generator.size_multiple)(x)
     else:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit")

@@ -139,7 +139,6 @@ def train(cfg: Config | None = None, *, resume: str | Path | None = None, name: 
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-    amp = cfg.amp and device.type == "cuda"
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
@@ -166,8 +165,8 @@ def train(cfg: Config | None = None, *, resume: str | Path | None = None, name: 
 
     # ---------------------------------------------------------- models
     torch.manual_seed(cfg.seed)
-    memory = torch.channels_last if amp else torch.contiguous_format
     step_fn = make_step(cfg, device)
+    memory = torch.channels_last if step_fn.amp else torch.contiguous_format   # the batches' layout, as the models'
     G, D, opt_g, opt_d = step_fn.G, step_fn.D, step_fn.opt_g, step_fn.opt_d
     scaler_g, scaler_d = step_fn.scaler_g, step_fn.scaler_d
     sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, lambda e: lr_factor(e, cfg))
