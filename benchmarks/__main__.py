@@ -43,7 +43,7 @@ def table(sections: dict) -> str:
     """The results as a Markdown table (the README's Performance section shows it)."""
     rows = ["| benchmark | seed reference | project | ratio | target |", "|---|---|---|---|---|"]
     if d := sections.get("degradation"):
-        rows.append(f"| degradation, images/s (256², batch 32) | {_f(d['seed_images_per_s'])} | "
+        rows.append(f"| degradation, {d['what']} | {_f(d['seed_images_per_s'])} | "
                     f"{_f(d['project_images_per_s'])} | {_f(d['ratio'])}× (randn alone bounds it at "
                     f"{_f(d['ratio_bound_by_randn'])}×) | ≥ 20× |")
     if t := sections.get("training"):
