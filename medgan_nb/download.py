@@ -2,26 +2,29 @@
 
 The one data set we need is Kvasir-SEG (1,000 colonoscopy images of polyps).
 ``download("kvasir-seg", Path("data"))`` walks through these steps, and each
-step can be skipped when its result is already on disk:
+step is skipped when its result is already on disk:
 
 1. ``data/Kvasir-SEG/images`` exists and is marked complete -> return at once.
-2. ``data/kvasir-seg.zip`` exists (downloaded earlier, or placed there by
-   hand) and has the expected size and SHA-256 -> go to step 4.
-3. Download into ``kvasir-seg.zip.part``, resuming an interrupted download
-   with an HTTP ``Range`` request, verify, then rename to ``kvasir-seg.zip``.
+2. Take ``data/kvasir-seg.zip`` if it is there (downloaded earlier, or placed
+   there by hand); otherwise download into ``kvasir-seg.zip.part``, resuming
+   an interrupted download with an HTTP ``Range`` request.
+3. Verify that file's size and SHA-256, then rename ``.part`` to ``.zip``.
 4. Extract safely (no member may escape the target folder) into a temporary
    folder, move the files into place, and write a marker file last.
 
 Nothing is ever deleted except the ``.part`` and temporary files this module
 made itself: a file that fails verification is renamed ``*.corrupt`` and kept.
+
+We keep our own code rather than ``torchvision.datasets.utils``: its
+``download_url`` checks MD5 only, cannot resume, has no timeout, retries over
+plain ``http:`` and writes straight to the final name; its ``extract_archive``
+(``ZipFile.extractall``) silently renames ``../x`` members and overwrites files.
 """
 
 from __future__ import annotations
 
 import filecmp
-import hashlib
 import os
-import re
 import shutil
 import ssl
 import stat
@@ -31,9 +34,12 @@ import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any, Callable
 
 from tqdm.auto import tqdm
+
+from .checkpoint import file_sha256
 
 
 @dataclass(frozen=True)
@@ -92,18 +98,23 @@ class DownloadError(RuntimeError):
     """A download, verification or extraction failed; the message says what to do."""
 
 
-# --------------------------------------------------------------------------
-# Checking a file
-# --------------------------------------------------------------------------
+def _say(message: str) -> None:
+    """Progress messages go to stderr so stdout stays clean for scripts."""
+    print(message, file=sys.stderr)
 
 
-def sha256sum(path: Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file as lowercase hex, read in chunks so memory stays small."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def _manual_instructions(ds: RemoteDataset, to: Path) -> str:
+    """What to do when this machine cannot download the file itself."""
+    size = f"{ds.size:,} bytes" if ds.size is not None else "size unknown"
+    sha = f"SHA-256 {ds.sha256}" if ds.sha256 else "SHA-256 unknown"
+    return (
+        f"Download {ds.url} in a browser and place {ds.filename} in "
+        f"{to.absolute()}/, then re-run the same command. "
+        f"Expected file: {ds.filename} ({size}, {sha})."
+    )
+
+
+# ---------------------------------------------------------------- checking
 
 
 def verify(path: Path, size: int | None, sha256: str | None) -> None:
@@ -120,18 +131,108 @@ def verify(path: Path, size: int | None, sha256: str | None) -> None:
             f"{path}: size mismatch: expected {size} bytes, got {actual_size} bytes"
         )
     if sha256 is not None:
-        actual = sha256sum(path)
+        actual = file_sha256(path)
         if actual != sha256.lower():
             raise DownloadError(
                 f"{path}: SHA-256 mismatch: expected {sha256.lower()}, got {actual}"
             )
 
 
-# --------------------------------------------------------------------------
-# Extracting an archive safely
-# --------------------------------------------------------------------------
+def _quarantine(path: Path, final_name: Path) -> Path:
+    """Rename a bad file to ``<final_name>.corrupt`` (never overwriting) and return it."""
+    corrupt = final_name.with_name(final_name.name + ".corrupt")
+    n = 1
+    while corrupt.exists():
+        corrupt = final_name.with_name(f"{final_name.name}.corrupt{n}")
+        n += 1
+    os.replace(path, corrupt)
+    return corrupt
 
-_DRIVE_LETTER = re.compile(r"^[A-Za-z]:")
+
+# ------------------------------------------------------------- downloading
+
+
+def _fetch(
+    ds: RemoteDataset, zip_path: Path, *, urlopen: Callable[..., Any], progress: bool, timeout: float
+) -> Path:
+    """Download ``ds.url`` into ``<zip_path>.part``, resuming if it exists; return it.
+
+    A resumed download asks the server for the missing bytes only
+    (``Range: bytes=N-``). Status 206 means the server agreed and we append;
+    status 200 means it ignored the range and sends everything, so we start
+    the file over.
+    """
+    part = zip_path.with_name(zip_path.name + ".part")
+    offset = part.stat().st_size if part.exists() else 0
+    if ds.size is not None and offset >= ds.size:
+        return part  # already complete (or too long): let verification decide
+
+    headers = {"User-Agent": "medgan_nb (python urllib)"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    manual = _manual_instructions(ds, zip_path.parent)
+    try:
+        response = urlopen(urllib.request.Request(ds.url, headers=headers), timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and offset:  # nothing left to send: .part is complete
+            return part
+        raise DownloadError(
+            f"The server answered HTTP {err.code} ({err.reason}) for {ds.url}.\n{manual}"
+        ) from err
+    except OSError as err:  # URLError, timeouts, refused connections
+        reason = getattr(err, "reason", err)
+        hint = ""
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            hint = (
+                " Python could not verify the server's certificate (this server has "
+                "been reported to omit an intermediate certificate)."
+            )
+        raise DownloadError(f"No network access to {ds.url} ({reason}).{hint}\n{manual}") from err
+
+    with response:
+        length = response.headers.get("Content-Length")
+        if response.status == 206:
+            content_range = response.headers.get("Content-Range", "")
+            if content_range and not content_range.startswith(f"bytes {offset}-"):
+                raise DownloadError(
+                    f"The server resumed {ds.url} at the wrong place ({content_range!r}, "
+                    f"wanted byte {offset}). Delete {part} and re-run."
+                )
+            mode = "ab"
+        elif response.status == 200:
+            if offset:
+                _say("The server does not support resuming; starting over.")
+            offset, mode = 0, "wb"
+        else:
+            raise DownloadError(f"Unexpected HTTP status {response.status} for {ds.url}.\n{manual}")
+        total = offset + int(length) if length is not None else ds.size
+        received = 0
+        with open(part, mode) as f, tqdm(
+            total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+            desc=ds.filename, disable=not progress,
+        ) as bar:
+            try:
+                while block := response.read(1 << 16):
+                    f.write(block)
+                    received += len(block)
+                    bar.update(len(block))
+            except OSError as err:  # connection reset, timeout, incomplete read
+                raise DownloadError(
+                    f"The download of {ds.url} was interrupted after "
+                    f"{offset + received:,} bytes ({err}). Re-run the same command "
+                    f"to resume from {part}."
+                ) from err
+            f.flush()
+            os.fsync(f.fileno())
+    if length is not None and received < int(length):
+        raise DownloadError(
+            f"The server closed the connection after {offset + received:,} bytes. "
+            f"Re-run the same command to resume from {part}."
+        )
+    return part
+
+
+# -------------------------------------------------------------- extracting
 
 
 def _marker_path(zip_path: Path, dest: Path) -> Path:
@@ -147,10 +248,9 @@ def _member_path(info: zipfile.ZipInfo) -> PurePosixPath:
     We refuse the whole archive rather than guess what was meant.
     """
     name = info.filename.replace("\\", "/")
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode):
+    if stat.S_ISLNK(info.external_attr >> 16):
         raise DownloadError(f"unsafe archive member (symbolic link): {info.filename!r}")
-    if name.startswith("/") or _DRIVE_LETTER.match(name):
+    if name.startswith("/") or PureWindowsPath(name).drive:
         raise DownloadError(f"unsafe archive member (absolute path): {info.filename!r}")
     parts = PurePosixPath(name).parts
     if ".." in parts:
@@ -194,13 +294,27 @@ def safe_extract(zip_path: Path, dest: Path) -> list[Path]:
         raise DownloadError(f"{zip_path}: not a valid zip file ({err})") from err
     with zf:
         members = [(info, _member_path(info)) for info in zf.infolist()]
+        files = [rel for info, rel in members if not info.is_dir()]
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=dest))
         try:
-            files = [rel for info, rel in members if not info.is_dir()]
             for info, rel in members:
                 if not info.is_dir():
                     _extract_member(zf, info, tmp / rel)
-            _move_into_place(tmp, dest, files)
+            conflicts = [
+                str(dest / rel) for rel in files
+                if (dest / rel).exists()
+                and not ((dest / rel).is_file() and filecmp.cmp(tmp / rel, dest / rel, shallow=False))
+            ]
+            if conflicts:
+                shown = "\n  ".join(conflicts[:5]) + ("\n  ..." if len(conflicts) > 5 else "")
+                raise DownloadError(
+                    f"{len(conflicts)} file(s) in {dest} differ from the archive and would be "
+                    f"overwritten:\n  {shown}\nMove them (or their folder) elsewhere and re-run."
+                )
+            for rel in files:
+                if not (dest / rel).exists():
+                    (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp / rel, dest / rel)
             for info, rel in members:  # empty folders in the archive, if any
                 if info.is_dir():
                     (dest / rel).mkdir(parents=True, exist_ok=True)
@@ -213,191 +327,14 @@ def safe_extract(zip_path: Path, dest: Path) -> list[Path]:
     return [dest / rel for rel in files]
 
 
-def _move_into_place(tmp: Path, dest: Path, files: list[PurePosixPath]) -> None:
-    """Move extracted files from ``tmp`` to ``dest`` without clobbering user data."""
-    conflicts = [
-        str(dest / rel)
-        for rel in files
-        if (dest / rel).exists()
-        and not ((dest / rel).is_file() and filecmp.cmp(tmp / rel, dest / rel, shallow=False))
-    ]
-    if conflicts:
-        shown = "\n  ".join(conflicts[:5]) + ("\n  ..." if len(conflicts) > 5 else "")
-        raise DownloadError(
-            f"{len(conflicts)} file(s) in {dest} differ from the archive and would be "
-            f"overwritten:\n  {shown}\nMove them (or their folder) elsewhere and re-run."
-        )
-    for rel in files:
-        target = dest / rel
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp / rel, target)
-
-
-# --------------------------------------------------------------------------
-# Downloading
-# --------------------------------------------------------------------------
-
-
-def _say(message: str) -> None:
-    """Progress messages go to stderr so stdout stays clean for scripts."""
-    print(message, file=sys.stderr)
-
-
-def _expected(ds: RemoteDataset) -> str:
-    """Human-readable expected size and checksum, for error messages."""
-    size = f"{ds.size:,} bytes" if ds.size is not None else "size unknown"
-    sha = f"SHA-256 {ds.sha256}" if ds.sha256 else "SHA-256 unknown"
-    return f"Expected file: {ds.filename} ({size}, {sha})."
-
-
-def _manual_instructions(ds: RemoteDataset, to: Path) -> str:
-    """What to do when this machine cannot download the file itself."""
-    return (
-        f"Download {ds.url} in a browser and place {ds.filename} in "
-        f"{to.absolute()}/, then re-run the same command. {_expected(ds)}"
-    )
-
-
-def _quarantine(path: Path, final_name: Path) -> Path:
-    """Rename a bad file to ``<final_name>.corrupt`` (never overwriting) and return it."""
-    corrupt = final_name.with_name(final_name.name + ".corrupt")
-    n = 1
-    while corrupt.exists():
-        corrupt = final_name.with_name(f"{final_name.name}.corrupt{n}")
-        n += 1
-    os.replace(path, corrupt)
-    return corrupt
-
-
-def _pin_path(zip_path: Path) -> Path:
-    """Sidecar file recording the checksum seen on first use (``*.zip.sha256``)."""
-    return zip_path.with_name(zip_path.name + ".sha256")
-
-
-def _read_pin(zip_path: Path) -> str | None:
-    """The SHA-256 recorded by an earlier run, if any (``sha256sum`` format)."""
-    pin = _pin_path(zip_path)
-    if not pin.is_file():
-        return None
-    return pin.read_text(encoding="utf-8").split()[0].lower()
-
-
-def _write_pin(zip_path: Path, ds: RemoteDataset) -> None:
-    """Trust on first use: record the checksum of the file we got, and say so.
-
-    Used only when the registry has no SHA-256. Later runs verify against the
-    recorded value, so at least the file cannot change silently afterwards.
-    """
-    digest = sha256sum(zip_path)
-    size = zip_path.stat().st_size
-    _pin_path(zip_path).write_text(f"{digest}  {zip_path.name}\n", encoding="utf-8")
-    _say(
-        f"No published checksum is known for {ds.filename}. Got {size:,} bytes, "
-        f"SHA-256 {digest}; recorded in {_pin_path(zip_path)}. Please compare these "
-        f"with the values from the publisher ({ds.url})."
-    )
-
-
-def _fetch(
-    ds: RemoteDataset, zip_path: Path, *, urlopen, progress: bool, timeout: float
-) -> Path:
-    """Download ``ds.url`` into ``<zip_path>.part``, resuming if it exists; return it.
-
-    A resumed download asks the server for the missing bytes only
-    (``Range: bytes=N-``). Status 206 means the server agreed and we append;
-    status 200 means it ignored the range and sends everything, so we start
-    the file over.
-    """
-    part = zip_path.with_name(zip_path.name + ".part")
-    offset = part.stat().st_size if part.exists() else 0
-    if ds.size is not None and offset >= ds.size:
-        return part  # already complete (or too long): let verification decide
-
-    headers = {"User-Agent": "medgan_nb (python urllib)"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    request = urllib.request.Request(ds.url, headers=headers)
-    to = zip_path.parent
-    try:
-        response = urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as err:
-        if err.code == 416 and offset:  # nothing left to send: .part is complete
-            return part
-        raise DownloadError(
-            f"The server answered HTTP {err.code} ({err.reason}) for {ds.url}.\n"
-            + _manual_instructions(ds, to)
-        ) from err
-    except (urllib.error.URLError, OSError) as err:  # includes timeouts
-        reason = getattr(err, "reason", err)
-        hint = ""
-        if isinstance(reason, ssl.SSLCertVerificationError):
-            hint = (
-                " Python could not verify the server's certificate (this server has "
-                "been reported to omit an intermediate certificate)."
-            )
-        raise DownloadError(
-            f"No network access to {ds.url} ({reason}).{hint}\n"
-            + _manual_instructions(ds, to)
-        ) from err
-
-    with response:
-        status = getattr(response, "status", None) or response.getcode()
-        length = response.headers.get("Content-Length")
-        if status == 206:
-            content_range = response.headers.get("Content-Range", "")
-            if content_range and not content_range.startswith(f"bytes {offset}-"):
-                raise DownloadError(
-                    f"The server resumed {ds.url} at the wrong place ({content_range!r}, "
-                    f"wanted byte {offset}). Delete {part} and re-run."
-                )
-            mode = "ab"
-        elif status == 200:
-            if offset:
-                _say("The server does not support resuming; starting over.")
-            offset, mode = 0, "wb"
-        else:
-            raise DownloadError(
-                f"Unexpected HTTP status {status} for {ds.url}.\n"
-                + _manual_instructions(ds, to)
-            )
-        total = offset + int(length) if length is not None else ds.size
-        received = 0
-        with open(part, mode) as f, tqdm(
-            total=total,
-            initial=offset,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            desc=ds.filename,
-            disable=not progress,
-        ) as bar:
-            try:
-                while block := response.read(1 << 16):
-                    f.write(block)
-                    received += len(block)
-                    bar.update(len(block))
-            except OSError as err:  # connection reset, timeout, incomplete read
-                raise DownloadError(
-                    f"The download of {ds.url} was interrupted after "
-                    f"{offset + received:,} bytes ({err}). Re-run the same command "
-                    f"to resume from {part}."
-                ) from err
-            f.flush()
-            os.fsync(f.fileno())
-    if length is not None and received < int(length):
-        raise DownloadError(
-            f"The server closed the connection after {offset + received:,} bytes. "
-            f"Re-run the same command to resume from {part}."
-        )
-    return part
+# ----------------------------------------------------------------- download
 
 
 def download(
     name: str,
     to: Path,
     *,
-    urlopen=urllib.request.urlopen,
+    urlopen: Callable[..., Any] = urllib.request.urlopen,
     progress: bool = True,
     timeout: float = 30,
 ) -> Path:
@@ -419,33 +356,37 @@ def download(
         return images
 
     to.mkdir(parents=True, exist_ok=True)
-    sha256 = ds.sha256 or _read_pin(zip_path)
+    # Without a published checksum, trust on first use: the SHA-256 of the first
+    # file we got is recorded next to it (sha256sum format) and checked from then on.
+    pin = zip_path.with_name(zip_path.name + ".sha256")
+    recorded = pin.read_text(encoding="utf-8").split() if pin.is_file() else []
+    sha256 = ds.sha256 or (recorded[0].lower() if recorded else None)
 
     if zip_path.exists():  # downloaded earlier, or placed here by hand
-        try:
-            verify(zip_path, ds.size, sha256)
-        except DownloadError as err:
-            corrupt = _quarantine(zip_path, zip_path)
-            raise DownloadError(
-                f"{err}\nThe file was kept as {corrupt}. Re-run the same command to "
-                f"download it again. {_manual_instructions(ds, to)}"
-            ) from err
+        got = zip_path
     else:
         _say(f"Downloading {ds.name} from {ds.url}\nTerms: {ds.terms}")
-        part = _fetch(ds, zip_path, urlopen=urlopen, progress=progress, timeout=timeout)
-        try:
-            verify(part, ds.size, sha256)
-        except DownloadError as err:
-            corrupt = _quarantine(part, zip_path)
-            raise DownloadError(
-                f"{err}\nThe downloaded file was kept as {corrupt}. Re-run the same "
-                f"command to try again; if it fails the same way, the publisher may "
-                f"have changed the archive. {_manual_instructions(ds, to)}"
-            ) from err
-        os.replace(part, zip_path)
+        got = _fetch(ds, zip_path, urlopen=urlopen, progress=progress, timeout=timeout)
+    try:
+        verify(got, ds.size, sha256)
+    except DownloadError as err:
+        corrupt = _quarantine(got, zip_path)
+        raise DownloadError(
+            f"{err}\nThe file was kept as {corrupt}. Re-run the same command to download "
+            f"it again; if it fails the same way, the publisher may have changed the "
+            f"archive. {_manual_instructions(ds, to)}"
+        ) from err
+    if got != zip_path:
+        os.replace(got, zip_path)
 
     if sha256 is None:
-        _write_pin(zip_path, ds)
+        digest = file_sha256(zip_path)
+        pin.write_text(f"{digest}  {zip_path.name}\n", encoding="utf-8")
+        _say(
+            f"No published checksum is known for {ds.filename}. Got "
+            f"{zip_path.stat().st_size:,} bytes, SHA-256 {digest}; recorded in {pin}. "
+            f"Please compare these with the values from the publisher ({ds.url})."
+        )
 
     _say(f"Extracting {zip_path} into {to}")
     safe_extract(zip_path, to)

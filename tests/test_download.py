@@ -139,7 +139,7 @@ def test_second_call_is_idempotent_and_offline(tmp_path, dataset, monkeypatch):
         raise AssertionError("an extracted data set must be returned at once")
 
     monkeypatch.setattr(dl, "safe_extract", must_not_run)
-    monkeypatch.setattr(dl, "sha256sum", must_not_run)
+    monkeypatch.setattr(dl, "file_sha256", must_not_run)
     second = download("kvasir-seg", to, urlopen=no_network, progress=False)
     assert first == second
     assert_extracted(to, second)
@@ -254,9 +254,13 @@ def test_bad_zip_placed_by_hand_is_kept_and_reported(tmp_path, dataset):
     to = tmp_path / "data"
     to.mkdir()
     (to / "kvasir-seg.zip").write_bytes(b"not the archive")
-    with pytest.raises(DownloadError, match="size mismatch"):
+    with pytest.raises(DownloadError, match="size mismatch") as err:
         download("kvasir-seg", to, urlopen=no_network, progress=False)
     assert (to / "kvasir-seg.zip.corrupt").read_bytes() == b"not the archive"
+    assert not (to / "kvasir-seg.zip").exists()
+    message = str(err.value)  # same verify path and message as a downloaded file
+    assert "kvasir-seg.zip.corrupt" in message and "re-run the same command" in message
+    assert URL in message and str(to) in message
 
 
 def test_unknown_name_lists_known_names(tmp_path):
@@ -278,6 +282,53 @@ def test_unknown_checksum_is_recorded_on_first_use(tmp_path, dataset, monkeypatc
     (to / "kvasir-seg.zip").write_bytes(ZIP[::-1])
     with pytest.raises(DownloadError, match="SHA-256 mismatch"):
         download("kvasir-seg", to, urlopen=no_network, progress=False)
+
+
+def test_empty_checksum_record_is_ignored_and_rewritten(tmp_path, dataset, monkeypatch):
+    monkeypatch.setitem(DATASETS, "kvasir-seg",
+                        RemoteDataset(**{**dataset.__dict__, "sha256": None, "size": None}))
+    to = tmp_path / "data"
+    to.mkdir()
+    (to / "kvasir-seg.zip.sha256").write_text("")  # e.g. a run killed while writing it
+    images = download("kvasir-seg", to, urlopen=FakeUrlopen(FakeResponse(ZIP)), progress=False)
+    assert_extracted(to, images)
+    digest = hashlib.sha256(ZIP).hexdigest()
+    assert (to / "kvasir-seg.zip.sha256").read_text() == f"{digest}  kvasir-seg.zip\n"
+
+
+def test_range_not_satisfiable_means_part_is_complete(tmp_path, dataset, monkeypatch):
+    # Size unknown, so only the server can say the .part file is complete (HTTP 416).
+    monkeypatch.setitem(DATASETS, "kvasir-seg", RemoteDataset(**{**dataset.__dict__, "size": None}))
+    to = tmp_path / "data"
+    to.mkdir()
+    (to / "kvasir-seg.zip.part").write_bytes(ZIP)
+    server = FakeUrlopen(urllib.error.HTTPError(URL, 416, "Range Not Satisfiable", {}, None))
+    images = download("kvasir-seg", to, urlopen=server, progress=False)
+    assert server.requests[0].get_header("Range") == f"bytes={len(ZIP)}-"
+    assert_extracted(to, images)
+
+
+def test_resume_at_wrong_offset_is_refused(tmp_path, dataset):
+    to = tmp_path / "data"
+    to.mkdir()
+    (to / "kvasir-seg.zip.part").write_bytes(ZIP[:1000])
+    server = FakeUrlopen(FakeResponse(ZIP[500:], status=206, headers={
+        "Content-Length": str(len(ZIP) - 500),
+        "Content-Range": f"bytes 500-{len(ZIP) - 1}/{len(ZIP)}",
+    }))
+    with pytest.raises(DownloadError, match="wrong place"):
+        download("kvasir-seg", to, urlopen=server, progress=False)
+    assert (to / "kvasir-seg.zip.part").read_bytes() == ZIP[:1000]  # nothing appended
+    assert not (to / "kvasir-seg.zip").exists()
+
+
+def test_connection_closed_early_keeps_part_for_resume(tmp_path, dataset):
+    to = tmp_path / "data"
+    server = FakeUrlopen(FakeResponse(ZIP[:700], headers={"Content-Length": str(len(ZIP))}))
+    with pytest.raises(DownloadError, match="resume"):
+        download("kvasir-seg", to, urlopen=server, progress=False)
+    assert (to / "kvasir-seg.zip.part").read_bytes() == ZIP[:700]
+    assert not (to / "kvasir-seg.zip").exists()
 
 
 def test_interrupted_extraction_leaves_no_marker_and_next_call_completes(
@@ -369,17 +420,26 @@ def test_safe_extract_rejects_non_zip(tmp_path):
 # --------------------------------------------------------------------- helpers
 
 
-def test_verify_and_sha256sum(tmp_path):
+def test_verify(tmp_path):
     path = tmp_path / "f.bin"
     path.write_bytes(b"abc" * 1000)
     digest = hashlib.sha256(b"abc" * 1000).hexdigest()
-    assert dl.sha256sum(path, chunk=7) == digest
+    assert dl.file_sha256(path) == digest
     dl.verify(path, 3000, digest)
+    dl.verify(path, 3000, digest.upper())
     dl.verify(path, None, None)
     with pytest.raises(DownloadError, match=str(path)):
         dl.verify(path, 2999, None)
-    with pytest.raises(DownloadError, match="SHA-256 mismatch"):
+    with pytest.raises(DownloadError, match=f"SHA-256 mismatch: expected {'0' * 64}, got {digest}"):
         dl.verify(path, 3000, "0" * 64)
+    with pytest.raises(DownloadError, match="file not found"):
+        dl.verify(tmp_path / "missing.bin", None, None)
+
+
+def test_one_sha256_function_shared_with_checkpoint():
+    from medgan_nb import checkpoint
+    assert dl.file_sha256 is checkpoint.file_sha256
+    assert not hasattr(dl, "sha256sum")
 
 
 def test_registry_pins_the_published_kvasir_archive():
