@@ -10,19 +10,24 @@ never runs code from the file. It always holds
     generator state_dict of the generator
 
 and, from training, the discriminator, both optimizers and schedulers, the
-AMP grad scaler, epoch/step counters, random-number states and metrics.
+AMP grad scalers, epoch/step counters and metrics.
+
+Provenance: `load_checkpoint` reads the file's bytes once, hashes exactly
+those bytes and deserialises them, so the SHA-256 it reports (``state["sha256"]``,
+``generator.checkpoint_sha256``) names the weights that were used even if a
+training run replaces the file a moment later.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
-import random
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
-import numpy as np
 import torch
 
 from . import __version__
@@ -60,6 +65,7 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())               # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
@@ -70,11 +76,36 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """Write `state` (plus format and version tags) to `path` atomically."""
+    state = {k: v for k, v in state.items() if k != "sha256"}      # added by load_checkpoint, not stored
     with atomic_write(path) as f:
         torch.save({"format": FORMAT, "version": __version__, **state}, f)
     return Path(path)
+
+
+def copy_checkpoint(source: str | Path, target: str | Path) -> Path:
+    """Make `target` hold the same bytes as `source` without writing them again: a hard link where the
+    file system allows it, else a copy; atomic either way (a temp name, then ``os.replace``).
+
+    Safe because checkpoints are never modified in place: `atomic_write` always makes a new file, so a
+    later write of `source` leaves `target` as it was.
+    """
+    source, target = Path(source), Path(target)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.link")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:                              # no hard links here (some network/FAT file systems)
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+    return target
 
 
 def checkpoint_path(path: str | Path) -> Path:
@@ -85,55 +116,54 @@ def checkpoint_path(path: str | Path) -> Path:
     return path
 
 
+def run_folder_of(path: str | Path) -> Path | None:
+    """The run folder that a checkpoint file or run folder belongs to (it holds ``config.json``), or None.
+
+    ``runs/x`` and ``runs/x/checkpoints/best.pt`` both give ``runs/x``; a loose ``model.pt`` gives None.
+    """
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent.parent if path.parent.name == "checkpoints" else None
+    return folder if folder is not None and (folder / "config.json").is_file() else None
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint safely; raise `CheckpointError` for anything that is not one of ours."""
+    """Read a checkpoint safely; raise `CheckpointError` for anything that is not one of ours.
+
+    The returned dict also holds ``"sha256"``: the hash of the very bytes that were deserialised.
+    """
     path = checkpoint_path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    data = path.read_bytes()                     # hash and load the same bytes (the file may be replaced)
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as e:                       # torch.load raises many types on foreign files
         raise CheckpointError(f"{path} is not a medgan_nb checkpoint (or it is damaged): "
                               f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT or "generator" not in state:
         raise CheckpointError(f"{path} is a PyTorch file but not a medgan_nb checkpoint "
                               f"(no 'format': '{FORMAT}' entry)")
+    state["sha256"] = hashlib.sha256(data).hexdigest()
     return state
 
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[UNetGenerator, Config]:
-    """The trained generator of a checkpoint, in eval mode on `device`, and its config."""
+    """The trained generator of a checkpoint, in eval mode on `device`, and its config.
+
+    ``generator.checkpoint_sha256`` is the SHA-256 of the checkpoint bytes it was built from.
+    """
     state = load_checkpoint(path)
     cfg = Config.from_dict(state["config"])
     generator = build_generator(cfg)
     generator.load_state_dict(state["generator"])
+    generator.checkpoint_sha256 = state["sha256"]
     return generator.to(device).eval(), cfg
 
 
 def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-# ----------------------------------------------------------- random state
-def rng_state() -> dict[str, Any]:
-    """Python, numpy, torch (and CUDA) random states as weights_only-safe values."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    version, internal, py_gauss = random.getstate()
-    return {"python": [version, list(internal), py_gauss],
-            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    version, internal, py_gauss = state["python"]
-    random.setstate((version, tuple(internal), py_gauss))
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])

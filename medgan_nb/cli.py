@@ -71,6 +71,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .checkpoint import CheckpointError
+    from .data import ImageLoadError
     from .train import TrainingDiverged, train
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -80,7 +81,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             train(resume=args.resume, quiet=args.quiet)
         else:
             train(config_from_args(args), name=args.name, quiet=args.quiet)
-    except (TrainingDiverged, CheckpointError) as e:
+    except ImageLoadError as e:
+        print(f"error: {e}\n(to leave unreadable files out and list them in the run folder: "
+              f"--set bad_images=skip)", file=sys.stderr)
+        return 1
+    except (TrainingDiverged, CheckpointError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
@@ -105,14 +110,8 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_folder_of(checkpoint: Path) -> Path | None:
-    """The run folder a checkpoint belongs to (…/runs/X/checkpoints/last.pt -> …/runs/X), if any."""
-    folder = checkpoint if checkpoint.is_dir() else checkpoint.parent.parent
-    return folder if (folder / "config.json").exists() else None
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .checkpoint import CheckpointError, load_checkpoint
+    from .checkpoint import CheckpointError, load_checkpoint, run_folder_of
     from .evaluate import evaluate
     checkpoint = Path(args.checkpoint)
     try:
@@ -121,7 +120,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except (CheckpointError, KeyError, ValueError) as e:
         print(f"error: {e.args[0]}", file=sys.stderr)
         return 1
-    run = _run_folder_of(checkpoint)
+    run = run_folder_of(checkpoint)
     out = Path(args.out) if args.out else make_run_dir(run if run else Path(cfg.output_dir) / "eval",
                                                          "eval" if run else time.strftime("%Y%m%d-%H%M%S"))
     metrics = evaluate(checkpoint, out, cfg=cfg, data_dir=args.data, split=args.split,
@@ -147,7 +146,7 @@ def cmd_enhance(args: argparse.Namespace) -> int:
     try:
         written = enhance(args.input, args.out, args.checkpoint, device=args.device, label=args.label,
                           overwrite=args.overwrite, tile=args.tile, on_error="skip" if args.skip_bad else "raise",
-                          backend=args.backend, quiet=args.quiet)
+                          backend=args.backend, record_source_name=args.record_source_name, quiet=args.quiet)
     except (CheckpointError, ImageLoadError, FileExistsError, FileNotFoundError, ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -158,7 +157,7 @@ def cmd_enhance(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """Export a checkpoint's generator to ONNX or TorchScript, then check the file against PyTorch."""
     import torch
-    from .checkpoint import CheckpointError, checkpoint_path, file_sha256, load_generator
+    from .checkpoint import CheckpointError, checkpoint_path, load_generator
     from .export import export_onnx, export_torchscript, verify_export
     try:
         checkpoint = checkpoint_path(args.checkpoint)
@@ -171,7 +170,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         generator, _ = load_generator(checkpoint)
         export = export_onnx if args.format == "onnx" else export_torchscript
         started = time.perf_counter()
-        export(generator, out, overwrite=args.overwrite, checkpoint_sha256=file_sha256(checkpoint))
+        export(generator, out, overwrite=args.overwrite, checkpoint_sha256=generator.checkpoint_sha256)
         seconds = time.perf_counter() - started
         m = generator.size_multiple
         side = -(-max(m, 64) // m) * m                           # cheap: 64 or one size_multiple
@@ -228,7 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(sub.add_parser("config", help="print a config as JSON"), "seed").set_defaults(func=cmd_config)
     tr = with_config(sub.add_parser("train", help="train a restoration GAN (output/runs/<name>/)"), "demo")
     tr.add_argument("--name", help="run folder name (default: a timestamp; never overwrites)")
-    tr.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    tr.add_argument("--resume", metavar="RUN_OR_CHECKPOINT",
+                    help="a run folder: continue it in place from its last.pt; any other checkpoint "
+                         "(best.pt, epoch_NNN.pt, ...): a new run folder starts from it")
     tr.add_argument("--quiet", action="store_true", help="no progress bars")
     tr.set_defaults(func=cmd_train)
     ev = sub.add_parser("evaluate", help="PSNR/SSIM of a checkpoint and classical baselines on held-out images")
@@ -240,7 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-breakdown", action="store_true", help="skip the per-degradation conditions")
     ev.add_argument("--device", default="auto")
     ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="change a config field for the evaluation, e.g. --set image_size=128")
+                    help="change a task field for the evaluation, e.g. --set image_size=128 or noise_std=0.05; "
+                         "seed, max_images, synthetic_frames and cache_images are fixed by the evaluation, so that "
+                         "every model is scored on the same inputs (use --max-images for a subset)")
     ev.add_argument("--quiet", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
     en = sub.add_parser("enhance", help="enhance an image or a folder; outputs are labelled and audited")
@@ -249,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--out", required=True, help="output folder (PNG files + audit.jsonl)")
     en.add_argument("--label", action="store_true", help="burn a visible 'AI-enhanced' label into a corner")
     en.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    en.add_argument("--record-source-name", action="store_true",
+                    help="also write each input's relative path into its output PNG's metadata (off by default: "
+                         "file names often hold patient identifiers; the input's SHA-256 is always written and "
+                         "the local audit.jsonl always keeps the path)")
     en.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted) instead of stopping")
     en.add_argument("--tile", type=int, default=512, help="tile size for large images (default 512)")
     en.add_argument("--device", default="auto")

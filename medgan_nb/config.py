@@ -21,7 +21,7 @@ import dataclasses
 import json
 import os
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +30,26 @@ DEGRADATION_SETS: dict[str, tuple[str, ...]] = {
     "seed": ("noise", "salt_pepper", "blur", "color_jitter"),
     "endoscopy": ("glare", "motion_blur", "vignetting", "low_light", "noise", "jpeg"),
 }
-KNOWN_DEGRADATIONS = (
-    "glare", "blur", "motion_blur", "vignetting", "color_jitter", "low_light",
-    "noise", "salt_pepper", "jpeg",
-)
+# The order each ``degradation_order`` applies them in (see medgan_nb.degrade for why).
+DEGRADATION_ORDERS: dict[str, tuple[str, ...]] = {
+    "seed": ("noise", "salt_pepper", "blur", "color_jitter"),
+    "physical": ("glare", "blur", "motion_blur", "vignetting", "color_jitter", "low_light",
+                 "noise", "salt_pepper", "jpeg"),
+}
+KNOWN_DEGRADATIONS = DEGRADATION_ORDERS["physical"]
+OUTPUT_ENV = "MEDGAN_OUTPUT"      # environment variable: where runs go when a config does not say (tests set it)
+
+
+def default_output_dir() -> str:
+    """``$MEDGAN_OUTPUT`` if set, else ``output`` (relative to the working directory)."""
+    return os.environ.get(OUTPUT_ENV) or "output"
 
 
 @dataclass
 class Config:
-    """Every setting of a run. Build one with ``Config.preset(name, **overrides)``."""
+    """Every setting of a run. Build one with ``Config.preset(name, **overrides)``; ``Config()`` is the seed preset."""
 
-    preset: str = "seed"
+    preset: str = "seed"                   # the preset these values started from (the classmethod is set below)
 
     # data
     image_size: int = 256
@@ -52,6 +61,8 @@ class Config:
     max_images: int = 0                    # use at most this many images per split, evenly spread (0: all)
     num_workers: int = 0
     cache_images: bool = False             # keep loaded images in memory (float16) after the first epoch
+    bad_images: str = "raise"              # unreadable files in data_dir: "raise" (stop, naming the file) or
+                                           # "skip" (leave out, count, list in the run's skipped_images.csv)
 
     # models
     depth: int = 8                         # UNet down-samplings; image_size % 2**depth == 0
@@ -78,13 +89,14 @@ class Config:
     device: str = "auto"                   # "auto" (CUDA if present), "cpu", "cuda", "cuda:1", ...
     amp: bool = True                       # mixed precision + channels_last on CUDA (ignored on the CPU)
     deterministic: bool = False            # torch.use_deterministic_algorithms (bit-exact resume, slower)
+    sync_batchnorm: bool = False           # torchrun on GPUs: BatchNorm statistics over all processes (see train)
 
     # bookkeeping
     max_minutes: float = 0.0               # stop training after this many minutes (0: run all epochs)
     save_every: int = 5                    # epochs between kept checkpoints (last.pt is written every epoch)
     log_every: int = 10                    # batches between log lines
     sample_every: int = 200                # steps between sample grids of fixed validation images
-    output_dir: str = "output"
+    output_dir: str = field(default_factory=default_output_dir)   # runs go to <output_dir>/runs/<name>/
 
     # degradations
     degradations: tuple[str, ...] = DEGRADATION_SETS["seed"]
@@ -109,14 +121,6 @@ class Config:
     def __post_init__(self) -> None:
         self.validate()
 
-    # ---------------------------------------------------------------- presets
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "Config":
-        """The named preset with some fields changed, e.g. ``Config.preset("demo", epochs=2)``."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-        return cls.from_dict({**PRESETS[name], "preset": name, **overrides})
-
     def replace(self, **changes: Any) -> "Config":
         """A copy with some fields changed (validated like any config)."""
         return Config.from_dict({**self.to_dict(), **changes})
@@ -136,18 +140,28 @@ class Config:
         unknown = [d for d in self.degradations if d not in KNOWN_DEGRADATIONS]
         if unknown:
             raise ValueError(f"degradations: unknown {unknown}; known: {list(KNOWN_DEGRADATIONS)}")
+        order = DEGRADATION_ORDERS.get(self.degradation_order, ())
+        misplaced = [d for d in self.degradations if d not in order]
         checks = [
             (self.image_size >= 8, "image_size must be >= 8"),
             (self.depth >= 2, "depth must be >= 2"),
             (self.image_size % 2**self.depth == 0,
              f"image_size {self.image_size} is not divisible by 2**depth = {2**self.depth}; "
              f"use depth <= {_max_depth(self.image_size)} or an image_size that is a multiple of {2**self.depth}"),
-            (abs(sum(self.split_ratios) - 1) < 1e-6 and min(self.split_ratios) >= 0,
-             "split_ratios must be three non-negative numbers summing to 1"),
+            (abs(sum(self.split_ratios) - 1) < 1e-6 and min(self.split_ratios) > 0,
+             "split_ratios must be three positive numbers summing to 1 (train, validation and test each need "
+             "images)"),
             (self.resize in ("squash", "crop"), "resize must be 'squash' or 'crop'"),
             (self.gan_mode in ("vanilla", "lsgan"), "gan_mode must be 'vanilla' or 'lsgan'"),
-            (self.degradation_order in ("seed", "physical"), "degradation_order must be 'seed' or 'physical'"),
+            (self.degradation_order in DEGRADATION_ORDERS,
+             f"degradation_order must be one of {sorted(DEGRADATION_ORDERS)}"),
+            (not misplaced, f"degradation(s) {misplaced} have no place in the {self.degradation_order!r} order "
+                            f"{order}; use degradation_order='physical'"),
+            (self.bad_images in ("raise", "skip"), "bad_images must be 'raise' or 'skip'"),
             (self.blur_kernel % 2 == 1 and self.blur_kernel > 0, "blur_kernel must be a positive odd number"),
+            (0 <= self.noise_std_range <= self.noise_std <= 1,
+             "need 0 <= noise_std_range <= noise_std <= 1 (the std is drawn from noise_std ± noise_std_range)"),
+            *_range_checks(self),
             (self.max_images >= 0 and self.synthetic_frames >= 0, "max_images and synthetic_frames must be >= 0"),
             (self.max_minutes >= 0, "max_minutes must be >= 0 (0: no time limit)"),
             (self.batch_size >= 1 and self.epochs >= 1 and self.g_steps >= 1,
@@ -203,15 +217,46 @@ class Config:
             raise type(e)(f"{path}: {e.args[0]}") from None
 
 
+def _preset(cls: type[Config], name: str, **overrides: Any) -> Config:
+    """The named preset with some fields changed, e.g. ``Config.preset("demo", epochs=2)``."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return cls.from_dict({**PRESETS[name], "preset": name, **overrides})
+
+
+# Set after the class is made: defined in its body, the method would replace the field's default ("seed").
+Config.preset = classmethod(_preset)  # type: ignore[assignment,method-assign]
+
+# (low, high) fields and the bounds their values must keep.
+_RANGES: dict[str, tuple[float, float]] = {
+    "blur_sigma": (0.0, 10.0), "jpeg_quality": (1, 100), "motion_blur_length": (0.0, 64.0),
+    "low_light_gain": (0.01, 1.0), "low_light_gamma": (0.1, 5.0), "glare_spots": (0, 20), "vignetting": (0.0, 1.0),
+}
+
+
+def _range_checks(cfg: Config) -> list[tuple[bool, str]]:
+    """Each (low, high) field must satisfy bound_low <= low <= high <= bound_high."""
+    return [(lo_bound <= getattr(cfg, name)[0] <= getattr(cfg, name)[1] <= hi_bound,
+             f"{name} must be (low, high) with {lo_bound} <= low <= high <= {hi_bound}, got {getattr(cfg, name)}")
+            for name, (lo_bound, hi_bound) in _RANGES.items()]
+
+
+def repo_root() -> Path:
+    """The repository folder (the nearest one up from the working directory that holds pyproject.toml),
+    else the working directory: notebooks run from ``notebooks/`` but read and write beside it."""
+    here = Path.cwd().resolve()
+    return next((p for p in (here, *here.parents) if (p / "pyproject.toml").exists()), here)
+
+
 def notebook_config(**overrides: Any) -> Config:
     """The preset the notebooks run: ``demo``, or ``tiny`` when the environment sets MEDGAN_TINY=1 (CI does).
 
-    Runs go to the repository's ``output/`` folder even though notebooks run from ``notebooks/``.
+    Runs go to ``$MEDGAN_OUTPUT`` if set (the test suite points it at a temporary folder, so test runs never
+    mix with yours), else to the repository's ``output/`` folder even though notebooks run from ``notebooks/``.
     """
-    here = Path.cwd().resolve()
-    root = next((p for p in (here, *here.parents) if (p / "pyproject.toml").exists()), here)
     name = "tiny" if os.environ.get("MEDGAN_TINY") == "1" else "demo"
-    return Config.preset(name, **{"output_dir": str(root / "output"), **overrides})
+    output = os.environ.get(OUTPUT_ENV) or str(repo_root() / "output")
+    return Config.preset(name, **{"output_dir": output, **overrides})
 
 
 def _max_depth(size: int) -> int:

@@ -40,26 +40,16 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
-from .config import Config
+from .config import DEGRADATION_ORDERS, Config
+from .data import from_unit, to_unit
 
 Params = dict[str, torch.Tensor]
 
-SEED_ORDER = ("noise", "salt_pepper", "blur", "color_jitter")
-PHYSICAL_ORDER = ("glare", "blur", "motion_blur", "vignetting", "color_jitter", "low_light",
-                  "noise", "salt_pepper", "jpeg")
+SEED_ORDER = DEGRADATION_ORDERS["seed"]
+PHYSICAL_ORDER = DEGRADATION_ORDERS["physical"]
 
 
 # ------------------------------------------------------------------ helpers
-def to_unit(x: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] -> [0, 1]."""
-    return (x + 1) / 2
-
-
-def from_unit(x: torch.Tensor) -> torch.Tensor:
-    """[0, 1] -> [-1, 1], clamped."""
-    return (x.clamp(0, 1) * 2 - 1)
-
-
 def _per_image(v: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
     """A scalar or (N,) tensor as an (N, 1, 1, 1) tensor on x's device."""
     v = torch.as_tensor(v, dtype=x.dtype, device=x.device)
@@ -114,7 +104,8 @@ def salt_and_pepper(x: torch.Tensor, amount: torch.Tensor | float, salt_ratio: f
 def gaussian_kernels(sigma: torch.Tensor, size: int) -> torch.Tensor:
     """One normalised 2-D Gaussian kernel (size, size) per sigma: (N, size, size)."""
     r = torch.arange(size, dtype=torch.float32, device=sigma.device) - size // 2
-    g = torch.exp(-(r[None, :] ** 2) / (2 * sigma.float()[:, None] ** 2))
+    sigma = sigma.float().clamp(min=1e-3)              # sigma 0 means no blur: a unit impulse, not 0/0 = NaN
+    g = torch.exp(-(r[None, :] ** 2) / (2 * sigma[:, None] ** 2))
     g = g / g.sum(dim=1, keepdim=True)
     return g[:, :, None] * g[:, None, :]
 
@@ -284,7 +275,7 @@ def _apply(name: str, cfg: Config, x: torch.Tensor, p: Params, g: torch.Generato
 
 def seed_for(key: str | int, base_seed: int = 0) -> int:
     """A stable 63-bit seed for one image, from its key (file path or index) and a base seed."""
-    digest = hashlib.sha256(f"{base_seed}:{key}".encode()).digest()
+    digest = hashlib.sha256(f"{base_seed}:{key}".encode("utf-8", "surrogateescape")).digest()   # any file name
     return int.from_bytes(digest[:8], "little") >> 1
 
 

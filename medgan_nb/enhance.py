@@ -4,10 +4,19 @@ The original notebook's ethics section asked for "clear labelling of
 AI-enhanced content" and "audit trails". Here both are real:
 
 - every output PNG carries text metadata saying it is AI-enhanced, with the
-  SHA-256 of the checkpoint and of the source file (and, with ``label=True``,
-  a visible "AI-enhanced" mark burned into a corner);
+  SHA-256 of the checkpoint bytes that were loaded and of the source file's
+  bytes that were decoded (and, with ``label=True``, a visible "AI-enhanced"
+  mark burned into a corner). The source's file name goes into the PNG only with
+  ``record_source_name=True``: names often hold patient identifiers, and the
+  hash links output to input without them;
 - every output gets one JSON line in ``out_dir/audit.jsonl`` (appended, never
   truncated): when, from which file, with which checkpoint, to which file.
+  This local log keeps the paths; names that are not valid UTF-8 are written
+  with ``\\xNN`` escapes for their bad bytes, so every line is valid JSON.
+
+Outputs keep the input's channels and depth: grayscale stays grayscale (8- or
+16-bit), colour stays RGB, and inputs with more than 8 bits per sample (16-bit,
+float) give 16-bit PNGs.
 
 Images of any size work: `enhance_array` reflect-pads each image to a multiple
 of the generator's ``size_multiple`` (2**depth for the UNet, which halves it
@@ -25,8 +34,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import struct
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -36,7 +49,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .checkpoint import atomic_write, checkpoint_path, file_sha256, load_generator
-from .data import IMAGE_EXTENSIONS, ImageLoadError, list_images, load_image
+from .data import IMAGE_EXTENSIONS, ImageLoadError, decode_image, from_numpy_images, list_images, to_numpy_images
 from .export import fast_generator
 from .models import resolve_device
 
@@ -111,7 +124,7 @@ def enhance_array(generator: torch.nn.Module, img: np.ndarray, *, tile: int = 51
     h, w = img.shape[:2]
     hp, wp = _round_up(h, m), _round_up(w, m)
     padded = np.pad(img.astype(np.float32, copy=False), ((0, hp - h), (0, wp - w), (0, 0)), mode="reflect")
-    x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1) * 2 - 1     # (3, hp, wp) in [-1, 1]
+    x = from_numpy_images(padded)                                                   # (3, hp, wp) in [-1, 1]
 
     out = torch.zeros(3, hp, wp)
     weight = torch.zeros(1, hp, wp)
@@ -133,37 +146,70 @@ def enhance_array(generator: torch.nn.Module, img: np.ndarray, *, tile: int = 51
                     weight[:, top:top + th, left:left + tw] += wt
     finally:
         generator.train(was_training)
-    out = (out / weight)[:, :h, :w]
-    return ((out + 1) / 2).clamp(0, 1).permute(1, 2, 0).numpy().astype(np.float32)
+    return to_numpy_images((out / weight)[:, :h, :w])
 
 
 # ------------------------------------------------------------- labelling
-def burn_label(img: Image.Image, text: str = LABEL_TEXT) -> Image.Image:
-    """A copy of `img` with `text` in white on a dark box in the top-left corner, sized to the image."""
-    img = img.copy()
-    size = max(6, round(min(img.size) / 24))
+def burn_label(pixels: np.ndarray, text: str = LABEL_TEXT) -> np.ndarray:
+    """A copy of float `pixels` (H, W, C) in [0, 1] with `text` in white on a black box in the top-left corner,
+    sized to the image; works for any channel count and bit depth."""
+    h, w = pixels.shape[:2]
+    size = max(6, round(min(h, w) / 24))
     try:
         font = ImageFont.load_default(size=size)
     except (TypeError, ValueError, OSError, ImportError):   # Pillow without FreeType: fixed bitmap font
         font = ImageFont.load_default()
-    draw = ImageDraw.Draw(img)
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    box, ink = Image.new("L", (w, h)), Image.new("L", (w, h))
+    left, top, right, bottom = ImageDraw.Draw(ink).textbbox((0, 0), text, font=font)
     pad = max(1, size // 4)
-    draw.rectangle((0, 0, right - left + 2 * pad, bottom - top + 2 * pad), fill=(0, 0, 0))
-    draw.text((pad - left, pad - top), text, fill=(255, 255, 255), font=font)
-    return img
+    ImageDraw.Draw(box).rectangle((0, 0, right - left + 2 * pad, bottom - top + 2 * pad), fill=255)
+    ImageDraw.Draw(ink).text((pad - left, pad - top), text, fill=255, font=font)
+    box_a, ink_a = (np.asarray(m, dtype=np.float32)[..., None] / 255 for m in (box, ink))
+    return pixels * (1 - box_a) * (1 - ink_a) + ink_a
 
 
-def png_metadata(source: str, source_sha256: str, checkpoint_sha256: str) -> PngInfo:
-    """The PNG text chunks that mark an output as AI-enhanced and name where it came from."""
+def png_metadata(source: str | None, source_sha256: str, checkpoint_sha256: str) -> PngInfo:
+    """The PNG text chunks that mark an output as AI-enhanced and link it to its input and checkpoint.
+
+    source: the input's relative path, or None to leave it out (the default of `enhance`).
+    """
     info = PngInfo()
     info.add_text("Software", f"medgan_nb {__version__}")
     info.add_text("Description", DESCRIPTION)
     info.add_text("medgan_nb:ai_enhanced", "true")
-    info.add_text("medgan_nb:source", source)
+    if source is not None:
+        info.add_text("medgan_nb:source", path_text(source))
     info.add_text("medgan_nb:source_sha256", source_sha256)
     info.add_text("medgan_nb:checkpoint_sha256", checkpoint_sha256)
     return info
+
+
+def path_text(path: str | Path) -> str:
+    """A path as valid Unicode text: the bytes of a name that is not valid UTF-8 become ``\\xNN`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def save_png(f: BinaryIO, pixels: np.ndarray, bits: int, info: PngInfo) -> None:
+    """Write float `pixels` (H, W, 1 or 3) in [0, 1] as an 8- or 16-bit grayscale or RGB PNG with `info`'s text."""
+    top = 65535 if bits == 16 else 255
+    q = np.round(np.clip(pixels, 0, 1) * top).astype(np.uint16 if bits == 16 else np.uint8)
+    if q.shape[2] == 3 and bits == 16:
+        f.write(_png_rgb16(q, info))
+    else:                                                    # Pillow: L, I;16 or RGB
+        Image.fromarray(q[..., 0] if q.shape[2] == 1 else q).save(f, format="PNG", pnginfo=info)
+
+
+def _png_rgb16(q: np.ndarray, info: PngInfo) -> bytes:
+    """A 16-bit RGB PNG (Pillow writes colour at 8 bits only): header, `info`'s text chunks, pixel rows, end."""
+    h, w, _ = q.shape
+    rows = q.astype(">u2").view(np.uint8).reshape(h, w * 6)
+    rows = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1)      # filter type 0 ("none") per row
+    chunks = [(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)),   # 16 bits, colour type 2: RGB
+              *((kind, data) for kind, data, *_ in info.chunks),
+              (b"IDAT", zlib.compress(rows.tobytes(), 6)),
+              (b"IEND", b"")]
+    return b"\x89PNG\r\n\x1a\n" + b"".join(struct.pack(">I", len(data)) + kind + data +
+                                          struct.pack(">I", zlib.crc32(kind + data)) for kind, data in chunks)
 
 
 # ---------------------------------------------------------- files & folders
@@ -194,13 +240,16 @@ def _jobs(inputs: Path, out_dir: Path) -> list[tuple[Path, str, Path]]:
 
 def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path, *, device: str = "auto",
             label: bool = False, overwrite: bool = False, tile: int = 512, on_error: str = "raise",
-            backend: str = "auto", quiet: bool = False) -> list[Path]:
+            backend: str = "auto", record_source_name: bool = False, quiet: bool = False) -> list[Path]:
     """Enhance one image file or every image under a folder; returns the PNG files written.
 
-    Outputs keep each file's relative path and stem, as 8-bit RGB PNGs under
-    `out_dir` (``a/b/x.jpg`` -> ``out_dir/a/b/x.png``), labelled as AI-enhanced
-    in their metadata (and visibly with ``label=True``). Each output is written
-    atomically and then logged in ``out_dir/audit.jsonl``.
+    Outputs keep each file's relative path and stem, as PNGs under `out_dir`
+    (``a/b/x.jpg`` -> ``out_dir/a/b/x.png``) with the input's channels and depth
+    (grayscale or RGB; 16-bit for inputs with more than 8 bits per sample),
+    labelled as AI-enhanced in their metadata (and visibly with ``label=True``).
+    The metadata holds the input's SHA-256, and its relative path only with
+    ``record_source_name=True``. Each output is written atomically and then
+    logged in ``out_dir/audit.jsonl``.
 
     Existing outputs raise `FileExistsError` before any work unless
     ``overwrite=True``. An unreadable input raises `ImageLoadError`
@@ -223,12 +272,12 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path, *, 
 
     device = resolve_device(device)
     generator, _ = load_generator(checkpoint, device)
+    checkpoint_sha256 = generator.checkpoint_sha256      # of the bytes loaded: a run may replace the file any time
     if backend == "auto" and len(jobs) < ONNX_MIN_IMAGES:
         backend = "torch"
     generator = fast_generator(generator, backend)
     backend = generator.backend
     checkpoint_file = checkpoint_path(checkpoint)
-    checkpoint_sha256 = file_sha256(checkpoint_file)
     log.info("enhancing %d image(s) with %s (sha256 %s…) on %s (%s)", len(jobs), checkpoint_file,
              checkpoint_sha256[:12], device, backend)
 
@@ -237,35 +286,39 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path, *, 
     skipped = 0
     for src, rel, dst in tqdm(jobs, desc="enhancing", unit="img", disable=quiet):
         try:
-            img = load_image(src)
+            decoded = decode_image(src)                 # its sha256 is of the very bytes decoded
         except ImageLoadError as e:
             if on_error == "raise":
                 raise
             log.warning("skipped: %s", e)
             skipped += 1
             continue
-        source_sha256 = file_sha256(src)
-        restored = enhance_array(generator, img, tile=tile, device=device)
-        out = Image.fromarray((restored * 255).round().astype(np.uint8), mode="RGB")
+        restored = enhance_array(generator, decoded.rgb(), tile=tile, device=device)
+        pixels = restored.mean(axis=2, keepdims=True) if decoded.grayscale else restored
         if label:
-            out = burn_label(out)
+            pixels = burn_label(pixels)
+        bits = 16 if decoded.bits > 8 else 8
+        info = png_metadata(rel if record_source_name else None, decoded.sha256, checkpoint_sha256)
         with atomic_write(dst) as f:                    # never a half-written output
-            out.save(f, format="PNG", pnginfo=png_metadata(rel, source_sha256, checkpoint_sha256))
+            save_png(f, pixels, bits, info)
 
         record = {
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "input": str(src.resolve()),
-            "input_sha256": source_sha256,
-            "output": str(dst.resolve()),
+            "input": path_text(src.resolve()),
+            "input_sha256": decoded.sha256,
+            "output": path_text(dst.resolve()),
             "output_sha256": file_sha256(dst),
-            "checkpoint": str(checkpoint_file.resolve()),
+            "checkpoint": path_text(checkpoint_file.resolve()),
             "checkpoint_sha256": checkpoint_sha256,
             "medgan_nb_version": __version__,
             "device": str(device),
             "backend": backend,
-            "width": out.width,
-            "height": out.height,
+            "width": pixels.shape[1],
+            "height": pixels.shape[0],
+            "channels": pixels.shape[2],
+            "bits": bits,
             "label": label,
+            "source_name_in_png": record_source_name,
         }
         with open(out_dir / AUDIT_LOG, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")

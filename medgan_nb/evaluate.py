@@ -1,20 +1,27 @@
 """Evaluate a trained generator on held-out images, next to classical baselines, and write an honest report.
 
-`evaluate(checkpoint, out_dir)` does, top to bottom:
+`evaluate(checkpoint, out_dir)` reads top to bottom in five phases:
 
-1. loads the generator of a checkpoint (or none: baselines only) and the clean
-   images: the held-out test split by default. The original notebook scored its
-   own training images, which flatters any model.
-2. degrades every image with its own seed, taken from its key, so every run,
-   on any device, scores the very same inputs. One condition, "all", applies
-   all of ``cfg.degradations`` together; with ``breakdown=True`` each of them
-   is also applied alone, to show where the GAN helps and where it does not.
-3. restores each degraded image with the GAN and each baseline
-   (`medgan_nb.baselines`) and scores it against the clean image with PSNR and
-   SSIM (`medgan_nb.metrics`), timing every method.
-4. writes into ``out_dir``: ``metrics.json`` (means, stds, ms/image, metadata),
-   ``per_image.csv``, figures and ``report.md``. ``report.md`` says, from the
-   numbers alone, where the GAN wins and where a baseline beats it (`summarize`).
+1. set-up: refuse a non-empty ``out_dir``, load the generator of a checkpoint
+   (or none: baselines only) and hash the very bytes loaded.
+2. the data (`evaluation_config`, `evaluation_data`): the held-out test split
+   by default (the original notebook scored its own training images, which
+   flatters any model). The evaluation set is fixed: only the task (image size,
+   resize, data folder, split ratios, degradations, their strengths and order)
+   comes from the config; the synthetic test frames and every image's
+   degradation seed come from `EVAL_SEED`, never from the model's training
+   seed, ``max_images``, ``synthetic_frames`` or ``cache_images``. So two
+   models of one task are scored on the very same degraded inputs; the
+   fingerprint ``inputs_sha256`` in metrics.json lets you check it.
+3. scoring (`score`): condition "all" applies all of ``cfg.degradations``
+   together; with ``breakdown=True`` each one is also applied alone, to show
+   where the GAN helps and where it does not. Each degraded image is restored
+   with the GAN and each baseline (`medgan_nb.baselines`) and scored against the
+   clean image with PSNR and SSIM (`medgan_nb.metrics`), timing every method.
+4. aggregation (`aggregate`): mean, std and ms/image per condition and method.
+5. writing (`write_results`): ``metrics.json`` (results, metadata),
+   ``per_image.csv``, figures and ``report.md``, which says, from the numbers
+   alone, where the GAN wins and where a baseline beats it (`summarize`).
 
 The reference levels of the original notebook (PSNR 25 dB "good", 30 dB
 "excellent"; SSIM 0.85 / 0.90) are drawn and quoted as context, never as
@@ -23,6 +30,7 @@ pass/fail: what is reachable depends on the images and the degradation strength.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import time
@@ -40,22 +48,27 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .baselines import BASELINES
-from .checkpoint import checkpoint_path, file_sha256, load_generator
+from .checkpoint import checkpoint_path, load_generator
 from .config import DEGRADATION_SETS, Config
-from .data import ImageFolderDataset, dataset_keys, default_dataset
+from .data import ImageFolderDataset, dataset_keys, default_dataset, from_numpy_images, to_numpy_images
 from .degrade import Degradation
-from .metrics import psnr, ssim
+from .metrics import SSIM_DESCRIPTION, psnr, ssim
 from .models import resolve_device
 from .viz import image_grid
 
 log = logging.getLogger(__name__)
 
+EVAL_SEED = 0                   # seeds the synthetic test frames and every image's degradation
+EVAL_SYNTHETIC_FRAMES = 1000    # synthetic frames of all splits together, as the seed preset: 100 test frames
 REFERENCE_PSNR = {"good": 25.0, "excellent": 30.0}     # dB, the original notebook's levels
 REFERENCE_SSIM = {"good": 0.85, "excellent": 0.90}
 LABELS = {"gan": "the GAN", "identity": "identity", "median": "median", "gaussian": "Gaussian",
           "nlm": "NLM", "tv": "TV", "bilateral": "bilateral"}
 CSV_COLUMNS = ("condition", "method", "key", "psnr", "ssim")
 PSNR_CAP = 100.0        # dB; identical images have infinite PSNR, which would make every mean infinite
+ERROR_QUANTILE = 0.99   # the error maps' colour scale ends at this quantile: a few salt-and-pepper specks aside
+
+Row = tuple[str, str, str, float, float]      # condition, method, key, PSNR, SSIM
 
 
 def conditions_of(cfg: Config, breakdown: bool = True) -> dict[str, tuple[str, ...]]:
@@ -91,15 +104,13 @@ def run_baseline(name: str, degraded: torch.Tensor, noise_std: torch.Tensor | No
                  ) -> tuple[torch.Tensor, list[float]]:
     """Restore a batch (N, 3, H, W) in [-1, 1] image by image with a baseline; (output, seconds per image)."""
     fn = BASELINES[name]
-    unit = ((degraded.detach().float().cpu().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy()
     outs, seconds = [], []
-    for i, img in enumerate(unit):
+    for i, img in enumerate(to_numpy_images(degraded)):
         sigma = None if noise_std is None else float(noise_std[i])
         start = time.perf_counter()
         outs.append(fn(img, sigma))
         seconds.append(time.perf_counter() - start)
-    out = torch.from_numpy(np.stack(outs)).float().permute(0, 3, 1, 2) * 2 - 1
-    return out, seconds
+    return from_numpy_images(np.stack(outs)), seconds
 
 
 def _restore(method: str, degraded: torch.Tensor, params: dict, generator: nn.Module | None,
@@ -117,14 +128,16 @@ def evaluate(checkpoint: str | Path | None, out_dir: str | Path, *, cfg: Config 
              max_images: int | None = None, device: str = "auto", quiet: bool = False) -> dict:
     """Score the checkpoint's generator (method "gan") and the baselines on degraded held-out images.
 
-    checkpoint: a medgan_nb checkpoint, or None to evaluate the baselines only.
+    checkpoint: a medgan_nb checkpoint (file or run folder), or None to evaluate the baselines only.
     out_dir: a new or empty folder for the results (use `medgan_nb.checkpoint.make_run_dir`).
-    cfg: overrides the checkpoint's config for the data and degradations (required
-        settings come from `Config()` when there is neither).
+    cfg: the task to score on (image size, data, degradations; see `evaluation_config`) instead of the
+        checkpoint's; with neither, `Config()`'s (the seed preset: 256², the original's four degradations).
     data_dir: score every image of this folder instead of a split of the default data.
     split: which split of the default data; "test" unless you really mean otherwise.
+    max_images: score an evenly spread subset of at most this many images (None: all).
     Returns the dict written to metrics.json.
     """
+    # 1. set-up: check the arguments before any slow work, load the model
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} exists and is not empty; evaluation never overwrites results. "
@@ -133,14 +146,70 @@ def evaluate(checkpoint: str | Path | None, out_dir: str | Path, *, cfg: Config 
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
     device = str(resolve_device(device))
+    generator, trained_cfg = load_generator(checkpoint, device) if checkpoint is not None else (None, None)
 
-    generator, ckpt_file = None, None
-    if checkpoint is not None:
-        generator, ckpt_cfg = load_generator(checkpoint, device)
-        cfg = cfg or ckpt_cfg
-        ckpt_file = checkpoint_path(checkpoint)
-    cfg = cfg or Config()
+    # 2. the data: a fixed evaluation set of the task
+    cfg = evaluation_config(cfg or trained_cfg)
+    dataset, source = evaluation_data(cfg, data_dir, split, max_images)
+    if trained_cfg is not None and data_dir is None:
+        _warn_if_trained_on(dataset_keys(dataset), trained_cfg)
 
+    # 3. scoring every condition with every method
+    methods = (["gan"] if generator is not None else []) + list(baselines)
+    conditions = conditions_of(cfg, breakdown)
+    degraders = {c: Degradation(cfg, names) for c, names in conditions.items()}
+    rows, seconds, inputs_sha256 = score(dataset, degraders, methods, generator, device,
+                                         cfg.batch_size, cfg.num_workers, quiet)
+
+    # 4. aggregation, with everything a reader needs to know what was measured
+    metrics = {
+        "metadata": {
+            "checkpoint": str(checkpoint_path(checkpoint).resolve()) if generator is not None else None,
+            "checkpoint_sha256": generator.checkpoint_sha256 if generator is not None else None,
+            "trained_degradations": list(trained_cfg.degradations) if trained_cfg is not None else None,
+            "data": source, "split": None if data_dir is not None else split,
+            "data_dir": str(data_dir) if data_dir is not None else cfg.data_dir,
+            "n_images": len(dataset), "image_size": cfg.image_size,
+            "degradations": list(cfg.degradations), "degradation_order": cfg.degradation_order,
+            "inputs_sha256": inputs_sha256,
+            "methods": methods, "nlm_noise_std": "oracle (the noise std drawn for each image) when noise is applied",
+            "ssim": SSIM_DESCRIPTION,
+            "device": device, "medgan_nb_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "config": cfg.to_dict(),
+        },
+        "conditions": {c: list(names) for c, names in conditions.items()},
+        "results": aggregate(rows, seconds),
+    }
+
+    # 5. metrics.json, per_image.csv, figures, report.md
+    write_results(out_dir, metrics, rows, dataset, degraders["all"], generator, device)
+    if not quiet:
+        print(f"evaluation written to {out_dir}")
+    return metrics
+
+
+def evaluation_config(cfg: Config | None = None) -> Config:
+    """The config the evaluation set is built from: the task of `cfg` (or of `Config()`) on fixed evaluation data.
+
+    What the evaluation uses of `cfg` is the task: image_size, resize, data_dir, split_ratios, the degradations
+    with their strengths and order (and batch_size, num_workers, which change no score). The fields that belong
+    to a training run and would otherwise change the test images or their degradations are replaced: ``seed``
+    (synthetic test frames, per-image degradation seeds) by `EVAL_SEED`, ``synthetic_frames`` by
+    `EVAL_SYNTHETIC_FRAMES`, ``max_images`` by 0 (all; `evaluate` has its own) and ``cache_images`` by False.
+    """
+    return (cfg or Config()).replace(seed=EVAL_SEED, synthetic_frames=EVAL_SYNTHETIC_FRAMES, max_images=0,
+                                     cache_images=False)
+
+
+def evaluation_data(cfg: Config, data_dir: str | Path | None = None, split: str = "test",
+                    max_images: int | None = None) -> tuple[Dataset, str]:
+    """The clean images to score and a sentence saying what they are.
+
+    cfg: from `evaluation_config`. data_dir: every image of that folder instead of a split.
+    max_images: an evenly spread subset of at most that many, so that every part of the
+    data (embedded patches, synthetic frames) stays represented; None: all.
+    """
     if data_dir is not None:
         dataset: Dataset = ImageFolderDataset(data_dir, cfg.image_size, split=None, resize=cfg.resize)
         source = f"every image under {Path(data_dir)}"
@@ -153,66 +222,89 @@ def evaluate(checkpoint: str | Path | None, out_dir: str | Path, *, cfg: Config 
             log.warning("evaluating on the %r split, not the held-out test split: scores on images the model "
                         "may have trained on are inflated", split)
     if max_images is not None:
-        dataset = Subset(dataset, range(min(max_images, len(dataset))))
-    n_images = len(dataset)
-    if n_images == 0:
-        raise ValueError("no images to evaluate (max_images=0?)")
+        if max_images < 1:
+            raise ValueError(f"no images to evaluate: max_images must be >= 1, got {max_images}")
+        if max_images < len(dataset):
+            dataset = Subset(dataset, torch.linspace(0, len(dataset) - 1, max_images).round().long().tolist())
+    return dataset, source
 
-    methods = (["gan"] if generator is not None else []) + list(baselines)
-    conditions = conditions_of(cfg, breakdown)
-    degraders = {c: Degradation(cfg, names) for c, names in conditions.items()}
 
-    rows: list[tuple[str, str, str, float, float]] = []
-    seconds = {(c, m): 0.0 for c in conditions for m in methods}
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers)
+def _warn_if_trained_on(keys: Sequence[str], trained: Config) -> None:
+    """Warn if synthetic frames of the evaluation were among the model's training or validation frames.
+
+    Test frames are seeded from `EVAL_SEED`, training frames from the model's seed; they meet only for
+    training seeds near 1 or 2 million (the seed offsets of the splits).
+    """
+    if trained.data_dir:
+        return
+    from .data import SyntheticEndoscopyDataset as Synthetic
+    seen = set()
+    for split, share in zip(("train", "val"), trained.split_ratios):
+        first = trained.seed + Synthetic.SPLIT_OFFSET[split]
+        seen.update(f"synthetic/{first + i}" for i in range(round(trained.synthetic_frames * share)))
+    overlap = [k for k in keys if k in seen]
+    if overlap:
+        log.warning("%d evaluation frames (e.g. %s) are among the training or validation frames of this "
+                    "model (its seed %d): its scores on them may be inflated", len(overlap), overlap[0], trained.seed)
+
+
+def score(dataset: Dataset, degraders: dict[str, Degradation], methods: Sequence[str],
+          generator: nn.Module | None, device: str, batch_size: int = 4, num_workers: int = 0,
+          quiet: bool = False) -> tuple[list[Row], dict[tuple[str, str], float], str]:
+    """Degrade, restore and score every image under every condition with every method.
+
+    Returns the per-image rows, the seconds spent per (condition, method), and ``inputs_sha256``: a SHA-256
+    of the keys and the float32 bytes of the clean and degraded images of condition "all", in order. Equal
+    fingerprints mean two evaluations scored the very same inputs.
+    """
+    rows: list[Row] = []
+    seconds = {(c, m): 0.0 for c in degraders for m in methods}
+    inputs = hashlib.sha256()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     warmed = False
     for clean, keys in tqdm(loader, desc="evaluating", unit="batch", disable=quiet):
         keys = list(keys)
         for cond, degrade in degraders.items():
             d = degrade(clean, keys=keys)          # on the CPU, seeded per key: identical in every run
-            outputs = {}
+            if cond == "all":
+                for key, x, y in zip(keys, clean, d.image):
+                    inputs.update(key.encode("utf-8", "surrogateescape") + b"\0")
+                    inputs.update(x.float().contiguous().numpy().tobytes())
+                    inputs.update(y.float().contiguous().numpy().tobytes())
             for method in methods:
                 if method == "gan":
                     if not warmed:                 # the first call pays for allocation/cuDNN set-up
                         run_gan(generator, d.image, device)
                         warmed = True
-                    outputs[method], dt = run_gan(generator, d.image, device)
+                    y, dt = run_gan(generator, d.image, device)
                 else:
-                    outputs[method], per_image = run_baseline(method, d.image, d.params.get("noise_std"))
+                    y, per_image = run_baseline(method, d.image, d.params.get("noise_std"))
                     dt = sum(per_image)
                 seconds[cond, method] += dt
-            for method, y in outputs.items():
                 for key, p, s in zip(keys, psnr(y, clean), ssim(y, clean)):
                     rows.append((cond, method, key, min(float(p), PSNR_CAP), float(s)))
+    return rows, seconds, inputs.hexdigest()
 
+
+def aggregate(rows: Sequence[Row], seconds: dict[tuple[str, str], float]) -> dict[str, dict[str, dict[str, float]]]:
+    """condition -> method -> mean and std of PSNR and SSIM over images, ms per image and n."""
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for cond in conditions:
-        results[cond] = {}
-        for method in methods:
-            p = np.array([r[3] for r in rows if r[0] == cond and r[1] == method])
-            s = np.array([r[4] for r in rows if r[0] == cond and r[1] == method])
-            results[cond][method] = {
-                "psnr_mean": float(p.mean()), "psnr_std": float(p.std()),
-                "ssim_mean": float(s.mean()), "ssim_std": float(s.std()),
-                "ms_per_image": 1000 * seconds[cond, method] / max(len(p), 1), "n": int(len(p))}
+    for cond, method in seconds:               # in the order of the conditions and methods scored
+        p = np.array([r[3] for r in rows if r[0] == cond and r[1] == method])
+        s = np.array([r[4] for r in rows if r[0] == cond and r[1] == method])
+        results.setdefault(cond, {})[method] = {
+            "psnr_mean": float(p.mean()), "psnr_std": float(p.std()),
+            "ssim_mean": float(s.mean()), "ssim_std": float(s.std()),
+            "ms_per_image": 1000 * seconds[cond, method] / max(len(p), 1), "n": int(len(p))}
+    return results
 
-    metrics = {
-        "metadata": {
-            "checkpoint": str(ckpt_file.resolve()) if ckpt_file else None,
-            "checkpoint_sha256": file_sha256(ckpt_file) if ckpt_file else None,
-            "data": source, "split": None if data_dir is not None else split,
-            "data_dir": str(data_dir) if data_dir is not None else cfg.data_dir,
-            "n_images": n_images, "image_size": cfg.image_size,
-            "degradations": list(cfg.degradations), "degradation_order": cfg.degradation_order,
-            "methods": methods, "nlm_noise_std": "oracle (the noise std drawn for each image) when noise is applied",
-            "device": device, "medgan_nb_version": __version__,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "config": cfg.to_dict(),
-        },
-        "conditions": {c: list(names) for c, names in conditions.items()},
-        "results": results,
-    }
 
+def write_results(out_dir: Path, metrics: dict, rows: Sequence[Row], dataset: Dataset, degrade: Degradation,
+                  generator: nn.Module | None, device: str) -> None:
+    """Write metrics.json, per_image.csv, the figures and report.md into out_dir.
+
+    The figures show the GAN, or without one the baseline with the highest mean PSNR on "all".
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     with open(out_dir / "per_image.csv", "w", newline="") as f:
@@ -220,14 +312,11 @@ def evaluate(checkpoint: str | Path | None, out_dir: str | Path, *, cfg: Config 
         writer.writerow(CSV_COLUMNS)
         writer.writerows(rows)
     plot_bars(metrics, out_dir / "psnr_ssim_bars.png")
-    shown = "gan" if generator is not None else _best_baseline(results["all"])
+    shown = "gan" if generator is not None else _best_baseline(metrics["results"]["all"])
     if shown is not None:
-        plot_cases(dataset, rows, shown, degraders["all"], generator, device, out_dir / "cases.png")
-        plot_error_maps(dataset, shown, degraders["all"], generator, device, out_dir / "error_maps.png")
+        plot_cases(dataset, rows, shown, degrade, generator, device, out_dir / "cases.png")
+        plot_error_maps(dataset, shown, degrade, generator, device, out_dir / "error_maps.png")
     (out_dir / "report.md").write_text(report_markdown(metrics, shown))
-    if not quiet:
-        print(f"evaluation written to {out_dir}")
-    return metrics
 
 
 def _best_baseline(methods: dict[str, dict[str, float]]) -> str | None:
@@ -254,10 +343,11 @@ def _versus(diff: float, what: str) -> str:
 
 def summarize(metrics: dict) -> list[str]:
     """Plain sentences, computed from the numbers only: per condition, does the GAN beat the degraded
-    input (identity) and the best baseline, by how many dB; a baseline that wins is named as the winner."""
+    input (identity) and the best baseline, by how many dB; a baseline that wins is named as the winner.
+    A condition outside ``metadata["trained_degradations"]`` (the checkpoint's) is marked as such."""
     lines = []
     conditions = metrics.get("conditions", {})
-    trained = metrics.get("metadata", {}).get("degradations")
+    trained = metrics.get("metadata", {}).get("trained_degradations")     # the model's; None: no model
     for cond, methods in metrics["results"].items():
         where = _where(cond, conditions.get(cond))
         if trained is not None and cond != "all" and cond not in trained:
@@ -312,16 +402,21 @@ def summarize(metrics: dict) -> list[str]:
 def report_markdown(metrics: dict, shown: str | None = None) -> str:
     """The text of report.md: what was evaluated, the summary, a table per condition, the figures."""
     meta = metrics["metadata"]
-    ckpt = (f"`{meta['checkpoint']}` (sha256 `{meta['checkpoint_sha256']}`)" if meta["checkpoint"]
+    ckpt = (f"`{meta['checkpoint']}` (sha256 `{meta['checkpoint_sha256']}`, the bytes loaded), trained on "
+            f"{', '.join(meta['trained_degradations']) or 'no degradation'}" if meta["checkpoint"]
             else "none (classical baselines only)")
     lines = [
         "# Evaluation report", "",
         f"- **Checkpoint:** {ckpt}",
         f"- **Data:** {meta['data']}: {meta['n_images']} images at {meta['image_size']}²",
         f"- **Degradations** ({meta['degradation_order']} order): {', '.join(meta['degradations']) or 'none'}. "
-        "Each image is degraded with its own seed, taken from its key, so every run scores identical inputs.",
-        f"- **Methods:** {', '.join(meta['methods'])}. NLM is given each image's true noise level when noise "
-        "is applied (an oracle the GAN does not get).",
+        "Each image is degraded with its own seed, taken from its key and the fixed evaluation seed, so every "
+        "run, whatever model, scores identical inputs "
+        f"(fingerprint of the clean and degraded images: sha256 `{meta['inputs_sha256']}`).",
+        f"- **Methods:** {', '.join(meta['methods'])}."
+        + (" NLM is given each image's true noise level when noise is applied (an oracle the GAN does not get)."
+           if "nlm" in meta["methods"] else "")
+        + f" **Metrics:** PSNR on images in [0, 1]; SSIM {meta['ssim']}.",
         f"- **Device:** {meta['device']}; medgan_nb {meta['medgan_nb_version']}; {meta['created']}", "",
     ]
     if meta.get("split") not in (None, "test"):
@@ -348,7 +443,10 @@ def report_markdown(metrics: dict, shown: str | None = None) -> str:
     if shown is not None:
         lines += [f"Best, median and worst images for {shown} on all degradations (degraded | {shown} | clean):",
                   "", "![best, median and worst cases](cases.png)", "",
-                  f"Absolute error against the clean image, degraded input vs {shown}:", "",
+                  f"Absolute error against the clean image, degraded input vs {shown}, for the first "
+                  f"{min(3, meta['n_images'])} images; the colour scale ends at the {100 * ERROR_QUANTILE:.0f}th "
+                  "percentile of these errors, so the few brighter pixels (salt-and-pepper specks) are clipped:",
+                  "",
                   "![error maps](error_maps.png)", ""]
     return "\n".join(lines)
 
@@ -410,30 +508,36 @@ def _short(key: str, width: int = 24) -> str:
 
 def plot_error_maps(dataset: Dataset, method: str, degrade: Degradation, generator: nn.Module | None,
                     device: str, path: str | Path, n: int = 3) -> Path:
-    """Per-pixel absolute error ([0, 1] units, mean over colour) of the input and of `method`, first n images."""
+    """Per-pixel absolute error ([0, 1] units, mean over colour) of the input and of `method`, first n images.
+
+    One colour scale for all panels, ending at the 99th percentile of all their errors (`ERROR_QUANTILE`):
+    a few salt-and-pepper specks near 1 would otherwise make every other error look black.
+    """
     n = min(n, len(dataset))
     items = [dataset[i] for i in range(n)]
     clean = torch.stack([x for x, _ in items])
     d = degrade(clean, keys=[k for _, k in items])
     out = _restore(method, d.image, d.params, generator, device)
-    err_in = ((d.image - clean).abs() / 2).mean(dim=1)
-    err_out = ((out - clean).abs() / 2).mean(dim=1)
-    vmax = float(max(torch.quantile(err_in, 0.99), torch.quantile(err_out, 0.99), 1e-6))  # specks aside
+    truth = to_numpy_images(clean)
+    err_in = np.abs(to_numpy_images(d.image) - truth).mean(axis=-1)
+    err_out = np.abs(to_numpy_images(out) - truth).mean(axis=-1)
+    vmax = max(float(np.quantile(np.stack([err_in, err_out]), ERROR_QUANTILE)), 1e-6)
     fig = Figure(figsize=(2.4 * 4 + 0.6, 2.4 * n))
     axes = fig.subplots(n, 4, squeeze=False)
     for r in range(n):
-        panels = [(d.image[r], "degraded"), (err_in[r], "|degraded − clean|"),
-                  (out[r], method), (err_out[r], f"|{method} − clean|")]
+        panels = [(to_numpy_images(d.image[r]), "degraded"), (err_in[r], "|degraded − clean|"),
+                  (to_numpy_images(out[r]), method), (err_out[r], f"|{method} − clean|")]
         for c, (img, title) in enumerate(panels):
             ax = axes[r, c]
             if img.ndim == 3:
-                ax.imshow(((img.clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy())
+                ax.imshow(img)
             else:
-                im = ax.imshow(img.numpy(), cmap="magma", vmin=0, vmax=vmax)
+                im = ax.imshow(img, cmap="magma", vmin=0, vmax=vmax)
             ax.set_xticks([]), ax.set_yticks([])
             if r == 0:
                 ax.set_title(title, fontsize=9)
         axes[r, 0].set_ylabel(_short(items[r][1]), fontsize=7)
-    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="absolute error (scale ends at the 99th percentile)")
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8,
+                 label="absolute error (scale ends at the 99th percentile; brighter pixels clipped)")
     fig.savefig(path, dpi=110, bbox_inches="tight")
     return Path(path)

@@ -42,6 +42,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from . import __version__
 from .checkpoint import atomic_write
@@ -72,31 +73,11 @@ def _check_target(path: str | Path, overwrite: bool) -> Path:
 
 
 # ------------------------------------------------------------ BN folding
-@torch.no_grad()
-def _fold(conv: nn.Conv2d | nn.ConvTranspose2d, bn: nn.BatchNorm2d) -> None:
-    """Fold eval-mode `bn` into `conv` in place: y = scale * conv(x) + shift, per output channel."""
-    dtype = conv.weight.dtype
-    scale = bn.running_var.double().add(bn.eps).rsqrt()
-    shift = -bn.running_mean.double() * scale
-    if bn.affine:
-        scale = scale * bn.weight.double()
-        shift = shift * bn.weight.double() + bn.bias.double()
-    w = conv.weight.double()
-    if isinstance(conv, nn.ConvTranspose2d):          # weight (in, out/groups, kh, kw): out channels are dim 1
-        g = conv.groups
-        w = (w.view(g, w.shape[0] // g, *w.shape[1:]) * scale.view(g, 1, -1, 1, 1)).view(conv.weight.shape)
-    else:                                              # weight (out, in/groups, kh, kw)
-        w = w * scale.view(-1, 1, 1, 1)
-    bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
-    conv.weight = nn.Parameter(w.to(dtype), requires_grad=False)
-    conv.bias = nn.Parameter((bias * scale + shift).to(dtype), requires_grad=False)
-
-
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """An eval-mode deep copy of `model` with each BatchNorm2d that directly follows a conv folded into it.
 
-    Only pairs inside an ``nn.Sequential`` are folded (Conv2d or ConvTranspose2d,
-    then BatchNorm2d with running statistics); the BatchNorm becomes
+    Only pairs inside an ``nn.Sequential`` are folded (Conv2d, or ConvTranspose2d without groups,
+    then BatchNorm2d with running statistics), by PyTorch's ``fuse_conv_bn_eval``; the BatchNorm becomes
     ``nn.Identity``. Outputs equal ``model.eval()``'s up to float rounding.
     `model` itself is not changed. Parameters of the copy need no gradients.
     """
@@ -106,9 +87,10 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
             continue
         for i in range(len(seq) - 1):
             conv, bn = seq[i], seq[i + 1]
-            if (isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and type(bn) is nn.BatchNorm2d
-                    and bn.running_mean is not None and bn.num_features == conv.out_channels):
-                _fold(conv, bn)
+            transpose = isinstance(conv, nn.ConvTranspose2d)
+            if (isinstance(conv, nn.Conv2d) or (transpose and conv.groups == 1)) and type(bn) is nn.BatchNorm2d \
+                    and bn.running_mean is not None and bn.num_features == conv.out_channels:
+                seq[i] = fuse_conv_bn_eval(conv, bn, transpose=transpose)
                 seq[i + 1] = nn.Identity()
     return model
 

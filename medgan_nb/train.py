@@ -1,6 +1,6 @@
 """Training: the original's conditional-GAN recipe, made resumable, reproducible and device-agnostic.
 
-One iteration on a batch of clean images:
+One iteration on a batch of clean images (`TrainStep`):
 
 1. degrade the batch on the training device (`medgan_nb.degrade`);
 2. discriminator step: D learns to tell (degraded, clean) from (degraded, G(degraded));
@@ -8,30 +8,53 @@ One iteration on a batch of clean images:
    fool D while staying close to the clean image (L1, optionally VGG perceptual).
 
 Learning rates stay constant until ``lr_decay_start`` and then fall linearly to zero
-at the last epoch. A run lives in ``output/runs/<name>/``:
+at the last epoch. A run lives in ``<output_dir>/runs/<name>/``:
 
     config.json     the settings         metrics.csv  losses, learning rates, images/s
     val.csv         PSNR/SSIM per epoch  samples/     degraded | restored | clean grids
-    checkpoints/    last.pt (every epoch), epoch_NNN.pt (every save_every), best.pt (val PSNR)
+    checkpoints/    last.pt (every epoch), epoch_NNN.pt (every save_every), best.pt (val PSNR);
+                    each state is written once, the other names are hard links to it (or copies)
+    parent.json     only in a run started from another run's checkpoint: which one
+    skipped_images.csv  only with bad_images="skip": the unreadable files left out
 
-``max_minutes`` stops a run after a time budget: the epoch in progress ends
-early and is validated and saved as usual (a resumed run starts the next one).
+Resuming (``resume=``):
 
-Every epoch starts from random seeds derived from (seed, epoch), and checkpoints
-are written at epoch ends, so a run resumed with ``resume=`` continues exactly as
-if it had never stopped. Under ``torchrun`` the same function trains with
-DistributedDataParallel; only rank 0 writes files.
+- a run folder, or its ``checkpoints/last.pt``: the run continues in its own folder.
+  Every epoch starts from random seeds derived from (seed, epoch) and checkpoints
+  are written at epoch ends, so after a crash or kill the run continues exactly as
+  if it had never stopped (same weights, bit for bit, on the same machine); the log
+  rows of the interrupted epoch are redone.
+- any other checkpoint (``best.pt``, ``epoch_NNN.pt``, a loose ``model.pt``): a new run
+  folder starts from it and records it in ``parent.json``; the original run is not
+  touched, so no better result is ever overwritten. The new folder's log files begin
+  with the parent's rows up to that checkpoint, and its ``best.pt`` is the best of
+  the epochs trained in it.
+
+``max_minutes`` stops a run after a time budget: the epoch in progress ends early
+and is validated and saved as if complete. A resumed run then starts the next
+epoch, so a run stopped this way and resumed differs from one uninterrupted run:
+the stopped epoch saw fewer batches and its learning-rate step was taken.
+
+Under ``torchrun`` the same function trains with DistributedDataParallel (NCCL on
+GPUs, Gloo on the CPU); only rank 0 writes files. BatchNorm: by default each
+process normalises with its own batch's statistics (what a single process with
+that batch size does, and no extra communication per layer) and rank 0's running
+statistics are copied to all ranks at each epoch end; ``sync_batchnorm=True``
+computes the statistics over all processes' batches instead (PyTorch supports
+that on GPUs only).
 """
 from __future__ import annotations
 
 import contextlib
 import csv
 import hashlib
+import json
 import logging
 import os
 import random
+import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +64,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, make_run_dir, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (CheckpointError, checkpoint_path, copy_checkpoint, load_checkpoint, make_run_dir,
+                         run_folder_of, save_checkpoint)
 from .config import Config
 from .data import default_dataset
 from .degrade import Degradation, seed_for
@@ -55,6 +79,11 @@ from .viz import image_grid
 
 log = logging.getLogger(__name__)
 METRIC_FIELDS = ["step", "epoch", "loss_d", "loss_g", "adv", "l1", "perceptual", "lr_g", "lr_d", "images_per_s"]
+VAL_FIELDS = ["step", "epoch", "psnr", "ssim", "psnr_degraded", "ssim_degraded"]
+TRAINING_STATE = ("generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d", "scaler_g", "scaler_d",
+                  "epoch", "step", "best_psnr")
+# Tests only: the process kills itself with SIGKILL right after this global step (a crash at a known point).
+KILL_AT_STEP_ENV = "MEDGAN_TEST_KILL_AT_STEP"
 
 
 class TrainingDiverged(RuntimeError):
@@ -74,14 +103,6 @@ def seed_epoch(seed: int, epoch: int, rank: int = 0) -> None:
     random.seed(s)
     np.random.seed(s)
     torch.manual_seed(s)
-
-
-def _distributed() -> tuple[int, int, int]:
-    """(rank, local_rank, world_size); starts the process group when run under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -104,11 +125,16 @@ class _CsvLog:
                 writer.writeheader()
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
 
-    def drop_after(self, step: int) -> None:
-        """On resume: forget rows logged after the checkpoint (training that is being redone)."""
-        if not (self.enabled and self.path.exists()):
+    def keep_until(self, step: int, source: Path | None = None) -> None:
+        """Keep only the rows up to `step`, read from `source` (default: this file), written atomically.
+
+        In place: a resumed run forgets rows of the epoch it redoes. From another file: a run started
+        from another run's checkpoint begins with that run's history.
+        """
+        source = source or self.path
+        if not (self.enabled and source.exists()):
             return
-        with self.path.open(newline="") as f:
+        with source.open(newline="") as f:
             rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
         tmp = self.path.with_suffix(".tmp")
         with tmp.open("w", newline="") as f:
@@ -118,37 +144,173 @@ class _CsvLog:
         os.replace(tmp, self.path)
 
 
+# ------------------------------------------------------------------ the loop
+@dataclass
+class _Session:
+    """One training process: its settings, where it writes, what it trains and how far it has got."""
+    cfg: Config
+    run: Path
+    device: torch.device
+    rank: int
+    world: int
+    step_fn: "TrainStep"
+    sched_g: torch.optim.lr_scheduler.LambdaLR
+    sched_d: torch.optim.lr_scheduler.LambdaLR
+    epoch: int = 0                      # epochs completed
+    step: int = 0                       # batches trained, all epochs
+    best_psnr: float = -float("inf")
+    val_psnr: float = float("nan")      # of the last epoch
+    metrics: _CsvLog = field(init=False)
+    val_log: _CsvLog = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = _CsvLog(self.run / "metrics.csv", METRIC_FIELDS, self.main)
+        self.val_log = _CsvLog(self.run / "val.csv", VAL_FIELDS, self.main)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class _Data:
+    """The training loader and the fixed validation batch (degraded once: identical every epoch and run)."""
+    loader: DataLoader
+    order: torch.Generator              # shuffles the training set, re-seeded each epoch
+    degrade: Degradation
+    val_clean: torch.Tensor
+    val_degraded: torch.Tensor
+    val_input_scores: tuple[float, float]
+
+
 def train(cfg: Config | None = None, *, resume: str | Path | None = None, name: str | None = None,
           quiet: bool = False) -> Path:
     """Train a generator/discriminator pair; return the run folder.
 
-    cfg: the settings (ignored when resuming: the run's own config is used).
-    resume: a run folder (or checkpoint file) to continue from its last checkpoint.
-    name: the run folder's name under ``<output_dir>/runs/`` (default: a timestamp;
-    a taken name gets a suffix, earlier runs are never overwritten).
+    cfg: the settings (ignored when resuming: the checkpoint's own config is used).
+    resume: a run folder or checkpoint to continue from (see the module docstring for where results go).
+    name: the new run folder's name under ``<output_dir>/runs/`` (default: a timestamp, or
+    ``<parent>-from-<checkpoint>`` for a run started from another run's checkpoint); a taken
+    name gets a suffix, earlier runs are never overwritten.
     """
-    rank, local_rank, world = _distributed()
-    state = None
-    if resume is not None:
-        state = load_checkpoint(resume)
+    state = _resumable_state(resume) if resume is not None else None
+    if state is not None:
         cfg = Config.from_dict(state["config"])
-        run = Path(resume) if Path(resume).is_dir() else Path(resume).parent.parent
     elif cfg is None:
         raise ValueError("give a Config, or a run folder to resume")
     device = resolve_device(cfg.device)
+    if cfg.sync_batchnorm and device.type != "cuda":
+        raise ValueError("sync_batchnorm=True needs CUDA (PyTorch's SyncBatchNorm runs on GPUs only); "
+                         "on the CPU each process keeps its own BatchNorm statistics")
+    rank, world, started = _start_processes(device)
+    try:
+        return _train(cfg, state, resume, name, device, rank, world, quiet)
+    finally:
+        if started:
+            dist.destroy_process_group()
+
+
+def _train(cfg: Config, state: dict | None, resume: str | Path | None, name: str | None, device: torch.device,
+           rank: int, world: int, quiet: bool) -> Path:
+    """Set up, then train epoch by epoch: each epoch ends validated and saved."""
     if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", local_rank)
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
-    if state is None:
-        run = _new_run(cfg, name) if rank == 0 else Path()
-    main = rank == 0
+    if state is not None and state["epoch"] >= cfg.epochs:
+        run = run_folder_of(checkpoint_path(resume)) or checkpoint_path(resume).parent
+        if rank == 0:
+            print(f"{checkpoint_path(resume)} has finished all {cfg.epochs} epochs; nothing to train "
+                  f"(to train longer, start a new run with more epochs)")
+        return run
+    run, in_place = _open_run(cfg, resume, state, name) if rank == 0 else (Path(), True)
+    data = _load_data(cfg, run, device, rank, world)
+    s = _build(cfg, run, device, rank, world, state, in_place)
 
-    # ------------------------------------------------------------ data
-    train_set = default_dataset("train", cfg)
-    val_set = default_dataset("val", cfg)
+    epochs = tqdm(range(s.epoch, cfg.epochs), desc="epochs", disable=quiet or not s.main,
+                  initial=s.epoch, total=cfg.epochs)
+    deadline = time.monotonic() + 60 * cfg.max_minutes if cfg.max_minutes else float("inf")
+    for epoch in epochs:
+        out_of_time = _train_epoch(s, data, epoch, deadline, quiet)
+        _end_epoch(s, data, epoch)
+        if s.main:
+            epochs.set_postfix(val_psnr=f"{s.val_psnr:.2f}")
+        if out_of_time:
+            if s.main:
+                log.warning("max_minutes=%g reached: stopped in epoch %d after %d steps", cfg.max_minutes,
+                            epoch + 1, s.step)
+            break
+
+    if world > 1:
+        digest = _check_in_sync([_unwrap(s.step_fn.G), _unwrap(s.step_fn.D)], world)
+        if s.main:
+            print(f"weights identical on all {world} processes (sha256 {digest[:12]})")
+    if s.main:
+        _save_samples(_unwrap(s.step_fn.G), data.val_clean, data.val_degraded, run / "samples" / "final.png", device)
+        if not quiet:
+            print(f"run folder: {run}")
+    return run
+
+
+# ------------------------------------------------------------------ set-up
+def _start_processes(device: torch.device) -> tuple[int, int, bool]:
+    """(rank, world size, whether this call started the process group): under torchrun, join the others.
+
+    The backend follows the configured device, not whether a GPU exists: NCCL for CUDA, Gloo for the CPU.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    started = False
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        started = True
+    return int(os.environ.get("RANK", "0")), world, started
+
+
+def _resumable_state(resume: str | Path) -> dict:
+    """The checkpoint to resume from; it must hold a whole training state, not just weights."""
+    state = load_checkpoint(resume)
+    missing = [k for k in TRAINING_STATE if k not in state]
+    if missing:
+        raise CheckpointError(f"{checkpoint_path(resume)} holds no training state ({', '.join(missing)} missing), "
+                              f"so training cannot continue from it; start a new run instead")
+    return state
+
+
+def _open_run(cfg: Config, resume: str | Path | None, state: dict | None, name: str | None) -> tuple[Path, bool]:
+    """The run folder to write to, and whether it continues in place (see the module docstring)."""
+    if state is None:
+        return _new_run(cfg, name), False
+    checkpoint = checkpoint_path(resume).resolve()
+    parent = run_folder_of(checkpoint)
+    if parent is not None and checkpoint == (parent / "checkpoints" / "last.pt").resolve():
+        return parent, True
+    label = f"{parent.name if parent else checkpoint.parent.name or 'checkpoint'}-from-{checkpoint.stem}"
+    run = _new_run(cfg, name or label)
+    record = {"checkpoint": str(checkpoint), "sha256": state["sha256"], "run": str(parent) if parent else None,
+              "epoch": state["epoch"], "step": state["step"]}
+    (run / "parent.json").write_text(json.dumps(record, indent=2) + "\n")
+    if parent is not None:
+        for log_name, fields in (("metrics.csv", METRIC_FIELDS), ("val.csv", VAL_FIELDS)):
+            _CsvLog(run / log_name, fields, True).keep_until(state["step"], source=parent / log_name)
+    log.info("new run %s starts from %s (epoch %d, step %d)", run, checkpoint, state["epoch"], state["step"])
+    return run, False
+
+
+def _new_run(cfg: Config, name: str | None) -> Path:
+    run = make_run_dir(Path(cfg.output_dir) / "runs", name or time.strftime("%Y%m%d-%H%M%S"))
+    cfg.save(run / "config.json")
+    (run / "checkpoints").mkdir()
+    return run
+
+
+def _load_data(cfg: Config, run: Path, device: torch.device, rank: int, world: int) -> _Data:
+    """The training loader (shuffled per epoch, sharded under torchrun) and the degraded validation batch."""
+    train_set = default_dataset("train", cfg, on_error=cfg.bad_images)
+    val_set = default_dataset("val", cfg, on_error=cfg.bad_images)
+    if rank == 0 and cfg.bad_images == "skip":
+        _write_skipped(run / "skipped_images.csv", [train_set, val_set])
     if len(train_set) < cfg.batch_size * world:
         raise ValueError(f"{len(train_set)} training images cannot fill one batch of {cfg.batch_size} × "
                          f"{world} processes; lower batch_size or add images")
@@ -159,127 +321,152 @@ def train(cfg: Config | None = None, *, resume: str | Path | None = None, name: 
                         pin_memory=device.type == "cuda", persistent_workers=cfg.num_workers > 0)
     degrade = Degradation(cfg)
     val_clean = torch.stack([val_set[i][0] for i in range(len(val_set))])
-    val_keys = [val_set[i][1] for i in range(len(val_set))]
-    val_degraded = degrade(val_clean, keys=val_keys).image          # fixed: identical every epoch and run
-    psnr_in, ssim_in = _scores(val_degraded, val_clean)             # the input's scores: computed once
+    val_degraded = degrade(val_clean, keys=[val_set[i][1] for i in range(len(val_set))]).image
+    return _Data(loader, order, degrade, val_clean, val_degraded, _scores(val_degraded, val_clean))
 
-    # ---------------------------------------------------------- models
+
+def _write_skipped(path: Path, datasets: list[Dataset]) -> None:
+    """List the files left out as unreadable (file, reason), once each; log how many."""
+    rows = dict(item for ds in datasets for item in _skipped_files(ds))
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "reason"])
+        writer.writerows(sorted((str(p), reason) for p, reason in rows.items()))
+    if rows:
+        log.warning("left out %d unreadable image file(s); the list is in %s", len(rows), path)
+
+
+def _skipped_files(dataset: Dataset) -> list[tuple[Path, str]]:
+    """The (file, reason) pairs an ImageFolderDataset skipped, looking through Subset/Cached/Concat wrappers."""
+    if hasattr(dataset, "skipped"):
+        return list(dataset.skipped)
+    inner = getattr(dataset, "datasets", None) or ([dataset.dataset] if hasattr(dataset, "dataset") else [])
+    return [item for part in inner for item in _skipped_files(part)]
+
+
+def _build(cfg: Config, run: Path, device: torch.device, rank: int, world: int, state: dict | None,
+           in_place: bool) -> _Session:
+    """Models, optimisers and schedulers, from scratch or from `state`; wrapped for DDP when world > 1."""
     torch.manual_seed(cfg.seed)
     step_fn = make_step(cfg, device)
-    memory = torch.channels_last if step_fn.amp else torch.contiguous_format   # the batches' layout, as the models'
-    G, D, opt_g, opt_d = step_fn.G, step_fn.D, step_fn.opt_g, step_fn.opt_d
-    scaler_g, scaler_d = step_fn.scaler_g, step_fn.scaler_d
-    sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, lambda e: lr_factor(e, cfg))
-    sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, lambda e: lr_factor(e, cfg))
-    start_epoch, step, best_psnr = 0, 0, -float("inf")
+    sched_g = torch.optim.lr_scheduler.LambdaLR(step_fn.opt_g, lambda e: lr_factor(e, cfg))
+    sched_d = torch.optim.lr_scheduler.LambdaLR(step_fn.opt_d, lambda e: lr_factor(e, cfg))
+    s = _Session(cfg, run, device, rank, world, step_fn, sched_g, sched_d)
     if state is not None:
-        G.load_state_dict(state["generator"])
-        D.load_state_dict(state["discriminator"])
-        for obj, key in [(opt_g, "opt_g"), (opt_d, "opt_d"), (sched_g, "sched_g"), (sched_d, "sched_d"),
-                         (scaler_g, "scaler_g"), (scaler_d, "scaler_d")]:
+        step_fn.G.load_state_dict(state["generator"])
+        step_fn.D.load_state_dict(state["discriminator"])
+        for obj, key in [(step_fn.opt_g, "opt_g"), (step_fn.opt_d, "opt_d"), (sched_g, "sched_g"),
+                         (sched_d, "sched_d"), (step_fn.scaler_g, "scaler_g"), (step_fn.scaler_d, "scaler_d")]:
             obj.load_state_dict(state[key])
-        start_epoch, step, best_psnr = state["epoch"], state["step"], state["best_psnr"]
-        set_rng_state(state["rng"])
+        s.epoch, s.step = state["epoch"], state["step"]
+        if in_place:                        # the run's own last.pt knows its best so far
+            s.best_psnr = state["best_psnr"]
+            s.metrics.keep_until(s.step)
+            s.val_log.keep_until(s.step)
+            if s.main:
+                log.info("resuming %s at epoch %d, step %d", run, s.epoch + 1, s.step)
     if world > 1:
-        G = step_fn.G = DistributedDataParallel(G, device_ids=[device.index] if device.type == "cuda" else None)
-        D = step_fn.D = DistributedDataParallel(D, device_ids=[device.index] if device.type == "cuda" else None)
-    metrics = _CsvLog(run / "metrics.csv", METRIC_FIELDS, main)
-    val_log = _CsvLog(run / "val.csv", ["step", "epoch", "psnr", "ssim", "psnr_degraded", "ssim_degraded"], main)
-    if state is not None:
-        metrics.drop_after(step)
-        val_log.drop_after(step)
-        if main:
-            log.info("resuming %s at epoch %d, step %d", run, start_epoch + 1, step)
+        ids = [device.index] if device.type == "cuda" else None
+        for attr in ("G", "D"):
+            model = getattr(step_fn, attr)
+            if cfg.sync_batchnorm:
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)     # shares the optimiser's parameters
+            setattr(step_fn, attr, DistributedDataParallel(model, device_ids=ids))
+    return s
 
-    # ------------------------------------------------------------ loop
-    epochs = tqdm(range(start_epoch, cfg.epochs), desc="epochs", disable=quiet or not main,
-                  initial=start_epoch, total=cfg.epochs)
-    deadline = time.monotonic() + 60 * cfg.max_minutes if cfg.max_minutes else float("inf")
-    out_of_time = False
-    for epoch in epochs:
-        seed_epoch(cfg.seed, epoch, rank)
-        order.manual_seed(seed_for(f"order {epoch}", cfg.seed))
-        if world > 1:
-            sampler.set_epoch(epoch)
-        noise = torch.Generator(device).manual_seed(seed_for(f"degrade {epoch} rank {rank}", cfg.seed))
-        G.train(), D.train()
-        t0, seen = time.perf_counter(), 0
-        batches = tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=quiet or not main)
-        for clean, _ in batches:
-            clean = clean.to(device, non_blocking=True, memory_format=memory)
-            degraded = degrade(clean, generator=noise).image
 
-            loss_d, parts = step_fn(clean, degraded)
+# ------------------------------------------------------------------ one epoch
+def _train_epoch(s: _Session, data: _Data, epoch: int, deadline: float, quiet: bool) -> bool:
+    """Train on every batch of one epoch (or until `deadline`); True if the time budget ran out."""
+    cfg, device = s.cfg, s.device
+    seed_epoch(cfg.seed, epoch, s.rank)
+    data.order.manual_seed(seed_for(f"order {epoch}", cfg.seed))
+    if isinstance(data.loader.sampler, DistributedSampler):
+        data.loader.sampler.set_epoch(epoch)
+    noise = torch.Generator(device).manual_seed(seed_for(f"degrade {epoch} rank {s.rank}", cfg.seed))
+    memory = torch.channels_last if s.step_fn.amp else torch.contiguous_format     # the models' layout
+    kill_at = int(os.environ.get(KILL_AT_STEP_ENV) or 0)
+    s.step_fn.G.train(), s.step_fn.D.train()
+    t0, seen = time.perf_counter(), 0
+    batches = tqdm(data.loader, desc=f"epoch {epoch + 1}", leave=False, disable=quiet or not s.main)
+    for clean, _ in batches:
+        clean = clean.to(device, non_blocking=True, memory_format=memory)
+        loss_d, parts = s.step_fn(clean, data.degrade(clean, generator=noise).image)
+        s.step += 1
+        seen += clean.shape[0] * s.world
+        _stop_if_diverged(s, loss_d, parts, epoch)
+        if s.step % cfg.log_every == 0 or s.step == 1:
+            row = {"step": s.step, "epoch": epoch + 1, "loss_d": loss_d.item(), "loss_g": parts.total.item(),
+                   "adv": parts.adv.item(), "l1": parts.l1.item(), "perceptual": parts.perceptual.item(),
+                   "lr_g": s.step_fn.opt_g.param_groups[0]["lr"], "lr_d": s.step_fn.opt_d.param_groups[0]["lr"],
+                   "images_per_s": seen / (time.perf_counter() - t0)}
+            s.metrics.write(row)
+            batches.set_postfix(D=f"{row['loss_d']:.3f}", G=f"{row['loss_g']:.2f}",
+                                img_s=f"{row['images_per_s']:.0f}")
+        if s.main and cfg.sample_every and s.step % cfg.sample_every == 0:
+            _save_samples(_unwrap(s.step_fn.G), data.val_clean, data.val_degraded,
+                          s.run / "samples" / f"step_{s.step:06d}.png", device)
+        if s.step == kill_at:
+            os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+        if cfg.max_minutes and _all_agree(time.monotonic() > deadline, s):
+            return True                       # this epoch ends here, and is validated and saved as done
+    return False
 
-            step += 1
-            seen += clean.shape[0] * world
-            bad = (~torch.isfinite(loss_d.detach()) | ~torch.isfinite(parts.total.detach())).float()
-            if world > 1:
-                dist.all_reduce(bad, op=dist.ReduceOp.MAX)     # every rank stops, none waits forever
-            if bad.item():
-                raise TrainingDiverged(
-                    f"loss became {loss_d.item():.3g} (D) / {parts.total.item():.3g} (G) at epoch {epoch + 1}, "
-                    f"step {step}; nothing was saved after it. Last good checkpoint: "
-                    f"{run / 'checkpoints' / 'last.pt' if (run / 'checkpoints' / 'last.pt').exists() else 'none yet'}. "
-                    f"Try a lower lr_g/lr_d, or amp=false.")
-            if step % cfg.log_every == 0 or step == 1:
-                row = {"step": step, "epoch": epoch + 1, "loss_d": loss_d.item(), "loss_g": parts.total.item(),
-                       "adv": parts.adv.item(), "l1": parts.l1.item(), "perceptual": parts.perceptual.item(),
-                       "lr_g": opt_g.param_groups[0]["lr"], "lr_d": opt_d.param_groups[0]["lr"],
-                       "images_per_s": seen / (time.perf_counter() - t0)}
-                metrics.write(row)
-                batches.set_postfix(D=f"{row['loss_d']:.3f}", G=f"{row['loss_g']:.2f}",
-                                    img_s=f"{row['images_per_s']:.0f}")
-            if main and cfg.sample_every and step % cfg.sample_every == 0:
-                _save_samples(_unwrap(G), val_clean, val_degraded, run / "samples" / f"step_{step:06d}.png", device)
-            if cfg.max_minutes:                # this epoch then ends here, is validated and saved as done
-                late = torch.tensor(float(time.monotonic() > deadline), device=device)
-                if world > 1:
-                    dist.all_reduce(late, op=dist.ReduceOp.MAX)   # all ranks stop at the same step
-                if late.item():
-                    out_of_time = True
-                    break
 
-        sched_g.step()
-        sched_d.step()
-        if world > 1:                         # BatchNorm statistics: make every rank hold rank 0's
-            for model in (G, D):
-                for buffer in model.buffers():
-                    dist.broadcast(buffer, 0)
-        if main:
-            psnr_out, ssim_out = _scores(restore(_unwrap(G), val_degraded, device), val_clean)
-            scores = {"psnr": psnr_out, "ssim": ssim_out, "psnr_degraded": psnr_in, "ssim_degraded": ssim_in}
-            val_log.write({"step": step, "epoch": epoch + 1, **scores})
-            epochs.set_postfix(val_psnr=f"{scores['psnr']:.2f}")
-            best = scores["psnr"] > best_psnr
-            best_psnr = max(best_psnr, scores["psnr"])
-            state = {"config": cfg.to_dict(), "generator": _unwrap(G).state_dict(),
-                     "discriminator": _unwrap(D).state_dict(), "opt_g": opt_g.state_dict(),
-                     "opt_d": opt_d.state_dict(), "sched_g": sched_g.state_dict(), "sched_d": sched_d.state_dict(),
-                     "scaler_g": scaler_g.state_dict(), "scaler_d": scaler_d.state_dict(), "epoch": epoch + 1,
-                     "step": step, "best_psnr": best_psnr, "val": scores, "rng": rng_state()}
-            folder = run / "checkpoints"
-            save_checkpoint(state, folder / "last.pt")
-            if (epoch + 1) % cfg.save_every == 0 or epoch + 1 == cfg.epochs:
-                save_checkpoint(state, folder / f"epoch_{epoch + 1:03d}.pt")
-            if best:
-                save_checkpoint(state, folder / "best.pt")
-        if world > 1:
-            dist.barrier()
-        if out_of_time:
-            if main:
-                log.warning("max_minutes=%g reached: stopped in epoch %d after %d steps", cfg.max_minutes,
-                            epoch + 1, step)
-            break
-    if world > 1:
-        digest = _check_in_sync([_unwrap(G), _unwrap(D)], world)
-        if main:
-            print(f"weights identical on all {world} processes (sha256 {digest[:12]})")
-    if main:
-        _save_samples(_unwrap(G), val_clean, val_degraded, run / "samples" / "final.png", device)
-        if not quiet:
-            print(f"run folder: {run}")
-    return run
+def _all_agree(flag: bool, s: _Session) -> bool:
+    """True on every rank if it is true on any (so all ranks stop at the same step, none waits forever)."""
+    t = torch.tensor(float(flag), device=s.device)
+    if s.world > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def _stop_if_diverged(s: _Session, loss_d: torch.Tensor, parts: GeneratorLossParts, epoch: int) -> None:
+    if not _all_agree(not (torch.isfinite(loss_d.detach()) & torch.isfinite(parts.total.detach())).item(), s):
+        return
+    last = s.run / "checkpoints" / "last.pt"
+    raise TrainingDiverged(
+        f"loss became {loss_d.item():.3g} (D) / {parts.total.item():.3g} (G) at epoch {epoch + 1}, "
+        f"step {s.step}; nothing was saved after it. Last good checkpoint: "
+        f"{last if last.exists() else 'none yet'}. Try a lower lr_g/lr_d, or amp=false.")
+
+
+def _end_epoch(s: _Session, data: _Data, epoch: int) -> None:
+    """Step the schedules, align BatchNorm statistics across ranks, validate and save (rank 0)."""
+    s.sched_g.step()
+    s.sched_d.step()
+    s.epoch = epoch + 1
+    G, D = _unwrap(s.step_fn.G), _unwrap(s.step_fn.D)
+    if s.world > 1:                       # BatchNorm statistics: make every rank hold rank 0's
+        for model in (G, D):
+            for buffer in model.buffers():
+                dist.broadcast(buffer, 0)
+    if s.main:
+        psnr_out, ssim_out = _scores(restore(G, data.val_degraded, s.device), data.val_clean)
+        scores = {"psnr": psnr_out, "ssim": ssim_out, "psnr_degraded": data.val_input_scores[0],
+                  "ssim_degraded": data.val_input_scores[1]}
+        s.val_log.write({"step": s.step, "epoch": s.epoch, **scores})
+        s.val_psnr = psnr_out
+        _save(s, scores, best=psnr_out > s.best_psnr)
+    if s.world > 1:
+        dist.barrier()
+
+
+def _save(s: _Session, scores: dict[str, float], best: bool) -> None:
+    """Write the training state once as last.pt; epoch_NNN.pt and best.pt are links to the same bytes."""
+    s.best_psnr = max(s.best_psnr, scores["psnr"])
+    opt_g, opt_d = s.step_fn.opt_g, s.step_fn.opt_d
+    state = {"config": s.cfg.to_dict(), "generator": _unwrap(s.step_fn.G).state_dict(),
+             "discriminator": _unwrap(s.step_fn.D).state_dict(), "opt_g": opt_g.state_dict(),
+             "opt_d": opt_d.state_dict(), "sched_g": s.sched_g.state_dict(), "sched_d": s.sched_d.state_dict(),
+             "scaler_g": s.step_fn.scaler_g.state_dict(), "scaler_d": s.step_fn.scaler_d.state_dict(),
+             "epoch": s.epoch, "step": s.step, "best_psnr": s.best_psnr, "val": scores}
+    folder = s.run / "checkpoints"
+    last = save_checkpoint(state, folder / "last.pt")
+    if s.epoch % s.cfg.save_every == 0 or s.epoch == s.cfg.epochs:
+        copy_checkpoint(last, folder / f"epoch_{s.epoch:03d}.pt")
+    if best:
+        copy_checkpoint(last, folder / "best.pt")
 
 
 @dataclass
@@ -372,13 +559,6 @@ def _check_in_sync(models: list[torch.nn.Module], world: int) -> str:
     if len(set(digests)) != 1:
         raise RuntimeError(f"processes ended with different weights: {digests}")
     return digests[0]
-
-
-def _new_run(cfg: Config, name: str | None) -> Path:
-    run = make_run_dir(Path(cfg.output_dir) / "runs", name or time.strftime("%Y%m%d-%H%M%S"))
-    cfg.save(run / "config.json")
-    (run / "checkpoints").mkdir()
-    return run
 
 
 @torch.no_grad()

@@ -7,10 +7,13 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import torch
 
+from .config import Config
+
 
 def to_image(x: torch.Tensor):
     """(3, H, W) in [-1, 1] -> (H, W, 3) numpy array in [0, 1] for imshow."""
-    return ((x.detach().float().cpu().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
+    from .data import to_numpy_images
+    return to_numpy_images(x)
 
 
 def image_grid(columns: dict[str, torch.Tensor], row_labels: Sequence[str] | None = None,
@@ -36,8 +39,12 @@ def image_grid(columns: dict[str, torch.Tensor], row_labels: Sequence[str] | Non
 def degradation_explorer(clean: torch.Tensor, noise_std: float = 0.1, sp_amount: float = 0.0,
                          blur_sigma: float = 0.0, brightness: float = 1.0, contrast: float = 1.0,
                          saturation: float = 1.0, hue: float = 0.0, jpeg_quality: int = 100,
-                         seed: int = 0) -> tuple[plt.Figure, dict[str, float]]:
+                         seed: int = 0, blur_kernel: int | None = None) -> tuple[plt.Figure, dict[str, float]]:
     """Degrade one clean image (3, H, W) in [-1, 1] with the given settings, in the physical order.
+
+    The blur uses the kernel that training uses (``Config().blur_kernel``, 5×5, unless `blur_kernel` says
+    otherwise), so a sigma on the slider looks exactly as strong as in training: a 5×5 kernel cuts a Gaussian
+    of sigma above about 1 short, so sigma 2 blurs less than a full Gaussian of sigma 2 would.
 
     Returns a figure (clean | degraded | |difference|) and the degraded image's
     PSNR (dB) and SSIM against the clean one. The notebooks wire sliders to this
@@ -50,7 +57,7 @@ def degradation_explorer(clean: torch.Tensor, noise_std: float = 0.1, sp_amount:
     one = lambda v: torch.tensor([float(v)])  # noqa: E731
     y = x
     if blur_sigma > 0:
-        y = d.gaussian_blur(y, one(blur_sigma), kernel_size=2 * int(3 * blur_sigma + 0.5) + 1)
+        y = d.gaussian_blur(y, one(blur_sigma), kernel_size=blur_kernel or Config().blur_kernel)
     if (brightness, contrast, saturation, hue) != (1.0, 1.0, 1.0, 0.0):
         y = d.color_jitter(y, one(brightness), one(contrast), one(saturation), one(hue))
     if noise_std > 0:

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from medgan_nb.config import DEGRADATION_SETS, PRESETS, Config
+from medgan_nb.config import DEGRADATION_SETS, PRESETS, Config, notebook_config
 
 
 def test_seed_preset_is_the_original_recipe():
@@ -74,3 +74,41 @@ def test_named_degradation_set_and_replace():
     assert c.replace(lr_g=1).lr_g == 1.0 and isinstance(c.replace(lr_g=1).lr_g, float)
     with pytest.raises(ValueError, match="unknown preset"):
         Config.preset("huge")
+
+
+def test_config_without_a_preset_is_the_seed_preset():
+    """Issue 9: the classmethod `preset` used to shadow the field's default, so Config() raised."""
+    assert Config() == Config.preset("seed")
+    assert Config().preset == "seed"
+    assert Config.from_dict({"epochs": 3}).epochs == 3 and Config.from_dict({"epochs": 3}).preset == "seed"
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(blur_sigma=(2.0, 1.0)), "blur_sigma"),                      # low > high
+    (dict(blur_sigma=(-1.0, 1.0)), "blur_sigma"),
+    (dict(split_ratios=(1.0, 0.0, 0.0)), "split_ratios"),             # passed, then crashed on an empty val split
+    (dict(jpeg_quality=(0, 500)), "jpeg_quality"),                    # was accepted
+    (dict(degradation_order="seed", degradations=("noise", "jpeg")), "no place in the 'seed' order"),
+    (dict(noise_std=0.05, noise_std_range=0.1), "noise_std_range"),
+    (dict(bad_images="ignore"), "bad_images"),
+])
+def test_values_that_would_fail_later_are_rejected_now(changes, message):
+    with pytest.raises(ValueError, match=message):
+        Config.preset("tiny", **changes)
+
+
+def test_zero_blur_sigma_is_valid_and_means_no_blur():
+    """Issue 9: blur_sigma=[0, 0] gave NaN kernels."""
+    import torch
+    from medgan_nb.degrade import Degradation
+    cfg = Config.preset("tiny", degradations=("blur",), blur_sigma=(0.0, 0.0))
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    assert torch.equal(Degradation(cfg)(x).image, x)
+
+
+def test_output_folder_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("MEDGAN_OUTPUT", str(tmp_path))
+    assert Config.preset("tiny").output_dir == str(tmp_path)
+    assert notebook_config().output_dir == str(tmp_path)
+    monkeypatch.delenv("MEDGAN_OUTPUT")
+    assert Config.preset("tiny").output_dir == "output"

@@ -1,14 +1,20 @@
 import io
 import logging
+import os
+import struct
+import zlib
 
 import numpy as np
 import pytest
+import tifffile
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
+from medgan_nb.checkpoint import file_sha256
 from medgan_nb.config import Config
 from medgan_nb.data import (CachedDataset, EmbeddedPatchDataset, ImageFolderDataset, ImageLoadError,
-                            SyntheticEndoscopyDataset, dataset_keys, default_dataset, load_image, split_of, to_tensor)
+                            SyntheticEndoscopyDataset, dataset_keys, decode_image, default_dataset, load_image,
+                            split_of, to_tensor)
 
 from conftest import SHARED_SAMPLES
 
@@ -101,6 +107,201 @@ def test_decompression_bombs_are_refused(tmp_path, monkeypatch, limit):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
     with pytest.raises(ImageLoadError, match="too many pixels"):
         load_image(tmp_path / "big.png")
+
+
+# ------------------------------------------- bit depth, colour modes, orientation, frames
+def png16(samples, exif=None):
+    """A 16-bit PNG made by hand (Pillow writes colour at 8 bits only); its rows use the five PNG filters in turn."""
+    a = samples if samples.ndim == 3 else samples[..., None]
+    h, w, c = a.shape
+    data = a.astype(">u2").view(np.uint8).reshape(h, w * c * 2).astype(np.int32)
+    bpp, zero = 2 * c, np.zeros(2 * c, np.int32)
+    rows = []
+    for y in range(h):
+        x, up = data[y], data[y - 1] if y else np.zeros_like(data[y])
+        left, upleft = np.concatenate([zero, x[:-bpp]]), np.concatenate([zero, up[:-bpp]])
+        p = left + up - upleft
+        pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - upleft)
+        paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft))
+        kind = y % 5
+        prediction = [0, left, up, (left + up) // 2, paeth][kind]
+        rows.append(bytes([kind]) + ((x - prediction) % 256).astype(np.uint8).tobytes())
+    chunks = [(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, {1: 0, 2: 4, 3: 2, 4: 6}[c], 0, 0, 0))]
+    chunks += [(b"eXIf", exif)] if exif else []
+    chunks += [(b"IDAT", zlib.compress(b"".join(rows))), (b"IEND", b"")]
+    return b"\x89PNG\r\n\x1a\n" + b"".join(struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+                                          for t, d in chunks)
+
+
+def rgb16(h=20, w=24, seed=0):
+    """16-bit colour whose neighbouring values 1000 and 1001 an 8-bit decode would merge."""
+    a = np.random.default_rng(seed).integers(0, 65536, (h, w, 3)).astype(np.uint16)
+    a[0, :2] = [[1000, 1000, 1000], [1001, 1001, 1001]]
+    return a
+
+
+@pytest.mark.parametrize("name, save", [
+    ("png", lambda p, a: p.write_bytes(png16(a))),
+    ("tif", lambda p, a: tifffile.imwrite(p, a, photometric="rgb")),
+    ("tif", lambda p, a: tifffile.imwrite(p, np.moveaxis(a, -1, 0), photometric="rgb", compression="zlib",
+                                          planarconfig="separate")),
+], ids=["png", "tiff", "tiff-planar-deflate"])
+def test_16_bit_colour_keeps_its_precision(tmp_path, name, save):
+    a = rgb16()
+    save(tmp_path / f"c.{name}", a)
+    out = decode_image(tmp_path / f"c.{name}")
+    assert out.bits == 16 and not out.grayscale and out.pixels.dtype == np.float32
+    np.testing.assert_allclose(out.pixels, a / 65535, rtol=1e-6)
+    assert out.pixels[0, 0, 0] != out.pixels[0, 1, 0]             # 8 bits would merge 1000 and 1001
+    np.testing.assert_array_equal(load_image(tmp_path / f"c.{name}"), out.pixels)
+
+
+def test_16_bit_colour_tiff_that_tifffile_cannot_decompress_is_read_by_pillow_with_a_warning(
+        tmp_path, monkeypatch, caplog):
+    a = rgb16()
+    tifffile.imwrite(tmp_path / "c.tif", a, photometric="rgb", compression="zlib")
+    monkeypatch.setattr(tifffile.TIFF, "DECOMPRESSORS", {})       # as LZW without the imagecodecs package
+    with caplog.at_level(logging.WARNING, logger="medgan_nb.data"):
+        out = decode_image(tmp_path / "c.tif")
+    assert out.bits == 8 and "c.tif" in caplog.text and "imagecodecs" in caplog.text
+    np.testing.assert_allclose(out.pixels, (a >> 8) / 255, atol=1e-6)
+
+@pytest.mark.parametrize("name", ["png", "tif"])
+def test_16_bit_rgba_is_composited_on_black_at_full_precision(tmp_path, name):
+    a = np.dstack([rgb16(), np.full((20, 24), 65535, np.uint16)])
+    a[:, 12:, 3] = 0                                             # right half transparent
+    path = tmp_path / f"t.{name}"
+    path.write_bytes(png16(a)) if name == "png" else tifffile.imwrite(path, a, photometric="rgb", extrasamples=[2])
+    out = decode_image(path)
+    assert out.bits == 16 and out.pixels.shape == (20, 24, 3)
+    np.testing.assert_allclose(out.pixels[:, :12], a[:, :12, :3] / 65535, rtol=1e-6)
+    assert out.pixels[:, 12:].max() == 0
+
+
+@pytest.mark.parametrize("make, bits", [
+    (lambda p, g: Image.fromarray(g).save(p.with_suffix(".png")), 8),
+    (lambda p, g: Image.fromarray(g).save(p.with_suffix(".jpg"), quality=95), 8),
+    (lambda p, g: Image.fromarray(g.astype(np.uint16) * 257).save(p.with_suffix(".png")), 16),
+    (lambda p, g: p.with_suffix(".png").write_bytes(png16(g.astype(np.uint16) * 257)), 16),
+    (lambda p, g: tifffile.imwrite(p.with_suffix(".tif"), g.astype(np.uint16) * 257), 16),
+], ids=["png-8", "jpeg-8", "png-16-pillow", "png-16-by-hand", "tiff-16"])
+def test_grayscale_stays_grayscale_for_callers_that_need_it(tmp_path, make, bits):
+    g = rgb()[..., 0]
+    make(tmp_path / "g", g)
+    path = next(tmp_path.glob("g.*"))
+    out = decode_image(path)
+    assert out.grayscale and out.pixels.shape == (40, 48, 1) and out.bits == bits
+    np.testing.assert_allclose(out.pixels[..., 0], g / 255, atol=0.03 if path.suffix == ".jpg" else 1e-6)
+    three = load_image(path)                                     # the training path still gets (H, W, 3)
+    assert three.shape == (40, 48, 3) and np.array_equal(three[..., 0], three[..., 2])
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: Image.fromarray(np.full((20, 24), 200, np.uint8)).save(p / "x.png"),
+    lambda p: Image.fromarray(np.full((20, 24), 200, np.uint8)).save(p / "x.tif"),
+    lambda p: tifffile.imwrite(p / "x.tif", np.full((20, 24), 200, np.uint16)),
+    lambda p: p.joinpath("x.png").write_bytes(png16(np.full((20, 24, 3), 200, np.uint16))),
+], ids=["png-8", "tiff-8", "tiff-16", "png-16-rgb"])
+def test_integers_are_scaled_by_their_dtype_not_by_their_values(tmp_path, make):
+    make(tmp_path)
+    path = next(tmp_path.glob("x.*"))
+    out = decode_image(path)
+    expected = 200 / (255 if out.bits == 8 else 65535)          # 200 is 200/65535 in a 16-bit file, whatever its max
+    np.testing.assert_allclose(out.pixels, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_floats_are_taken_as_unit_range_and_clipped(tmp_path, caplog, dtype, channels):
+    values = np.array([-0.5, 0.0, 0.25, 1.0, 3.0])
+    a = np.resize(values, (20, 25)).astype(dtype)
+    a = np.repeat(a[..., None], 3, axis=2) if channels == 3 else a
+    tifffile.imwrite(tmp_path / "f.tif", a, photometric="rgb" if channels == 3 else "minisblack")
+    with caplog.at_level(logging.WARNING, logger="medgan_nb.data"):
+        out = decode_image(tmp_path / "f.tif")
+    assert out.pixels.shape == (20, 25, channels) and out.bits == np.dtype(dtype).itemsize * 8
+    np.testing.assert_allclose(out.pixels[0, :5, 0], [0, 0, 0.25, 1, 1])   # not divided by the max, never negative
+    assert "f.tif" in caplog.text and "clipped" in caplog.text
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_floats_are_an_error(tmp_path, bad):
+    a = np.full((20, 20), 0.5, np.float32)
+    a[3, 4] = bad
+    tifffile.imwrite(tmp_path / "f.tif", a)
+    with pytest.raises(ImageLoadError, match="f.tif.*(NaN|infinite)"):
+        load_image(tmp_path / "f.tif")
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.uint32])
+def test_integers_without_a_standard_white_level_are_refused(tmp_path, dtype):
+    tifffile.imwrite(tmp_path / "i.tif", np.full((20, 20), 300, dtype))      # Pillow's mode "I"
+    with pytest.raises(ImageLoadError, match="i.tif.*white level"):
+        load_image(tmp_path / "i.tif")
+
+
+def exif_with(orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_on_every_path(tmp_path, orientation):
+    a8 = rgb(20, 32)
+    buf = io.BytesIO()
+    Image.fromarray(a8).save(buf, format="PNG", exif=exif_with(orientation))
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(buf))) / 255          # Pillow's reading
+    assert expected.shape[:2] == ((32, 20) if orientation >= 5 else (20, 32))
+    (tmp_path / "p8.png").write_bytes(buf.getvalue())
+    (tmp_path / "p16.png").write_bytes(png16(a8.astype(np.uint16) * 257, exif=exif_with(orientation)[6:]))
+    tifffile.imwrite(tmp_path / "t16.tif", a8.astype(np.uint16) * 257, photometric="rgb",
+                     extratags=[(0x0112, "H", 1, orientation, True)])
+    Image.fromarray(a8).save(tmp_path / "j.jpg", quality=100, subsampling=0, exif=exif_with(orientation))
+    for name in ("p8.png", "p16.png", "t16.tif"):
+        np.testing.assert_allclose(decode_image(tmp_path / name).pixels, expected, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(decode_image(tmp_path / "j.jpg").pixels, expected, atol=0.05)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "TIFF"])
+def test_cmyk_becomes_rgb(tmp_path, fmt):
+    cmyk = np.zeros((16, 32, 4), np.uint8)
+    cmyk[:, :8] = [255, 0, 0, 0]                                # cyan
+    cmyk[:, 8:16] = [0, 0, 0, 128]                              # half black: grey
+    cmyk[:, 16:24] = [0, 255, 255, 0]                           # magenta + yellow: red
+    path = tmp_path / ("c.jpg" if fmt == "JPEG" else "c.tif")   # cmyk[:, 24:] stays white paper
+    Image.fromarray(cmyk, mode="CMYK").save(path, format=fmt, quality=100)
+    out = decode_image(path).pixels
+    assert out.shape == (16, 32, 3)
+    for cols, expected in [(slice(0, 8), (0, 1, 1)), (slice(8, 16), (127 / 255,) * 3), (slice(16, 24), (1, 0, 0)),
+                           (slice(24, 32), (1, 1, 1))]:
+        np.testing.assert_allclose(out[4:12, cols].mean(axis=(0, 1)), expected, atol=0.03, err_msg=str(cols))
+
+
+@pytest.mark.parametrize("fmt", ["TIFF", "PNG"])
+def test_multi_frame_files_give_their_first_frame_and_say_so(tmp_path, caplog, fmt):
+    frames = [Image.fromarray(rgb(seed=i)) for i in range(3)]
+    path = tmp_path / ("m.tif" if fmt == "TIFF" else "m.png")
+    frames[0].save(path, format=fmt, save_all=True, append_images=frames[1:])
+    with caplog.at_level(logging.INFO, logger="medgan_nb.data"):
+        out = load_image(path)
+    np.testing.assert_allclose(out, rgb(seed=0) / 255, atol=1e-6)
+    assert "m." in caplog.text and "3 frames" in caplog.text and "first" in caplog.text
+
+
+def test_decoded_image_names_the_bytes_it_decoded(tmp_path):
+    Image.fromarray(rgb()).save(tmp_path / "x.png")
+    assert decode_image(tmp_path / "x.png").sha256 == file_sha256(tmp_path / "x.png")
+
+
+def test_file_names_that_are_not_utf8_load_and_split(tmp_path):
+    name = os.fsdecode(b"bad\xff.png")
+    Image.fromarray(rgb()).save(tmp_path / name)
+    Image.fromarray(rgb(seed=1)).save(tmp_path / "good.png")
+    split = split_of(name)
+    ds = ImageFolderDataset(tmp_path, 32, split=split, on_error="skip")
+    assert name in ds.keys and ds[ds.keys.index(name)][0].shape == (3, 32, 32)
+    assert split_of("good.png") == split_of("good.png".encode().decode())   # valid names keep their split
 
 
 def test_to_tensor_range_shape_and_resize_modes():
@@ -214,9 +415,11 @@ def test_max_images_takes_an_evenly_spread_subset():
 
 
 def test_default_dataset_uses_the_configured_folder(folder):
-    cfg = Config.preset("tiny", data_dir=str(folder), split_ratios=(1.0, 0.0, 0.0))
+    ratios = (0.98, 0.01, 0.01)                         # Config wants every split non-empty
+    cfg = Config.preset("tiny", data_dir=str(folder), split_ratios=ratios)
     ds = default_dataset("train", cfg)
-    assert isinstance(ds, ImageFolderDataset) and len(ds) == 5
+    expected = [k for k in ImageFolderDataset(folder, 32).keys if split_of(k, ratios) == "train"]
+    assert isinstance(ds, ImageFolderDataset) and ds.keys == expected and len(ds) == 5
 
 
 @pytest.mark.skipif(not SHARED_SAMPLES.is_dir(), reason="real sample frames not present")

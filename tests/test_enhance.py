@@ -1,18 +1,24 @@
 import json
 import logging
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 from PIL import Image
 
 from medgan_nb import __version__
+from medgan_nb import enhance as enhance_module
 from medgan_nb.checkpoint import CheckpointError, file_sha256, save_checkpoint
 from medgan_nb.config import Config
-from medgan_nb.data import ImageLoadError
+from medgan_nb.data import ImageLoadError, decode_image
 from medgan_nb.enhance import enhance, enhance_array
 from medgan_nb.models import resolve_device
 from medgan_nb.models import UNetGenerator, build_generator
+
+from test_data import png16, rgb16
 
 
 class Pointwise(torch.nn.Module):
@@ -130,7 +136,8 @@ def test_folder_keeps_names_writes_labelled_pngs_and_audit_log(images, checkpoin
     for p in written:
         rel = p.relative_to(out).as_posix()
         with Image.open(p) as im:
-            assert im.format == "PNG" and im.mode == "RGB" and im.size == EXPECTED[rel]
+            assert im.format == "PNG" and im.mode == ("L" if rel == "a/gray.png" else "RGB")
+            assert im.size == EXPECTED[rel]
             meta = im.text
         source = next(s for s in images.rglob("*") if s.relative_to(images).with_suffix(".png").as_posix() == rel)
         assert meta["medgan_nb:ai_enhanced"] == "true"
@@ -138,7 +145,7 @@ def test_folder_keeps_names_writes_labelled_pngs_and_audit_log(images, checkpoin
         assert "AI-enhanced" in meta["Description"] and "diagnosis" in meta["Description"]
         assert meta["medgan_nb:checkpoint_sha256"] == ckpt_sha
         assert meta["medgan_nb:source_sha256"] == file_sha256(source)
-        assert meta["medgan_nb:source"] == source.relative_to(images).as_posix()
+        assert "medgan_nb:source" not in meta                  # paths may name patients: not by default
 
     records = read_audit(out)
     assert len(records) == len(written)
@@ -147,6 +154,8 @@ def test_folder_keeps_names_writes_labelled_pngs_and_audit_log(images, checkpoin
         assert r["output_sha256"] == file_sha256(r["output"])
         assert r["input_sha256"] == file_sha256(r["input"])
         assert r["checkpoint_sha256"] == ckpt_sha and r["checkpoint"] == str(checkpoint.resolve())
+        assert r["source_name_in_png"] is False and (r["channels"], r["bits"]) == \
+            ((1, 8) if r["input"].endswith("gray.png") else (3, 8))
         assert r["medgan_nb_version"] == __version__ and r["device"] == "cpu" and r["label"] is False
         assert r["time"].endswith("+00:00")
         with Image.open(r["output"]) as im:
@@ -238,3 +247,109 @@ def test_backends_agree_and_the_audit_log_names_the_one_used(images, checkpoint,
     assert {r["backend"] for r in read_audit(tmp_path / "ort")} == {"onnxruntime"}
     auto = enhance(images, tmp_path / "auto", checkpoint, quiet=True)   # 4 images: below ONNX_MIN_IMAGES
     assert len(auto) == 4 and {r["backend"] for r in read_audit(tmp_path / "auto")} == {"torch"}
+
+
+def test_the_source_name_goes_into_the_png_only_on_request(images, checkpoint, tmp_path):
+    written = enhance(images, tmp_path / "out", checkpoint, device="cpu", quiet=True, record_source_name=True)
+    for p in written:
+        rel = p.relative_to(tmp_path / "out").as_posix()
+        source = next(s for s in images.rglob("*") if s.relative_to(images).with_suffix(".png").as_posix() == rel)
+        assert Image.open(p).text["medgan_nb:source"] == source.relative_to(images).as_posix()
+    assert all(r["source_name_in_png"] for r in read_audit(tmp_path / "out"))
+
+
+def test_provenance_names_the_checkpoint_bytes_that_were_loaded(images, checkpoint, tmp_path, monkeypatch):
+    loaded = file_sha256(checkpoint)
+    real_load = enhance_module.load_generator
+
+    def load_then_training_replaces_the_file(path, device):
+        result = real_load(path, device)
+        cfg = Config.preset("tiny")
+        torch.manual_seed(1)
+        save_checkpoint({"config": cfg.to_dict(), "generator": build_generator(cfg).state_dict(), "epoch": 2}, path)
+        return result
+
+    monkeypatch.setattr(enhance_module, "load_generator", load_then_training_replaces_the_file)
+    written = enhance(images, tmp_path / "out", checkpoint, device="cpu", quiet=True)
+    assert file_sha256(checkpoint) != loaded                     # the file now holds other weights
+    assert {r["checkpoint_sha256"] for r in read_audit(tmp_path / "out")} == {loaded}
+    assert {Image.open(p).text["medgan_nb:checkpoint_sha256"] for p in written} == {loaded}
+
+
+class Identity(torch.nn.Module):
+    """A stand-in generator that returns its input: what comes out must be what went in."""
+
+    size_multiple = 8
+    backend = "identity"
+    checkpoint_sha256 = "0" * 64
+
+    def forward(self, x):
+        return x
+
+
+@pytest.fixture
+def identity(monkeypatch):
+    monkeypatch.setattr(enhance_module, "load_generator", lambda path, device: (Identity(), None))
+    monkeypatch.setattr(enhance_module, "fast_generator", lambda generator, backend: generator)
+
+
+def test_outputs_keep_the_inputs_channels_and_bit_depth(tmp_path, checkpoint, identity):
+    src = tmp_path / "in"
+    src.mkdir()
+    g8 = rgb(20, 28)[..., 0]
+    g16 = rgb16(20, 28)[..., 0]
+    c16 = rgb16(20, 28)
+    Image.fromarray(g8).save(src / "g8.png")
+    Image.fromarray(g16).save(src / "g16.png")
+    (src / "c16.png").write_bytes(png16(c16))
+    tifffile.imwrite(src / "t16.tif", c16, photometric="rgb")
+    tifffile.imwrite(src / "f.tif", np.full((20, 28), 0.25, np.float32))
+    Image.fromarray(rgb(20, 28)).save(src / "c8.png")
+    out = tmp_path / "out"
+    enhance(src, out, checkpoint, device="cpu", quiet=True)
+    modes = {p.name: Image.open(p).mode for p in out.glob("*.png")}
+    assert modes == {"g8.png": "L", "g16.png": "I;16", "c16.png": "RGB", "t16.png": "RGB", "f.png": "I;16",
+                     "c8.png": "RGB"}                            # Pillow shows 16-bit colour as RGB
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "g8.png")), g8)
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "g16.png")), g16)
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "f.png")), 16384)
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "c8.png")), rgb(20, 28))
+    for name in ("c16.png", "t16.png"):                          # 16-bit RGB, 1000 and 1001 still apart
+        back = decode_image(out / name)
+        assert back.bits == 16 and not back.grayscale, name
+        np.testing.assert_array_equal(np.round(back.pixels * 65535).astype(np.uint16), c16)
+        assert Image.open(out / name).text["medgan_nb:ai_enhanced"] == "true"
+    bits = {Path(r["output"]).name: (r["channels"], r["bits"]) for r in read_audit(out)}
+    assert bits == {"g8.png": (1, 8), "g16.png": (1, 16), "c16.png": (3, 16), "t16.png": (3, 16),
+                    "f.png": (1, 16), "c8.png": (3, 8)}
+
+
+def test_label_on_grayscale_and_16_bit_outputs(tmp_path, checkpoint, identity):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.full((48, 64), 30000, np.uint16)).save(src / "g16.png")
+    (src / "c16.png").write_bytes(png16(np.full((48, 64, 3), 30000, np.uint16)))
+    enhance(src, tmp_path / "out", checkpoint, device="cpu", quiet=True, label=True)
+    for name in ("g16.png", "c16.png"):
+        a = np.round(decode_image(tmp_path / "out" / name).pixels * 65535)
+        assert a[1, 1].max() < 2000 and a[:6, :24].max() > 40000         # light text on a dark box
+        assert (a[30:, 40:] == 30000).all()                            # the rest untouched
+
+
+@pytest.mark.parametrize("record", [False, True])
+def test_file_names_that_are_not_utf8_are_enhanced_and_logged_as_valid_json(tmp_path, checkpoint, record):
+    src = tmp_path / "in"
+    src.mkdir()
+    name = os.fsdecode(b"bad\xff.png")
+    Image.fromarray(rgb(24, 24)).save(src / name)
+    (src / os.fsdecode(b"broken\xfe.png")).write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    out = tmp_path / "out"
+    kwargs = {"record_source_name": True} if record else {}
+    written = enhance(src, out, checkpoint, device="cpu", quiet=True, on_error="skip", **kwargs)
+    assert written == [out / name]                                  # the same bytes, under out/
+    record_ = json.loads((out / "audit.jsonl").read_bytes().decode("utf-8"))     # strict UTF-8, valid JSON
+    assert record_["input"] == str((src / "bad").resolve()) + "\\xff.png"
+    assert record_["output"] == str((out / "bad").resolve()) + "\\xff.png"
+    meta = Image.open(written[0]).text
+    assert meta.get("medgan_nb:source") == ("bad\\xff.png" if record else None)
+    assert meta["medgan_nb:source_sha256"] == record_["input_sha256"] == file_sha256(src / name)

@@ -7,12 +7,13 @@ import torch
 from PIL import Image
 from torch.utils.data import ConcatDataset, Subset
 
+import medgan_nb.evaluate as evaluate_module
 from medgan_nb.baselines import BASELINES, estimate_noise_std
-from medgan_nb.checkpoint import save_checkpoint
-from medgan_nb.config import Config
-from medgan_nb.data import default_dataset
+from medgan_nb.checkpoint import file_sha256, save_checkpoint
+from medgan_nb.config import DEGRADATION_SETS, Config
+from medgan_nb.data import dataset_keys, default_dataset
 from medgan_nb.degrade import Degradation
-from medgan_nb.evaluate import CSV_COLUMNS, evaluate, summarize
+from medgan_nb.evaluate import CSV_COLUMNS, EVAL_SEED, evaluate, evaluation_config, summarize
 from medgan_nb.metrics import psnr
 from medgan_nb.models import build_generator
 
@@ -25,11 +26,15 @@ def cfg():
     return Config.preset("tiny")
 
 
+def make_checkpoint(cfg, path, seed=0):
+    """A checkpoint of an untrained generator: enough to evaluate, in milliseconds."""
+    torch.manual_seed(seed)
+    return save_checkpoint({"config": cfg.to_dict(), "generator": build_generator(cfg).state_dict()}, path)
+
+
 @pytest.fixture(scope="module")
 def checkpoint(cfg, tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    return save_checkpoint({"config": cfg.to_dict(), "generator": build_generator(cfg).state_dict()}, path)
+    return make_checkpoint(cfg, tmp_path_factory.mktemp("ckpt") / "tiny.pt")
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +64,16 @@ def test_writes_metrics_csv_report_and_figures(run, checkpoint, cfg):
             assert all(np.isfinite(v) for v in stats.values())
             assert 5 < stats["psnr_mean"] <= 100 and -1 <= stats["ssim_mean"] <= 1 and stats["ms_per_image"] >= 0
     meta = metrics["metadata"]
-    assert meta["checkpoint_sha256"] and len(meta["checkpoint_sha256"]) == 64
+    assert meta["checkpoint_sha256"] == file_sha256(checkpoint) and len(meta["inputs_sha256"]) == 64
     assert meta["split"] == "test" and meta["n_images"] == N and meta["device"] == "cpu"
-    assert meta["config"] == cfg.to_dict() and meta["medgan_nb_version"]
+    assert meta["config"] == evaluation_config(cfg).to_dict() and meta["medgan_nb_version"]
+    assert meta["config"]["seed"] == EVAL_SEED and meta["trained_degradations"] == list(cfg.degradations)
     rows = read_rows(out)
     assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == len(conditions) * len(methods) * N
     report = (out / "report.md").read_text()
     for needle in ("| method | PSNR (dB) | SSIM | ms/image |", "(psnr_ssim_bars.png)", "(cases.png)",
-                   "(error_maps.png)", "not as pass/fail", "'test' split", str(checkpoint)):
+                   "(error_maps.png)", "not as pass/fail", "'test' split", str(checkpoint),
+                   "Gaussian window (σ = 1.5", "99th percentile", meta["inputs_sha256"]):
         assert needle in report, needle
     for line in summarize(metrics):
         assert line in report
@@ -74,8 +81,9 @@ def test_writes_metrics_csv_report_and_figures(run, checkpoint, cfg):
 
 def test_identity_psnr_is_the_psnr_of_the_degraded_image(run, cfg):
     out, _ = run
-    clean, key = default_dataset("test", cfg)[0]
-    degraded = Degradation(cfg)(clean[None], keys=[key]).image
+    task = evaluation_config(cfg)
+    clean, key = default_dataset("test", task)[0]
+    degraded = Degradation(task)(clean[None], keys=[key]).image
     row = next(r for r in read_rows(out) if (r["condition"], r["method"], r["key"]) == ("all", "identity", key))
     assert float(row["psnr"]) == pytest.approx(float(psnr(degraded, clean[None])[0]), abs=1e-4)
 
@@ -83,9 +91,9 @@ def test_identity_psnr_is_the_psnr_of_the_degraded_image(run, cfg):
 def test_uses_the_test_split_by_default(run, cfg):
     out, _ = run
     keys = {r["key"] for r in read_rows(out)}
-    test_keys = [default_dataset("test", cfg)[i][1] for i in range(N)]
+    test_keys = set(all_keys(default_dataset("test", evaluation_config(cfg))))
     train_keys = set(all_keys(default_dataset("train", cfg.replace(max_images=0))))   # every training image
-    assert keys == set(test_keys) and train_keys and not keys & train_keys
+    assert len(keys) == N and keys <= test_keys and train_keys and not keys & train_keys
 
 
 def all_keys(dataset):
@@ -122,10 +130,74 @@ def test_data_dir_mode_scores_every_image_of_the_folder(tmp_path, cfg):
 
 def test_baselines_only_without_a_checkpoint(tmp_path, cfg):
     metrics = evaluate(None, tmp_path / "out", cfg=cfg, max_images=3, quiet=True)
-    assert metrics["metadata"]["checkpoint"] is None
+    assert metrics["metadata"]["checkpoint"] is None and metrics["metadata"]["trained_degradations"] is None
     assert all(list(m) == list(BASELINES) for m in metrics["results"].values())
     assert (tmp_path / "out" / "cases.png").is_file()
-    assert "classical baselines only" in (tmp_path / "out" / "report.md").read_text()
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "classical baselines only" in report and "training degradations" not in report   # no model, no training
+
+
+def test_baselines_only_without_a_config_uses_the_seed_presets_task(tmp_path):
+    metrics = evaluate(None, tmp_path / "out", baselines=("identity",), breakdown=False, max_images=2, quiet=True)
+    meta = metrics["metadata"]
+    seed = Config.preset("seed")
+    assert meta["image_size"] == seed.image_size and meta["degradations"] == list(DEGRADATION_SETS["seed"])
+    assert meta["n_images"] == 2 and meta["config"]["seed"] == EVAL_SEED and meta["trained_degradations"] is None
+    assert (tmp_path / "out" / "report.md").is_file()
+
+
+def test_metadata_names_the_checkpoint_bytes_that_were_loaded(cfg, tmp_path, monkeypatch):
+    path = make_checkpoint(cfg, tmp_path / "last.pt", seed=1)
+    loaded = file_sha256(path)
+    real_load = evaluate_module.load_generator
+
+    def load_then_replace(*args, **kwargs):          # a training run writes last.pt again mid-evaluation
+        result = real_load(*args, **kwargs)
+        make_checkpoint(cfg, path, seed=2)
+        return result
+
+    monkeypatch.setattr(evaluate_module, "load_generator", load_then_replace)
+    metrics = evaluate(path, tmp_path / "out", baselines=("identity",), breakdown=False, max_images=2,
+                       device="cpu", quiet=True)
+    assert file_sha256(path) != loaded
+    assert metrics["metadata"]["checkpoint_sha256"] == loaded
+    assert f"sha256 `{loaded}`" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_inputs_do_not_depend_on_the_models_training_settings(cfg, tmp_path):
+    """Two models trained with other seeds, subsets, synthetic frame counts and caching score the same inputs."""
+    a = make_checkpoint(cfg.replace(seed=1, max_images=48, synthetic_frames=40), tmp_path / "a.pt")
+    b = make_checkpoint(cfg.replace(seed=7, max_images=10, synthetic_frames=200, cache_images=True), tmp_path / "b.pt")
+    runs = [evaluate(c, tmp_path / name, baselines=("identity",), max_images=N, device="cpu", quiet=True)
+            for c, name in ((a, "a"), (b, "b"))]
+    assert runs[0]["metadata"]["inputs_sha256"] == runs[1]["metadata"]["inputs_sha256"]
+    identity = lambda out: [(r["condition"], r["key"], r["psnr"], r["ssim"])  # noqa: E731
+                            for r in read_rows(out) if r["method"] == "identity"]
+    assert identity(tmp_path / "a") == identity(tmp_path / "b") and len(identity(tmp_path / "a")) == 5 * N
+    keys = [k for c, k, _, _ in identity(tmp_path / "a") if c == "all"]
+    test_keys = dataset_keys(default_dataset("test", evaluation_config(cfg)))
+    assert keys == [test_keys[i] for i in np.linspace(0, len(test_keys) - 1, N).round().astype(int)]  # evenly spread
+    assert any(k.startswith("synthetic/") for k in keys) and not all(k.startswith("synthetic/") for k in keys)
+    other = evaluate(None, tmp_path / "c", cfg=cfg.replace(noise_std=0.05), baselines=("identity",),
+                     breakdown=False, max_images=N, quiet=True)        # another task: other inputs, other fingerprint
+    assert other["metadata"]["inputs_sha256"] != runs[0]["metadata"]["inputs_sha256"]
+
+
+def test_warns_when_a_models_training_frames_are_evaluation_frames(cfg, tmp_path, caplog):
+    # 800 training frames from seed 1 999 600 cover the evaluation's test frames, synthetic/2000000 to 2000099
+    path = make_checkpoint(cfg.replace(seed=2_000_000 - 400, synthetic_frames=1000), tmp_path / "leaky.pt")
+    evaluate(path, tmp_path / "out", baselines=("identity",), breakdown=False, max_images=N, device="cpu", quiet=True)
+    assert "among the training or validation frames of this model" in caplog.text
+
+
+def test_trained_degradations_come_from_the_checkpoint_not_the_override(checkpoint, cfg, tmp_path):
+    metrics = evaluate(checkpoint, tmp_path / "out", cfg=cfg.replace(degradations=("noise",)),
+                       baselines=("identity",), max_images=2, device="cpu", quiet=True)
+    lines = {line.split(",")[0].split(" (")[0]: line for line in summarize(metrics)}
+    assert "not part of" not in lines["On blur alone"] and "not part of" not in lines["On salt_pepper alone"]
+    assert "not part of this model's training degradations" in lines["On color_jitter alone"]
+    assert metrics["metadata"]["degradations"] == ["noise"]
+    assert metrics["metadata"]["trained_degradations"] == ["blur", "noise", "salt_pepper"]
 
 
 def test_existing_non_empty_out_dir_is_refused_and_left_alone(tmp_path, cfg):

@@ -1,17 +1,19 @@
 import csv
+import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from medgan_nb import train as train_module
-from medgan_nb.checkpoint import CheckpointError, file_sha256, load_checkpoint, load_generator
+from medgan_nb.checkpoint import CheckpointError, file_sha256, load_checkpoint, load_generator, save_checkpoint
 from medgan_nb.config import Config
+from medgan_nb.data import ImageLoadError
+from medgan_nb.models import build_generator
 from medgan_nb.train import TrainingDiverged, lr_factor, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +39,7 @@ def test_a_short_run_writes_everything_a_user_looks_at(tmp_path):
     assert (run / "samples" / "step_000005.png").exists() and (run / "samples" / "final.png").exists()
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert state["epoch"] == 2 and state["step"] == 24 and state["version"]
-    for key in ("generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d", "scaler_g", "scaler_d", "rng"):
+    for key in train_module.TRAINING_STATE:
         assert key in state
     best = load_checkpoint(run / "checkpoints" / "best.pt")
     assert best["val"]["psnr"] == best["best_psnr"] == pytest.approx(max(float(r["psnr"]) for r in v), abs=1e-4)
@@ -83,39 +85,158 @@ def test_foreign_files_are_not_loaded(tmp_path):
             load_generator(tmp_path / name)
 
 
-def _cli(*args, **kwargs):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "medgan_nb", "train", "--quiet", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+def _cli(*args, env=None):
+    """Run `python -m medgan_nb train --quiet ...` to the end; (exit code, output)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env or {})}
+    out = subprocess.run([sys.executable, "-m", "medgan_nb", "train", "--quiet", *args], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1800)
+    return out.returncode, out.stdout
 
 
 def test_resume_after_sigkill_gives_the_same_weights(tmp_path):
+    """A real training process is killed with SIGKILL in the middle of epoch 2, at a chosen step (it kills
+    itself there: no race with the machine's speed); resuming gives exactly the uninterrupted run's weights."""
     settings = ["--preset", "tiny", "--set", "epochs=3", "--set", "max_images=160", "--set", "sample_every=0",
-                "--set", "log_every=5", "--set", f"output_dir={tmp_path}"]
-    whole = _cli(*settings, "--name", "whole")
-    assert whole.wait(timeout=300) == 0, whole.stdout.read()
+                "--set", "log_every=5", "--set", f"output_dir={tmp_path}"]           # 40 steps per epoch
+    code, output = _cli(*settings, "--name", "whole")
+    assert code == 0, output
 
-    killed = _cli(*settings, "--name", "killed")
-    last = tmp_path / "runs" / "killed" / "checkpoints" / "last.pt"
-    deadline = time.time() + 240
-    while not last.exists() and killed.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.5)                                                       # well into epoch 2
-    assert killed.poll() is None, "the run finished before it could be killed; give it more work"
-    killed.send_signal(signal.SIGKILL)
-    killed.wait()
-    assert load_checkpoint(last)["epoch"] == 1
+    code, output = _cli(*settings, "--name", "killed", env={train_module.KILL_AT_STEP_ENV: "61"})
+    assert code == -signal.SIGKILL, output
+    killed = tmp_path / "runs" / "killed"
+    last = killed / "checkpoints" / "last.pt"
+    assert load_checkpoint(last)["epoch"] == 1                                        # epoch 2 was under way
+    assert int(rows(killed / "metrics.csv")[-1]["step"]) == 60                         # logged up to the kill
 
-    resumed = _cli("--resume", str(tmp_path / "runs" / "killed"))
-    assert resumed.wait(timeout=300) == 0, resumed.stdout.read()
+    code, output = _cli("--resume", str(killed))
+    assert code == 0, output
     a = load_checkpoint(tmp_path / "runs" / "whole" / "checkpoints" / "last.pt")
     b = load_checkpoint(last)
     assert a["step"] == b["step"] == 120
     for key in ("generator", "discriminator"):
         for name, tensor in a[key].items():
             assert torch.equal(tensor, b[key][name]), f"{key}.{name} differs after resume"
-    assert [r["step"] for r in rows(tmp_path / "runs" / "killed" / "metrics.csv")] == \
-           [r["step"] for r in rows(tmp_path / "runs" / "whole" / "metrics.csv")]
+    assert rows(killed / "metrics.csv") == [{**r, "images_per_s": r2["images_per_s"]} for r, r2 in
+                                            zip(rows(tmp_path / "runs" / "whole" / "metrics.csv"),
+                                                rows(killed / "metrics.csv"))]
+    assert [r["psnr"] for r in rows(killed / "val.csv")] == [r["psnr"] for r in rows(tmp_path / "runs" / "whole" / "val.csv")]
+    assert sorted(p.name for p in tmp_path.joinpath("runs").iterdir()) == ["killed", "whole"]   # resumed in place
+
+
+def tiny_run(tmp_path, name="r", **changes):
+    cfg = Config.preset("tiny", output_dir=str(tmp_path), sample_every=0, **changes)
+    return train(cfg, name=name, quiet=True)
+
+
+def test_resuming_from_an_older_checkpoint_forks_a_new_run_and_loses_nothing(tmp_path):
+    """Issue 9: resuming from best.pt / epoch_N.pt restored an older best_psnr (best.pt later overwritten by a
+    worse model) and deleted metrics rows; now the original run is untouched and a new folder names its parent."""
+    run = tiny_run(tmp_path, epochs=3)
+    before = {p.name: file_sha256(p) for p in [*(run / "checkpoints").iterdir(), run / "metrics.csv", run / "val.csv"]}
+    forked = train(resume=run / "checkpoints" / "epoch_001.pt", quiet=True)
+    assert forked == tmp_path / "runs" / "r-from-epoch_001"
+    assert {p.name: file_sha256(p) for p in [*(run / "checkpoints").iterdir(), run / "metrics.csv",
+                                              run / "val.csv"]} == before
+    parent = json.loads((forked / "parent.json").read_text())
+    assert parent["checkpoint"] == str((run / "checkpoints" / "epoch_001.pt").resolve())
+    assert parent["sha256"] == before["epoch_001.pt"] and parent["epoch"] == 1 and parent["step"] == 12
+    assert [r["step"] for r in rows(forked / "val.csv")] == ["12", "24", "36"]         # parent's epoch 1, then its own
+    assert [r["psnr"] for r in rows(forked / "val.csv")][0] == rows(run / "val.csv")[0]["psnr"]
+    assert load_checkpoint(forked)["epoch"] == 3
+
+
+def test_resuming_a_loose_checkpoint_writes_under_output_dir_not_next_to_it(tmp_path):
+    """Issue 9: a loose model.pt made the run write checkpoints/, metrics.csv, samples/ into its parent's parent."""
+    run = tiny_run(tmp_path / "out", epochs=1)
+    loose = tmp_path / "shared" / "model.pt"
+    loose.parent.mkdir()
+    loose.write_bytes((run / "checkpoints" / "last.pt").read_bytes())
+    state = load_checkpoint(loose)
+    state["config"]["epochs"] = 2
+    save_checkpoint({k: v for k, v in state.items() if k not in ("format", "version")}, loose)
+    forked = train(resume=loose, quiet=True)
+    assert forked.parent == tmp_path / "out" / "runs" and forked.name == "shared-from-model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "shared"]
+    assert sorted(p.name for p in loose.parent.iterdir()) == ["model.pt"]
+    assert json.loads((forked / "parent.json").read_text())["run"] is None
+    assert load_checkpoint(forked)["epoch"] == 2
+
+
+def test_weights_alone_cannot_be_resumed(tmp_path):
+    cfg = Config.preset("tiny", output_dir=str(tmp_path))
+    save_checkpoint({"config": cfg.to_dict(), "generator": build_generator(cfg).state_dict()}, tmp_path / "g.pt")
+    with pytest.raises(CheckpointError, match="no training state"):
+        train(resume=tmp_path / "g.pt", quiet=True)
+
+
+def test_resuming_a_finished_run_changes_nothing(tmp_path):
+    run = tiny_run(tmp_path, epochs=1)
+    before = {p: file_sha256(p) for p in run.rglob("*") if p.is_file()}
+    assert train(resume=run, quiet=True) == run
+    assert {p: file_sha256(p) for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_each_epoch_writes_its_state_once(tmp_path, monkeypatch):
+    """Issue 9: last, epoch_N and best were each written in full (about 650 MB apiece at the seed preset)."""
+    writes = []
+    real = train_module.save_checkpoint
+    monkeypatch.setattr(train_module, "save_checkpoint", lambda state, path: writes.append(Path(path).name) or
+                        real(state, path))
+    run = tiny_run(tmp_path, epochs=2, save_every=1)
+    assert writes == ["last.pt", "last.pt"]
+    folder = run / "checkpoints"
+    assert {p.name for p in folder.iterdir()} == {"last.pt", "best.pt", "epoch_001.pt", "epoch_002.pt"}
+    assert file_sha256(folder / "epoch_002.pt") == file_sha256(folder / "last.pt")
+    assert load_checkpoint(folder / "epoch_001.pt")["epoch"] == 1                 # not changed by epoch 2's write
+    best = load_checkpoint(folder / "best.pt")
+    assert best["val"]["psnr"] == best["best_psnr"]
+
+
+def test_training_can_skip_unreadable_files_and_lists_them(tmp_path):
+    """Issue 9: training died on the first unreadable file of data_dir."""
+    from PIL import Image
+    folder = tmp_path / "images"
+    folder.mkdir()
+    g = torch.Generator().manual_seed(0)
+    for i in range(40):
+        Image.fromarray((torch.rand(40, 40, 3, generator=g) * 255).byte().numpy()).save(folder / f"{i:02d}.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (folder / "empty.jpg").write_bytes(b"")
+    cfg = Config.preset("tiny", output_dir=str(tmp_path / "out"), data_dir=str(folder), sample_every=0,
+                        epochs=1, max_images=0, split_ratios=(0.6, 0.2, 0.2))
+    with pytest.raises(ImageLoadError, match="broken.png|empty.jpg"):
+        train(cfg, name="strict", quiet=True)
+    run = train(cfg.replace(bad_images="skip"), name="lenient", quiet=True)
+    skipped = rows(run / "skipped_images.csv")
+    assert sorted(Path(r["file"]).name for r in skipped) == ["broken.png", "empty.jpg"]
+    assert all(r["reason"] for r in skipped)
+    assert load_checkpoint(run)["epoch"] == 1
+
+
+def test_process_group_backend_follows_the_configured_device(monkeypatch):
+    """Issue 9: the backend followed torch.cuda.is_available(), so device=cpu on a GPU host got NCCL."""
+    calls = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr(train_module.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(train_module.dist, "init_process_group", lambda backend: calls.append(backend))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert train_module._start_processes(torch.device("cpu")) == (1, 2, True)
+    assert train_module._start_processes(torch.device("cuda", 0)) == (1, 2, True)
+    assert calls == ["gloo", "nccl"]
+
+
+def test_process_group_is_destroyed_at_the_end(monkeypatch, tmp_path):
+    destroyed = []
+    monkeypatch.setattr(train_module, "_start_processes", lambda device: (0, 1, True))
+    monkeypatch.setattr(train_module.dist, "destroy_process_group", lambda: destroyed.append(1))
+    tiny_run(tmp_path, epochs=1)
+    assert destroyed == [1]
+
+
+def test_sync_batchnorm_on_the_cpu_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="sync_batchnorm=True needs CUDA"):
+        tiny_run(tmp_path, device="cpu", sync_batchnorm=True)
 
 
 def test_torchrun_two_cpu_processes_keep_identical_weights(tmp_path):
@@ -123,7 +244,7 @@ def test_torchrun_two_cpu_processes_keep_identical_weights(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     out = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "medgan_nb", "train", "--quiet",
                           "--preset", "tiny", "--set", "sample_every=0", "--set", "epochs=1", "--set", f"output_dir={tmp_path}",
-                          "--name", "ddp"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+                          "--name", "ddp"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "weights identical on all 2 processes" in out.stdout
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["ddp"]     # rank 0 alone wrote a run folder
@@ -131,8 +252,10 @@ def test_torchrun_two_cpu_processes_keep_identical_weights(tmp_path):
     assert state["step"] == 6                                             # 48 images / (batch 4 × 2 ranks)
 
 
-def test_max_minutes_ends_the_run_early_with_a_usable_checkpoint(tmp_path):
-    cfg = Config.preset("tiny", output_dir=str(tmp_path), epochs=3, max_minutes=1e-6)
+def test_max_minutes_ends_the_run_early_with_a_usable_checkpoint(tmp_path, monkeypatch):
+    clock = iter([0.0])                 # a fake clock: the deadline is set at 0 s, every later reading is 1 h on
+    monkeypatch.setattr(train_module.time, "monotonic", lambda: next(clock, 3600.0))
+    cfg = Config.preset("tiny", output_dir=str(tmp_path), epochs=3, max_minutes=1.0)
     run = train(cfg, name="short", quiet=True)
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert state["step"] == 1 and state["epoch"] == 1               # one step, then the epoch ends and is saved

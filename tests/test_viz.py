@@ -73,3 +73,15 @@ def test_plot_training_reads_a_run(tmp_path):
     fig = plot_training(run)
     assert [len(ax.lines) for ax in fig.axes] == [2, 1, 2]
     plt.close(fig)
+
+
+def test_explorer_blurs_exactly_as_training_does(clean):
+    """Issue 9: the slider used a (2·⌈3σ⌉+1)² kernel while training uses the configured 5×5 one."""
+    import matplotlib.pyplot as plt
+    from medgan_nb.degrade import Degradation
+    from medgan_nb.metrics import psnr
+    cfg = Config.preset("tiny", degradations=("blur",), blur_sigma=(2.0, 2.0))
+    trained = Degradation(cfg)(clean[None]).image
+    fig, s = degradation_explorer(clean, noise_std=0.0, blur_sigma=2.0)
+    plt.close(fig)
+    assert s["psnr"] == pytest.approx(float(psnr(trained, clean[None])[0]), abs=1e-6)

@@ -1,0 +1,84 @@
+import os
+import stat
+
+import pytest
+import torch
+
+from medgan_nb import checkpoint as ck
+from medgan_nb.config import Config
+from medgan_nb.models import build_generator
+
+
+def small_state(seed=0):
+    torch.manual_seed(seed)
+    cfg = Config.preset("tiny")
+    return {"config": cfg.to_dict(), "generator": build_generator(cfg).state_dict()}
+
+
+def test_the_reported_hash_is_of_the_bytes_that_were_loaded(tmp_path, monkeypatch):
+    """Issue 9: hashing the file after loading it could name a checkpoint that training had replaced meanwhile."""
+    path = ck.save_checkpoint(small_state(0), tmp_path / "last.pt")
+    loaded_bytes = path.read_bytes()
+    real_load = torch.load
+
+    def load_then_replace(f, **kwargs):           # training writes a new last.pt while we deserialise
+        state = real_load(f, **kwargs)
+        ck.save_checkpoint(small_state(1), path)
+        return state
+
+    monkeypatch.setattr(ck.torch, "load", load_then_replace)
+    generator, _ = ck.load_generator(path)
+    import hashlib
+    assert generator.checkpoint_sha256 == hashlib.sha256(loaded_bytes).hexdigest() != ck.file_sha256(path)
+
+
+def test_the_hash_is_not_stored_back(tmp_path):
+    state = ck.load_checkpoint(ck.save_checkpoint(small_state(), tmp_path / "a.pt"))
+    ck.save_checkpoint(state, tmp_path / "b.pt")
+    assert "sha256" not in torch.load(tmp_path / "b.pt", weights_only=True)
+
+
+def test_run_folder_of(tmp_path):
+    run = tmp_path / "runs" / "x"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    assert ck.run_folder_of(run) == run
+    assert ck.run_folder_of(run / "checkpoints" / "best.pt") == run
+    assert ck.run_folder_of(tmp_path / "model.pt") is None                  # a loose file belongs to no run
+    assert ck.run_folder_of(tmp_path / "runs") is None
+
+
+def test_copy_checkpoint_keeps_the_copy_when_the_source_is_rewritten(tmp_path):
+    last = ck.save_checkpoint(small_state(0), tmp_path / "last.pt")
+    first = ck.file_sha256(last)
+    ck.copy_checkpoint(last, tmp_path / "epoch_001.pt")
+    ck.save_checkpoint(small_state(1), last)                                 # the next epoch
+    assert ck.file_sha256(tmp_path / "epoch_001.pt") == first != ck.file_sha256(last)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_001.pt", "last.pt"]   # no temp files left
+
+
+def test_copy_checkpoint_copies_where_links_fail(tmp_path, monkeypatch):
+    last = ck.save_checkpoint(small_state(0), tmp_path / "last.pt")
+    monkeypatch.setattr(ck.os, "link", lambda *a: (_ for _ in ()).throw(OSError("no links here")))
+    ck.copy_checkpoint(last, tmp_path / "best.pt")
+    assert ck.file_sha256(tmp_path / "best.pt") == ck.file_sha256(last)
+    assert os.stat(tmp_path / "best.pt").st_ino != os.stat(last).st_ino
+
+
+def test_atomic_write_gives_the_usual_permissions(tmp_path):
+    """mkstemp makes files 0600; an exported model or checkpoint should be readable like any other file."""
+    old = os.umask(0o022)
+    try:
+        with ck.atomic_write(tmp_path / "f.bin") as f:
+            f.write(b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "f.bin").st_mode) == 0o644
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    with pytest.raises(RuntimeError):
+        with ck.atomic_write(tmp_path / "f.bin") as f:
+            f.write(b"partial")
+            raise RuntimeError("crash")
+    assert list(tmp_path.iterdir()) == []
