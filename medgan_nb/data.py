@@ -439,7 +439,7 @@ class EmbeddedPatchDataset(Dataset):
                         self.keys.append(key)
         if not patches:
             raise ValueError(f"no embedded patches of size {image_size} in split {split!r}; use a smaller image_size")
-        self.patches = torch.from_numpy(np.stack(patches)).permute(0, 3, 1, 2) * 2 - 1
+        self.patches = from_numpy_images(np.stack(patches))
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -468,7 +468,7 @@ class SyntheticEndoscopyDataset(Dataset):
         if not 0 <= i < self.n:
             raise IndexError(i)
         frame = endoscopy_frame(self.image_size, self.first + i)
-        return torch.from_numpy(frame).permute(2, 0, 1) * 2 - 1, f"synthetic/{self.first + i}"
+        return from_numpy_images(frame), f"synthetic/{self.first + i}"
 
     @property
     def keys(self) -> list[str]:

@@ -245,3 +245,27 @@ def test_auto_backend_picks_a_measured_candidate_with_the_same_outputs(tiny):
     fast = fast_generator(tiny, "auto", probe_size=64)
     assert fast.backend in ("torch", "torch-channels-last", "onnxruntime")
     assert (torch.as_tensor(fast(x)) - expected).abs().max() < TOL
+
+
+def test_cli_export_names_the_checkpoint_bytes_that_were_loaded(checkpoint, tmp_path, monkeypatch):
+    """Issue 9: export hashed the file after loading it; a training run may have replaced it meanwhile."""
+    import json
+    from medgan_nb import checkpoint as ck
+    loaded_sha = file_sha256(checkpoint)
+    real = ck.load_generator
+
+    def load_then_replace(path, *args, **kwargs):
+        result = real(path, *args, **kwargs)
+        state = ck.load_checkpoint(checkpoint)
+        state["generator"] = {k: v + 1 if v.is_floating_point() else v for k, v in state["generator"].items()}
+        ck.save_checkpoint({k: v for k, v in state.items() if k not in ("format", "version")}, checkpoint)
+        return result
+
+    monkeypatch.setattr(ck, "load_generator", load_then_replace)
+    out = tmp_path / "tiny.ts.pt"
+    assert main(["export", str(checkpoint), "--format", "torchscript", "--out", str(out)]) == 0
+    extra = {"medgan_nb.json": ""}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit")
+        torch.jit.load(str(out), _extra_files=extra)
+    assert json.loads(extra["medgan_nb.json"])["source_checkpoint_sha256"] == loaded_sha != file_sha256(checkpoint)
