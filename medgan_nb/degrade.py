@@ -45,10 +45,6 @@ from .data import from_unit, to_unit
 
 Params = dict[str, torch.Tensor]
 
-SEED_ORDER = DEGRADATION_ORDERS["seed"]
-PHYSICAL_ORDER = DEGRADATION_ORDERS["physical"]
-
-
 # ------------------------------------------------------------------ helpers
 def _per_image(v: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
     """A scalar or (N,) tensor as an (N, 1, 1, 1) tensor on x's device."""
@@ -292,7 +288,7 @@ class Degradation:
     def __init__(self, cfg: Config, names: Sequence[str] | None = None):
         self.cfg = cfg
         enabled = tuple(cfg.degradations if names is None else names)
-        order = SEED_ORDER if cfg.degradation_order == "seed" else PHYSICAL_ORDER
+        order = DEGRADATION_ORDERS[cfg.degradation_order]
         missing = [d for d in enabled if d not in order]
         if missing:
             raise ValueError(f"degradation(s) {missing} have no place in the {cfg.degradation_order!r} order "

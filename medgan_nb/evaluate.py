@@ -50,7 +50,8 @@ from . import __version__
 from .baselines import BASELINES
 from .checkpoint import checkpoint_path, load_generator
 from .config import DEGRADATION_SETS, Config
-from .data import ImageFolderDataset, dataset_keys, default_dataset, from_numpy_images, to_numpy_images
+from .data import (ImageFolderDataset, SyntheticEndoscopyDataset, dataset_keys, default_dataset, from_numpy_images,
+                   to_numpy_images)
 from .degrade import Degradation
 from .metrics import SSIM_DESCRIPTION, psnr, ssim
 from .models import resolve_device
@@ -237,10 +238,9 @@ def _warn_if_trained_on(keys: Sequence[str], trained: Config) -> None:
     """
     if trained.data_dir:
         return
-    from .data import SyntheticEndoscopyDataset as Synthetic
     seen = set()
     for split, share in zip(("train", "val"), trained.split_ratios):
-        first = trained.seed + Synthetic.SPLIT_OFFSET[split]
+        first = trained.seed + SyntheticEndoscopyDataset.SPLIT_OFFSET[split]
         seen.update(f"synthetic/{first + i}" for i in range(round(trained.synthetic_frames * share)))
     overlap = [k for k in keys if k in seen]
     if overlap:

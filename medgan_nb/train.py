@@ -320,8 +320,9 @@ def _load_data(cfg: Config, run: Path, device: torch.device, rank: int, world: i
     loader = DataLoader(train_set, cfg.batch_size, sampler=sampler, drop_last=True, num_workers=cfg.num_workers,
                         pin_memory=device.type == "cuda", persistent_workers=cfg.num_workers > 0)
     degrade = Degradation(cfg)
-    val_clean = torch.stack([val_set[i][0] for i in range(len(val_set))])
-    val_degraded = degrade(val_clean, keys=[val_set[i][1] for i in range(len(val_set))]).image
+    val_clean, val_keys = zip(*(val_set[i] for i in range(len(val_set))))     # each image decoded once
+    val_clean = torch.stack(val_clean)
+    val_degraded = degrade(val_clean, keys=list(val_keys)).image
     return _Data(loader, order, degrade, val_clean, val_degraded, _scores(val_degraded, val_clean))
 
 
@@ -413,16 +414,19 @@ def _train_epoch(s: _Session, data: _Data, epoch: int, deadline: float, quiet: b
     return False
 
 
-def _all_agree(flag: bool, s: _Session) -> bool:
-    """True on every rank if it is true on any (so all ranks stop at the same step, none waits forever)."""
-    t = torch.tensor(float(flag), device=s.device)
+def _all_agree(flag: bool | torch.Tensor, s: _Session) -> bool:
+    """True on every rank if it is true on any (so all ranks stop at the same step, none waits forever).
+
+    `flag` may be a tensor on the device: it is then read back once, after the all-reduce.
+    """
+    t = torch.as_tensor(flag, dtype=torch.float32, device=s.device)
     if s.world > 1:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
 
 
 def _stop_if_diverged(s: _Session, loss_d: torch.Tensor, parts: GeneratorLossParts, epoch: int) -> None:
-    if not _all_agree(not (torch.isfinite(loss_d.detach()) & torch.isfinite(parts.total.detach())).item(), s):
+    if not _all_agree(~(torch.isfinite(loss_d.detach()) & torch.isfinite(parts.total.detach())), s):
         return
     last = s.run / "checkpoints" / "last.pt"
     raise TrainingDiverged(

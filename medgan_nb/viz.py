@@ -8,11 +8,11 @@ import matplotlib.pyplot as plt
 import torch
 
 from .config import Config
+from .data import to_numpy_images
 
 
 def to_image(x: torch.Tensor):
     """(3, H, W) in [-1, 1] -> (H, W, 3) numpy array in [0, 1] for imshow."""
-    from .data import to_numpy_images
     return to_numpy_images(x)
 
 
