@@ -76,14 +76,20 @@ def table(sections: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    p.add_argument("what", nargs="?", choices=["speed", "quality"], default="speed")
+    p.add_argument("what", nargs="?", choices=["speed", "quality", "race"], default="speed")
     p.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these speed sections")
     p.add_argument("--quick", action="store_true", help="small sizes and few repetitions (smoke test; numbers mean little)")
     p.add_argument("--no-compile", dest="compile", action="store_false", help="skip the torch.compile variant")
     p.add_argument("--minutes", type=float, default=6.0, help="quality: training minutes per generator")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="output/bench", help="folder of results.json")
+    p.add_argument("--cpu-minutes", type=float, default=5.0, help="race: training CPU minutes per candidate")
+    p.add_argument("--candidates", nargs="+", help="race: candidate names (default: all)")
+    p.add_argument("--data", help="race: training data folder (default: the shipped Kvasir-SEG sample)")
+    p.add_argument("--one", help=argparse.SUPPRESS)        # race: run this one candidate (a worker process)
     args = p.parse_args(argv)
+    if args.what == "race":
+        return _race(args)
     device = resolve_device(args.device)
     out = Path(args.out)
     if args.what == "quality":
@@ -102,6 +108,22 @@ def main(argv: list[str] | None = None) -> int:
     path = write_results(out, {"created": started, "quick": args.quick, "machine": machine(device), "sections": sections,
                                "table_markdown": md})
     print(f"wrote {path}")
+    return 0
+
+
+def _race(args: argparse.Namespace) -> int:
+    from . import race
+    out = Path(args.out) / "race"
+    if args.one:
+        out.mkdir(parents=True, exist_ok=True)
+        result = race.run_one(args.one, 60 * args.cpu_minutes, max(15.0, 6 * args.cpu_minutes), args.data, out)
+        (out / f"{args.one}.json").write_text(json.dumps(result, indent=2) + "\n")
+        return 0
+    summary = race.race(args.candidates or list(race.CANDIDATES), args.cpu_minutes, args.data, out)
+    for name, r in sorted(summary["candidates"].items(), key=lambda kv: -kv[1]["final_psnr"]):
+        print(f"{name:16s} {r['parameters'] / 1e6:5.2f} M  {r['steps']:6d} steps  val PSNR {r['final_psnr']:.2f} dB "
+              f"(input {r['psnr_input']:.2f})")
+    print(f"wrote {out / 'race.json'} and {out / 'race.png'}")
     return 0
 
 

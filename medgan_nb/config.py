@@ -35,6 +35,7 @@ DEGRADATION_ORDERS: dict[str, tuple[str, ...]] = {
     "seed": ("noise", "salt_pepper", "blur", "color_jitter"),
     "physical": ("glare", "blur", "motion_blur", "vignetting", "color_jitter", "low_light",
                  "noise", "salt_pepper", "jpeg"),
+    "mixed": ("noise", "salt_pepper", "blur", "color_jitter"),   # per image: the seed or the physical order
 }
 KNOWN_DEGRADATIONS = DEGRADATION_ORDERS["physical"]
 OUTPUT_ENV = "MEDGAN_OUTPUT"      # environment variable: where runs go when a config does not say (tests set it)
@@ -54,9 +55,16 @@ class Config:
     # data
     image_size: int = 256
     channels: int = 3
-    data_dir: str | None = None            # None: the embedded data (no download needed)
+    data_dir: str | None = None            # None: the shipped Kvasir-SEG frames (data/kvasir-sample); "synthetic":
+                                           # scikit-image's patches + procedural frames; or any folder of images
+                                           # (a Kvasir-SEG folder with images/ + masks/ also gives polyp masks)
     split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train / val / test
     resize: str = "squash"                 # "squash" (original) or "crop" (keep aspect ratio)
+    frame_size: int = 0                    # frames are first scaled so their shorter side is this (0: image_size);
+                                           # val/test then take the centre image_size crop
+    train_crop: str = "none"               # "none" (the whole frame, resized by `resize`) or "random": random
+                                           # image_size crops at ×1-×2 of frame_size scale, flips and rot90
+    crops_per_frame: int = 1               # train_crop="random": crops of each frame per epoch (small data sets)
     synthetic_frames: int = 1000           # procedural endoscopy frames, all splits together
     max_images: int = 0                    # use at most this many images per split, evenly spread (0: all)
     num_workers: int = 0
@@ -65,6 +73,11 @@ class Config:
                                            # "skip" (leave out, count, list in the run's skipped_images.csv)
 
     # models
+    generator: str = "unet"                # "unet" (pix2pix: 4×4 stride-2 convs, BatchNorm) or "nafnet" (NAFNet
+                                           # blocks: LayerNorm, depthwise 3×3, SimpleGate; pixel-(un)shuffle)
+    residual: bool = False                 # the generator predicts a correction that is added to its input
+    blocks: int = 1                        # nafnet: blocks per encoder/decoder level (the middle gets 2×)
+    stem: int = 1                          # nafnet: pack stem×stem pixels into channels first (1, 2 or 4)
     depth: int = 8                         # UNet down-samplings; image_size % 2**depth == 0
     base_channels: int = 64
     max_channels: int = 512
@@ -85,6 +98,9 @@ class Config:
     lambda_adv: float = 1.0
     lambda_l1: float = 70.0
     lambda_perceptual: float = 10.0
+    ema_decay: float = 0.0                 # keep an exponential moving average of G's weights (0: off); validation,
+                                           # best.pt and enhance then use the average
+    init_generator: str | None = None      # start G from this checkpoint's (EMA) weights: L1 pre-training -> GAN
     seed: int = 42
     device: str = "auto"                   # "auto" (CUDA if present), "cpu", "cuda", "cuda:1", ...
     amp: bool = True                       # mixed precision + channels_last on CUDA (ignored on the CPU)
@@ -100,10 +116,13 @@ class Config:
 
     # degradations
     degradations: tuple[str, ...] = DEGRADATION_SETS["seed"]
-    degradation_order: str = "seed"        # "seed" (noise, s&p, blur, jitter) or "physical"
+    degradation_order: str = "seed"        # "seed" (noise, s&p, blur, jitter), "physical" or "mixed" (each image
+                                           # one of the two, at random: blurred noise and noisy blur)
     noise_std: float = 0.15
     noise_std_range: float = 0.05          # std drawn from noise_std ± noise_std_range
+    degradation_p: float = 1.0             # each enabled degradation is applied to an image with this probability
     sp_amount: float = 0.01                # fraction of pixels hit by salt-and-pepper
+    sp_amount_range: float = 0.0           # amount drawn from sp_amount ± sp_amount_range
     sp_salt_ratio: float = 0.5
     blur_kernel: int = 5
     blur_sigma: tuple[float, float] = (0.1, 2.0)
@@ -120,6 +139,11 @@ class Config:
 
     def __post_init__(self) -> None:
         self.validate()
+
+    @property
+    def size_multiple(self) -> int:
+        """Image sides must be multiples of this: the generator's stem × 2**depth."""
+        return (self.stem if self.generator == "nafnet" else 1) * 2**self.depth
 
     def replace(self, **changes: Any) -> "Config":
         """A copy with some fields changed (validated like any config)."""
@@ -145,13 +169,26 @@ class Config:
         checks = [
             (self.image_size >= 8, "image_size must be >= 8"),
             (self.depth >= 2, "depth must be >= 2"),
-            (self.image_size % 2**self.depth == 0,
-             f"image_size {self.image_size} is not divisible by 2**depth = {2**self.depth}; "
-             f"use depth <= {_max_depth(self.image_size)} or an image_size that is a multiple of {2**self.depth}"),
+            (self.image_size % self.size_multiple == 0,
+             f"image_size {self.image_size} is not divisible by {self.size_multiple} (the generator halves it "
+             f"{self.depth} times{' after its stem' if self.stem > 1 else ''}); use depth <= "
+             f"{_max_depth(self.image_size // self.stem if self.image_size % self.stem == 0 else 1)} or an "
+             f"image_size that is a multiple of {self.size_multiple}"),
+            (self.stem in (1, 2, 4) and (self.generator == "nafnet" or self.stem == 1),
+             "stem must be 1, 2 or 4, and only the nafnet generator has a stem"),
             (abs(sum(self.split_ratios) - 1) < 1e-6 and min(self.split_ratios) > 0,
              "split_ratios must be three positive numbers summing to 1 (train, validation and test each need "
              "images)"),
             (self.resize in ("squash", "crop"), "resize must be 'squash' or 'crop'"),
+            (self.train_crop in ("none", "random"), "train_crop must be 'none' or 'random'"),
+            (self.frame_size == 0 or self.frame_size >= self.image_size,
+             f"frame_size must be 0 or >= image_size ({self.image_size}): val/test take image_size crops of frames"),
+            (self.generator in ("unet", "nafnet"), "generator must be 'unet' or 'nafnet'"),
+            (self.blocks >= 1 and self.crops_per_frame >= 1, "blocks and crops_per_frame must be >= 1"),
+            (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1) (0: no EMA)"),
+            (0 <= self.degradation_p <= 1, "degradation_p must be in [0, 1]"),
+            (0 <= self.sp_amount_range <= self.sp_amount,
+             "need 0 <= sp_amount_range <= sp_amount (the amount is drawn from sp_amount ± sp_amount_range)"),
             (self.gan_mode in ("vanilla", "lsgan"), "gan_mode must be 'vanilla' or 'lsgan'"),
             (self.degradation_order in DEGRADATION_ORDERS,
              f"degradation_order must be one of {sorted(DEGRADATION_ORDERS)}"),
@@ -291,16 +328,25 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
 
 
 _SEED = {}  # the dataclass defaults are the original recipe
+# Restoration training (issue 10): a wide range of degradations, each present with probability 0.7, so light
+# and clean inputs occur (the model must learn to leave them alone); both orders of noise and blur.
+WIDE_DEGRADATIONS = dict(degradations=("blur", "noise", "salt_pepper"), degradation_order="mixed",
+                         degradation_p=0.7, blur_sigma=(0.0, 2.0), blur_kernel=9, noise_std=0.1, noise_std_range=0.1,
+                         sp_amount=0.01, sp_amount_range=0.01)
+# PSNR-oriented pre-training on random 128² crops of real frames (L1 only: D is not run), with an EMA of G.
+RESTORE_RECIPE = dict(image_size=128, frame_size=256, train_crop="random", cache_images=True, resize="crop",
+                      batch_size=16, g_steps=1, lambda_adv=0.0, lambda_l1=1.0, lambda_perceptual=0.0, lr_g=1e-3,
+                      beta1=0.9, beta2=0.99, ema_decay=0.999, dropout=0.0, d_base_channels=32,
+                      save_every=5, log_every=20, **WIDE_DEGRADATIONS)
+# The generators `python -m benchmarks race` chose at equal CPU time (see README, "Choosing the generator").
+REALTIME_UNET = dict(generator="unet", residual=True, depth=5, base_channels=16, max_channels=128)
+QUALITY_NAFNET = dict(generator="nafnet", residual=True, base_channels=24, depth=3, stem=2, blocks=1)
 PRESETS: dict[str, dict[str, Any]] = {
     "seed": _SEED,
-    # Minutes on 2 CPU cores: 64² images, a 5-level UNet with 32 base channels,
-    # the physical degradation order, no VGG term (its weights need a download).
-    "demo": dict(
-        image_size=64, depth=5, base_channels=32, max_channels=256, d_base_channels=32,
-        batch_size=16, epochs=12, lr_decay_start=6, g_steps=1, lambda_perceptual=0.0,
-        synthetic_frames=800, resize="crop", degradation_order="physical",
-        degradations=("blur", "noise", "salt_pepper"), save_every=2, log_every=20,
-    ),
+    # Minutes on 2 CPU cores: the real-time model's architecture and recipe, trained from scratch on the
+    # shipped real frames (random 128² crops, 8 per frame and epoch), stopped after 9 minutes at the latest.
+    "demo": {**RESTORE_RECIPE, **REALTIME_UNET, "crops_per_frame": 8, "epochs": 80, "lr_decay_start": 40,
+             "max_minutes": 9.0, "save_every": 10},
     # Real time on a CPU: the original's UNet scaled down (5 levels, 16-128 channels, no dropout; 1.04 M
     # parameters, ~8-15 ms per 256² frame on 2 cores), trained at 256² on the demo's data and degradations,
     # with a narrow discriminator (16 base channels: at 64 it would cost several times the generator) and
@@ -311,6 +357,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         resize="crop", degradation_order="physical", degradations=("blur", "noise", "salt_pepper"),
         cache_images=True, save_every=2, log_every=20,
     ),
+    # The shipped models, trained on real frames with the restoration recipe (L1 pre-training + EMA):
+    # real time: the lite UNet with a residual output (1.04 M parameters, ~10 ms per 256² frame on 2 cores);
+    # quality: a NAFNet-style UNet on 2×2-packed pixels (0.91 M parameters, ~4× the compute).
+    "realtime": dict(**RESTORE_RECIPE, **REALTIME_UNET, epochs=400, lr_decay_start=200),
+    "quality": dict(**RESTORE_RECIPE, **QUALITY_NAFNET, epochs=100, lr_decay_start=50),
     # Seconds: for tests and notebooks in tiny mode; still learns enough to beat its degraded input.
     "tiny": dict(
         image_size=32, depth=3, base_channels=8, max_channels=32, d_base_channels=8, d_layers=2,

@@ -321,17 +321,18 @@ def _to_unit(samples: np.ndarray, path: Path) -> np.ndarray:
     return x
 
 
-def to_tensor(arr: np.ndarray, size: int, resize: str = "crop") -> torch.Tensor:
-    """(H, W, 3) in [0, 1] -> (3, size, size) in [-1, 1], resized with antialiasing.
+def to_tensor(arr: np.ndarray, size: int, resize: str = "crop", frame_size: int = 0) -> torch.Tensor:
+    """(H, W, C) in [0, 1] -> (C, size, size) in [-1, 1], resized with antialiasing.
 
-    resize="crop" scales the shorter side to `size` and cuts the centre (keeps
-    shapes round); "squash" scales both sides to `size` (the original's way).
+    resize="crop" scales the shorter side to `frame_size` (default: `size`) and cuts the centre
+    `size` × `size` (keeps shapes round); "squash" scales both sides to `size` (the original's way).
     """
     x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float()
     h, w = x.shape[-2:]
     if resize == "crop":
-        scale = size / min(h, w)
-        nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+        side = frame_size or size
+        scale = side / min(h, w)
+        nh, nw = max(side, round(h * scale)), max(side, round(w * scale))
     else:
         nh, nw = size, size
     if (nh, nw) != (h, w):
@@ -339,6 +340,74 @@ def to_tensor(arr: np.ndarray, size: int, resize: str = "crop") -> torch.Tensor:
     top, left = (nh - size) // 2, (nw - size) // 2
     x = x[0, :, top:top + size, left:left + size]
     return from_unit(x).contiguous()
+
+
+def random_crop(frame: np.ndarray, size: int, frame_size: int, generator: torch.Generator | None = None
+                ) -> torch.Tensor:
+    """A random `size`² crop of a frame (H, W, 3) in [0, 1] at a random scale, flipped and rotated at random.
+
+    The scale puts the frame's shorter side between `frame_size` (the scale that val/test see) and twice
+    that, never above the stored resolution: the model sees detail at the test scale and a little finer,
+    and every rotation/mirror of it (an endoscope has no up). Returns (3, size, size) in [-1, 1].
+    """
+    h, w = frame.shape[:2]
+    u = torch.rand(5, generator=generator).tolist()
+    low = min(1.0, frame_size / min(h, w))
+    scale = max(low + (min(1.0, 2 * low) - low) * u[0], size / min(h, w))   # stored pixels -> crop pixels
+    side = min(h, w, round(size / scale))                                   # crop side in stored pixels
+    top, left = int(u[1] * (h - side + 1)), int(u[2] * (w - side + 1))
+    x = torch.from_numpy(np.ascontiguousarray(frame[top:top + side, left:left + side])).permute(2, 0, 1)[None].float()
+    if side != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    x = torch.rot90(x[0], int(u[3] * 4), dims=(1, 2))
+    return from_unit(x.flip(2) if u[4] < 0.5 else x).contiguous()
+
+
+# ------------------------------------------------------------- near-duplicates
+DUPLICATE_CORRELATION = 0.945   # thumbnails this similar are one scene (measured on Kvasir-SEG, see duplicate_groups)
+
+
+def thumbnail_signature(path: str | Path) -> np.ndarray:
+    """A 12×12 grey thumbnail of the central 60 % of an image, zero mean and unit norm (144 floats).
+
+    The centre leaves out the black border, the endoscope's text and the ScopeGuide box, which many
+    unrelated frames share.
+    """
+    with Image.open(path) as img:
+        img.draft("L", (64, 64))
+        grey = img.convert("L")
+    w, h = grey.size
+    a = np.asarray(grey.crop((0.2 * w, 0.2 * h, 0.8 * w, 0.8 * h)).resize((12, 12), Image.BOX), np.float32).ravel()
+    a = a - a.mean()
+    return a / max(float(np.linalg.norm(a)), 1e-6)
+
+
+def duplicate_groups(signatures: np.ndarray, keys: Sequence[str],
+                     threshold: float = DUPLICATE_CORRELATION) -> list[str]:
+    """For each key, the name of its group: the smallest key among the frames linked to it by chains of
+    thumbnail correlations >= threshold (near-identical frames of one video).
+
+    On the 991 Kvasir-SEG frames (2026-12-01), frames of one scene correlated at 0.948-0.999 and the most
+    similar frames of different scenes at <= 0.941, so 0.945 joins 14 pairs and nothing else.
+    """
+    n = len(keys)
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    if n > 1:
+        close = np.argwhere(np.triu(signatures @ signatures.T, 1) >= threshold)
+        for i, j in close:
+            parent[root(int(i))] = root(int(j))
+    smallest: dict[int, str] = {}
+    for i in range(n):
+        r = root(i)
+        smallest[r] = min(smallest.get(r, keys[i]), keys[i])
+    return [smallest[root(i)] for i in range(n)]
 
 
 # ------------------------------------------------------------- your images
@@ -349,27 +418,55 @@ def list_images(root: str | Path) -> list[Path]:
                   key=lambda p: p.relative_to(root).as_posix())
 
 
-class ImageFolderDataset(Dataset):
-    """Every image under a folder (recursively), optionally one split of them.
+def find_layout(root: str | Path) -> tuple[Path, Path | None]:
+    """(images folder, masks folder or None) of a data folder.
 
-    on_error="raise" (default): a bad file raises `ImageLoadError` naming it when it is read.
-    on_error="skip": every file is decoded once up front; bad ones are left out,
-    counted and logged, and listed in ``self.skipped`` as (path, reason).
-    A bad file never turns into a blank image.
+    Kvasir-SEG's layout is ``images/`` + ``masks/`` with the same file names; `root` may be the folder
+    that holds both, its ``images/`` itself, or (the official zip) a folder with one such folder inside.
+    Anything else is a plain folder of images, without masks.
+    """
+    root = Path(root)
+    if (root / "images").is_dir() and (root / "masks").is_dir():
+        return root / "images", root / "masks"
+    if root.name == "images" and (root.parent / "masks").is_dir():
+        return root, root.parent / "masks"
+    inner = [d for d in root.iterdir() if d.is_dir()] if root.is_dir() else []
+    if len(inner) == 1 and (inner[0] / "images").is_dir() and (inner[0] / "masks").is_dir():
+        return inner[0] / "images", inner[0] / "masks"
+    return root, None
+
+
+class ImageFolderDataset(Dataset):
+    """Every image under a folder (recursively), optionally one split of them; Kvasir-SEG's masks too.
+
+    Splits follow scenes, not files: near-identical frames (`duplicate_groups`) share a split, so a test
+    frame never has a twin in training. on_error="raise" (default): a bad file raises `ImageLoadError`
+    naming it when it is read. on_error="skip": every file is decoded once up front; bad ones are left
+    out, counted and logged, and listed in ``self.skipped`` as (path, reason). A bad file never turns
+    into a blank image.
+
+    random_crop: each read returns a new `random_crop` of the frame (training), `crops_per_frame` per frame
+    and epoch; else the frame scaled to `frame_size` and its centre `image_size` crop (`to_tensor`). cache: keep decoded frames in memory
+    (uint8, at most twice frame_size on the shorter side).
     """
 
     def __init__(self, root: str | Path, image_size: int, split: Split | None = None,
                  ratios: Sequence[float] = (0.8, 0.1, 0.1), resize: str = "crop",
-                 on_error: Literal["raise", "skip"] = "raise"):
+                 on_error: Literal["raise", "skip"] = "raise", frame_size: int = 0, random_crop: bool = False,
+                 cache: bool = False, crops_per_frame: int = 1):
         _check_split(split)
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.root, self.image_size, self.resize = Path(root), image_size, resize
+        self.frame_size, self.random_crop, self.cache = frame_size or image_size, random_crop, cache
+        self.repeats = crops_per_frame if random_crop else 1
+        self._frames: dict[int, np.ndarray] = {}
         if not self.root.is_dir():
             raise FileNotFoundError(
                 f"image folder {self.root} does not exist. Point data_dir at a folder of images, or fetch "
                 f"Kvasir-SEG with: python -m medgan_nb data download kvasir-seg --to data/")
-        files = list_images(self.root)
+        self.image_root, self.mask_root = find_layout(self.root)
+        files = list_images(self.image_root)
         if not files:
             raise FileNotFoundError(
                 f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {self.root}. Put images there, or fetch "
@@ -381,14 +478,21 @@ class ImageFolderDataset(Dataset):
             if self.skipped:
                 log.warning("skipped %d of %d files under %s that cannot be used (see .skipped)",
                             len(self.skipped), len(files) + len(self.skipped), self.root)
-        self.keys = [p.relative_to(self.root).as_posix() for p in files]
+        self.keys = [p.relative_to(self.image_root).as_posix() for p in files]
+        self.groups = duplicate_groups(np.stack([self._signature(p) for p in files]), self.keys)
         if split is not None:
-            kept = [(p, k) for p, k in zip(files, self.keys) if split_of(k, ratios) == split]
-            files, self.keys = [p for p, _ in kept], [k for _, k in kept]
+            kept = [i for i, g in enumerate(self.groups) if split_of(g, ratios) == split]
+            files, self.keys, self.groups = ([seq[i] for i in kept] for seq in (files, self.keys, self.groups))
             if not files:
                 raise ValueError(f"none of the images under {self.root} falls in the {split!r} split "
                                  f"(ratios {tuple(ratios)}); add images or change the ratios")
         self.files = files
+
+    def _signature(self, path: Path) -> np.ndarray:
+        try:
+            return thumbnail_signature(path)
+        except Exception:            # unreadable here: its own group; reading it later raises with the reason
+            return np.zeros(144, np.float32)
 
     def _usable(self, path: Path) -> bool:
         try:
@@ -399,10 +503,67 @@ class ImageFolderDataset(Dataset):
             return False
 
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self.files) * self.repeats          # item i is a crop of frame i % len(files)
+
+    def _frame(self, i: int) -> np.ndarray:
+        """Image i as float32 (H, W, 3) in [0, 1]; from memory when cached."""
+        if i in self._frames:
+            return self._frames[i].astype(np.float32) / 255
+        frame = load_image(self.files[i], at_least=self.frame_size * (2 if self.random_crop else 1))
+        if self.cache:
+            small = _shrink(frame, 2 * self.frame_size)
+            self._frames[i] = (small * 255).round().astype(np.uint8)
+            return self._frames[i].astype(np.float32) / 255
+        return frame
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
-        return to_tensor(load_image(self.files[i], at_least=self.image_size), self.image_size, self.resize), self.keys[i]
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        i %= len(self.files)
+        frame = self._frame(i)
+        if self.random_crop:
+            return random_crop(frame, self.image_size, self.frame_size), self.keys[i]
+        return to_tensor(frame, self.image_size, self.resize, self.frame_size), self.keys[i]
+
+    def mask_file(self, i: int) -> Path | None:
+        """The mask file of image i (same name, any image extension, under the masks folder), or None."""
+        if self.mask_root is None:
+            return None
+        stem = self.mask_root / Path(self.keys[i]).with_suffix("")
+        return next((m for m in (stem.with_suffix(e) for e in IMAGE_EXTENSIONS) if m.is_file()), None)
+
+    def mask(self, i: int) -> torch.Tensor | None:
+        """Image i's polyp mask as a bool tensor (image_size, image_size), cropped as the image; None if none.
+
+        Only for centre crops (val/test): a random crop has no fixed geometry.
+        """
+        path = self.mask_file(i)
+        if path is None or self.random_crop:
+            return None
+        grey = load_image(path, at_least=self.frame_size)[..., :1]          # masks are grey JPEGs or PNGs
+        return to_tensor(grey, self.image_size, self.resize, self.frame_size)[0] > 0
+
+
+def _shrink(frame: np.ndarray, side: int) -> np.ndarray:
+    """The frame scaled down so its shorter side is at most `side` (antialiased)."""
+    h, w = frame.shape[:2]
+    if min(h, w) <= side:
+        return frame
+    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None]
+    size = (round(h * side / min(h, w)), round(w * side / min(h, w)))
+    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)[0].permute(1, 2, 0).numpy()
+
+
+def mask_of(dataset: Dataset, i: int) -> torch.Tensor | None:
+    """The mask of item i of a dataset, looking through Subset, ConcatDataset and CachedDataset; None if none."""
+    if isinstance(dataset, Subset):
+        return mask_of(dataset.dataset, dataset.indices[i])
+    if isinstance(dataset, ConcatDataset):
+        part = int(np.searchsorted(dataset.cumulative_sizes, i, side="right"))
+        return mask_of(dataset.datasets[part], i - (dataset.cumulative_sizes[part - 1] if part else 0))
+    if isinstance(dataset, CachedDataset):
+        return mask_of(dataset.dataset, i)
+    return dataset.mask(i) if hasattr(dataset, "mask") else None
 
 
 # ------------------------------------------------------------ embedded data
@@ -481,7 +642,7 @@ def dataset_keys(dataset: Dataset) -> list[str]:
         keys = dataset_keys(dataset.dataset)
         return [keys[i] for i in dataset.indices]
     if hasattr(dataset, "keys"):
-        return list(dataset.keys)
+        return list(dataset.keys) * getattr(dataset, "repeats", 1)
     if isinstance(dataset, ConcatDataset):
         return [k for part in dataset.datasets for k in dataset_keys(part)]
     return [dataset[i][1] for i in range(len(dataset))]
@@ -515,22 +676,42 @@ class CachedDataset(Dataset):
         return dataset_keys(self.dataset)
 
 
-def default_dataset(split: Split, cfg: Config, on_error: Literal["raise", "skip"] = "raise") -> Dataset:
-    """The images of one split: ``cfg.data_dir`` if set, else embedded patches + synthetic endoscopy frames.
+SHIPPED_DATA = Path(__file__).resolve().parent.parent / "data" / "kvasir-sample"   # see data/README.md
+SYNTHETIC = "synthetic"          # data_dir value: scikit-image's patches + procedural frames
 
-    With ``cfg.max_images`` set, an evenly spread subset of at most that many
-    images; with ``cfg.cache_images``, kept in memory after the first load.
+
+def data_source(cfg: Config) -> str:
+    """The folder a config reads, or "synthetic": data_dir, else the shipped Kvasir-SEG sample when the
+    repository holds it (an install without the repository falls back to the synthetic data, logged)."""
+    if cfg.data_dir:
+        return cfg.data_dir
+    if SHIPPED_DATA.is_dir():
+        return str(SHIPPED_DATA)
+    log.warning("the shipped Kvasir-SEG sample (%s) is missing; using the synthetic data", SHIPPED_DATA)
+    return SYNTHETIC
+
+
+def default_dataset(split: Split, cfg: Config, on_error: Literal["raise", "skip"] = "raise") -> Dataset:
+    """The images of one split: ``cfg.data_dir``, else the shipped real frames (see `data_source`).
+
+    Training images are random crops when ``cfg.train_crop == "random"``. With ``cfg.max_images`` set, an
+    evenly spread subset of at most that many images; with ``cfg.cache_images``, kept in memory after the
+    first load (decoded frames for random crops, whose every read differs).
     """
-    dataset = _split_dataset(split, cfg, on_error)
+    _check_split(split)
+    source = data_source(cfg)
+    random_crop = split == "train" and cfg.train_crop == "random"
+    if source == SYNTHETIC:
+        dataset = _synthetic_split(split, cfg)
+    else:
+        dataset = ImageFolderDataset(source, cfg.image_size, split, cfg.split_ratios, cfg.resize, on_error,
+                                     cfg.frame_size, random_crop, cfg.cache_images and random_crop, cfg.crops_per_frame)
     if 0 < cfg.max_images < len(dataset):
         dataset = Subset(dataset, torch.linspace(0, len(dataset) - 1, cfg.max_images).round().long().tolist())
-    return CachedDataset(dataset) if cfg.cache_images else dataset
+    return CachedDataset(dataset) if cfg.cache_images and not random_crop else dataset
 
 
-def _split_dataset(split: Split, cfg: Config, on_error: Literal["raise", "skip"]) -> Dataset:
-    _check_split(split)
-    if cfg.data_dir:
-        return ImageFolderDataset(cfg.data_dir, cfg.image_size, split, cfg.split_ratios, cfg.resize, on_error)
+def _synthetic_split(split: Split, cfg: Config) -> Dataset:
     share = cfg.split_ratios[SPLITS.index(split)]
     parts: list[Dataset] = []
     try:

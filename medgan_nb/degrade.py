@@ -220,7 +220,9 @@ def _sample(name: str, cfg: Config, x: torch.Tensor, g: torch.Generator | None) 
     if name == "noise":
         return {"noise_std": u(cfg.noise_std - cfg.noise_std_range, cfg.noise_std + cfg.noise_std_range).clamp(min=0)}
     if name == "salt_pepper":
-        return {"sp_amount": torch.full((n,), cfg.sp_amount, device=x.device)}
+        if not cfg.sp_amount_range:             # the seed preset: a fixed amount, no random numbers drawn
+            return {"sp_amount": torch.full((n,), cfg.sp_amount, device=x.device)}
+        return {"sp_amount": u(cfg.sp_amount - cfg.sp_amount_range, cfg.sp_amount + cfg.sp_amount_range)}
     if name == "blur":
         return {"blur_sigma": u(*cfg.blur_sigma)}
     if name == "color_jitter":
@@ -294,6 +296,8 @@ class Degradation:
             raise ValueError(f"degradation(s) {missing} have no place in the {cfg.degradation_order!r} order "
                              f"{order}; use degradation_order='physical'")
         self.steps = tuple(d for d in order if d in enabled)
+        physical = DEGRADATION_ORDERS["physical"]
+        self.other_steps = tuple(d for d in physical if d in enabled) if cfg.degradation_order == "mixed" else None
 
     def __repr__(self) -> str:
         return f"Degradation({' -> '.join(self.steps) or 'identity'})"
@@ -319,9 +323,36 @@ class Degradation:
         return Degraded(torch.cat([p.image for p in parts]), params)
 
     def _run(self, x: torch.Tensor, g: torch.Generator | None) -> Degraded:
+        if self.other_steps is not None:         # "mixed": half the images get the physical order
+            physical = _draw(torch.rand, (x.shape[0],), g, x) < 0.5
+            if physical.any() and not physical.all():
+                return _merge(physical, self._apply_steps(x, g, self.other_steps), self._apply_steps(x, g, self.steps))
+            return self._apply_steps(x, g, self.other_steps if physical.all() else self.steps)
+        return self._apply_steps(x, g, self.steps)
+
+    def _apply_steps(self, x: torch.Tensor, g: torch.Generator | None, steps: Sequence[str]) -> Degraded:
         params: Params = {}
-        for name in self.steps:
+        for name in steps:
             p = _sample(name, self.cfg, x, g)
-            x = _apply(name, self.cfg, x, p, g)
+            out = _apply(name, self.cfg, x, p, g)
+            if self.cfg.degradation_p < 1:       # each step hits an image with this probability
+                hit = _draw(torch.rand, (x.shape[0],), g, x) < self.cfg.degradation_p
+                out = torch.where(hit.view(-1, 1, 1, 1), out, x)
+                p = {**_without(name, p, hit), f"{name}_applied": hit.to(x.dtype)}
+            x = out
             params.update(p)
         return Degraded(x, params)
+
+
+def _merge(pick: torch.Tensor, a: Degraded, b: Degraded) -> Degraded:
+    """Images (and parameters) from `a` where pick is true, else from `b`."""
+    image = torch.where(pick.view(-1, 1, 1, 1), a.image, b.image)
+    params = {k: torch.where(pick.view(-1, *[1] * (v.ndim - 1)), v, b.params[k]) for k, v in a.params.items()}
+    return Degraded(image, {**params, "physical_order": pick.to(a.image.dtype)})
+
+
+def _without(name: str, params: Params, hit: torch.Tensor) -> Params:
+    """The parameters of a step as they act: noise std and s&p amount 0 where the step did not hit (so
+    the classical filters get the true noise level)."""
+    return {k: torch.where(hit, v, torch.zeros_like(v)) if k in ("noise_std", "sp_amount") else v
+            for k, v in params.items()}

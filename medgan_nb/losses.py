@@ -161,9 +161,11 @@ class GeneratorLoss(nn.Module):
         """
         return self.perceptual.target(real) if self.uses_perceptual else None
 
-    def forward(self, d_fake_logits: torch.Tensor, fake: torch.Tensor, real: torch.Tensor,
+    def forward(self, d_fake_logits: torch.Tensor | None, fake: torch.Tensor, real: torch.Tensor,
                 perceptual_target: torch.Tensor | None = None) -> GeneratorLossParts:
-        adv = self.lambda_adv * self.gan(d_fake_logits, True)
+        """d_fake_logits None: no adversarial term (L1 pre-training, ``lambda_adv = 0``)."""
+        adv = (self.lambda_adv * self.gan(d_fake_logits, True) if d_fake_logits is not None
+               else torch.zeros((), device=fake.device))
         l1 = self.lambda_l1 * F.l1_loss(fake, real)
         if self.uses_perceptual:
             perceptual = self.lambda_perceptual * self.perceptual(fake, real, perceptual_target)

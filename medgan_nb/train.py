@@ -46,6 +46,7 @@ that on GPUs only).
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import hashlib
 import json
@@ -73,7 +74,7 @@ from .config import Config
 from .data import default_dataset
 from .degrade import Degradation, seed_for
 from .losses import GeneratorLoss, GeneratorLossParts, discriminator_loss
-from .metrics import psnr, ssim
+from .metrics import PSNR_CAP, psnr, ssim
 from .models import build_discriminator, build_generator, resolve_device
 from .viz import image_grid
 
@@ -81,7 +82,7 @@ log = logging.getLogger(__name__)
 METRIC_FIELDS = ["step", "epoch", "loss_d", "loss_g", "adv", "l1", "perceptual", "lr_g", "lr_d", "images_per_s"]
 VAL_FIELDS = ["step", "epoch", "psnr", "ssim", "psnr_degraded", "ssim_degraded"]
 TRAINING_STATE = ("generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d", "scaler_g", "scaler_d",
-                  "epoch", "step", "best_psnr")
+                  "epoch", "step", "best_psnr")       # and "generator_ema" (None without EMA)
 # Tests only: the process kills itself with SIGKILL right after this global step (a crash at a known point).
 KILL_AT_STEP_ENV = "MEDGAN_TEST_KILL_AT_STEP"
 
@@ -248,7 +249,7 @@ def _train(cfg: Config, state: dict | None, resume: str | Path | None, name: str
         if s.main:
             print(f"weights identical on all {world} processes (sha256 {digest[:12]})")
     if s.main:
-        _save_samples(_unwrap(s.step_fn.G), data.val_clean, data.val_degraded, run / "samples" / "final.png", device)
+        _save_samples(s.step_fn.shipped, data.val_clean, data.val_degraded, run / "samples" / "final.png", device)
         if not quiet:
             print(f"run folder: {run}")
     return run
@@ -353,8 +354,13 @@ def _build(cfg: Config, run: Path, device: torch.device, rank: int, world: int, 
     sched_g = torch.optim.lr_scheduler.LambdaLR(step_fn.opt_g, lambda e: lr_factor(e, cfg))
     sched_d = torch.optim.lr_scheduler.LambdaLR(step_fn.opt_d, lambda e: lr_factor(e, cfg))
     s = _Session(cfg, run, device, rank, world, step_fn, sched_g, sched_d)
+    if state is None and cfg.init_generator:
+        _init_generator(step_fn, cfg.init_generator)
     if state is not None:
         step_fn.G.load_state_dict(state["generator"])
+        if step_fn.ema is not None:
+            step_fn.ema.load_state_dict(state.get("generator_ema") or state["generator"])
+            step_fn.ema_updates = state["step"] * cfg.g_steps
         step_fn.D.load_state_dict(state["discriminator"])
         for obj, key in [(step_fn.opt_g, "opt_g"), (step_fn.opt_d, "opt_d"), (sched_g, "sched_g"),
                          (sched_d, "sched_d"), (step_fn.scaler_g, "scaler_g"), (step_fn.scaler_d, "scaler_d")]:
@@ -374,6 +380,24 @@ def _build(cfg: Config, run: Path, device: torch.device, rank: int, world: int, 
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)     # shares the optimiser's parameters
             setattr(step_fn, attr, DistributedDataParallel(model, device_ids=ids))
     return s
+
+
+def _init_generator(step_fn: "TrainStep", path: str) -> None:
+    """Start G (and its EMA) from another checkpoint's generator: GAN fine-tuning after L1 pre-training.
+
+    The EMA weights are taken when the checkpoint has them (they are the better model). The architectures
+    must match; the optimisers start fresh.
+    """
+    state = load_checkpoint(path)
+    weights = state.get("generator_ema") or state["generator"]
+    try:
+        step_fn.G.load_state_dict(weights)
+    except RuntimeError as e:
+        raise CheckpointError(f"init_generator {path}: its generator does not fit this config's generator "
+                              f"({str(e).splitlines()[0]}); use the same generator settings") from None
+    if step_fn.ema is not None:
+        step_fn.ema.load_state_dict(weights)
+    log.info("generator initialised from %s (sha256 %s)", path, state["sha256"][:12])
 
 
 # ------------------------------------------------------------------ one epoch
@@ -405,7 +429,7 @@ def _train_epoch(s: _Session, data: _Data, epoch: int, deadline: float, quiet: b
             batches.set_postfix(D=f"{row['loss_d']:.3f}", G=f"{row['loss_g']:.2f}",
                                 img_s=f"{row['images_per_s']:.0f}")
         if s.main and cfg.sample_every and s.step % cfg.sample_every == 0:
-            _save_samples(_unwrap(s.step_fn.G), data.val_clean, data.val_degraded,
+            _save_samples(s.step_fn.shipped, data.val_clean, data.val_degraded,
                           s.run / "samples" / f"step_{s.step:06d}.png", device)
         if s.step == kill_at:
             os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
@@ -438,7 +462,8 @@ def _stop_if_diverged(s: _Session, loss_d: torch.Tensor, parts: GeneratorLossPar
 def _end_epoch(s: _Session, data: _Data, epoch: int) -> None:
     """Step the schedules, align BatchNorm statistics across ranks, validate and save (rank 0)."""
     s.sched_g.step()
-    s.sched_d.step()
+    if s.step_fn.adversarial:             # without D updates its schedule would warn of a step before the optimiser's
+        s.sched_d.step()
     s.epoch = epoch + 1
     G, D = _unwrap(s.step_fn.G), _unwrap(s.step_fn.D)
     if s.world > 1:                       # BatchNorm statistics: make every rank hold rank 0's
@@ -446,7 +471,7 @@ def _end_epoch(s: _Session, data: _Data, epoch: int) -> None:
             for buffer in model.buffers():
                 dist.broadcast(buffer, 0)
     if s.main:
-        psnr_out, ssim_out = _scores(restore(G, data.val_degraded, s.device), data.val_clean)
+        psnr_out, ssim_out = _scores(restore(s.step_fn.shipped, data.val_degraded, s.device), data.val_clean)
         scores = {"psnr": psnr_out, "ssim": ssim_out, "psnr_degraded": data.val_input_scores[0],
                   "ssim_degraded": data.val_input_scores[1]}
         s.val_log.write({"step": s.step, "epoch": s.epoch, **scores})
@@ -460,7 +485,9 @@ def _save(s: _Session, scores: dict[str, float], best: bool) -> None:
     """Write the training state once as last.pt; epoch_NNN.pt and best.pt are links to the same bytes."""
     s.best_psnr = max(s.best_psnr, scores["psnr"])
     opt_g, opt_d = s.step_fn.opt_g, s.step_fn.opt_d
+    ema = s.step_fn.ema
     state = {"config": s.cfg.to_dict(), "generator": _unwrap(s.step_fn.G).state_dict(),
+             "generator_ema": ema.state_dict() if ema is not None else None,
              "discriminator": _unwrap(s.step_fn.D).state_dict(), "opt_g": opt_g.state_dict(),
              "opt_d": opt_d.state_dict(), "sched_g": s.sched_g.state_dict(), "sched_d": s.sched_d.state_dict(),
              "scaler_g": s.step_fn.scaler_g.state_dict(), "scaler_d": s.step_fn.scaler_d.state_dict(),
@@ -501,6 +528,19 @@ class TrainStep:
     scaler_d: torch.amp.GradScaler
     g_steps: int
     amp: bool = False
+    ema: nn.Module | None = None          # an exponential moving average of G's weights (cfg.ema_decay > 0)
+    ema_decay: float = 0.0
+    ema_updates: int = 0                  # G updates averaged so far (sets the warm-up of the decay)
+
+    @property
+    def shipped(self) -> nn.Module:
+        """The generator that is validated and used: the EMA when there is one, else G itself."""
+        return self.ema if self.ema is not None else _unwrap(self.G)
+
+    @property
+    def adversarial(self) -> bool:
+        """False for L1 pre-training (lambda_adv = 0): D is neither run nor trained."""
+        return self.loss_g.lambda_adv > 0
 
     def __call__(self, clean: torch.Tensor, degraded: torch.Tensor) -> tuple[torch.Tensor, GeneratorLossParts]:
         """Update D once and G `g_steps` times on one batch; returns D's loss and G's last loss parts."""
@@ -509,15 +549,9 @@ class TrainStep:
         with autocast:
             target = loss_g.perceptual_target(clean)
 
-        # discriminator: real pairs -> 1, restored pairs -> 0
-        D.requires_grad_(True)
         with autocast:
             fake = G(degraded)
-            loss_d = discriminator_loss(loss_g.gan, D(degraded, clean), D(degraded, fake.detach()))
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler_d.scale(loss_d).backward()
-        self.scaler_d.step(self.opt_d)
-        self.scaler_d.update()
+        loss_d = self._update_d(clean, degraded, fake) if self.adversarial else torch.zeros((), device=fake.device)
 
         # generator: fool D, stay close to the clean image; D's weights are fixed meanwhile
         D.requires_grad_(False)
@@ -525,12 +559,40 @@ class TrainStep:
             with autocast:
                 if k > 0:                 # the first update reuses the forward pass made for D
                     fake = G(degraded)
-                parts = loss_g(_unwrap(D)(degraded, fake), fake, clean, target)
+                parts = loss_g(_unwrap(D)(degraded, fake) if self.adversarial else None, fake, clean, target)
             self.opt_g.zero_grad(set_to_none=True)
             self.scaler_g.scale(parts.total).backward()
             self.scaler_g.step(self.opt_g)
             self.scaler_g.update()
+            self._update_ema()
         return loss_d, parts
+
+    def _update_d(self, clean: torch.Tensor, degraded: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """One discriminator update: real pairs -> 1, restored pairs -> 0."""
+        D = self.D
+        D.requires_grad_(True)
+        autocast = torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
+        with autocast:
+            loss_d = discriminator_loss(self.loss_g.gan, D(degraded, clean), D(degraded, fake.detach()))
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler_d.scale(loss_d).backward()
+        self.scaler_d.step(self.opt_d)
+        self.scaler_d.update()
+        return loss_d
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """ema = d * ema + (1 - d) * G over weights and float buffers, d = min(ema_decay, (1 + n) / (10 + n))
+        after n updates: early on the average follows G closely instead of remembering its random start."""
+        if self.ema is None:
+            return
+        decay = min(self.ema_decay, (1 + self.ema_updates) / (10 + self.ema_updates))
+        self.ema_updates += 1
+        for e, g in zip(self.ema.state_dict().values(), _unwrap(self.G).state_dict().values()):
+            if e.dtype.is_floating_point:
+                e.lerp_(g, 1 - decay)
+            else:
+                e.copy_(g)
 
 
 def make_step(cfg: Config, device: torch.device | str = "cpu", perceptual: nn.Module | None = None) -> TrainStep:
@@ -548,8 +610,9 @@ def make_step(cfg: Config, device: torch.device | str = "cpu", perceptual: nn.Mo
     fast = {"fused": True} if device.type == "cuda" else {"foreach": True}
     opt_g = torch.optim.Adam(G.parameters(), cfg.lr_g, betas=(cfg.beta1, cfg.beta2), **fast)
     opt_d = torch.optim.Adam(D.parameters(), cfg.lr_d, betas=(cfg.beta1, cfg.beta2), **fast)
+    ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
     return TrainStep(G, D, loss_g, opt_g, opt_d, torch.amp.GradScaler(device.type, enabled=amp),
-                     torch.amp.GradScaler(device.type, enabled=amp), cfg.g_steps, amp)
+                     torch.amp.GradScaler(device.type, enabled=amp), cfg.g_steps, amp, ema, cfg.ema_decay)
 
 
 def _check_in_sync(models: list[torch.nn.Module], world: int) -> str:
@@ -578,8 +641,8 @@ def restore(generator: torch.nn.Module, degraded: torch.Tensor, device: torch.de
 
 
 def _scores(images: torch.Tensor, clean: torch.Tensor) -> tuple[float, float]:
-    """Mean PSNR and SSIM of a batch against the clean images."""
-    return float(psnr(images, clean).mean()), float(ssim(images, clean).mean())
+    """Mean PSNR (each capped at PSNR_CAP: an untouched clean input scores inf) and SSIM of a batch."""
+    return float(np.minimum(psnr(images, clean), PSNR_CAP).mean()), float(ssim(images, clean).mean())
 
 
 def _save_samples(generator: torch.nn.Module, clean: torch.Tensor, degraded: torch.Tensor, path: Path,

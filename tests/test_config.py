@@ -52,7 +52,7 @@ def test_a_partial_file_takes_the_rest_from_its_preset(tmp_path):
 
 
 @pytest.mark.parametrize("changes, message", [
-    (dict(image_size=100), "not divisible by 2\\*\\*depth"),
+    (dict(image_size=100), "not divisible by 8 .the generator halves it 3 times"),
     (dict(epochs="ten"), "epochs: expected int"),
     (dict(lr_g="fast"), "lr_g: expected float"),
     (dict(blur_sigma=[1.0]), "blur_sigma: expected 2 values"),

@@ -1,4 +1,5 @@
 import io
+import shutil
 import logging
 import os
 import struct
@@ -396,7 +397,7 @@ def test_synthetic_frames_differ_between_splits_and_repeat_exactly():
 
 
 def test_default_dataset_mixes_real_patches_and_synthetic_frames():
-    cfg = Config.preset("tiny", max_images=0)
+    cfg = Config.preset("tiny", max_images=0, data_dir="synthetic")
     ds = default_dataset("train", cfg)
     kinds = {ds[i][1].split("/")[0] for i in range(len(ds))}
     assert kinds == {"retina", "ihc", "synthetic"}
@@ -405,7 +406,7 @@ def test_default_dataset_mixes_real_patches_and_synthetic_frames():
 
 
 def test_max_images_takes_an_evenly_spread_subset():
-    cfg = Config.preset("tiny", max_images=0)
+    cfg = Config.preset("tiny", max_images=0, data_dir="synthetic")
     full = default_dataset("train", cfg)
     part = default_dataset("train", cfg.replace(max_images=10))
     keys = [part[i][1] for i in range(len(part))]
@@ -471,3 +472,120 @@ def test_cached_dataset_loads_each_image_once():
     cfg = Config.preset("tiny", cache_images=True)
     data = default_dataset("val", cfg)
     assert isinstance(data, CachedDataset) and dataset_keys(data) == dataset_keys(default_dataset("val", cfg.replace(cache_images=False)))
+
+
+# ------------------------------------------------------------- Kvasir-SEG layout, scenes, crops, shipped frames
+from medgan_nb.data import (SHIPPED_DATA, data_source, duplicate_groups, find_layout, mask_of,  # noqa: E402
+                            random_crop, thumbnail_signature)
+
+
+def scene(seed, h=90, w=120):
+    """A smooth random 'scene' (so that small changes keep it recognisable), uint8 RGB."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(small).resize((w, h), Image.BICUBIC))
+
+
+@pytest.fixture
+def kvasir(tmp_path):
+    """A Kvasir-SEG-like folder: images/ + masks/ (a white square on black), 12 scenes."""
+    root = tmp_path / "kv"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(12):
+        Image.fromarray(scene(i)).save(root / "images" / f"f{i:02d}.jpg", quality=95)
+        mask = np.zeros((90, 120), np.uint8)
+        mask[30:60, 40 + i:80 + i] = 255
+        Image.fromarray(mask).save(root / "masks" / f"f{i:02d}.jpg")
+    return root
+
+
+def test_kvasir_layout_is_found_from_any_of_its_three_entry_points(kvasir, folder, tmp_path):
+    assert find_layout(kvasir) == (kvasir / "images", kvasir / "masks")
+    assert find_layout(kvasir / "images") == (kvasir / "images", kvasir / "masks")
+    unzipped = shutil.copytree(kvasir, tmp_path / "zip" / "Kvasir-SEG")              # the official zip: one folder in
+    assert find_layout(tmp_path / "zip") == (unzipped / "images", unzipped / "masks")
+    assert find_layout(folder) == (folder, None)
+    ds = ImageFolderDataset(kvasir, 32)
+    assert len(ds) == 12 and ds.keys[0] == "f00.jpg"                              # masks are not images
+
+
+def test_masks_follow_the_image_geometry(kvasir):
+    ds = ImageFolderDataset(kvasir, 32, frame_size=48)
+    m = ds.mask(0)
+    assert m.dtype == torch.bool and m.shape == (32, 32)
+    # the 120×90 frame scales by 48/90 to 64×48, whose centre 32² crop starts at x = 16, y = 8
+    expected = np.zeros((90, 120), bool)
+    expected[30:60, 40:80] = True
+    big = to_tensor(expected[..., None].astype(np.float32), 32, "crop", 48)[0] > 0
+    assert torch.equal(m, big) and 0.2 < m.float().mean() < 0.6
+    assert mask_of(torch.utils.data.Subset(ds, [3, 0]), 1) is not None and torch.equal(mask_of(ds, 0), m)
+    assert ImageFolderDataset(kvasir, 32, random_crop=True).mask(0) is None        # random crops: no fixed mask
+
+
+def test_near_duplicate_frames_are_one_scene_and_never_straddle_splits(tmp_path):
+    root = tmp_path / "frames"
+    root.mkdir()
+    for i in range(30):
+        base = scene(i)
+        Image.fromarray(base).save(root / f"s{i:02d}_a.png")
+        twin = np.clip(base.astype(int) + np.random.default_rng(i).integers(-6, 7, base.shape), 0, 255)
+        Image.fromarray(np.roll(twin, 2, axis=1).astype(np.uint8)).save(root / f"s{i:02d}_b.png")   # next frame
+    ds = ImageFolderDataset(root, 32)
+    assert ds.groups == [f"s{i // 2:02d}_a.png" for i in range(60)]                # each pair, nothing else
+    splits = {s: set(ImageFolderDataset(root, 32, s, ratios=(0.5, 0.25, 0.25)).keys) for s in ("train", "val", "test")}
+    for i in range(30):
+        pair = {f"s{i:02d}_a.png", f"s{i:02d}_b.png"}
+        assert sum(pair <= keys for keys in splits.values()) == 1                 # both in one split
+    assert sum(map(len, splits.values())) == 60
+
+
+def test_duplicate_groups_link_chains_and_keep_unrelated_frames_apart(tmp_path):
+    sig = np.eye(4, dtype=np.float32)
+    sig[1] = sig[0] * 0.96 + sig[1] * 0.28                                         # 0 ~ 1
+    sig[2] = sig[1] * 0.96 + sig[2] * 0.28                                         # 1 ~ 2, so 0 ~ 2 by the chain
+    sig /= np.linalg.norm(sig, axis=1, keepdims=True)
+    assert duplicate_groups(sig, ["c", "a", "d", "b"]) == ["a", "a", "a", "b"]
+    Image.fromarray(scene(1)).save(tmp_path / "s.png")
+    signature = thumbnail_signature(tmp_path / "s.png")
+    assert signature.shape == (144,) and abs(float(np.linalg.norm(signature)) - 1) < 1e-5
+
+
+def test_random_crops_differ_stay_in_range_and_respect_the_scale():
+    frame = scene(3, 200, 300).astype(np.float32) / 255
+    g = torch.Generator().manual_seed(0)
+    crops = [random_crop(frame, 64, 128, g) for _ in range(8)]
+    assert all(c.shape == (3, 64, 64) and c.min() >= -1 and c.max() <= 1 for c in crops)
+    assert len({c.sum().item() for c in crops}) == 8
+    # a constant-gradient frame shows the scale: a crop spans 64 / scale stored pixels, scale in [128/200, 1]
+    ramp = np.repeat(np.linspace(0, 1, 300, dtype=np.float32)[None, :, None], 200, 0).repeat(3, 2)
+    for _ in range(20):
+        c = (random_crop(ramp, 64, 128, g) + 1) / 2
+        span = float(c.max() - c.min()) * 299                                      # stored pixels covered
+        assert 64 - 3 <= span <= 100 + 3
+
+
+def test_random_crop_training_split_and_its_cache(kvasir):
+    cfg = Config.preset("tiny", data_dir=str(kvasir), train_crop="random", frame_size=48, cache_images=True,
+                        split_ratios=(0.8, 0.1, 0.1), max_images=0)
+    train = default_dataset("train", cfg)
+    assert isinstance(train, ImageFolderDataset) and train.random_crop and train.cache
+    a, b = train[0][0], train[0][0]
+    assert not torch.equal(a, b) and len(train._frames) == 1                       # new crop each read, one decode
+    assert min(train._frames[0].shape[:2]) == 90 and train._frames[0].dtype == np.uint8
+    test = default_dataset("test", cfg)
+    assert not getattr(test, "random_crop", False) and torch.equal(test[0][0], test[0][0])
+
+
+def test_the_repository_ships_real_frames_with_attribution_and_uses_them_by_default():
+    images = sorted((SHIPPED_DATA / "images").glob("*.jpg"))
+    masks = sorted((SHIPPED_DATA / "masks").glob("*.png"))
+    assert 50 <= len(images) <= 150 and [m.stem for m in masks] == [i.stem for i in images]
+    assert sum(p.stat().st_size for p in [*images, *masks]) < 8e6
+    notice = (SHIPPED_DATA / "NOTICE.md").read_text()
+    assert "CC BY 4.0" in notice and "Kvasir-SEG" in notice and "HyperKvasir" in notice
+    cfg = Config.preset("tiny", max_images=0)
+    assert data_source(cfg) == str(SHIPPED_DATA)
+    sizes = {s: len(default_dataset(s, cfg)) for s in ("train", "val", "test")}
+    assert sizes["train"] > 5 * sizes["test"] > 0 and sum(sizes.values()) == len(images)
+    assert data_source(cfg.replace(data_dir="synthetic")) == "synthetic"

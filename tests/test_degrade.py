@@ -147,3 +147,45 @@ def test_keyed_degradations_are_identical_on_gpu():
     gpu = d(x.cuda(), keys=["a", "b"]).image
     assert gpu.is_cuda
     torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-4, rtol=0)
+
+
+# ------------------------------------------------------------------ probabilistic and mixed-order degradation
+def test_degradation_p_leaves_some_images_clean_and_reports_the_true_noise():
+    cfg = Config.preset("tiny", degradations=("noise",), degradation_p=0.5, noise_std=0.1, noise_std_range=0.0)
+    x = torch.zeros(200, 3, 8, 8)
+    out = Degradation(cfg)(x, generator=torch.Generator().manual_seed(0))
+    hit = out.params["noise_applied"].bool()
+    assert 70 < hit.sum() < 130                                        # about half
+    assert torch.equal(out.image[~hit], x[~hit])                       # the others untouched
+    assert (out.image[hit] != 0).any(dim=(1, 2, 3)).all()
+    assert torch.equal(out.params["noise_std"], torch.where(hit, 0.1, 0.0))
+
+
+def test_degradation_p_one_draws_nothing_extra_so_the_seed_streams_stay():
+    cfg = Config.preset("tiny")
+    x = torch.rand(4, 3, 16, 16) * 2 - 1
+    a = Degradation(cfg)(x, keys=list("abcd"))
+    b = Degradation(cfg.replace(degradation_p=1.0))(x, keys=list("abcd"))
+    assert torch.equal(a.image, b.image) and "noise_applied" not in a.params
+
+
+def test_salt_and_pepper_amount_range():
+    cfg = Config.preset("tiny", degradations=("salt_pepper",), sp_amount=0.02, sp_amount_range=0.01)
+    amounts = Degradation(cfg)(torch.zeros(100, 3, 4, 4), generator=torch.Generator().manual_seed(1)).params["sp_amount"]
+    assert 0.01 <= amounts.min() < 0.013 and 0.027 < amounts.max() <= 0.03
+    with pytest.raises(ValueError, match="sp_amount_range"):
+        Config.preset("tiny", sp_amount=0.01, sp_amount_range=0.02)
+
+
+def test_mixed_order_blurs_the_noise_for_some_images_and_noises_the_blur_for_others():
+    cfg = Config.preset("tiny", degradations=("noise", "blur"), degradation_order="mixed", blur_sigma=(2.0, 2.0),
+                        blur_kernel=9, noise_std=0.1, noise_std_range=0.0)
+    x = torch.zeros(64, 3, 32, 32)
+    out = Degradation(cfg)(x, generator=torch.Generator().manual_seed(0))
+    physical = out.params["physical_order"].bool()
+    assert 16 < physical.sum() < 48
+    # blurred noise (seed order) has far less pixel-to-pixel variation than noise added after the blur
+    step = (out.image[..., 1:] - out.image[..., :-1]).std(dim=(1, 2, 3))
+    assert step[physical].min() > 2 * step[~physical].max()
+    with pytest.raises(ValueError, match="no place"):
+        Config.preset("tiny", degradations=("glare",), degradation_order="mixed")

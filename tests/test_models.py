@@ -89,3 +89,52 @@ def test_lite_preset_is_a_small_unet_for_256_frames():
             assert y.shape == (2, 3, h, w) and y.abs().max() <= 1
     with pytest.raises(ValueError, match="multiple of 32"):
         g(torch.zeros(1, 3, 48, 64))
+
+
+# ------------------------------------------------------------------ NAFNet-style and residual generators
+from medgan_nb.models import NAFBlock, NAFNetGenerator, LayerNorm2d  # noqa: E402
+
+
+@pytest.mark.parametrize("stem,depth,size", [(1, 2, 16), (2, 3, 32), (4, 3, 64), (4, 2, 48)])
+def test_nafnet_keeps_the_shape_for_multiples_of_stem_times_2_to_the_depth(stem, depth, size):
+    g = NAFNetGenerator(width=8, depth=depth, stem=stem).eval()
+    assert g.size_multiple == stem * 2**depth
+    x = torch.rand(2, 3, size, size + g.size_multiple) * 2 - 1
+    assert g(x).shape == x.shape
+
+
+def test_nafnet_refuses_a_size_it_cannot_halve():
+    with pytest.raises(ValueError, match="not divisible by 32"):
+        NAFNetGenerator(width=8, depth=3, stem=4)(torch.zeros(1, 3, 40, 64))
+
+
+def test_a_new_residual_nafnet_returns_its_input_and_stays_in_range():
+    g = NAFNetGenerator(width=8, depth=2, stem=2).eval()
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert torch.equal(g(x), x)                            # zero head: starts as the identity (does no harm)
+    with torch.no_grad():
+        g.head[0].bias.fill_(5.0)
+    assert g(x).max() == 1.0 and g(x).min() >= -1          # residual output is clamped to the image range
+
+
+def test_nafblock_starts_as_identity_and_layernorm_normalises_each_pixel():
+    x = torch.randn(2, 8, 5, 5)
+    assert torch.equal(NAFBlock(8)(x), x)                  # beta = gamma = 0
+    y = LayerNorm2d(8)(x * 7 + 3)
+    assert torch.allclose(y.mean(1), torch.zeros(2, 5, 5), atol=1e-5)
+    assert torch.allclose(y.var(1, unbiased=False), torch.ones(2, 5, 5), atol=1e-3)
+
+
+def test_build_generator_follows_the_config():
+    from medgan_nb.config import Config
+    from medgan_nb.models import build_generator, count_parameters
+    g = build_generator(Config.preset("quality"))
+    assert isinstance(g, NAFNetGenerator) and g.size_multiple == 16 and g.residual
+    assert 0.8e6 < count_parameters(g) < 1.0e6
+    unet = build_generator(Config.preset("tiny", residual=True)).eval()
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert unet(x).shape == x.shape and unet(x).abs().max() <= 1
+    with pytest.raises(ValueError, match="stem"):
+        Config.preset("tiny", stem=2)                       # only the nafnet generator has a stem
+    with pytest.raises(ValueError, match="generator must be"):
+        Config.preset("tiny", generator="resnet")

@@ -296,3 +296,63 @@ def test_train_step_does_no_redundant_work():
     assert len(d_grads) == len(list(step.D.parameters()))          # D's weights get gradients in D's update only
     assert torch.isfinite(loss_d) and parts.perceptual > 0
     assert any(not torch.equal(a, b) for a, b in zip(before, step.G.parameters()))
+
+
+# ------------------------------------------------------------------ L1 pre-training, EMA, GAN fine-tuning
+def test_l1_pretraining_leaves_d_alone_and_the_ema_is_what_is_validated(tmp_path):
+    cfg = Config.preset("tiny", output_dir=str(tmp_path), epochs=2, lambda_adv=0.0, ema_decay=0.9,
+                        generator="nafnet", residual=True, base_channels=8, depth=2, stem=2)
+    torch.manual_seed(cfg.seed)
+    d_before = train_module.make_step(cfg).D.state_dict()
+    run = train(cfg, name="l1", quiet=True)
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert all(torch.equal(v, d_before[k]) for k, v in state["discriminator"].items())   # D never updated
+    assert all(float(r["loss_d"]) == 0 and float(r["adv"]) == 0 for r in rows(run / "metrics.csv"))
+    ema, g = state["generator_ema"], state["generator"]
+    assert ema is not None and any(not torch.equal(ema[k], g[k]) for k in g)
+    generator, _ = load_generator(run / "checkpoints" / "last.pt")
+    assert all(torch.equal(v, ema[k]) for k, v in generator.state_dict().items())        # the EMA ships
+    step = train_module.make_step(cfg)
+    step.ema.load_state_dict(ema)
+    data = train_module._load_data(cfg, run, torch.device("cpu"), 0, 1)
+    val = train_module._scores(train_module.restore(step.ema, data.val_degraded, torch.device("cpu")), data.val_clean)
+    assert abs(val[0] - state["val"]["psnr"]) < 1e-6
+
+
+def test_ema_decay_warms_up_then_averages():
+    cfg = Config.preset("tiny", ema_decay=0.5, lambda_adv=0.0)
+    step = train_module.make_step(cfg)
+    with torch.no_grad():
+        for p in step.G.parameters():
+            p.fill_(1.0)
+    step._update_ema()                                   # first update: d = min(0.5, 1/10) = 0.1
+    p0 = next(step.ema.parameters())
+    assert step.ema_updates == 1
+    with torch.no_grad():
+        for p in step.ema.parameters():
+            p.zero_()
+    for _ in range(20):                                  # later: d = 0.5, so ema -> 1 - 0.5**k
+        step._update_ema()
+    assert torch.allclose(p0, torch.ones_like(p0), atol=1e-3)
+
+
+def test_gan_fine_tuning_starts_from_the_pretrained_ema(tmp_path):
+    base = Config.preset("tiny", output_dir=str(tmp_path), epochs=1, lambda_adv=0.0, ema_decay=0.9)
+    pretrained = train(base, name="l1", quiet=True) / "checkpoints" / "last.pt"
+    ema = load_checkpoint(pretrained)["generator_ema"]
+    cfg = base.replace(lambda_adv=0.01, init_generator=str(pretrained), epochs=1)
+    seen = {}
+    original = train_module._init_generator
+
+    def spy(step_fn, path):
+        original(step_fn, path)
+        seen["G"] = {k: v.clone() for k, v in step_fn.G.state_dict().items()}
+    train_module._init_generator = spy
+    try:
+        run = train(cfg, name="gan", quiet=True)
+    finally:
+        train_module._init_generator = original
+    assert all(torch.equal(seen["G"][k], v) for k, v in ema.items())
+    assert any(float(r["adv"]) > 0 for r in rows(run / "metrics.csv"))                  # now adversarial
+    with pytest.raises(CheckpointError, match="does not fit"):
+        train(base.replace(init_generator=str(pretrained), base_channels=16), name="bad", quiet=True)
