@@ -9,8 +9,10 @@ never runs code from the file. It always holds
     config    Config.to_dict()
     generator state_dict of the generator
 
-and, from training, the discriminator, both optimizers and schedulers, the
-AMP grad scalers, epoch/step counters and metrics.
+optionally ``generator_ema`` (an exponential moving average of the generator's
+weights, or None; `load_generator` prefers it), and, from training, the
+discriminator, both optimizers and schedulers, the AMP grad scalers,
+epoch/step counters and metrics.
 
 Provenance: `load_checkpoint` reads the file's bytes once, hashes exactly
 those bytes and deserialises them, so the SHA-256 it reports (``state["sha256"]``,
@@ -32,7 +34,7 @@ import torch
 
 from . import __version__
 from .config import Config
-from .models import UNetGenerator, build_generator
+from .models import build_generator
 
 FORMAT = "medgan_nb-checkpoint"
 
@@ -147,17 +149,28 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
-def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[UNetGenerator, Config]:
+def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Config]:
     """The trained generator of a checkpoint, in eval mode on `device`, and its config.
 
     ``generator.checkpoint_sha256`` is the SHA-256 of the checkpoint bytes it was built from.
     """
-    state = load_checkpoint(path)
+    generator, cfg = generator_from_state(load_checkpoint(path))
+    return generator.to(device).eval(), cfg
+
+
+def generator_from_state(state: dict[str, Any]) -> tuple[torch.nn.Module, Config]:
+    """The generator of a loaded checkpoint (on the CPU, eval mode) and its config.
+
+    Uses the EMA weights (``state["generator_ema"]``) when the checkpoint holds them: averaged weights
+    restore more steadily than those of the last step. ``generator.checkpoint_weights`` says which entry was used.
+    """
     cfg = Config.from_dict(state["config"])
     generator = build_generator(cfg)
-    generator.load_state_dict(state["generator"])
+    key = "generator_ema" if state.get("generator_ema") is not None else "generator"
+    generator.load_state_dict(state[key])
     generator.checkpoint_sha256 = state["sha256"]
-    return generator.to(device).eval(), cfg
+    generator.checkpoint_weights = key
+    return generator.eval(), cfg
 
 
 def file_sha256(path: str | Path) -> str:

@@ -8,12 +8,16 @@
     python -m medgan_nb train --resume output/runs/my-run
     python -m medgan_nb evaluate output/runs/my-run --data ../shared/data/endoscopy-sample
     python -m medgan_nb enhance frames/ --checkpoint output/runs/my-run --out enhanced/ --label
+    python -m medgan_nb enhance frames/ --model lite --out enhanced/      (a shipped model; none: the default)
+    python -m medgan_nb models [NAME]
     python -m medgan_nb export output/runs/my-run/checkpoints/best.pt --format onnx
+    python -m medgan_nb export output/runs/my-run/checkpoints/best.pt --format pretrained --name my-model
     python -m medgan_nb demo
 """
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
 import sys
@@ -110,22 +114,40 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def chosen_model(args: argparse.Namespace) -> str | None:
+    """--model; with neither --model nor --checkpoint, the default shipped model (said on stdout); else None."""
+    from .pretrained import default_model
+    if args.checkpoint is not None or args.model is not None:
+        return args.model
+    name = default_model()
+    print(f"no --checkpoint or --model given: using the default shipped model {name!r} "
+          f"(python -m medgan_nb models lists them)")
+    return name
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .checkpoint import CheckpointError, load_checkpoint, run_folder_of
     from .evaluate import evaluate
-    checkpoint = Path(args.checkpoint)
+    from .pretrained import model_card
+    checkpoint = Path(args.checkpoint) if args.checkpoint is not None else None
     try:
-        cfg = Config.from_dict(load_checkpoint(checkpoint)["config"])
+        model = chosen_model(args)
+        trained = model_card(model)["config"] if model is not None else load_checkpoint(checkpoint)["config"]
+        if model is not None and "model" not in inspect.signature(evaluate).parameters:
+            raise ValueError(f"evaluating the shipped model {model!r} needs medgan_nb.evaluate.evaluate(model=...), "
+                             f"which this version lacks; pass a checkpoint instead")
+        cfg = Config.from_dict(trained)
         cfg = cfg.replace(**parse_overrides(args.set)) if args.set else cfg
     except (CheckpointError, KeyError, ValueError) as e:
         print(f"error: {e.args[0]}", file=sys.stderr)
         return 1
-    run = run_folder_of(checkpoint)
+    run = run_folder_of(checkpoint) if checkpoint is not None else None
     out = Path(args.out) if args.out else make_run_dir(run if run else Path(cfg.output_dir) / "eval",
                                                          "eval" if run else time.strftime("%Y%m%d-%H%M%S"))
+    shipped = {"model": model} if model is not None else {}
     metrics = evaluate(checkpoint, out, cfg=cfg, data_dir=args.data, split=args.split,
                        breakdown=not args.no_breakdown, max_images=args.max_images, device=args.device,
-                       quiet=args.quiet)
+                       quiet=args.quiet, **shipped)
     _print_summary(metrics, out / "report.md")
     return 0
 
@@ -144,9 +166,10 @@ def cmd_enhance(args: argparse.Namespace) -> int:
     from .enhance import enhance
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        written = enhance(args.input, args.out, args.checkpoint, device=args.device, label=args.label,
-                          overwrite=args.overwrite, tile=args.tile, on_error="skip" if args.skip_bad else "raise",
-                          backend=args.backend, record_source_name=args.record_source_name, quiet=args.quiet)
+        written = enhance(args.input, args.out, args.checkpoint, model=chosen_model(args), device=args.device,
+                          label=args.label, overwrite=args.overwrite, tile=args.tile,
+                          on_error="skip" if args.skip_bad else "raise", backend=args.backend,
+                          record_source_name=args.record_source_name, quiet=args.quiet)
     except (CheckpointError, ImageLoadError, FileExistsError, FileNotFoundError, ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -155,10 +178,16 @@ def cmd_enhance(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Export a checkpoint's generator to ONNX or TorchScript, then check the file against PyTorch."""
+    """Export a checkpoint's generator to ONNX or TorchScript, then check the file against PyTorch;
+    or publish it as a shipped model (--format pretrained)."""
     import torch
     from .checkpoint import CheckpointError, checkpoint_path, load_generator
     from .export import export_onnx, export_torchscript, verify_export
+    if args.format == "pretrained":
+        return export_pretrained(args)
+    if args.name or args.card or args.default:
+        print("error: --name, --card and --default belong to --format pretrained", file=sys.stderr)
+        return 1
     try:
         checkpoint = checkpoint_path(args.checkpoint)
         out = Path(args.out) if args.out else checkpoint.with_name(
@@ -185,6 +214,65 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"error: the exported model differs from PyTorch by {diff:.2e} (> 1e-4); do not use {out}",
               file=sys.stderr)
         return 1
+    return 0
+
+
+def export_pretrained(args: argparse.Namespace) -> int:
+    """Publish a checkpoint's generator (its EMA weights when it has them) as a shipped model with a card."""
+    from . import pretrained
+    from .checkpoint import generator_from_state, load_checkpoint
+    if not args.name:
+        print("error: --format pretrained needs --name NAME (the model's name, e.g. lite)", file=sys.stderr)
+        return 1
+    try:
+        fields = json.loads(Path(args.card).read_text(encoding="utf-8")) if args.card else {}
+        if not isinstance(fields, dict) or not isinstance(fields.get("training", {}), dict):
+            raise ValueError(f"{args.card} must hold a JSON object of card fields, its \"training\" an object too")
+        state = load_checkpoint(args.checkpoint)
+        generator, cfg = generator_from_state(state)
+        training = checkpoint_training(state, cfg, generator.checkpoint_weights)
+        fields = {"summary": f"{cfg.preset} generator published from {Path(args.checkpoint).name}", **fields,
+                  "training": {**training, **fields.get("training", {})}}
+        if args.default:
+            fields["default"] = True
+        weights = pretrained.save_model(generator, cfg, args.name, fields, folder=args.out, overwrite=args.overwrite)
+    except (ValueError, OSError) as e:              # CheckpointError and PretrainedError are ValueErrors
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    card = pretrained.model_card(args.name, weights.parent)
+    print(f"published model {args.name!r} ({card['parameters']:,} parameters, {generator.checkpoint_weights} "
+          f"weights): {weights} (sha256 {card['weights_sha256'][:12]}…) and {weights.with_suffix('.json')}")
+    return 0
+
+
+def checkpoint_training(state: dict, cfg: Config, weights: str) -> dict:
+    """The card's training facts that the checkpoint itself tells (a --card file may override them):
+    data, degradations, recipe, steps, which weights (generator or generator_ema) and the checkpoint's SHA-256."""
+    return {"data": cfg.data_dir or "embedded fundus/histology patches + synthetic endoscopy frames",
+            "degradations": list(cfg.degradations), "recipe": f"preset {cfg.preset}", "steps": state.get("step"),
+            "weights": weights, "checkpoint_sha256": state["sha256"]}
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List the shipped models (name, default mark, size, summary, headline scores), or print one's card."""
+    from . import pretrained
+    try:
+        if args.name:
+            print(pretrained.card_markdown(pretrained.model_card(args.name)))
+            return 0
+        cards = [pretrained.model_card(n) for n in pretrained.list_models()]
+    except pretrained.PretrainedError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if not cards:
+        print(pretrained.no_models_message(pretrained.WEIGHTS_DIR))
+        return 0
+    for card in cards:
+        print(f"{'*' if card['default'] else ' '} {card['name']:<20} {card['parameters']:>12,} parameters  "
+              f"{card['summary']}")
+        if pretrained.headline(card):
+            print(f"  {'':<20} scores: {pretrained.headline(card)}")
+    print("* the default model (enhance/evaluate without --checkpoint); python -m medgan_nb models NAME shows a card")
     return 0
 
 
@@ -233,7 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--quiet", action="store_true", help="no progress bars")
     tr.set_defaults(func=cmd_train)
     ev = sub.add_parser("evaluate", help="PSNR/SSIM of a checkpoint and classical baselines on held-out images")
-    ev.add_argument("checkpoint", help="a checkpoint file, or a run folder (its last checkpoint)")
+    ev_weights = ev.add_mutually_exclusive_group()
+    ev_weights.add_argument("checkpoint", nargs="?",
+                            help="a checkpoint file, or a run folder (its last checkpoint); "
+                                 "without it or --model: the default shipped model")
+    ev_weights.add_argument("--model", metavar="NAME", help="a shipped model (python -m medgan_nb models)")
     ev.add_argument("--data", help="evaluate on every image of this folder (clean images; they get degraded)")
     ev.add_argument("--split", default="test", choices=["train", "val", "test"], help="default data split (test)")
     ev.add_argument("--out", help="results folder (default: <run>/eval, never overwritten)")
@@ -248,7 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_evaluate)
     en = sub.add_parser("enhance", help="enhance an image or a folder; outputs are labelled and audited")
     en.add_argument("input", help="an image file or a folder (searched recursively)")
-    en.add_argument("--checkpoint", required=True, help="a checkpoint file or a run folder")
+    en_weights = en.add_mutually_exclusive_group()
+    en_weights.add_argument("--checkpoint", help="a checkpoint file or a run folder "
+                                                 "(without it or --model: the default shipped model)")
+    en_weights.add_argument("--model", metavar="NAME", help="a shipped model (python -m medgan_nb models)")
     en.add_argument("--out", required=True, help="output folder (PNG files + audit.jsonl)")
     en.add_argument("--label", action="store_true", help="burn a visible 'AI-enhanced' label into a corner")
     en.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -263,12 +358,23 @@ def build_parser() -> argparse.ArgumentParser:
                     help="inference engine; auto: for 32+ images on the CPU the fastest one measured here, else torch")
     en.add_argument("--quiet", action="store_true")
     en.set_defaults(func=cmd_enhance)
-    ex = sub.add_parser("export", help="export a checkpoint's generator to ONNX or TorchScript (checked after)")
+    ex = sub.add_parser("export", help="export a checkpoint's generator to ONNX or TorchScript (checked after), "
+                                       "or publish it as a shipped model (--format pretrained)")
     ex.add_argument("checkpoint", help="a checkpoint file, or a run folder (its last checkpoint)")
-    ex.add_argument("--format", default="onnx", choices=["onnx", "torchscript"], help="default onnx")
-    ex.add_argument("--out", help="output file (default: next to the checkpoint, <stem>.onnx or <stem>.ts.pt)")
+    ex.add_argument("--format", default="onnx", choices=["onnx", "torchscript", "pretrained"],
+                    help="default onnx; pretrained: <name>.safetensors + <name>.json model card (EMA weights "
+                         "when the checkpoint has them)")
+    ex.add_argument("--out", help="output file (default: next to the checkpoint, <stem>.onnx or <stem>.ts.pt); "
+                                  "for pretrained a folder (default: the package's medgan_nb/weights/)")
     ex.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    ex.add_argument("--name", help="pretrained: the model's name (its file names)")
+    ex.add_argument("--card", metavar="JSON", help="pretrained: a JSON file of card fields (summary, training, "
+                                                   "scores, reference, limitations, intended_use, default)")
+    ex.add_argument("--default", action="store_true", help="pretrained: mark it the default model")
     ex.set_defaults(func=cmd_export)
+    mo = sub.add_parser("models", help="list the shipped pretrained models, or print one's model card")
+    mo.add_argument("name", nargs="?", help="a model's name: print its card (Markdown)")
+    mo.set_defaults(func=cmd_models)
     demo = with_config(sub.add_parser("demo", help="train + evaluate on the embedded data, write a report"), "demo")
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(func=cmd_demo)

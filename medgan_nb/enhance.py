@@ -4,13 +4,14 @@ The original notebook's ethics section asked for "clear labelling of
 AI-enhanced content" and "audit trails". Here both are real:
 
 - every output PNG carries text metadata saying it is AI-enhanced, with the
-  SHA-256 of the checkpoint bytes that were loaded and of the source file's
-  bytes that were decoded (and, with ``label=True``, a visible "AI-enhanced"
+  SHA-256 of the checkpoint or weights bytes that were loaded (and the name of
+  the shipped model, `medgan_nb.pretrained`, when one was used) and of the
+  source file's bytes that were decoded (and, with ``label=True``, a visible "AI-enhanced"
   mark burned into a corner). The source's file name goes into the PNG only with
   ``record_source_name=True``: names often hold patient identifiers, and the
   hash links output to input without them;
 - every output gets one JSON line in ``out_dir/audit.jsonl`` (appended, never
-  truncated): when, from which file, with which checkpoint, to which file.
+  truncated): when, from which file, with which checkpoint or model, to which file.
   This local log keeps the paths; names that are not valid UTF-8 are written
   with ``\\xNN`` escapes for their bad bytes, so every line is valid JSON.
 
@@ -49,6 +50,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .checkpoint import atomic_write, checkpoint_path, file_sha256, load_generator
+from .pretrained import load_model
 from .data import IMAGE_EXTENSIONS, ImageLoadError, decode_image, from_numpy_images, list_images, to_numpy_images
 from .export import fast_generator
 from .models import resolve_device
@@ -168,10 +170,12 @@ def burn_label(pixels: np.ndarray, text: str = LABEL_TEXT) -> np.ndarray:
     return pixels * (1 - box_a) * (1 - ink_a) + ink_a
 
 
-def png_metadata(source: str | None, source_sha256: str, checkpoint_sha256: str) -> PngInfo:
-    """The PNG text chunks that mark an output as AI-enhanced and link it to its input and checkpoint.
+def png_metadata(source: str | None, source_sha256: str, checkpoint_sha256: str,
+                 model: str | None = None) -> PngInfo:
+    """The PNG text chunks that mark an output as AI-enhanced and link it to its input and weights.
 
     source: the input's relative path, or None to leave it out (the default of `enhance`).
+    checkpoint_sha256: of the checkpoint or shipped weights file; model: the shipped model's name, if one.
     """
     info = PngInfo()
     info.add_text("Software", f"medgan_nb {__version__}")
@@ -181,6 +185,8 @@ def png_metadata(source: str | None, source_sha256: str, checkpoint_sha256: str)
         info.add_text("medgan_nb:source", path_text(source))
     info.add_text("medgan_nb:source_sha256", source_sha256)
     info.add_text("medgan_nb:checkpoint_sha256", checkpoint_sha256)
+    if model is not None:
+        info.add_text("medgan_nb:model", model)
     return info
 
 
@@ -238,7 +244,30 @@ def _jobs(inputs: Path, out_dir: Path) -> list[tuple[Path, str, Path]]:
     return jobs
 
 
-def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path, *, device: str = "auto",
+def load_weights(checkpoint: str | Path | None = None, model: str | None = None,
+                 generator: torch.nn.Module | None = None,
+                 device: str | torch.device = "cpu") -> tuple[torch.nn.Module, str | None, Path | None]:
+    """(generator on `device`, shipped model name or None, checkpoint file or None) from at most one source.
+
+    checkpoint: a checkpoint file or run folder; model: a shipped model's name; generator: one already
+    loaded (it must carry ``checkpoint_sha256``, as `load_generator`/`load_model` set, so outputs name
+    their weights). With none of them: the default shipped model.
+    """
+    given = [k for k, v in (("checkpoint", checkpoint), ("model", model), ("generator", generator)) if v is not None]
+    if len(given) > 1:
+        raise ValueError(f"give one of checkpoint, model and generator, not {' and '.join(given)}")
+    if checkpoint is not None:
+        return load_generator(checkpoint, device)[0], None, checkpoint_path(checkpoint)
+    if generator is None:
+        generator = load_model(model, device)[0]                  # model None: the default shipped one
+    elif not getattr(generator, "checkpoint_sha256", None):
+        raise ValueError("the generator has no checkpoint_sha256, so its outputs could not name their weights; "
+                         "load it with medgan_nb.pretrained.load_model or medgan_nb.checkpoint.load_generator")
+    return generator.to(device), getattr(generator, "model_name", None), None
+
+
+def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None, *,
+            model: str | None = None, generator: torch.nn.Module | None = None, device: str = "auto",
             label: bool = False, overwrite: bool = False, tile: int = 512, on_error: str = "raise",
             backend: str = "auto", record_source_name: bool = False, quiet: bool = False) -> list[Path]:
     """Enhance one image file or every image under a folder; returns the PNG files written.
@@ -256,13 +285,17 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path, *, 
     (``on_error="raise"``) or is logged, counted and left out (``"skip"``).
     A checkpoint that is not ours raises `CheckpointError`.
 
+    The weights: `checkpoint` (a file or run folder), `model` (a shipped model's name,
+    `medgan_nb.pretrained`) or `generator` (already loaded), at most one of them; with none, the
+    default shipped model. Outputs and the audit log record the weights' SHA-256 and the model's name.
+
     backend: "torch", "torch-channels-last", "onnxruntime" (CPU), or "auto": for
     `ONNX_MIN_IMAGES` images or more on the CPU the fastest of them measured
     here, else "torch".
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    inputs, out_dir, checkpoint = Path(inputs), Path(out_dir), Path(checkpoint)
+    inputs, out_dir = Path(inputs), Path(out_dir)
     jobs = _jobs(inputs, out_dir)
     if not overwrite:
         existing = [dst for _, _, dst in jobs if dst.exists()]
@@ -271,15 +304,14 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path, *, 
                                   f"pass overwrite=True or choose another output folder")
 
     device = resolve_device(device)
-    generator, _ = load_generator(checkpoint, device)
+    generator, model_name, checkpoint_file = load_weights(checkpoint, model, generator, device)
     checkpoint_sha256 = generator.checkpoint_sha256      # of the bytes loaded: a run may replace the file any time
     if backend == "auto" and len(jobs) < ONNX_MIN_IMAGES:
         backend = "torch"
     generator = fast_generator(generator, backend)
     backend = generator.backend
-    checkpoint_file = checkpoint_path(checkpoint)
-    log.info("enhancing %d image(s) with %s (sha256 %s…) on %s (%s)", len(jobs), checkpoint_file,
-             checkpoint_sha256[:12], device, backend)
+    log.info("enhancing %d image(s) with %s (sha256 %s…) on %s (%s)", len(jobs),
+             checkpoint_file or f"model {model_name}", checkpoint_sha256[:12], device, backend)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -298,7 +330,7 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path, *, 
         if label:
             pixels = burn_label(pixels)
         bits = 16 if decoded.bits > 8 else 8
-        info = png_metadata(rel if record_source_name else None, decoded.sha256, checkpoint_sha256)
+        info = png_metadata(rel if record_source_name else None, decoded.sha256, checkpoint_sha256, model_name)
         with atomic_write(dst) as f:                    # never a half-written output
             save_png(f, pixels, bits, info)
 
@@ -308,7 +340,8 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path, *, 
             "input_sha256": decoded.sha256,
             "output": path_text(dst.resolve()),
             "output_sha256": file_sha256(dst),
-            "checkpoint": path_text(checkpoint_file.resolve()),
+            "checkpoint": path_text(checkpoint_file.resolve()) if checkpoint_file is not None else None,
+            "model": model_name,
             "checkpoint_sha256": checkpoint_sha256,
             "medgan_nb_version": __version__,
             "device": str(device),

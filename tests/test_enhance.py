@@ -276,6 +276,35 @@ def test_provenance_names_the_checkpoint_bytes_that_were_loaded(images, checkpoi
     assert {Image.open(p).text["medgan_nb:checkpoint_sha256"] for p in written} == {loaded}
 
 
+def test_a_loaded_generator_or_a_shipped_model_instead_of_a_checkpoint(images, checkpoint, tmp_path, monkeypatch):
+    from medgan_nb import pretrained
+    from medgan_nb.checkpoint import load_generator
+    generator, cfg = load_generator(checkpoint)
+    weights = pretrained.save_model(generator, cfg, "m", {"summary": "s", "default": True}, tmp_path / "w")
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "w")
+    outputs = {source: enhance(images, tmp_path / source, device="cpu", quiet=True, **kwargs)
+               for source, kwargs in [("checkpoint", {"checkpoint": checkpoint}), ("generator", {"generator": generator}),
+                                      ("model", {"model": "m"}), ("default", {})]}
+    pixels = {source: [np.asarray(Image.open(p)) for p in sorted(files)] for source, files in outputs.items()}
+    assert all(np.array_equal(a, b) for other in pixels.values() for a, b in zip(pixels["checkpoint"], other))
+    logged = {source: {(r["checkpoint"], r["model"], r["checkpoint_sha256"]) for r in read_audit(tmp_path / source)}
+              for source in outputs}
+    assert logged["generator"] == {(None, None, file_sha256(checkpoint))}
+    assert logged["model"] == logged["default"] == {(None, "m", file_sha256(weights))}
+    assert {Image.open(p).text["medgan_nb:model"] for p in outputs["model"]} == {"m"}
+    assert all("medgan_nb:model" not in Image.open(p).text for p in outputs["checkpoint"])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"model": "m"}, "give one of checkpoint, model and generator, not checkpoint and model"),
+    ({"checkpoint": None, "generator": Pointwise()}, "the generator has no checkpoint_sha256"),
+])
+def test_weights_come_from_exactly_one_named_source(images, checkpoint, tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        enhance(images, tmp_path / "out", **{"checkpoint": checkpoint, **kwargs}, device="cpu", quiet=True)
+    assert not (tmp_path / "out").exists()
+
+
 class Identity(torch.nn.Module):
     """A stand-in generator that returns its input: what comes out must be what went in."""
 

@@ -1,0 +1,269 @@
+"""Shipped pretrained models (medgan_nb.pretrained): safetensors + model card, checked on load, used by the CLI."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from medgan_nb import evaluate as evaluate_module
+from medgan_nb import pretrained
+from medgan_nb.checkpoint import file_sha256, load_checkpoint, load_generator, save_checkpoint
+from medgan_nb.cli import main
+from medgan_nb.config import Config
+from medgan_nb.models import build_generator, count_parameters
+from medgan_nb.pretrained import PretrainedError, card_markdown, default_model, list_models, load_model, save_model
+
+REPO = Path(__file__).resolve().parents[1]
+SCORES = {"headline": {"blur+noise": "+1.2 dB over NLM"},
+          "test split": [{"method": "gan", "psnr": 30.123456, "ssim": 0.87654}, {"method": "nlm", "psnr": 28.9}]}
+
+
+def tiny_generator(seed=0):
+    """A tiny generator with random weights and random BatchNorm statistics (so buffers are checked too)."""
+    torch.manual_seed(seed)
+    generator = build_generator(Config.preset("tiny"))
+    with torch.no_grad():
+        for buffer in generator.buffers():
+            if buffer.is_floating_point():
+                buffer.add_(torch.rand_like(buffer))
+    return generator
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    """A weights folder holding tiny-a (the default) and tiny-b; the package's WEIGHTS_DIR points at it."""
+    folder = tmp_path / "weights"
+    cfg = Config.preset("tiny")
+    save_model(tiny_generator(0), cfg, "tiny-a", {"summary": "a tiny test model", "default": True,
+                                                  "scores": SCORES, "limitations": ["only a test"]}, folder)
+    save_model(tiny_generator(1), cfg, "tiny-b", {"summary": "another one"}, folder)
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", folder)
+    return folder
+
+
+def test_round_trip_gives_identical_tensors_and_a_complete_card(tmp_path):
+    generator, cfg = tiny_generator(), Config.preset("tiny")
+    weights = save_model(generator, cfg, "m", {"summary": "s"}, tmp_path)
+    loaded, loaded_cfg, card = load_model("m", folder=tmp_path)
+    assert weights == tmp_path / "m.safetensors" and sorted(p.name for p in tmp_path.iterdir()) == ["m.json",
+                                                                                                    "m.safetensors"]
+    original, restored = generator.state_dict(), loaded.state_dict()
+    assert original.keys() == restored.keys() and all(torch.equal(original[k], restored[k]) for k in original)
+    assert loaded_cfg == cfg and not loaded.training and loaded.model_name == "m"
+    assert loaded.checkpoint_sha256 == card["weights_sha256"] == file_sha256(weights)
+    assert card["config"] == cfg.to_dict() and card["parameters"] == count_parameters(generator) > 0
+    assert card["default"] is False and "not for diagnosis" in card["intended_use"].lower()
+    assert json.loads((tmp_path / "m.json").read_text()) == card
+    from safetensors import safe_open                        # a plain safetensors file, tagged as ours
+    with safe_open(str(weights), "pt") as f:
+        assert f.metadata()["format"] == pretrained.FORMAT and f.metadata()["name"] == "m"
+
+
+def test_a_changed_weights_file_is_refused(folder):
+    path = folder / "tiny-a.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01                                          # one bit of the last tensor
+    path.write_bytes(bytes(data))
+    with pytest.raises(PretrainedError, match=r"tiny-a.safetensors does not match its card: SHA-256 .* damaged"):
+        load_model("tiny-a", folder=folder)
+
+
+def test_unknown_names_list_the_available_ones(folder, tmp_path):
+    with pytest.raises(PretrainedError, match=r"unknown model 'nope'; available: tiny-a, tiny-b"):
+        load_model("nope")
+    with pytest.raises(PretrainedError, match=r"no pretrained models in .*--format pretrained.*--checkpoint"):
+        load_model(None, folder=tmp_path / "empty")
+    assert list_models() == ["tiny-a", "tiny-b"] and list_models(tmp_path / "nowhere") == []
+
+
+def test_the_default_model_is_the_one_marked(folder, tmp_path):
+    assert default_model() == "tiny-a" and load_model()[2]["name"] == "tiny-a"
+    unmarked = tmp_path / "unmarked"
+    save_model(tiny_generator(), Config.preset("tiny"), "x", {"summary": "s"}, unmarked)
+    with pytest.raises(PretrainedError, match=r"holds x but none of them is marked \"default\": true"):
+        load_model(folder=unmarked)
+
+
+def test_a_second_default_is_refused(folder):
+    with pytest.raises(PretrainedError, match=r"'tiny-a' is already the default model"):
+        save_model(tiny_generator(), Config.preset("tiny"), "tiny-c", {"summary": "s", "default": True}, folder)
+    assert list_models() == ["tiny-a", "tiny-b"]
+
+
+def test_existing_models_are_not_overwritten_unless_asked(folder):
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with pytest.raises(FileExistsError, match=r"tiny-b.safetensors and .*tiny-b.json already exist"):
+        save_model(tiny_generator(5), Config.preset("tiny"), "tiny-b", {"summary": "new"}, folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    save_model(tiny_generator(5), Config.preset("tiny"), "tiny-b", {"summary": "new"}, folder, overwrite=True)
+    generator, _, card = load_model("tiny-b")
+    expected = tiny_generator(5).state_dict()
+    assert card["summary"] == "new" and all(torch.equal(v, expected[k]) for k, v in generator.state_dict().items())
+
+
+@pytest.mark.parametrize("name, fields, message", [
+    ("../up", {"summary": "s"}, "model name '../up' is not allowed"),
+    ("m", {"summary": "s", "weights_sha256": "0"}, r"unknown card field\(s\) \['weights_sha256'\]"),
+    ("m", {"summary": "two\nlines"}, "one-line \"summary\""),
+    ("m", {}, "one-line \"summary\""),
+    ("m", {"summary": "s", "default": "yes"}, "\"default\" must be true or false"),
+])
+def test_bad_names_and_card_fields_are_refused_before_writing(tmp_path, name, fields, message):
+    with pytest.raises(PretrainedError, match=message):
+        save_model(tiny_generator(), Config.preset("tiny"), name, fields, tmp_path / "w")
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_config_that_does_not_rebuild_the_generator_is_refused(tmp_path):
+    with pytest.raises(PretrainedError, match="the config does not describe this generator"):
+        save_model(tiny_generator(), Config.preset("tiny", base_channels=4), "m", {"summary": "s"}, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_damaged_cards_are_named(folder):
+    (folder / "tiny-b.json").write_text('{"name": "tiny-b"}')
+    with pytest.raises(PretrainedError, match=r"tiny-b.json is not a valid model card: missing \['config', 'weights"):
+        load_model("tiny-b")
+    (folder / "tiny-a.safetensors").unlink()
+    with pytest.raises(PretrainedError, match="'tiny-a' has a card but no weights file"):
+        load_model("tiny-a")
+
+
+def test_card_markdown_shows_every_field_and_score_tables(folder):
+    text = card_markdown(pretrained.model_card("tiny-a"))
+    card = pretrained.model_card("tiny-a")
+    assert text.startswith("# tiny-a\n\na tiny test model\n") and card["weights_sha256"] in text
+    assert "- default model: yes" in text and f"- parameters: {card['parameters']:,}" in text
+    assert "| method | psnr | ssim |\n|---|---|---|\n| gan | 30.12 | 0.8765 |\n| nlm | 28.9 |  |" in text
+    assert "- blur+noise: +1.2 dB over NLM" in text and "- only a test" in text
+    assert "## Intended use" in text and '"base_channels": 8' in text and "## Reference restoration" in text
+
+
+# ------------------------------------------------------------------ checkpoints with an EMA
+@pytest.mark.parametrize("ema", ["weights", None, "absent"])
+def test_load_generator_prefers_the_ema_weights(tmp_path, ema):
+    cfg = Config.preset("tiny")
+    state = {"config": cfg.to_dict(), "generator": tiny_generator(0).state_dict()}
+    if ema != "absent":
+        state["generator_ema"] = tiny_generator(1).state_dict() if ema == "weights" else None
+    generator, _ = load_generator(save_checkpoint(state, tmp_path / "c.pt"))
+    expected = tiny_generator(1 if ema == "weights" else 0).state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in generator.state_dict().items())
+    assert generator.checkpoint_weights == ("generator_ema" if ema == "weights" else "generator")
+
+
+# ------------------------------------------------------------------ command line
+def test_models_command_lists_and_shows_cards(folder, capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    params = f"{pretrained.model_card('tiny-a')['parameters']:,}"
+    assert f"* tiny-a" in out and "  tiny-b" in out and params in out and "a tiny test model" in out
+    assert "scores: blur+noise: +1.2 dB over NLM" in out
+    assert main(["models", "tiny-b"]) == 0 and capsys.readouterr().out.startswith("# tiny-b\n\nanother one")
+    assert main(["models", "nope"]) == 1 and "available: tiny-a, tiny-b" in capsys.readouterr().err
+
+
+def test_models_command_without_models_says_how_to_publish_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+    assert main(["models"]) == 0 and "--format pretrained" in capsys.readouterr().out
+    for argv in (["enhance", str(tmp_path), "--out", str(tmp_path / "o")], ["evaluate", "--out", str(tmp_path / "e")]):
+        assert main(argv) == 1 and "no pretrained models" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "e").exists()
+
+
+def test_evaluate_names_unknown_models(folder, tmp_path, capsys):
+    assert main(["evaluate", "--model", "nope", "--out", str(tmp_path / "e")]) == 1
+    assert "available: tiny-a, tiny-b" in capsys.readouterr().err and not (tmp_path / "e").exists()
+
+
+@pytest.fixture
+def frame(tmp_path):
+    path = tmp_path / "in" / "frame.jpg"
+    path.parent.mkdir()
+    Image.new("RGB", (40, 36), (180, 90, 70)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("flags, name", [(["--model", "tiny-b"], "tiny-b"), ([], "tiny-a")])
+def test_enhance_with_a_shipped_model_names_it_in_png_and_audit_log(folder, frame, tmp_path, capsys, flags, name):
+    out = tmp_path / "out"
+    assert main(["enhance", str(frame), "--out", str(out), "--quiet", *flags]) == 0
+    sha = pretrained.model_card(name)["weights_sha256"]
+    png = Image.open(out / "frame.png")
+    assert png.text["medgan_nb:model"] == name and png.text["medgan_nb:checkpoint_sha256"] == sha
+    record = json.loads((out / "audit.jsonl").read_text())
+    assert (record["model"], record["checkpoint_sha256"], record["checkpoint"]) == (name, sha, None)
+    said = capsys.readouterr().out
+    assert ("using the default shipped model 'tiny-a'" in said) == (not flags)
+
+
+def test_model_and_checkpoint_together_are_an_error(folder, frame, tmp_path, capsys):
+    for argv in (["enhance", str(frame), "--out", str(tmp_path / "o"), "--model", "tiny-a", "--checkpoint", "x"],
+                 ["evaluate", "x", "--model", "tiny-a"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A real tiny training run (1 epoch on a few images, about a second) and a copy of its checkpoint with an EMA."""
+    from medgan_nb.train import train
+    base = tmp_path_factory.mktemp("trained")
+    cfg = Config.preset("tiny", output_dir=str(base), epochs=1, max_images=8, synthetic_frames=4)
+    run = train(cfg, name="r", quiet=True)
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    state["generator_ema"] = tiny_generator(7).state_dict()
+    return run, save_checkpoint({k: v for k, v in state.items() if k not in ("format", "version")},
+                                base / "with_ema.pt")
+
+
+def test_export_pretrained_publishes_a_loadable_model(trained, tmp_path, capsys):
+    run, _ = trained
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"summary": "from a test run", "training": {"machine": "2 CPU cores"}}))
+    argv = ["export", str(run), "--format", "pretrained", "--name", "exp", "--out", str(tmp_path / "w"),
+            "--card", str(card), "--default"]
+    assert main(argv) == 0 and "published model 'exp'" in capsys.readouterr().out
+    generator, _, card = load_model(folder=tmp_path / "w")
+    reference, _ = load_generator(run)
+    assert all(torch.equal(v, reference.state_dict()[k]) for k, v in generator.state_dict().items())
+    assert card["summary"] == "from a test run" and card["default"] is True
+    training = card["training"]
+    assert training["machine"] == "2 CPU cores" and training["weights"] == "generator" and training["steps"] > 0
+    assert training["checkpoint_sha256"] == reference.checkpoint_sha256
+    assert main(argv) == 1 and "already exist" in capsys.readouterr().err
+
+
+def test_export_pretrained_takes_the_ema_weights(trained, tmp_path, capsys):
+    _, with_ema = trained
+    assert main(["export", str(with_ema), "--format", "pretrained", "--name", "ema", "--out", str(tmp_path)]) == 0
+    generator, _, card = load_model("ema", folder=tmp_path)
+    expected = tiny_generator(7).state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in generator.state_dict().items())
+    assert card["training"]["weights"] == "generator_ema" and card["default"] is False
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--format", "pretrained"], "needs --name NAME"),
+    (["--format", "onnx", "--name", "x"], "--name, --card and --default belong to --format pretrained"),
+])
+def test_export_pretrained_flags_are_checked(trained, capsys, argv, message):
+    assert main(["export", str(trained[1]), *argv]) == 1 and message in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ the models really shipped
+SHIPPED = list_models(pretrained.WEIGHTS_DIR)
+
+
+@pytest.mark.parametrize("name", SHIPPED or [pytest.param(None, marks=pytest.mark.skip(reason="no shipped models"))])
+def test_shipped_models_load_and_restore_their_reference_frame(name):
+    generator, _, card = load_model(name, folder=pretrained.WEIGHTS_DIR)
+    assert file_sha256(pretrained.WEIGHTS_DIR / f"{name}.safetensors") == card["weights_sha256"]
+    reference = card["reference"]
+    assert reference and (REPO / reference["image"]).is_file(), f"{name}: its card's reference image is not shipped"
+    if not hasattr(evaluate_module, "reference_psnr"):
+        pytest.skip("medgan_nb.evaluate.reference_psnr does not exist yet")
+    assert evaluate_module.reference_psnr(generator, card) == pytest.approx(reference["psnr"], abs=0.05)
