@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpu-minutes", type=float, default=5.0, help="race: training CPU minutes per candidate")
     p.add_argument("--candidates", nargs="+", help="race: candidate names (default: all)")
     p.add_argument("--data", help="race: training data folder (default: the shipped Kvasir-SEG sample)")
+    p.add_argument("--parallel", type=int, default=2, help="race: candidates trained at once (one thread each)")
     p.add_argument("--one", help=argparse.SUPPRESS)        # race: run this one candidate (a worker process)
     args = p.parse_args(argv)
     if args.what == "race":
@@ -114,12 +115,13 @@ def main(argv: list[str] | None = None) -> int:
 def _race(args: argparse.Namespace) -> int:
     from . import race
     out = Path(args.out) / "race"
-    if args.one:
+    if args.one:                                        # a worker: one thread, so that candidates never share one
+        torch.set_num_threads(1)
         out.mkdir(parents=True, exist_ok=True)
         result = race.run_one(args.one, 60 * args.cpu_minutes, max(15.0, 6 * args.cpu_minutes), args.data, out)
         (out / f"{args.one}.json").write_text(json.dumps(result, indent=2) + "\n")
         return 0
-    summary = race.race(args.candidates or list(race.CANDIDATES), args.cpu_minutes, args.data, out)
+    summary = race.race(args.candidates or list(race.CANDIDATES), args.cpu_minutes, args.data, out, args.parallel)
     for name, r in sorted(summary["candidates"].items(), key=lambda kv: -kv[1]["final_psnr"]):
         print(f"{name:16s} {r['parameters'] / 1e6:5.2f} M  {r['steps']:6d} steps  val PSNR {r['final_psnr']:.2f} dB "
               f"(input {r['psnr_input']:.2f})")

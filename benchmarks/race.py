@@ -44,7 +44,6 @@ def candidate_config(name: str, data_dir: str | None, output_dir: str) -> Config
 def run_one(name: str, cpu_seconds: float, eval_every: float, data_dir: str | None, out: Path,
             val_images: int = 24) -> dict:
     """Train one candidate for `cpu_seconds` of this process's CPU time; its PSNR curve."""
-    torch.set_num_threads(1)
     cfg = candidate_config(name, data_dir, str(out))
     val = default_dataset("val", cfg.replace(image_size=256, cache_images=False, max_images=val_images))
     clean = torch.stack([val[i][0] for i in range(len(val))])

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import logging
 import sys
@@ -127,15 +126,13 @@ def chosen_model(args: argparse.Namespace) -> str | None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .checkpoint import CheckpointError, load_checkpoint, run_folder_of
-    from .evaluate import evaluate
+    from .baselines import FAST_BASELINES
+    from .evaluate import GRID_BASELINES, evaluate, evaluate_goals, evaluate_grid
     from .pretrained import model_card
     checkpoint = Path(args.checkpoint) if args.checkpoint is not None else None
     try:
         model = chosen_model(args)
         trained = model_card(model)["config"] if model is not None else load_checkpoint(checkpoint)["config"]
-        if model is not None and "model" not in inspect.signature(evaluate).parameters:
-            raise ValueError(f"evaluating the shipped model {model!r} needs medgan_nb.evaluate.evaluate(model=...), "
-                             f"which this version lacks; pass a checkpoint instead")
         cfg = Config.from_dict(trained)
         cfg = cfg.replace(**parse_overrides(args.set)) if args.set else cfg
     except (CheckpointError, KeyError, ValueError) as e:
@@ -144,10 +141,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     run = run_folder_of(checkpoint) if checkpoint is not None else None
     out = Path(args.out) if args.out else make_run_dir(run if run else Path(cfg.output_dir) / "eval",
                                                          "eval" if run else time.strftime("%Y%m%d-%H%M%S"))
-    shipped = {"model": model} if model is not None else {}
-    metrics = evaluate(checkpoint, out, cfg=cfg, data_dir=args.data, split=args.split,
-                       breakdown=not args.no_breakdown, max_images=args.max_images, device=args.device,
-                       quiet=args.quiet, **shipped)
+    common = dict(cfg=cfg, data_dir=args.data, split=args.split, max_images=args.max_images, device=args.device,
+                  quiet=args.quiet, model=model)
+    if args.grid:
+        baselines = [*GRID_BASELINES, *(["cbm3d"] if args.cbm3d else [])]
+        grid = evaluate_grid(checkpoint, out, baselines=baselines, **common)
+        print(f"worst cell: {grid['worst_cell']}; figure: {out / 'grid.png'}")
+        return 0
+    if args.goals:
+        metrics = evaluate_goals(checkpoint, out, **common)
+    else:
+        metrics = evaluate(checkpoint, out, breakdown=not args.no_breakdown,
+                           **({"baselines": (*FAST_BASELINES, "cbm3d", "median_cbm3d")} if args.cbm3d else {}), **common)
     _print_summary(metrics, out / "report.md")
     return 0
 
@@ -277,18 +282,43 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Train on the embedded images, evaluate on held-out ones, point at the report."""
-    from .evaluate import evaluate
+    """Train on the shipped real frames, score the result and the shipped models on held-out frames."""
+    from .evaluate import evaluate_goals
+    from .pretrained import list_models
     from .train import train
     cfg = config_from_args(args)
     started = time.perf_counter()
     run = train(cfg, name=f"demo-{cfg.preset}", quiet=args.quiet)
     minutes = (time.perf_counter() - started) / 60
+    task = cfg.replace(image_size=max(cfg.image_size, min(256, cfg.frame_size or cfg.image_size)))
     out = make_run_dir(run, "eval")
-    metrics = evaluate(run / "checkpoints" / "best.pt", out, quiet=args.quiet)
+    metrics = evaluate_goals(run / "checkpoints" / "best.pt", out, cfg=task, baselines=DEMO_BASELINES,
+                             quiet=args.quiet)
+    shipped = {name: evaluate_goals(None, make_run_dir(run, f"eval-{name}"), cfg=task, baselines=("identity",),
+                                    model=name, quiet=args.quiet) for name in list_models()}
+    table = demo_table(metrics, shipped)
+    (out / "models.md").write_text(table + "\n")
     print(f"\ntrained in {minutes:.1f} min; evaluated on held-out images, ", end="")
     _print_summary(metrics, out / "report.md")
+    print(f"\nmean PSNR (dB) per condition, this run's model beside the shipped ones ({out / 'models.md'}):\n{table}")
     return 0
+
+
+DEMO_BASELINES = ("identity", "median", "nlm", "tv", "bilateral")
+
+
+def demo_table(metrics: dict, shipped: dict[str, dict]) -> str:
+    """Markdown: methods × conditions, mean PSNR; the demo's model, each shipped model, then the classics."""
+    conditions = list(metrics["results"])
+    rows = {"this run (demo)": {c: metrics["results"][c]["gan"]["psnr_mean"] for c in conditions}}
+    for name, m in shipped.items():
+        rows[f"shipped: {name}"] = {c: m["results"][c]["gan"]["psnr_mean"] for c in conditions}
+    for method in metrics["results"][conditions[0]]:
+        if method != "gan":
+            rows[method] = {c: metrics["results"][c][method]["psnr_mean"] for c in conditions}
+    lines = ["| method | " + " | ".join(conditions) + " |", "|---" * (len(conditions) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(f"{v[c]:.2f}" for c in conditions) + " |" for name, v in rows.items()]
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------ parser
@@ -331,6 +361,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", help="results folder (default: <run>/eval, never overwritten)")
     ev.add_argument("--max-images", type=int, help="evaluate at most this many images")
     ev.add_argument("--no-breakdown", action="store_true", help="skip the per-degradation conditions")
+    ev_task = ev.add_mutually_exclusive_group()
+    ev_task.add_argument("--goals", action="store_true",
+                         help="score the three goal conditions (blur + noise 0.075, the original's, light) against "
+                              "every classic, CBM3D included when bm3d is installed (seconds per image)")
+    ev_task.add_argument("--grid", action="store_true",
+                         help="noise σ × blur σ grid: model − input and model − best classic per cell (grid.png)")
+    ev.add_argument("--cbm3d", action="store_true",
+                    help="also run CBM3D (pip install bm3d; non-commercial licence; ~5 s per 256² image)")
     ev.add_argument("--device", default="auto")
     ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="change a task field for the evaluation, e.g. --set image_size=128 or noise_std=0.05; "

@@ -364,7 +364,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quality": dict(**RESTORE_RECIPE, **QUALITY_NAFNET, epochs=100, lr_decay_start=50),
     # Seconds: for tests and notebooks in tiny mode; still learns enough to beat its degraded input.
     "tiny": dict(
-        image_size=32, depth=3, base_channels=8, max_channels=32, d_base_channels=8, d_layers=2,
+        image_size=32, depth=3, base_channels=8, max_channels=32, d_base_channels=8, d_layers=2, residual=True,
         batch_size=4, epochs=3, lr_decay_start=2, lr_g=1e-3, lr_d=5e-4, g_steps=1, lambda_perceptual=0.0,
         synthetic_frames=40, max_images=48, resize="crop", degradation_order="physical",
         degradations=("blur", "noise", "salt_pepper"), save_every=1, log_every=1,

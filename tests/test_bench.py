@@ -42,3 +42,16 @@ def test_seed_reference_degradation_behaves_like_the_original():
     y = ref.apply_degradation(x)
     assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1 and not torch.equal(x, y)
     assert torch.equal(x, torch.full((3, 64, 64), 0.5))                   # the input is not modified
+
+
+def test_race_trains_a_candidate_for_a_cpu_budget_and_plots_the_curve(tmp_path):
+    from benchmarks import race
+    result = race.run_one("unet-d5-w16", cpu_seconds=4, eval_every=2, data_dir=None, out=tmp_path, val_images=3)
+    minutes, steps, scores = zip(*result["curve"])
+    assert minutes[0] == 0 and steps[0] == 0 and len(result["curve"]) >= 2
+    assert list(steps) == sorted(steps) and result["steps"] == steps[-1] > 0
+    assert result["psnr_input"] == scores[0] and 10 < scores[0] < 40 and result["val_images"] == 3
+    assert result["parameters"] == 1_043_619                               # the lite UNet, residual
+    summary = race.summarize({"unet-d5-w16": result}, 4 / 60, None, tmp_path)
+    assert json.loads((tmp_path / "race.json").read_text())["candidates"]["unet-d5-w16"]["steps"] == result["steps"]
+    assert (tmp_path / "race.png").stat().st_size > 1000 and summary["threads_each"] == 1

@@ -8,13 +8,13 @@ from PIL import Image
 from torch.utils.data import ConcatDataset, Subset
 
 import medgan_nb.evaluate as evaluate_module
-from medgan_nb.baselines import BASELINES, estimate_noise_std
+from medgan_nb.baselines import BASELINES, FAST_BASELINES, estimate_noise_std
 from medgan_nb.checkpoint import file_sha256, save_checkpoint
 from medgan_nb.config import DEGRADATION_SETS, Config
-from medgan_nb.data import dataset_keys, default_dataset
+from medgan_nb.data import dataset_keys, default_dataset, to_numpy_images
 from medgan_nb.degrade import Degradation
 from medgan_nb.evaluate import CSV_COLUMNS, EVAL_SEED, evaluate, evaluation_config, summarize
-from medgan_nb.metrics import psnr
+from medgan_nb.metrics import psnr, psnr_masked
 from medgan_nb.models import build_generator
 
 N = 6            # images per run: enough for best/median/worst, fast on 2 cores
@@ -55,7 +55,7 @@ def test_writes_metrics_csv_report_and_figures(run, checkpoint, cfg):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
     conditions = ["all", "blur", "noise", "salt_pepper", "color_jitter"]   # + the original's jitter, alone
-    methods = ["gan", *BASELINES]
+    methods = ["gan", *FAST_BASELINES]
     assert list(metrics["results"]) == conditions
     for cond in conditions:
         assert list(metrics["results"][cond]) == methods
@@ -131,7 +131,7 @@ def test_data_dir_mode_scores_every_image_of_the_folder(tmp_path, cfg):
 def test_baselines_only_without_a_checkpoint(tmp_path, cfg):
     metrics = evaluate(None, tmp_path / "out", cfg=cfg, max_images=3, quiet=True)
     assert metrics["metadata"]["checkpoint"] is None and metrics["metadata"]["trained_degradations"] is None
-    assert all(list(m) == list(BASELINES) for m in metrics["results"].values())
+    assert all(list(m) == list(FAST_BASELINES) for m in metrics["results"].values())
     assert (tmp_path / "out" / "cases.png").is_file()
     report = (tmp_path / "out" / "report.md").read_text()
     assert "classical baselines only" in report and "training degradations" not in report   # no model, no training
@@ -166,6 +166,7 @@ def test_metadata_names_the_checkpoint_bytes_that_were_loaded(cfg, tmp_path, mon
 
 def test_inputs_do_not_depend_on_the_models_training_settings(cfg, tmp_path):
     """Two models trained with other seeds, subsets, synthetic frame counts and caching score the same inputs."""
+    cfg = cfg.replace(data_dir="synthetic")          # patches + synthetic frames: the frames depend on seeds
     a = make_checkpoint(cfg.replace(seed=1, max_images=48, synthetic_frames=40), tmp_path / "a.pt")
     b = make_checkpoint(cfg.replace(seed=7, max_images=10, synthetic_frames=200, cache_images=True), tmp_path / "b.pt")
     runs = [evaluate(c, tmp_path / name, baselines=("identity",), max_images=N, device="cpu", quiet=True)
@@ -185,7 +186,8 @@ def test_inputs_do_not_depend_on_the_models_training_settings(cfg, tmp_path):
 
 def test_warns_when_a_models_training_frames_are_evaluation_frames(cfg, tmp_path, caplog):
     # 800 training frames from seed 1 999 600 cover the evaluation's test frames, synthetic/2000000 to 2000099
-    path = make_checkpoint(cfg.replace(seed=2_000_000 - 400, synthetic_frames=1000), tmp_path / "leaky.pt")
+    leaky = cfg.replace(data_dir="synthetic", seed=2_000_000 - 400, synthetic_frames=1000)
+    path = make_checkpoint(leaky, tmp_path / "leaky.pt")
     evaluate(path, tmp_path / "out", baselines=("identity",), breakdown=False, max_images=N, device="cpu", quiet=True)
     assert "among the training or validation frames of this model" in caplog.text
 
@@ -213,7 +215,7 @@ def test_unknown_baseline_is_an_error(tmp_path, cfg):
         evaluate(None, tmp_path / "out", cfg=cfg, baselines=("wiener",), quiet=True)
 
 
-@pytest.mark.parametrize("name", list(BASELINES))
+@pytest.mark.parametrize("name", FAST_BASELINES)     # CBM3D: tests/test_baselines.py
 def test_each_baseline_denoises_a_noisy_constant_image(name):
     rng = np.random.default_rng(0)
     clean = np.full((32, 32, 3), 0.5, np.float32)
@@ -285,3 +287,182 @@ def test_conditions_add_the_originals_degradations_left_out_of_training():
     assert tiny == {"all": ("noise",), "salt_pepper": ("salt_pepper",), "blur": ("blur",),
                     "color_jitter": ("color_jitter",)}
     assert conditions_of(Config.preset("tiny"), breakdown=False) == {"all": ("blur", "noise", "salt_pepper")}
+
+
+# ----------------------------------------------------- goal conditions, machine, true noise level
+def test_goal_conditions_are_the_issues_three():
+    goals = evaluate_module.GOAL_CONDITIONS
+    assert list(goals) == ["blur_noise", "seed", "light"]
+    assert goals["blur_noise"] == dict(degradations=("blur", "noise"), degradation_order="physical",
+                                       blur_sigma=(0.5, 1.5), blur_kernel=9, noise_std=0.075, noise_std_range=0.0,
+                                       degradation_p=1.0)
+    assert goals["seed"] == dict(degradations=("noise", "salt_pepper", "blur"), degradation_order="seed",
+                                 noise_std=0.15, noise_std_range=0.05, blur_kernel=5, blur_sigma=(0.1, 2.0),
+                                 sp_amount=0.01, sp_amount_range=0.0, sp_salt_ratio=0.5, degradation_p=1.0)
+    assert goals["light"] == dict(degradations=("blur", "noise"), degradation_order="physical",
+                                  blur_sigma=(0.3, 0.8), blur_kernel=5, noise_std=0.02, noise_std_range=0.0,
+                                  degradation_p=1.0)
+    assert evaluate_module.GOAL_BASELINES[-2:] == ("cbm3d", "median_cbm3d")
+
+
+def test_goals_score_each_condition_and_give_the_classics_the_true_noise_std(checkpoint, tmp_path, monkeypatch):
+    seen = []                                  # (image, sigma) as NLM receives them
+
+    def recording_nlm(img, noise_std=None):
+        seen.append((img.copy(), noise_std))
+        return img.copy()
+
+    monkeypatch.setitem(BASELINES, "nlm", recording_nlm)
+    metrics = evaluate_module.evaluate_goals(checkpoint, tmp_path / "out", baselines=("identity", "nlm"),
+                                             max_images=2, device="cpu", quiet=True)
+    assert list(metrics["results"]) == ["blur_noise", "seed", "light"]
+    assert metrics["conditions"] == {"blur_noise": ["blur", "noise"], "seed": ["noise", "salt_pepper", "blur"],
+                                     "light": ["blur", "noise"]}
+    task = evaluation_config(Config.preset("tiny"))
+    clean, key = default_dataset("test", task)[0]
+    for cond, overrides in evaluate_module.GOAL_CONDITIONS.items():
+        d = Degradation(task.replace(**overrides))(clean[None], keys=[key])
+        img = to_numpy_images(d.image)[0]
+        sigma = next(s for x, s in seen if np.array_equal(x, img))
+        assert sigma == pytest.approx(float(d.params["noise_std"][0]))     # the std drawn for this very image
+    assert {round(s, 6) for _, s in seen} >= {0.075, 0.02}
+    meta = metrics["metadata"]
+    assert meta["torch_threads"] == torch.get_num_threads() and meta["cpu"] == evaluate_module.cpu_model()
+    assert meta["cpu"] and meta["cpu"] != "unknown"
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "**Condition blur_noise:** degradations=('blur', 'noise')" in report and "noise_std=0.075" in report
+    assert f"{torch.get_num_threads()} torch CPU thread(s) on {meta['cpu']}" in report
+    assert "On seed (noise + salt_pepper + blur)" in report and "### light (blur + noise)" in report
+    assert "On blur_noise (blur + noise), the GAN reaches" in report and "not part of" not in report
+
+
+def test_a_condition_may_not_change_the_evaluation_images(cfg):
+    with pytest.raises(ValueError, match="choose the evaluation images"):
+        evaluate_module.build_degraders(cfg, {"big": {"image_size": 64}})
+    with pytest.raises(KeyError, match="unknown config key"):
+        evaluate_module.build_degraders(cfg, {"typo": {"noise_sd": 0.1}})
+    with pytest.raises(ValueError, match="no conditions"):
+        evaluate_module.build_degraders(cfg, {})
+
+
+# ----------------------------------------------------- lesion masks
+def square_masks(dataset, i):
+    """A stand-in for medgan_nb.data.mask_of: a 12×12 square lesion in even images, none in odd ones."""
+    if i % 2:
+        return None
+    h, w = dataset[i][0].shape[-2:]
+    mask = torch.zeros(h, w, dtype=torch.bool)
+    mask[8:20, 10:22] = True
+    return mask
+
+
+def test_lesion_regions_are_scored_inside_and_outside_the_masks(cfg, tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluate_module, "mask_of", square_masks)
+    metrics = evaluate(None, tmp_path / "out", cfg=cfg, baselines=("identity", "median"), breakdown=False,
+                       max_images=4, quiet=True)
+    with open(tmp_path / "out" / "lesions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    keys = [r["key"] for r in read_rows(tmp_path / "out") if r["method"] == "identity"]
+    assert tuple(rows[0]) == evaluate_module.LESION_COLUMNS
+    assert [(r["method"], r["key"]) for r in rows] == [(m, keys[i]) for m in ("identity", "median") for i in (0, 2)]
+    task = evaluation_config(cfg)
+    dataset = evaluate_module.evaluation_data(task, max_images=4)[0]
+    clean = dataset[0][0][None]
+    degraded = Degradation(task)(clean, keys=[keys[0]]).image
+    mask = square_masks(dataset, 0)
+    row = rows[0]
+    assert float(row["psnr_in"]) == pytest.approx(float(psnr_masked(degraded, clean, mask)[0]), abs=1e-4)
+    assert float(row["psnr_out"]) == pytest.approx(float(psnr_masked(degraded, clean, ~mask)[0]), abs=1e-4)
+    lesions = metrics["lesions"]["all"]
+    assert lesions["identity"]["n_in"] == 2 and lesions["median"]["n_out"] == 2
+    assert lesions["identity"]["psnr_in_mean"] == pytest.approx(np.mean([float(r["psnr_in"]) for r in rows
+                                                                         if r["method"] == "identity"]))
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Inside and outside the lesion masks" in report and "(lesions.png)" in report
+    assert "Inside the lesion masks (all), the best baseline there is" in report
+    assert (tmp_path / "out" / "lesions.png").stat().st_size > 0
+
+
+def test_without_masks_there_is_no_lesion_table(cfg, tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluate_module, "mask_of", lambda dataset, i: None)
+    metrics = evaluate(None, tmp_path / "out", cfg=cfg, baselines=("identity",), breakdown=False, max_images=2,
+                       quiet=True)
+    assert metrics["lesions"] is None
+    assert not (tmp_path / "out" / "lesions.csv").exists() and not (tmp_path / "out" / "lesions.png").exists()
+    assert "lesion" not in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_lesion_box_is_the_padded_bounding_box_inside_the_image():
+    mask = torch.zeros(40, 50, dtype=torch.bool)
+    mask[10:20, 24:44] = True                          # 10 × 20 pixels
+    assert evaluate_module.lesion_box(mask) == (6, 24, 19, 49)   # padded by max(4 pixels, 25 %): 4 rows, 5 columns
+    mask[10:20, 30:48] = True
+    assert evaluate_module.lesion_box(mask)[3] == 50            # kept inside the image
+    with pytest.raises(ValueError, match="empty"):
+        evaluate_module.lesion_box(torch.zeros(8, 8, dtype=torch.bool))
+
+
+# ----------------------------------------------------- degradation grid
+class StandIn(torch.nn.Module):
+    """A generator stand-in: identity (does nothing) or harmful (darkens every image)."""
+
+    def __init__(self, harmful: bool = False):
+        super().__init__()
+        self.harmful = harmful
+        self.checkpoint_sha256 = "0" * 64
+
+    def forward(self, x):
+        return (x - 0.5).clamp(-1, 1) if self.harmful else x
+
+
+@pytest.fixture
+def stand_in(monkeypatch, cfg):
+    def use(generator):
+        monkeypatch.setattr(evaluate_module, "load_generator", lambda checkpoint, device: (generator, cfg))
+    return use
+
+
+def test_grid_of_an_identity_model_is_exactly_zero_against_identity(checkpoint, stand_in, tmp_path):
+    stand_in(StandIn())
+    grid = evaluate_module.evaluate_grid(checkpoint, tmp_path / "grid", max_images=2, device="cpu", quiet=True)
+    assert grid["noise_stds"] == [0, 0.02, 0.05, 0.075, 0.1, 0.15, 0.2]
+    assert grid["blur_sigmas"] == [0, 0.5, 1.0, 1.5, 2.0]
+    assert grid["model_minus_identity"] == [[0.0] * 5] * 7
+    assert grid["does_no_harm"] and grid["harmful_cells"] == 0
+    assert all(name in ("nlm", "tv", "bilateral", "median") for row in grid["best_classic"] for name in row)
+    clean = grid["results"]["noise 0, blur 0"]            # no degradation: the input is the clean image
+    assert clean["identity"]["psnr_mean"] == evaluate_module.PSNR_CAP and clean["gan"]["psnr_mean"] == 100
+    assert grid["model_minus_best_classic"][0][0] > 0      # every classic changes a clean image
+    strong = grid["results"]["noise 0.2, blur 0"]
+    assert strong["nlm"]["psnr_mean"] > strong["identity"]["psnr_mean"]    # NLM got the true std and denoised
+    assert all(s["ms_per_image"] >= 0 for s in strong.values()) and grid["metadata"]["torch_threads"] >= 1
+    assert json.loads((tmp_path / "grid" / "grid.json").read_text()) == json.loads(json.dumps(grid))
+    assert (tmp_path / "grid" / "grid.png").stat().st_size > 0
+    assert len(read_rows(tmp_path / "grid")) == 35 * 6 * 2
+
+
+def test_grid_shows_a_harmful_model_as_negative_cells(checkpoint, stand_in, tmp_path):
+    stand_in(StandIn(harmful=True))
+    grid = evaluate_module.evaluate_grid(checkpoint, tmp_path / "grid", baselines=("median", "tv"),
+                                         noise_stds=(0, 0.1), blur_sigmas=(0, 1.0, 2.0), max_images=2,
+                                         device="cpu", quiet=True)
+    gains = np.array(grid["model_minus_identity"])
+    assert gains.shape == (2, 3) and (gains < -1).all()
+    assert not grid["does_no_harm"] and grid["harmful_cells"] == 6
+    assert grid["worst_cell"]["model_minus_identity"] == gains.min()
+    assert (np.array(grid["model_minus_best_classic"]) < 0).all()
+    assert {name for row in grid["best_classic"] for name in row} <= {"median", "tv"}
+
+
+def test_grid_refuses_bad_input(checkpoint, tmp_path):
+    with pytest.raises(ValueError, match="give a checkpoint"):
+        evaluate_module.evaluate_grid(None, tmp_path / "a")
+    with pytest.raises(ValueError, match="noise_stds must be distinct values >= 0"):
+        evaluate_module.evaluate_grid(checkpoint, tmp_path / "b", noise_stds=(0.1, -0.1))
+    with pytest.raises(ValueError, match="blur_sigmas must be"):
+        evaluate_module.evaluate_grid(checkpoint, tmp_path / "c", blur_sigmas=())
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "grid.json").write_text("{}")
+    with pytest.raises(FileExistsError):
+        evaluate_module.evaluate_grid(checkpoint, tmp_path / "d")
+    assert (tmp_path / "d" / "grid.json").read_text() == "{}"

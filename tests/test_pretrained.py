@@ -264,6 +264,25 @@ def test_shipped_models_load_and_restore_their_reference_frame(name):
     assert file_sha256(pretrained.WEIGHTS_DIR / f"{name}.safetensors") == card["weights_sha256"]
     reference = card["reference"]
     assert reference and (REPO / reference["image"]).is_file(), f"{name}: its card's reference image is not shipped"
-    if not hasattr(evaluate_module, "reference_psnr"):
-        pytest.skip("medgan_nb.evaluate.reference_psnr does not exist yet")
     assert evaluate_module.reference_psnr(generator, card) == pytest.approx(reference["psnr"], abs=0.05)
+
+
+def test_evaluate_scores_a_shipped_model_and_names_it(folder, tmp_path):
+    metrics = evaluate_module.evaluate(None, tmp_path / "e", cfg=Config.preset("tiny", max_images=0), model="tiny-a",
+                                       baselines=("identity",), breakdown=False, max_images=3, quiet=True)
+    meta = metrics["metadata"]
+    assert meta["model"] == "tiny-a" and meta["checkpoint"] is None
+    assert meta["checkpoint_sha256"] == pretrained.model_card("tiny-a")["weights_sha256"]
+    assert set(metrics["results"]["all"]) == {"gan", "identity"}
+    with pytest.raises(ValueError, match="not both"):
+        evaluate_module.evaluate(REPO / "nothing.pt", tmp_path / "f", model="tiny-a")
+
+
+def test_reference_psnr_is_the_psnr_of_the_restored_reference_frame(folder):
+    generator, _, card = load_model("tiny-a")
+    reference = {"image": "data/kvasir-sample/images/cju14pxbaoksp0835qzorx6g6.jpg", "condition": "blur_noise",
+                 "image_size": 64}
+    value = evaluate_module.reference_psnr(generator, {**card, "reference": reference})
+    identity = evaluate_module.reference_psnr(torch.nn.Identity(), {**card, "reference": reference})
+    assert 10 < identity < 35 and value != identity                  # blur + noise 0.075 at 64²: a real loss
+    assert evaluate_module.reference_psnr(generator, {**card, "reference": reference}) == value   # fixed seed

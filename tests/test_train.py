@@ -97,7 +97,8 @@ def test_resume_after_sigkill_gives_the_same_weights(tmp_path):
     """A real training process is killed with SIGKILL in the middle of epoch 2, at a chosen step (it kills
     itself there: no race with the machine's speed); resuming gives exactly the uninterrupted run's weights."""
     settings = ["--preset", "tiny", "--set", "epochs=3", "--set", "max_images=160", "--set", "sample_every=0",
-                "--set", "log_every=5", "--set", f"output_dir={tmp_path}"]           # 40 steps per epoch
+                "--set", "log_every=5", "--set", f"output_dir={tmp_path}",
+                "--set", "data_dir=synthetic", "--set", "synthetic_frames=200"]      # 40 steps per epoch
     code, output = _cli(*settings, "--name", "whole")
     assert code == 0, output
 
