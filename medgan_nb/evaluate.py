@@ -74,7 +74,7 @@ EVAL_SEED = 0                   # seeds the synthetic test frames and every imag
 EVAL_SYNTHETIC_FRAMES = 1000    # synthetic frames of all splits together, as the seed preset: 100 test frames
 REFERENCE_PSNR = {"good": 25.0, "excellent": 30.0}     # dB, the original notebook's levels
 REFERENCE_SSIM = {"good": 0.85, "excellent": 0.90}
-LABELS = {"gan": "the GAN", "identity": "identity", "median": "median", "gaussian": "Gaussian",
+LABELS = {"gan": "the model", "identity": "identity", "median": "median", "gaussian": "Gaussian",
           "nlm": "NLM", "tv": "TV", "bilateral": "bilateral", "cbm3d": "CBM3D", "median_cbm3d": "median + CBM3D"}
 CSV_COLUMNS = ("condition", "method", "key", "psnr", "ssim")
 LESION_COLUMNS = ("condition", "method", "key", "psnr_in", "ssim_in", "psnr_out", "ssim_out")
@@ -573,7 +573,7 @@ def summarize(metrics: dict) -> list[str]:
         best = best if best != "identity" else None
         ident = f"the degraded input ({p['identity']:.2f} dB)" if "identity" in p else None
         if "gan" in p:
-            line = f"{where}, the GAN reaches {p['gan']:.2f} dB"
+            line = f"{where}, the model reaches {p['gan']:.2f} dB"
             if ident:
                 line += ", " + _versus(p["gan"] - p["identity"], ident)
                 if p["gan"] - p["identity"] <= -0.005:
@@ -584,7 +584,7 @@ def summarize(metrics: dict) -> list[str]:
                     line += (f"; it beats the best baseline, {LABELS.get(best, best)} ({p[best]:.2f} dB), "
                              f"by {diff:.2f} dB")
                 elif diff <= -0.005:
-                    line += (f"; {LABELS.get(best, best)} beats the GAN by {-diff:.2f} dB "
+                    line += (f"; {LABELS.get(best, best)} beats the model by {-diff:.2f} dB "
                              f"({p[best]:.2f} vs {p['gan']:.2f} dB)")
                 else:
                     line += f"; it ties with the best baseline, {LABELS.get(best, best)} ({p[best]:.2f} dB)"
@@ -625,7 +625,7 @@ def summarize_lesions(metrics: dict) -> list[str]:
             continue
         line = f"Inside the lesion masks ({cond})"
         if "gan" in inside:
-            line += f", the GAN reaches {inside['gan']:.2f} dB"
+            line += f", the model reaches {inside['gan']:.2f} dB"
             if "identity" in inside:
                 line += ", " + _versus(inside["gan"] - inside["identity"], f"the input ({inside['identity']:.2f} dB)")
         if rivals:

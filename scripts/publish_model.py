@@ -24,8 +24,8 @@ import torch
 
 from medgan_nb.checkpoint import load_checkpoint, load_generator
 from medgan_nb.config import Config
-from medgan_nb.evaluate import GOAL_CONDITIONS, cpu_model, evaluate, evaluate_grid, reference_psnr
-from medgan_nb.pretrained import WEIGHTS_DIR, load_model, model_card, save_model
+from medgan_nb.evaluate import GOAL_CONDITIONS, GRID_BASELINES, cpu_model, evaluate, evaluate_grid, reference_psnr
+from medgan_nb.pretrained import load_model, model_card, save_model
 
 REFERENCE = "data/kvasir-sample/images/cju14pxbaoksp0835qzorx6g6.jpg"     # a test-split frame that ships
 LIMITATIONS = [
@@ -126,7 +126,7 @@ def grid_scores(args, task: Config, out: Path) -> dict:
                          model=args.name, device="cpu", quiet=True)
     return {k: grid[k] for k in ("model_minus_identity", "model_minus_best_classic", "best_classic",
                                  "does_no_harm", "harmful_cells", "worst_cell")} | {
-        "images": args.grid_images, "figure": str(out / "grid" / "grid.png")}
+        "images": args.grid_images, "classics": list(GRID_BASELINES), "figure": str(out / "grid" / "grid.png")}
 
 
 def speed(name: str) -> dict:

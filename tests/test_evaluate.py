@@ -248,7 +248,7 @@ def test_summary_reports_a_gan_win_with_exact_margins():
                "results": {"all": {"gan": stats(28.5, 0.9), "identity": stats(22.0, 0.5),
                                    "nlm": stats(26.25, 0.85), "median": stats(24.0, 0.7)}}}
     (line,) = summarize(metrics)
-    assert line.startswith("On all degradations together (blur + noise), the GAN reaches 28.50 dB")
+    assert line.startswith("On all degradations together (blur + noise), the model reaches 28.50 dB")
     assert "6.50 dB above the degraded input (22.00 dB)" in line
     assert "it beats the best baseline, NLM (26.25 dB), by 2.25 dB" in line
     assert "worse" not in line and "By SSIM" not in line
@@ -262,10 +262,10 @@ def test_summary_says_plainly_when_a_baseline_wins():
     lines = summarize(metrics)
     assert "beats the best baseline, NLM (26.00 dB), by 1.00 dB" in lines[0]
     assert lines[1].startswith("On blur alone")
-    assert "NLM beats the GAN by 1.20 dB (26.10 vs 24.90 dB)" in lines[1]
+    assert "NLM beats the model by 1.20 dB (26.10 vs 24.90 dB)" in lines[1]
     assert "0.40 dB below the degraded input (25.30 dB): it makes the images worse" in lines[1]
     assert "By SSIM, identity is best there (0.900 vs 0.700 for NLM)" in lines[1]
-    assert "TV beats the GAN by 5.00 dB" in lines[2] and "1.50 dB below" in lines[2]
+    assert "TV beats the model by 5.00 dB" in lines[2] and "1.50 dB below" in lines[2]
     assert not any("olour jitter" in line for line in lines)
 
 
@@ -333,7 +333,7 @@ def test_goals_score_each_condition_and_give_the_classics_the_true_noise_std(che
     assert "**Condition blur_noise:** degradations=('blur', 'noise')" in report and "noise_std=0.075" in report
     assert f"{torch.get_num_threads()} torch CPU thread(s) on {meta['cpu']}" in report
     assert "On seed (noise + salt_pepper + blur)" in report and "### light (blur + noise)" in report
-    assert "On blur_noise (blur + noise), the GAN reaches" in report and "not part of" not in report
+    assert "On blur_noise (blur + noise), the model reaches" in report and "not part of" not in report
 
 
 def test_a_condition_may_not_change_the_evaluation_images(cfg):

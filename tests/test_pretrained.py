@@ -158,7 +158,7 @@ def test_models_command_lists_and_shows_cards(folder, capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     params = f"{pretrained.model_card('tiny-a')['parameters']:,}"
-    assert f"* tiny-a" in out and "  tiny-b" in out and params in out and "a tiny test model" in out
+    assert "* tiny-a" in out and "  tiny-b" in out and params in out and "a tiny test model" in out
     assert "scores: blur+noise: +1.2 dB over NLM" in out
     assert main(["models", "tiny-b"]) == 0 and capsys.readouterr().out.startswith("# tiny-b\n\nanother one")
     assert main(["models", "nope"]) == 1 and "available: tiny-a, tiny-b" in capsys.readouterr().err

@@ -1,0 +1,39 @@
+"""ms per 256² frame of each shipped model and inference backend (2 threads, batch 1, median of 30).
+
+    python scripts/time_models.py
+
+Run it on a quiet machine: the development VM's speed varies 2-4x with load.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from medgan_nb.export import BACKENDS, _build, onnx_available
+from medgan_nb.pretrained import list_models, load_model
+
+
+def time_backends(name: str, side: int = 256, reps: int = 30) -> dict[str, float]:
+    generator = load_model(name)[0]
+    x = torch.rand(1, 3, side, side) * 2 - 1
+    result = {}
+    for backend in (b for b in BACKENDS if b != "auto" and (b != "onnxruntime" or onnx_available())):
+        run = _build(generator, backend)
+        with torch.inference_mode():
+            for _ in range(5):
+                run(x)
+            times = []
+            for _ in range(reps):
+                start = time.perf_counter()
+                run(x)
+                times.append((time.perf_counter() - start) * 1000)
+        result[backend] = round(statistics.median(times), 1)
+    return result
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    for name in list_models():
+        print(name, time_backends(name))
