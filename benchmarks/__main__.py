@@ -57,11 +57,12 @@ def table(sections: dict) -> str:
                     f"{_f(d['project_load_degrade_images_per_s'])} | {_f(d['ratio_load_degrade'])}× | - |")
     if i := sections.get("inference"):
         ref_ms = i["seed_reference_no_grad"]["median_ms"]
-        for name, target in (("seed_architecture", "≤ 0.7×"), ("lite", "≤ 10 ms")):
+        shipped = [(n, "≤ 10 ms" if n == "shipped_realtime" else "-") for n in i if n.startswith("shipped_")]
+        for name, target in (("seed_architecture", "≤ 0.7×"), ("lite", "≤ 10 ms"), *shipped):
             m = i[name]
             variants = ", ".join(f"{k} {v['median_ms']:g}" if "median_ms" in v else f"{k} n/a"
                                  for k, v in m["variants"].items())
-            ratio = f"{m['default_ms'] / ref_ms:.2f}×" if m["default_ms"] else "-"
+            ratio = f"{m['default_ms'] / ref_ms:.2f}×" if m["default_ms"] and name == "seed_architecture" else "-"
             rows.append(f"| inference, ms/frame, {name.replace('_', ' ')} (256², batch 1; {variants}) | "
                         f"{_f(ref_ms) if name == 'seed_architecture' else '-'} | {_f(m['default_ms'])} "
                         f"({m['default_backend']}) | {ratio} | {target} |")

@@ -847,7 +847,7 @@ def plot_lesions(dataset: Dataset, masks: Sequence[torch.Tensor | None], method:
     for r, i in enumerate(picks):
         mask = torch.as_tensor(masks[i], dtype=torch.bool)
         t, b, le, ri = lesion_box(mask)
-        for c, (batch, title) in enumerate(((d.image, "degraded"), (out, method), (clean, "clean"))):
+        for c, (batch, title) in enumerate(((d.image, "degraded"), (out, LABELS.get(method, method)), (clean, "clean"))):
             ax = axes[r, c]
             ax.imshow(to_numpy_images(batch[r])[t:b, le:ri])
             ax.contour(mask[t:b, le:ri].numpy().astype(float), levels=[0.5], colors="yellow", linewidths=0.8)
