@@ -2,13 +2,14 @@
 
 The original notebook kept its settings in a class of globals. Here they live in
 one dataclass that can be printed, saved next to a run, loaded again and edited
-field by field. Four presets cover the use cases:
+field by field. The presets:
 
 - ``seed``: exactly the original recipe (256², 8-level UNet, 50 epochs, ...).
   Meant for a GPU: one of its training iterations takes 14-30 s on a 2-core CPU.
-- ``lite``: a small UNet that restores 256² frames in real time on a CPU.
-- ``demo``: a smaller model on smaller images that learns something real in
-  minutes on 2 CPU cores.
+- ``realtime`` and ``quality``: the shipped models' recipe (`RESTORE_RECIPE`: L1 pre-training with an
+  EMA on random crops of real frames, wide degradations) with the generators the race chose.
+- ``demo``: the real-time model's recipe, from scratch on the shipped frames in minutes on 2 CPU cores.
+- ``lite``: the earlier real-time GAN recipe (a small UNet at 256²).
 - ``tiny``: seconds; used by the tests and by the notebooks under ``MEDGAN_TINY=1``.
 
 Intensities of the degradations (``noise_std``, ``sp_amount``, ...) are in
@@ -358,8 +359,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         cache_images=True, save_every=2, log_every=20,
     ),
     # The shipped models, trained on real frames with the restoration recipe (L1 pre-training + EMA):
-    # real time: the lite UNet with a residual output (1.04 M parameters, ~10 ms per 256² frame on 2 cores);
-    # quality: a NAFNet-style UNet on 2×2-packed pixels (0.91 M parameters, ~4× the compute).
+    # real time: the lite UNet with a residual output (1.04 M parameters, 6-11 ms per 256² frame on 2 cores);
+    # quality: a NAFNet-style UNet on 2×2-packed pixels (0.91 M parameters, 2.5-7× the time per frame).
     "realtime": dict(**RESTORE_RECIPE, **REALTIME_UNET, epochs=400, lr_decay_start=200),
     "quality": dict(**RESTORE_RECIPE, **QUALITY_NAFNET, epochs=100, lr_decay_start=50),
     # Seconds: for tests and notebooks in tiny mode; still learns enough to beat its degraded input.

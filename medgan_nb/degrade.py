@@ -323,12 +323,12 @@ class Degradation:
         return Degraded(torch.cat([p.image for p in parts]), params)
 
     def _run(self, x: torch.Tensor, g: torch.Generator | None) -> Degraded:
-        if self.other_steps is not None:         # "mixed": half the images get the physical order
-            physical = _draw(torch.rand, (x.shape[0],), g, x) < 0.5
-            if physical.any() and not physical.all():
-                return _merge(physical, self._apply_steps(x, g, self.other_steps), self._apply_steps(x, g, self.steps))
-            return self._apply_steps(x, g, self.other_steps if physical.all() else self.steps)
-        return self._apply_steps(x, g, self.steps)
+        if self.other_steps is None:
+            return self._apply_steps(x, g, self.steps)
+        physical = _draw(torch.rand, (x.shape[0],), g, x) < 0.5       # "mixed": half get the physical order
+        a = self._apply_steps(x, g, self.other_steps) if physical.any() else None
+        b = self._apply_steps(x, g, self.steps) if not physical.all() else None
+        return _merge(physical, a or b, b or a)
 
     def _apply_steps(self, x: torch.Tensor, g: torch.Generator | None, steps: Sequence[str]) -> Degraded:
         params: Params = {}

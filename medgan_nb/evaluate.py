@@ -63,7 +63,7 @@ from .config import DEGRADATION_SETS, Config
 from .data import (PACKAGE_ROOT, SYNTHETIC, ImageFolderDataset, SyntheticEndoscopyDataset, data_source, dataset_keys,
                    default_dataset, from_numpy_images, load_image, mask_of, to_numpy_images, to_tensor)
 from .degrade import Degradation
-from .metrics import SSIM_DESCRIPTION, psnr, psnr_masked, ssim, ssim_masked
+from .metrics import PSNR_CAP, SSIM_DESCRIPTION, psnr, psnr_masked, ssim, ssim_masked
 from .models import resolve_device
 from .pretrained import load_model
 from .viz import image_grid
@@ -78,7 +78,6 @@ LABELS = {"gan": "the model", "identity": "identity", "median": "median", "gauss
           "nlm": "NLM", "tv": "TV", "bilateral": "bilateral", "cbm3d": "CBM3D", "median_cbm3d": "median + CBM3D"}
 CSV_COLUMNS = ("condition", "method", "key", "psnr", "ssim")
 LESION_COLUMNS = ("condition", "method", "key", "psnr_in", "ssim_in", "psnr_out", "ssim_out")
-PSNR_CAP = 100.0        # dB; identical images have infinite PSNR, which would make every mean infinite
 ERROR_QUANTILE = 0.99   # the error maps' colour scale ends at this quantile: a few salt-and-pepper specks aside
 
 # The issue's goal conditions: Config overrides of the task's degradation settings. Every setting that

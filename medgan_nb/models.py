@@ -19,10 +19,16 @@ The ``lite`` preset builds the same UNet, scaled for real time on a CPU
 5 levels instead of 8, 16 base channels instead of 64, at most 128 channels
 (no 512-wide bottleneck: the seed UNet's 512-to-512 layers hold 46 M of its 54 M
 weights, all read for every frame), and no dropout. 1.04 M parameters.
-A space-to-depth design (PixelUnshuffle stem, 3×3 convs at 1/4 resolution,
-residual output) was tried first: it ran as fast but, trained for the same
-6 minutes, removed 1.3 dB of error against 8.3 dB for the seed UNet, so the
-plain UNet shape stayed.
+With ``residual=True`` (the restoration presets) the UNet's last layer predicts
+a correction that is added to its input instead of a Tanh image.
+
+`NAFNetGenerator` (``generator="nafnet"``) is the NAFNet design (Chen et al. 2022):
+blocks without activation functions (LayerNorm, depthwise 3×3, SimpleGate,
+channel attention), an optional PixelUnshuffle stem, residual output, no
+BatchNorm. Raced at equal CPU time on real frames (``python -m benchmarks race``,
+README "Choosing the generator"), the stem-2, width-24 version tied with the
+residual lite UNet at 5 CPU-minutes and became the ``quality`` model; with a
+stem of 4 it plateaued about 5 dB lower.
 """
 from __future__ import annotations
 

@@ -187,5 +187,7 @@ def test_mixed_order_blurs_the_noise_for_some_images_and_noises_the_blur_for_oth
     # blurred noise (seed order) has far less pixel-to-pixel variation than noise added after the blur
     step = (out.image[..., 1:] - out.image[..., :-1]).std(dim=(1, 2, 3))
     assert step[physical].min() > 2 * step[~physical].max()
+    per_image = Degradation(cfg)(x[:6], keys=list("abcdef")).params["physical_order"]   # one image per call
+    assert per_image.shape == (6,) and set(per_image.tolist()) <= {0.0, 1.0}
     with pytest.raises(ValueError, match="no place"):
         Config.preset("tiny", degradations=("glare",), degradation_order="mixed")
