@@ -20,6 +20,7 @@ import torch
 from medgan_nb.config import RESTORE_RECIPE, Config
 from medgan_nb.data import dataset_keys, default_dataset
 from medgan_nb.degrade import Degradation
+from medgan_nb.evaluate import GOAL_CONDITIONS
 from medgan_nb.metrics import psnr
 from medgan_nb.train import make_step, restore
 
@@ -32,8 +33,7 @@ CANDIDATES = {   # name -> generator settings; the rest of the recipe is shared
     "unet-d5-w32": dict(generator="unet", residual=True, base_channels=32, max_channels=256, depth=5),
     "nafnet-s4-w32": dict(generator="nafnet", residual=True, base_channels=32, depth=3, stem=4, blocks=2),
 }
-VAL_CONDITION = dict(degradations=("blur", "noise"), degradation_order="physical", degradation_p=1.0,
-                     blur_sigma=(0.5, 1.5), blur_kernel=9, noise_std=0.075, noise_std_range=0.0)
+VAL_CONDITION = GOAL_CONDITIONS["blur_noise"]      # blur σ U(0.5, 1.5) + noise 0.075, the first goal condition
 
 
 def candidate_config(name: str, data_dir: str | None, output_dir: str) -> Config:

@@ -166,11 +166,16 @@ def generator_from_state(state: dict[str, Any]) -> tuple[torch.nn.Module, Config
     """
     cfg = Config.from_dict(state["config"])
     generator = build_generator(cfg)
-    key = "generator_ema" if state.get("generator_ema") is not None else "generator"
+    key = weights_key(state)
     generator.load_state_dict(state[key])
     generator.checkpoint_sha256 = state["sha256"]
     generator.checkpoint_weights = key
     return generator.eval(), cfg
+
+
+def weights_key(state: dict[str, Any]) -> str:
+    """The entry of a checkpoint that holds the generator to use: "generator_ema" when present, else "generator"."""
+    return "generator_ema" if state.get("generator_ema") is not None else "generator"
 
 
 def file_sha256(path: str | Path) -> str:

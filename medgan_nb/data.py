@@ -327,19 +327,25 @@ def to_tensor(arr: np.ndarray, size: int, resize: str = "crop", frame_size: int 
     resize="crop" scales the shorter side to `frame_size` (default: `size`) and cuts the centre
     `size` × `size` (keeps shapes round); "squash" scales both sides to `size` (the original's way).
     """
-    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float()
-    h, w = x.shape[-2:]
+    h, w = arr.shape[:2]
     if resize == "crop":
         side = frame_size or size
         scale = side / min(h, w)
         nh, nw = max(side, round(h * scale)), max(side, round(w * scale))
     else:
         nh, nw = size, size
-    if (nh, nw) != (h, w):
-        x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+    x = _resized(arr, (nh, nw))
     top, left = (nh - size) // 2, (nw - size) // 2
     x = x[0, :, top:top + size, left:left + size]
     return from_unit(x).contiguous()
+
+
+def _resized(arr: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """(H, W, C) numpy -> float tensor (1, C, *size), bilinear with antialiasing (unchanged when already that size)."""
+    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float()
+    if tuple(x.shape[-2:]) != size:
+        x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    return x
 
 
 def random_crop(frame: np.ndarray, size: int, frame_size: int, generator: torch.Generator | None = None
@@ -356,9 +362,7 @@ def random_crop(frame: np.ndarray, size: int, frame_size: int, generator: torch.
     scale = max(low + (min(1.0, 2 * low) - low) * u[0], size / min(h, w))   # stored pixels -> crop pixels
     side = min(h, w, round(size / scale))                                   # crop side in stored pixels
     top, left = int(u[1] * (h - side + 1)), int(u[2] * (w - side + 1))
-    x = torch.from_numpy(np.ascontiguousarray(frame[top:top + side, left:left + side])).permute(2, 0, 1)[None].float()
-    if side != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    x = _resized(frame[top:top + side, left:left + side], (size, size))
     x = torch.rot90(x[0], int(u[3] * 4), dims=(1, 2))
     return from_unit(x.flip(2) if u[4] < 0.5 else x).contiguous()
 
@@ -550,9 +554,8 @@ def _shrink(frame: np.ndarray, side: int) -> np.ndarray:
     h, w = frame.shape[:2]
     if min(h, w) <= side:
         return frame
-    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None]
     size = (round(h * side / min(h, w)), round(w * side / min(h, w)))
-    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)[0].permute(1, 2, 0).numpy()
+    return _resized(frame, size)[0].permute(1, 2, 0).numpy()
 
 
 def mask_of(dataset: Dataset, i: int) -> torch.Tensor | None:

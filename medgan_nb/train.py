@@ -69,7 +69,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from tqdm.auto import tqdm
 
 from .checkpoint import (CheckpointError, checkpoint_path, copy_checkpoint, load_checkpoint, make_run_dir,
-                         run_folder_of, save_checkpoint)
+                         run_folder_of, save_checkpoint, weights_key)
 from .config import Config
 from .data import default_dataset
 from .degrade import Degradation, seed_for
@@ -359,7 +359,7 @@ def _build(cfg: Config, run: Path, device: torch.device, rank: int, world: int, 
     if state is not None:
         step_fn.G.load_state_dict(state["generator"])
         if step_fn.ema is not None:
-            step_fn.ema.load_state_dict(state.get("generator_ema") or state["generator"])
+            step_fn.ema.load_state_dict(state[weights_key(state)])
             step_fn.ema_updates = state["step"] * cfg.g_steps
         step_fn.D.load_state_dict(state["discriminator"])
         for obj, key in [(step_fn.opt_g, "opt_g"), (step_fn.opt_d, "opt_d"), (sched_g, "sched_g"),
@@ -389,7 +389,7 @@ def _init_generator(step_fn: "TrainStep", path: str) -> None:
     must match; the optimisers start fresh.
     """
     state = load_checkpoint(path)
-    weights = state.get("generator_ema") or state["generator"]
+    weights = state[weights_key(state)]
     try:
         step_fn.G.load_state_dict(weights)
     except RuntimeError as e:
@@ -545,7 +545,7 @@ class TrainStep:
     def __call__(self, clean: torch.Tensor, degraded: torch.Tensor) -> tuple[torch.Tensor, GeneratorLossParts]:
         """Update D once and G `g_steps` times on one batch; returns D's loss and G's last loss parts."""
         G, D, loss_g = self.G, self.D, self.loss_g
-        autocast = torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
+        autocast = self._autocast()
         with autocast:
             target = loss_g.perceptual_target(clean)
 
@@ -571,14 +571,17 @@ class TrainStep:
         """One discriminator update: real pairs -> 1, restored pairs -> 0."""
         D = self.D
         D.requires_grad_(True)
-        autocast = torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
-        with autocast:
+        with self._autocast():
             loss_d = discriminator_loss(self.loss_g.gan, D(degraded, clean), D(degraded, fake.detach()))
         self.opt_d.zero_grad(set_to_none=True)
         self.scaler_d.scale(loss_d).backward()
         self.scaler_d.step(self.opt_d)
         self.scaler_d.update()
         return loss_d
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        """float16 autocast on CUDA with AMP, else nothing."""
+        return torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
 
     @torch.no_grad()
     def _update_ema(self) -> None:
