@@ -142,7 +142,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else make_run_dir(run if run else Path(cfg.output_dir) / "eval",
                                                          "eval" if run else time.strftime("%Y%m%d-%H%M%S"))
     common = dict(cfg=cfg, data_dir=args.data, split=args.split, max_images=args.max_images, device=args.device,
-                  quiet=args.quiet, model=model)
+                  quiet=args.quiet, model=model, guard=not args.no_guard)
     if args.grid:
         baselines = [*GRID_BASELINES, *(["cbm3d"] if args.cbm3d else [])]
         grid = evaluate_grid(checkpoint, out, baselines=baselines, **common)
@@ -174,7 +174,7 @@ def cmd_enhance(args: argparse.Namespace) -> int:
         written = enhance(args.input, args.out, args.checkpoint, model=chosen_model(args), device=args.device,
                           label=args.label, overwrite=args.overwrite, tile=args.tile,
                           on_error="skip" if args.skip_bad else "raise", backend=args.backend,
-                          record_source_name=args.record_source_name, quiet=args.quiet)
+                          record_source_name=args.record_source_name, quiet=args.quiet, guard=not args.no_guard)
     except (CheckpointError, ImageLoadError, FileExistsError, FileNotFoundError, ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -305,6 +305,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 DEMO_BASELINES = ("identity", "median", "nlm", "tv", "bilateral")
+GUARD_HELP = ("do not apply the shipped model's noise guard (which returns inputs without measurable noise "
+              "unchanged, medgan_nb.guard): the model then also deblurs noise-free images, and changes clean ones")
 
 
 def demo_table(metrics: dict, shipped: dict[str, dict]) -> str:
@@ -369,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="noise σ × blur σ grid: model − input and model − best classic per cell (grid.png)")
     ev.add_argument("--cbm3d", action="store_true",
                     help="also run CBM3D (pip install bm3d; non-commercial licence; ~5 s per 256² image)")
+    ev.add_argument("--no-guard", action="store_true", help=GUARD_HELP)
     ev.add_argument("--device", default="auto")
     ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="change a task field for the evaluation, e.g. --set image_size=128 or noise_std=0.05; "
@@ -391,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "the local audit.jsonl always keeps the path)")
     en.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted) instead of stopping")
     en.add_argument("--tile", type=int, default=512, help="tile size for large images (default 512)")
+    en.add_argument("--no-guard", action="store_true", help=GUARD_HELP)
     en.add_argument("--device", default="auto")
     en.add_argument("--backend", default="auto", choices=["auto", "torch", "torch-channels-last", "onnxruntime"],
                     help="inference engine; auto: for 32+ images on the CPU the fastest one measured here, else torch")

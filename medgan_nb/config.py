@@ -39,6 +39,7 @@ DEGRADATION_ORDERS: dict[str, tuple[str, ...]] = {
     "mixed": ("noise", "salt_pepper", "blur", "color_jitter"),   # per image: the seed or the physical order
 }
 KNOWN_DEGRADATIONS = DEGRADATION_ORDERS["physical"]
+PIXEL_LOSSES = ("l1", "log_l1")
 OUTPUT_ENV = "MEDGAN_OUTPUT"      # environment variable: where runs go when a config does not say (tests set it)
 
 
@@ -98,6 +99,8 @@ class Config:
     gan_mode: str = "vanilla"              # "vanilla" (BCE with logits) or "lsgan"
     lambda_adv: float = 1.0
     lambda_l1: float = 70.0
+    pixel_loss: str = "l1"                 # "l1" (mean over the batch) or "log_l1" (mean over images of
+                                           # log(L1 + 1e-3): light and heavy degradations weigh alike, as in mean PSNR)
     lambda_perceptual: float = 10.0
     ema_decay: float = 0.0                 # keep an exponential moving average of G's weights (0: off); validation,
                                            # best.pt and enhance then use the average
@@ -207,6 +210,7 @@ class Config:
             (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
             (0 <= self.sp_amount <= 1 and 0 <= self.sp_salt_ratio <= 1, "sp_amount and sp_salt_ratio must be in [0, 1]"),
             (min(self.lambda_l1, self.lambda_perceptual, self.lambda_adv) >= 0, "loss weights must be >= 0"),
+            (self.pixel_loss in PIXEL_LOSSES, f"pixel_loss must be one of {PIXEL_LOSSES}"),
         ]
         for ok, message in checks:
             if not ok:

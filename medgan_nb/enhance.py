@@ -53,6 +53,7 @@ from .checkpoint import atomic_write, checkpoint_path, file_sha256, load_generat
 from .pretrained import load_model
 from .data import IMAGE_EXTENSIONS, ImageLoadError, decode_image, from_numpy_images, list_images, to_numpy_images
 from .export import fast_generator
+from .guard import Guard, noise_level
 from .models import resolve_device
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,12 @@ def _module_device(module: torch.nn.Module) -> torch.device:
 
 
 def enhance_array(generator: torch.nn.Module, img: np.ndarray, *, tile: int = 512, overlap: int = 32,
-                  device: str | torch.device | None = None) -> np.ndarray:
+                  device: str | torch.device | None = None, strength: float = 1.0) -> np.ndarray:
     """Restore one image (H, W, 3) float in [0, 1] of any size; returns float32 (H, W, 3) in [0, 1].
+
+    strength: how much of the generator's correction to apply, input + strength * (output - input);
+    a noise guard's choice for the whole image (`medgan_nb.guard.Guard.strength`). 0 returns the input
+    unchanged without running the generator.
 
     The image is reflect-padded to a multiple of ``generator.size_multiple``. Images
     larger than `tile` go through the generator in tiles of `tile` pixels that
@@ -117,6 +122,10 @@ def enhance_array(generator: torch.nn.Module, img: np.ndarray, *, tile: int = 51
         raise ValueError(f"expected floats in [0, 1], got {img.dtype}; divide 8-bit images by 255")
     if tile < 1 or overlap < 0:
         raise ValueError(f"tile must be >= 1 and overlap >= 0, got tile={tile}, overlap={overlap}")
+    if not 0 <= strength <= 1:
+        raise ValueError(f"strength must be in [0, 1], got {strength}")
+    if strength == 0:
+        return img.astype(np.float32)
     m = generator.size_multiple
     overlap = _round_up(overlap, m)
     tile = max(_round_up(tile, m), 2 * overlap, m)
@@ -148,7 +157,8 @@ def enhance_array(generator: torch.nn.Module, img: np.ndarray, *, tile: int = 51
                     weight[:, top:top + th, left:left + tw] += wt
     finally:
         generator.train(was_training)
-    return to_numpy_images((out / weight)[:, :h, :w])
+    out = torch.lerp(x, out / weight, strength) if strength < 1 else out / weight
+    return to_numpy_images(out[:, :h, :w])
 
 
 # ------------------------------------------------------------- labelling
@@ -244,6 +254,14 @@ def _jobs(inputs: Path, out_dir: Path) -> list[tuple[Path, str, Path]]:
     return jobs
 
 
+def _guard_record(guard: Guard | None, rgb: np.ndarray) -> dict[str, float] | None:
+    """The guard's thresholds, its noise estimate for this image and the strength it chose (None: no guard)."""
+    if guard is None:
+        return None
+    sigma = noise_level(from_numpy_images(rgb.astype(np.float32, copy=False))[None])
+    return {**guard.to_dict(), "noise_level": round(float(sigma), 5), "strength": float(guard.ramp(sigma))}
+
+
 def load_weights(checkpoint: str | Path | None = None, model: str | None = None,
                  generator: torch.nn.Module | None = None,
                  device: str | torch.device = "cpu") -> tuple[torch.nn.Module, str | None, Path | None]:
@@ -269,7 +287,8 @@ def load_weights(checkpoint: str | Path | None = None, model: str | None = None,
 def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None, *,
             model: str | None = None, generator: torch.nn.Module | None = None, device: str = "auto",
             label: bool = False, overwrite: bool = False, tile: int = 512, on_error: str = "raise",
-            backend: str = "auto", record_source_name: bool = False, quiet: bool = False) -> list[Path]:
+            backend: str = "auto", record_source_name: bool = False, quiet: bool = False,
+            guard: bool = True) -> list[Path]:
     """Enhance one image file or every image under a folder; returns the PNG files written.
 
     Outputs keep each file's relative path and stem, as PNGs under `out_dir`
@@ -292,6 +311,10 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
     backend: "torch", "torch-channels-last", "onnxruntime" (CPU), or "auto": for
     `ONNX_MIN_IMAGES` images or more on the CPU the fastest of them measured
     here, else "torch".
+
+    guard: apply the weights' noise guard (shipped models carry one, `medgan_nb.guard`): an image whose
+    estimated noise is below the guard's threshold is written unchanged. Each audit line records the
+    estimate and the strength used.
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -306,6 +329,7 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
     device = resolve_device(device)
     generator, model_name, checkpoint_file = load_weights(checkpoint, model, generator, device)
     checkpoint_sha256 = generator.checkpoint_sha256      # of the bytes loaded: a run may replace the file any time
+    noise_guard = getattr(generator, "guard", None) if guard else None
     if backend == "auto" and len(jobs) < ONNX_MIN_IMAGES:
         backend = "torch"
     generator = fast_generator(generator, backend)
@@ -325,7 +349,10 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
             log.warning("skipped: %s", e)
             skipped += 1
             continue
-        restored = enhance_array(generator, decoded.rgb(), tile=tile, device=device)
+        rgb = decoded.rgb()
+        guarded = _guard_record(noise_guard, rgb)
+        restored = enhance_array(generator, rgb, tile=tile, device=device,
+                                 strength=guarded["strength"] if guarded else 1.0)
         pixels = restored.mean(axis=2, keepdims=True) if decoded.grayscale else restored
         if label:
             pixels = burn_label(pixels)
@@ -352,6 +379,7 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
             "bits": bits,
             "label": label,
             "source_name_in_png": record_source_name,
+            "guard": guarded,
         }
         with open(out_dir / AUDIT_LOG, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")

@@ -173,12 +173,16 @@ def _sync(device: str) -> None:
 
 
 def run_gan(generator: nn.Module, degraded: torch.Tensor, device: str) -> tuple[torch.Tensor, float]:
-    """Restore a batch (N, 3, H, W) in [-1, 1] with the generator; (output on the CPU, seconds for the batch)."""
+    """Restore a batch (N, 3, H, W) in [-1, 1] with the generator and its ``guard`` if it has one
+    (`medgan_nb.guard`; shipped models do); (output on the CPU, seconds for the batch, guard included)."""
     x = degraded.to(device)
+    guard = getattr(generator, "guard", None)
     with torch.inference_mode():
         _sync(device)
         start = time.perf_counter()
         y = generator(x)
+        if guard is not None:
+            y = guard(x, y)
         _sync(device)
         seconds = time.perf_counter() - start
     return y.float().cpu(), seconds
@@ -222,8 +226,8 @@ class Model:
 
 
 def _set_up(checkpoint: str | Path | None, out_dir: str | Path, baselines: Sequence[str],
-            device: str, model: str | None = None) -> tuple[Path, Model, list[str], dict[str, str]]:
-    """Check the arguments before any slow work, then load the model.
+            device: str, model: str | None = None, guard: bool = True) -> tuple[Path, Model, list[str], dict[str, str]]:
+    """Check the arguments before any slow work, then load the model (``guard=False``: without its guard).
 
     Returns the output folder, the model, the baselines that can run here and the skipped ones with the
     reason (an optional package such as bm3d missing: skipped and said so, never a crash).
@@ -245,6 +249,8 @@ def _set_up(checkpoint: str | Path | None, out_dir: str | Path, baselines: Seque
         generator, trained_cfg, _ = load_model(model, device)
     else:
         generator, trained_cfg = load_generator(checkpoint, device) if checkpoint is not None else (None, None)
+    if generator is not None and not guard:
+        generator.guard = None
     return out_dir, Model(checkpoint, generator, trained_cfg, device), \
         [b for b in baselines if b not in skipped], skipped
 
@@ -257,6 +263,7 @@ def _metadata(model: Model, cfg: Config, dataset: Dataset, source: str, data_dir
         "checkpoint": str(checkpoint_path(model.checkpoint).resolve()) if model.checkpoint is not None else None,
         "model": getattr(generator, "model_name", None),
         "checkpoint_sha256": generator.checkpoint_sha256 if generator is not None else None,
+        "guard": g.to_dict() if (g := getattr(generator, "guard", None)) is not None else None,
         "trained_degradations": list(trained.degradations) if trained is not None else None,
         "data": source, "split": None if data_dir is not None else split,
         "data_dir": str(data_dir) if data_dir is not None else cfg.data_dir,
@@ -278,7 +285,7 @@ def evaluate(checkpoint: str | Path | None, out_dir: str | Path, *, cfg: Config 
              baselines: Sequence[str] = FAST_BASELINES, breakdown: bool = True,
              conditions: dict[str, dict] | None = None,
              max_images: int | None = None, device: str = "auto", quiet: bool = False,
-             model: str | None = None) -> dict:
+             model: str | None = None, guard: bool = True) -> dict:
     """Score the checkpoint's generator (method "gan") and the baselines on degraded held-out images.
 
     checkpoint: a medgan_nb checkpoint (file or run folder), or None to evaluate the baselines only
@@ -294,9 +301,10 @@ def evaluate(checkpoint: str | Path | None, out_dir: str | Path, *, cfg: Config 
     conditions: named conditions (name -> Config overrides of the degradation settings, e.g.
         `GOAL_CONDITIONS`) to score instead of "all" and the breakdown; the first one is shown in the figures.
     max_images: score an evenly spread subset of at most this many images (None: all).
+    guard: apply the model's noise guard (`medgan_nb.guard`; shipped models have one), as `enhance` does.
     Returns the dict written to metrics.json.
     """
-    out_dir, model, runnable, skipped = _set_up(checkpoint, out_dir, baselines, device, model)  # name -> Model
+    out_dir, model, runnable, skipped = _set_up(checkpoint, out_dir, baselines, device, model, guard)
     cfg, dataset, source = _evaluation_set(model, cfg, data_dir, split, max_images)
     methods = (["gan"] if model.generator is not None else []) + runnable
     degraders = build_degraders(cfg, conditions, breakdown)
@@ -319,11 +327,12 @@ def evaluate(checkpoint: str | Path | None, out_dir: str | Path, *, cfg: Config 
 def evaluate_goals(checkpoint: str | Path | None, out_dir: str | Path, *, cfg: Config | None = None,
                    data_dir: str | Path | None = None, split: str = "test",
                    baselines: Sequence[str] = GOAL_BASELINES, max_images: int | None = None,
-                   device: str = "auto", quiet: bool = False, model: str | None = None) -> dict:
+                   device: str = "auto", quiet: bool = False, model: str | None = None, guard: bool = True) -> dict:
     """`evaluate` on the issue's three goal conditions (`GOAL_CONDITIONS`: blur_noise, seed, light), against
     every classic including CBM3D (seconds per image; skipped, and said so, without bm3d)."""
     return evaluate(checkpoint, out_dir, cfg=cfg, data_dir=data_dir, split=split, baselines=baselines,
-                    conditions=GOAL_CONDITIONS, max_images=max_images, device=device, quiet=quiet, model=model)
+                    conditions=GOAL_CONDITIONS, max_images=max_images, device=device, quiet=quiet, model=model,
+                    guard=guard)
 
 
 def _evaluation_set(model: Model, cfg: Config | None, data_dir: str | Path | None, split: str,
@@ -864,7 +873,7 @@ def evaluate_grid(checkpoint: str | Path, out_dir: str | Path, *, cfg: Config | 
                   data_dir: str | Path | None = None, split: str = "test",
                   baselines: Sequence[str] = GRID_BASELINES, noise_stds: Sequence[float] = GRID_NOISE_STDS,
                   blur_sigmas: Sequence[float] = GRID_BLUR_SIGMAS, max_images: int | None = None,
-                  device: str = "auto", quiet: bool = False, model: str | None = None) -> dict:
+                  device: str = "auto", quiet: bool = False, model: str | None = None, guard: bool = True) -> dict:
     """Score the model, identity and classical baselines on every cell of a noise σ × blur σ grid.
 
     Each cell degrades the evaluation images (see `evaluate`) with fixed strengths, physical order, 9×9 blur
@@ -877,7 +886,7 @@ def evaluate_grid(checkpoint: str | Path, out_dir: str | Path, *, cfg: Config | 
         raise ValueError("evaluate_grid compares a model with its input and the classics: give a checkpoint "
                          "or a shipped model")
     cells = grid_conditions(noise_stds, blur_sigmas)
-    out_dir, model, runnable, skipped = _set_up(checkpoint, out_dir, baselines, device, model)  # name -> Model
+    out_dir, model, runnable, skipped = _set_up(checkpoint, out_dir, baselines, device, model, guard)
     cfg, dataset, source = _evaluation_set(model, cfg, data_dir, split, max_images)
     methods = ["gan", "identity", *(b for b in runnable if b != "identity")]
     scores = score(dataset, build_degraders(cfg, cells), methods, model.generator, model.device, cfg.batch_size,
@@ -957,6 +966,5 @@ def reference_psnr(generator: nn.Module, card: dict) -> float:
     path = PACKAGE_ROOT / ref["image"]
     clean = to_tensor(load_image(path, at_least=cfg.image_size), cfg.image_size, "crop", cfg.frame_size)[None]
     degraded = Degradation(cfg)(clean, keys=[path.name]).image
-    with torch.inference_mode():
-        restored = generator.eval()(degraded)
+    restored, _ = run_gan(generator.eval(), degraded, "cpu")         # with the generator's guard, if any
     return float(psnr(restored, clean)[0])

@@ -6,6 +6,7 @@ Each shipped model is two files in `WEIGHTS_DIR` (``medgan_nb/weights/``):
     <name>.json          its model card:
 
         name, summary (one line), default (true for the one `enhance`/`evaluate` use without --checkpoint),
+        guard ({below, full}: the `medgan_nb.guard.Guard` that leaves noise-free inputs unchanged; null: none),
         config (Config.to_dict(): rebuilds the architecture), weights_sha256 (of the .safetensors bytes),
         parameters, training {data, split, degradations, recipe, steps, wall_minutes, machine, command, date},
         scores {free-form; a list of row dicts renders as a table; "headline" (text, or a dict of
@@ -30,6 +31,7 @@ from torch import nn
 from . import __version__
 from .checkpoint import atomic_write
 from .config import Config
+from .guard import Guard
 from .models import build_generator, count_parameters
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -37,7 +39,8 @@ FORMAT = "medgan_nb-pretrained"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 FILLED_KEYS = ("name", "config", "weights_sha256", "parameters")      # written by save_model, never by hand
 CARD_DEFAULTS: dict[str, Any] = {
-    "summary": "", "default": False, "training": {}, "scores": {}, "reference": None, "limitations": [],
+    "summary": "", "default": False, "guard": None, "training": {}, "scores": {}, "reference": None,
+    "limitations": [],
     "intended_use": "Teaching and research on image restoration. Not for diagnosis: outputs may smooth, "
                     "remove or invent detail.",
 }
@@ -114,7 +117,8 @@ def load_model(name: str | None = None, device: str | torch.device = "cpu",
     """(generator in eval mode on `device`, its config, its card) of model `name` (None: the default one).
 
     Raises `PretrainedError` if the weights' SHA-256 differs from the card's. The generator carries
-    ``checkpoint_sha256`` (the weights' hash) and ``model_name`` so outputs can name what made them.
+    ``checkpoint_sha256`` (the weights' hash) and ``model_name`` so outputs can name what made them, and
+    ``guard`` (the card's `Guard`, or None), which `enhance` and `evaluate` apply to its outputs.
     """
     from safetensors.torch import load
     folder = _folder(folder)
@@ -138,6 +142,7 @@ def load_model(name: str | None = None, device: str | torch.device = "cpu",
                               f"{e.args[0] if e.args else e}") from None
     generator.checkpoint_sha256 = sha
     generator.model_name = name
+    generator.guard = Guard(**card["guard"]) if card.get("guard") else None
     return generator.to(device).eval(), cfg, card
 
 
@@ -188,7 +193,8 @@ def _plain_state(generator: nn.Module, cfg: Config) -> dict[str, torch.Tensor]:
 
 
 def _new_card(name: str, fields: dict[str, Any]) -> dict[str, Any]:
-    """`CARD_DEFAULTS` updated with `fields`, checked: known keys only, a one-line summary, a bool default."""
+    """`CARD_DEFAULTS` updated with `fields`, checked: known keys only, a one-line summary, a bool default,
+    a valid guard."""
     if not isinstance(fields, dict):
         raise PretrainedError(f"card fields must be a dict, got {type(fields).__name__}")
     unknown = sorted(set(fields) - set(CARD_DEFAULTS))
@@ -200,6 +206,12 @@ def _new_card(name: str, fields: dict[str, Any]) -> dict[str, Any]:
         raise PretrainedError(f"the card needs a one-line \"summary\", got {card['summary']!r}")
     if not isinstance(card["default"], bool):
         raise PretrainedError(f"\"default\" must be true or false, got {card['default']!r}")
+    if card["guard"] is not None:
+        try:
+            Guard(**card["guard"])
+        except (TypeError, ValueError) as e:
+            raise PretrainedError(f"\"guard\" must be null or {{\"below\": ..., \"full\": ...}} with "
+                                  f"0 <= below < full, got {card['guard']!r} ({e})") from None
     return card
 
 

@@ -79,3 +79,24 @@ def test_generator_loss_parts_are_weighted_and_sum_to_the_total():
     assert set(parts.as_floats()) == {"total", "adv", "l1", "perceptual"}
     no_vgg = GeneratorLoss(cfg.replace(lambda_perceptual=0.0))(logits, fake, real)
     assert no_vgg.perceptual.item() == 0
+
+
+def test_log_l1_weighs_each_image_by_its_relative_error():
+    from medgan_nb.losses import LOG_L1_EPS, log_l1_loss
+    real = torch.zeros(2, 3, 8, 8)
+    fake = torch.cat([torch.full((1, 3, 8, 8), 0.01), torch.full((1, 3, 8, 8), 0.3)]).requires_grad_()
+    loss = log_l1_loss(fake, real)
+    assert loss.item() == pytest.approx((math.log(0.01 + LOG_L1_EPS) + math.log(0.3 + LOG_L1_EPS)) / 2, rel=1e-6)
+    loss.backward()
+    g = fake.grad.abs().flatten(1).sum(1)          # plain L1 would give both images the same gradient
+    assert (g[0] / g[1]).item() == pytest.approx((0.3 + LOG_L1_EPS) / (0.01 + LOG_L1_EPS), rel=1e-4)
+
+
+def test_pixel_loss_is_chosen_by_the_config_and_checked():
+
+    fake, real = torch.full((2, 3, 4, 4), 0.5), torch.zeros(2, 3, 4, 4)
+    l1 = GeneratorLoss(Config.preset("tiny", lambda_l1=2.0))(None, fake, real).l1
+    log_l1 = GeneratorLoss(Config.preset("tiny", lambda_l1=2.0, pixel_loss="log_l1"))(None, fake, real).l1
+    assert l1.item() == pytest.approx(1.0) and log_l1.item() == pytest.approx(2 * math.log(0.5 + 1e-3))
+    with pytest.raises(ValueError, match="pixel_loss must be one of"):
+        Config(pixel_loss="l2")

@@ -1,0 +1,145 @@
+"""The noise guard (medgan_nb.guard): its noise estimate, its blend, and where enhance/evaluate/load_model use it."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from medgan_nb import pretrained
+from medgan_nb.cli import main
+from medgan_nb.config import Config
+from medgan_nb.data import from_numpy_images
+from medgan_nb.degrade import gaussian_noise
+from medgan_nb.enhance import enhance_array
+from medgan_nb.evaluate import run_gan
+from medgan_nb.guard import Guard, noise_level
+from medgan_nb.pretrained import load_model, save_model
+
+from test_pretrained import REPO, tiny_generator
+
+SAMPLE = REPO / "data" / "kvasir-sample" / "images"
+FRAMES = ("cju14pxbaoksp0835qzorx6g6.jpg", sorted(p.name for p in SAMPLE.glob("*.jpg"))[0])
+
+
+def shipped_frames() -> list[np.ndarray]:
+    """Two shipped Kvasir-SEG frames (edges, vessels, specular highlights, black borders), 256², uint8."""
+    return [np.asarray(Image.open(SAMPLE / name).convert("RGB").resize((256, 256))) for name in FRAMES]
+
+
+@pytest.fixture(scope="module")
+def photos():
+    """The shipped frames as a batch (2, 3, 256, 256) in [-1, 1]."""
+    return torch.stack([from_numpy_images(f.astype(np.float32) / 255) for f in shipped_frames()])
+
+
+@pytest.mark.parametrize("std", [0.01, 0.02, 0.05, 0.1])
+def test_noise_level_reads_the_added_noise_through_edges_and_texture(photos, std):
+    noisy = gaussian_noise(photos, std, torch.Generator().manual_seed(0))
+    assert noise_level(noisy).tolist() == pytest.approx([std, std], rel=0.15)
+
+
+def test_noise_level_is_low_on_clean_endoscopy_frames_and_zero_without_texture(photos):
+    assert (noise_level(photos) < 0.005).all()
+    flat = torch.linspace(-1, 1, 64).view(1, 1, 1, 64).expand(1, 3, 64, 64)       # a ramp: no noise at all
+    assert noise_level(flat).item() == pytest.approx(0, abs=1e-6)
+    with pytest.raises(ValueError, match="H, W >= 3"):
+        noise_level(torch.zeros(3, 8, 8))
+
+
+def test_guard_returns_clean_inputs_unchanged_and_noisy_ones_restored(photos):
+    guard = Guard(below=0.008, full=0.014)
+    noisy = gaussian_noise(photos[:1], 0.05, torch.Generator().manual_seed(1))
+    batch = torch.cat([photos[:1], noisy])
+    restored = torch.zeros_like(batch)                          # any output differs from both inputs
+    out = guard(batch, restored)
+    assert guard.strength(batch).tolist() == [0.0, 1.0]
+    assert torch.equal(out[0], batch[0]) and torch.equal(out[1], restored[1])
+
+
+def test_guard_ramps_linearly_between_its_thresholds():
+    guard = Guard(below=0.01, full=0.03)
+    assert guard.ramp(torch.tensor([0.0, 0.01, 0.015, 0.02, 0.03, 0.5])).tolist() == pytest.approx(
+        [0, 0, 0.25, 0.5, 1, 1])
+    for below, full in ((0.02, 0.01), (-0.1, 0.1), (0.01, 0.01)):
+        with pytest.raises(ValueError, match="below < full"):
+            Guard(below, full)
+
+
+class Raises(torch.nn.Module):
+    size_multiple = 1
+
+    def forward(self, x):
+        raise AssertionError("the generator must not run at strength 0")
+
+
+class Halve(torch.nn.Module):
+    size_multiple = 4
+
+    def forward(self, x):
+        return x / 2
+
+
+def test_enhance_array_strength_blends_and_zero_skips_the_generator():
+    img = np.random.default_rng(0).random((20, 24, 3), dtype=np.float32)
+    assert np.array_equal(enhance_array(Raises(), img, strength=0.0), img)
+    full, half = enhance_array(Halve(), img), enhance_array(Halve(), img, strength=0.5)
+    np.testing.assert_allclose(full, (img * 2 - 1) / 2 / 2 + 0.5, atol=1e-6)         # x/2 in [-1, 1] units
+    np.testing.assert_allclose(half, (img + full) / 2, atol=1e-6)
+    with pytest.raises(ValueError, match="strength"):
+        enhance_array(Halve(), img, strength=1.5)
+
+
+@pytest.fixture
+def guarded_folder(tmp_path, monkeypatch):
+    """A weights folder with one guarded model (the default) and one without a guard."""
+    folder = tmp_path / "weights"
+    cfg = Config.preset("tiny")
+    save_model(tiny_generator(0), cfg, "guarded", {"summary": "with a guard", "default": True,
+                                                   "guard": {"below": 0.008, "full": 0.014}}, folder)
+    save_model(tiny_generator(0), cfg, "plain", {"summary": "without"}, folder)
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", folder)
+    return folder
+
+
+def test_load_model_carries_the_cards_guard_and_run_gan_applies_it(guarded_folder, photos):
+    generator, _, _ = load_model("guarded")
+    assert generator.guard == Guard(0.008, 0.014) and load_model("plain")[0].guard is None
+    out, _ = run_gan(generator, photos, "cpu")
+    assert torch.equal(out, photos)                       # clean photographs: returned unchanged
+    generator.guard = None
+    assert not torch.equal(run_gan(generator, photos, "cpu")[0], photos)
+
+
+@pytest.mark.parametrize("flags, unchanged", [([], True), (["--no-guard"], False)])
+def test_enhance_writes_clean_images_unchanged_and_logs_the_guard(guarded_folder, tmp_path, flags, unchanged):
+    src = tmp_path / "in" / "photo.png"
+    src.parent.mkdir()
+    pixels = shipped_frames()[0]
+    Image.fromarray(pixels).save(src)
+    out = tmp_path / "out"
+    assert main(["enhance", str(src), "--out", str(out), "--quiet", *flags]) == 0
+    assert np.array_equal(np.asarray(Image.open(out / "photo.png")), pixels) == unchanged
+    record = json.loads((out / "audit.jsonl").read_text())
+    if unchanged:
+        assert record["guard"]["strength"] == 0.0 and record["guard"]["noise_level"] < 0.008
+        assert record["guard"]["below"] == 0.008
+    else:
+        assert record["guard"] is None
+
+
+@pytest.mark.parametrize("guard", [{"below": 0.02, "full": 0.01}, {"low": 0.0}, [0.1, 0.2]])
+def test_bad_guards_are_refused_before_writing(tmp_path, guard):
+    with pytest.raises(pretrained.PretrainedError, match='"guard" must be'):
+        save_model(tiny_generator(0), Config.preset("tiny"), "x", {"summary": "s", "guard": guard}, tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_evaluate_records_the_guard_and_can_leave_it_out(guarded_folder, tmp_path):
+    from medgan_nb.evaluate import evaluate
+    common = dict(cfg=Config.preset("tiny", max_images=0), model="guarded", baselines=("identity",),
+                  breakdown=False, max_images=2, quiet=True)
+    with_guard = evaluate(None, tmp_path / "a", **common)
+    without = evaluate(None, tmp_path / "b", guard=False, **common)
+    assert with_guard["metadata"]["guard"] == {"below": 0.008, "full": 0.014}
+    assert without["metadata"]["guard"] is None
