@@ -62,10 +62,13 @@ def table(sections: dict) -> str:
             m = i[name]
             variants = ", ".join(f"{k} {v['median_ms']:g}" if "median_ms" in v else f"{k} n/a"
                                  for k, v in m["variants"].items())
+            if "guard_ms" in m:
+                variants += f"; + noise guard {m['guard_ms']:g} = {m['default_ms_with_guard']:g}"
             ratio = f"{m['default_ms'] / ref_ms:.2f}×" if m["default_ms"] and name == "seed_architecture" else "-"
             rows.append(f"| inference, ms/frame, {name.replace('_', ' ')} (256², batch 1; {variants}) | "
-                        f"{_f(ref_ms) if name == 'seed_architecture' else '-'} | {_f(m['default_ms'])} "
-                        f"({m['default_backend']}) | {ratio} | {target} |")
+                        f"{_f(ref_ms) if name == 'seed_architecture' else '-'} | "
+                        f"{_f(m.get('default_ms_with_guard', m['default_ms']))} "
+                        f"({m['default_backend']}{' + guard' if 'guard_ms' in m else ''}) | {ratio} | {target} |")
     if m := sections.get("memory"):
         def mb(case):
             return _f(m[case].get("peak_mb"), " MB") if isinstance(m.get(case), dict) else "-"

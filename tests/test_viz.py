@@ -64,7 +64,7 @@ def test_notebook_config_follows_medgan_tiny(monkeypatch):
     monkeypatch.setenv("MEDGAN_TINY", "1")
     assert notebook_config(epochs=2).preset == "tiny" and notebook_config(epochs=2).epochs == 2
     monkeypatch.setenv("MEDGAN_TINY", "0")
-    assert notebook_config().preset == "demo"
+    assert notebook_config().preset == "notebook"
 
 
 def test_plot_training_reads_a_run(tmp_path):
