@@ -1,12 +1,14 @@
 # make test  - create .venv, install the package and its pinned requirements, run all tests
 # make demo  - run the main job on the embedded data (no download needed)
 # make bench - time the project against the original recipe -> table + output/bench/results.json
+# make notebooks - run every notebook (notebook preset) to HTML under output/notebooks/, with times
+# make figures - README's figures from the shipped models
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo bench bench-quality install clean-venv
+.PHONY: test demo bench bench-quality figures notebooks install clean-venv
 
 install: $(STAMP)
 
@@ -30,6 +32,14 @@ bench: $(STAMP)
 # Lite vs seed-architecture generator after equal training time (2 × 6 min + evaluation on 2 CPU cores).
 bench-quality: $(STAMP)
 	$(PY) -m benchmarks quality --minutes 6
+
+# README's figures from the shipped models and their cards (docs/hero.png, docs/grid-<model>.png).
+figures: $(STAMP)
+	$(PY) scripts/make_figures.py
+
+# Every notebook, executed in its default (notebook) preset, to HTML under output/notebooks/ (not committed).
+notebooks: $(STAMP)
+	$(PY) scripts/run_notebooks.py --out output/notebooks
 
 clean-venv:
 	rm -rf $(VENV)

@@ -925,33 +925,42 @@ def grid_table(results: dict, noise_stds: Sequence[float], blur_sigmas: Sequence
             "worst_cell": {"noise_std": worst[1], "blur_sigma": worst[2], "model_minus_identity": worst[0]}}
 
 
+GRID_PANELS = {"model_minus_identity": "model − input (dB); outlined: harms (< %g dB)",
+               "model_minus_best_classic": "model − best classic (dB), the classic named"}
+
+
 def plot_grid(grid: dict, path: str | Path) -> Path:
     """Two annotated heatmaps, noise σ down, blur σ across: model − identity (harmful cells outlined) and
-    model − the best classic (named in each cell); diverging colours centred at 0, ending at ± GRID_COLOUR_DB."""
-    fig = Figure(figsize=(13, 0.6 * len(grid["noise_stds"]) + 2.5))
-    axes = fig.subplots(1, 2)
-    panels = [("model_minus_identity", "model − input (dB); outlined: harms (< %g dB)" % grid["no_harm_db"]),
-              ("model_minus_best_classic", "model − best classic (dB), the classic named")]
-    for ax, (name, title) in zip(axes, panels):
-        values = np.array([[np.nan if v is None else v for v in row] for row in grid[name]], dtype=float)
-        im = ax.imshow(values, cmap="RdBu", vmin=-GRID_COLOUR_DB, vmax=GRID_COLOUR_DB)
-        for (r, c), v in np.ndenumerate(values):
-            label = "–" if np.isnan(v) else f"{v:+.2f}"
-            if name == "model_minus_best_classic" and grid["best_classic"][r][c]:
-                label += "\n" + LABELS.get(grid["best_classic"][r][c], grid["best_classic"][r][c])
-            ax.text(c, r, label, ha="center", va="center", fontsize=7,
-                    color="white" if abs(np.nan_to_num(v)) > 0.6 * GRID_COLOUR_DB else "black")
-            if name == "model_minus_identity" and v < grid["no_harm_db"]:
-                ax.add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2))
-        ax.set_xticks(range(len(grid["blur_sigmas"])), [f"{b:g}" for b in grid["blur_sigmas"]])
-        ax.set_yticks(range(len(grid["noise_stds"])), [f"{n:g}" for n in grid["noise_stds"]])
-        ax.set_xlabel("blur σ (pixels)")
-        ax.set_ylabel("noise σ")
-        ax.set_title(title, fontsize=9)
-        fig.colorbar(im, ax=ax, shrink=0.8, label=f"dB (colours end at ±{GRID_COLOUR_DB:g})")
+    model − the best classic (named in each cell); diverging colours centred at 0, ending at ± GRID_COLOUR_DB.
+    A grid without classics (only identity scored) gets the first panel only."""
+    panels = [name for name in GRID_PANELS if any(v is not None for row in grid.get(name) or [] for v in row)]
+    fig = Figure(figsize=(6.5 * len(panels), 0.6 * len(grid["noise_stds"]) + 2.5))
+    for ax, name in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels):
+        draw_grid_panel(ax, grid, name, fig)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return Path(path)
+
+
+def draw_grid_panel(ax, grid: dict, name: str, fig) -> None:
+    """One of `plot_grid`'s heatmaps (`GRID_PANELS`) on `ax`, with its colour bar on `fig`."""
+    values = np.array([[np.nan if v is None else v for v in row] for row in grid[name]], dtype=float)
+    im = ax.imshow(values, cmap="RdBu", vmin=-GRID_COLOUR_DB, vmax=GRID_COLOUR_DB)
+    for (r, c), v in np.ndenumerate(values):
+        label = "–" if np.isnan(v) else f"{v:+.2f}"
+        if name == "model_minus_best_classic" and grid["best_classic"][r][c]:
+            label += "\n" + LABELS.get(grid["best_classic"][r][c], grid["best_classic"][r][c])
+        ax.text(c, r, label, ha="center", va="center", fontsize=7,
+                color="white" if abs(np.nan_to_num(v)) > 0.6 * GRID_COLOUR_DB else "black")
+        if name == "model_minus_identity" and v < grid["no_harm_db"]:
+            ax.add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2))
+    ax.set_xticks(range(len(grid["blur_sigmas"])), [f"{b:g}" for b in grid["blur_sigmas"]])
+    ax.set_yticks(range(len(grid["noise_stds"])), [f"{n:g}" for n in grid["noise_stds"]])
+    ax.set_xlabel("blur σ (pixels)")
+    ax.set_ylabel("noise σ")
+    ax.set_title(GRID_PANELS[name] % grid["no_harm_db"] if "%" in GRID_PANELS[name] else GRID_PANELS[name],
+                 fontsize=9)
+    fig.colorbar(im, ax=ax, shrink=0.8, label=f"dB (colours end at ±{GRID_COLOUR_DB:g})")
 
 
 # ----------------------------------------------------------------- model cards

@@ -150,7 +150,8 @@ def grid_scores(args, task: Config, out: Path, guard: bool = True) -> dict:
     grid = evaluate_grid(None, folder, cfg=task, split="test", max_images=args.grid_images, baselines=classics,
                          model=args.name, device="cpu", quiet=True, guard=guard)
     keys = ("model_minus_identity", "model_minus_best_classic", "best_classic") if guard else ("model_minus_identity",)
-    return {k: grid[k] for k in (*keys, "does_no_harm", "harmful_cells", "worst_cell")} | {
+    return {k: grid[k] for k in (*keys, "noise_stds", "blur_sigmas", "no_harm_db", "does_no_harm", "harmful_cells",
+                                 "worst_cell")} | {
         "images": args.grid_images, "classics": list(classics), "figure": str(folder / "grid.png")}
 
 
