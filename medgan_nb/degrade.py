@@ -83,12 +83,13 @@ def gaussian_noise(x: torch.Tensor, std: torch.Tensor | float,
 
 def salt_and_pepper(x: torch.Tensor, amount: torch.Tensor | float, salt_ratio: float = 0.5,
                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """Set a fraction `amount` of pixels to white (salt) or black (pepper): dead pixels, bit errors.
+    """Set a fraction `amount` of pixels to white (salt) or black (pepper): classical impulse noise
+    (transmission bit errors, saturated or dead pixels after processing).
 
-    A whole pixel (all three channels) is hit, as a dead sensor site would be.
-    The original picked flat tensor values with ``randperm``, so it hit single
-    colour channels and produced coloured specks, and it sorted all N*3*H*W
-    values to do so.
+    A whole pixel (all three channels) is hit, at new random positions in every image. This is not a
+    model of a dead photosite behind a Bayer filter, which gives a *coloured* speck at a *fixed* position,
+    spread by demosaicing (notebook 01). The original picked flat tensor values with ``randperm``, so
+    `amount` was not the fraction of pixels hit, and it sorted all N*3*H*W values to do so.
     """
     n, _, h, w = x.shape
     u = _draw(torch.rand, (n, 1, h, w), generator, x)          # one draw decides hit and colour
