@@ -50,22 +50,10 @@ def degradation_explorer(clean: torch.Tensor, noise_std: float = 0.1, sp_amount:
     PSNR (dB) and SSIM against the clean one. The notebooks wire sliders to this
     function; the tests call it directly.
     """
-    from . import degrade as d
     from .metrics import psnr, ssim
     x = clean[None] if clean.ndim == 3 else clean
-    g = torch.Generator().manual_seed(seed)
-    one = lambda v: torch.tensor([float(v)])  # noqa: E731
-    y = x
-    if blur_sigma > 0:
-        y = d.gaussian_blur(y, one(blur_sigma), kernel_size=blur_kernel or Config().blur_kernel)
-    if (brightness, contrast, saturation, hue) != (1.0, 1.0, 1.0, 0.0):
-        y = d.color_jitter(y, one(brightness), one(contrast), one(saturation), one(hue))
-    if noise_std > 0:
-        y = d.gaussian_noise(y, noise_std, g)
-    if sp_amount > 0:
-        y = d.salt_and_pepper(y, sp_amount, generator=g)
-    if jpeg_quality < 100:
-        y = d.jpeg_compression(y, one(jpeg_quality))
+    y = explorer_degrade(x, noise_std, sp_amount, blur_sigma, brightness, contrast, saturation, hue, jpeg_quality,
+                         seed, blur_kernel)
     scores = {"psnr": float(psnr(y, x)[0]), "ssim": float(ssim(y, x)[0])}
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))
     diff = ((y - x).abs() / 2).mean(dim=1)[0]
