@@ -116,6 +116,8 @@ class Config:
     save_every: int = 5                    # epochs between kept checkpoints (last.pt is written every epoch)
     log_every: int = 10                    # batches between log lines
     sample_every: int = 200                # steps between sample grids of fixed validation images
+    tensorboard: bool = False              # also log to <run>/tensorboard (needs `pip install tensorboard`);
+                                           # metrics.csv and val.csv are written either way
     output_dir: str = field(default_factory=default_output_dir)   # runs go to <output_dir>/runs/<name>/
 
     # degradations

@@ -8,6 +8,19 @@
 - `VGGPerceptualLoss`: L1 between VGG19 features (up to relu4_1, ``features[:21]``)
   of restoration and clean image: rewards matching textures and edges.
 - `GeneratorLoss`: the weighted sum, returned with its parts for logging.
+- `term_grad_norms`: how hard each weighted term pulls on G's output (the size of its gradient there);
+  training logs it as ``grad_adv``, ``grad_l1``, ``grad_perceptual`` in metrics.csv.
+
+The objective, in the notation of pix2pix (x the degraded input, y the clean image, D's output a logit
+per patch, sigma the sigmoid): D maximises, G minimises
+
+    V(D, G) = E[log sigma(D(x, y))] + E[log(1 - sigma(D(x, G(x))))]
+
+`discriminator_loss` is -V/2 (BCE against target 1 on real pairs, 0 on restored ones, halved). For G the
+non-saturating form replaces min log(1 - sigma(D(x, G(x)))) by min -log sigma(D(x, G(x))) (`GANLoss(logits,
+True)`: target *real* for G's restorations). `GeneratorLoss` adds the pixel and perceptual terms:
+
+    L_G = lambda_adv * L_cGAN + lambda_l1 * E|y - G(x)|_1 + lambda_perceptual * E|VGG(y) - VGG(G(x))|_1
 
 The VGG19 ImageNet weights come through torchvision's weights API and are read
 from the local torch cache. Without them and without network, `load_vgg19_features`
@@ -149,6 +162,7 @@ def pixel_loss_fn(name: str):
 
 
 class GeneratorLossParts(NamedTuple):
+    """The generator's loss and its three terms, each already multiplied by its weight."""
     total: torch.Tensor
     adv: torch.Tensor
     l1: torch.Tensor
@@ -196,7 +210,36 @@ class GeneratorLoss(nn.Module):
         return GeneratorLossParts(adv + l1 + perceptual, adv, l1, perceptual)
 
 
+GRAD_TERMS = ("adv", "l1", "perceptual")      # the terms of GeneratorLossParts whose gradients are measured
+
+
+def term_grad_norms(parts: GeneratorLossParts, fake: torch.Tensor, scale: float = 1.0) -> dict[str, torch.Tensor]:
+    """The L2 norm (over the whole batch) of each weighted term's gradient with respect to G's output `fake`.
+
+    A term's share of the loss *value* says little about its influence: a constant added to a loss changes its
+    value, not its gradient. What G's update sees is the gradient, and every term reaches G's weights through
+    ``d term / d fake``, so the norms of these gradients compare the terms' pulls on the same tensor. One
+    ``torch.autograd.grad`` per active term, with ``retain_graph=True`` so the training backward pass can follow;
+    nothing is accumulated into any parameter's ``.grad``. A term that is off (a constant zero) gives 0.
+    scale: multiply the terms by this before differentiating and divide after (AMP: float16 gradients would
+    otherwise underflow). The norms are float64 tensors on `fake`'s device.
+    """
+    norms = {}
+    for name in GRAD_TERMS:
+        term = getattr(parts, name)
+        grad = None
+        if term.requires_grad:
+            (grad,) = torch.autograd.grad(term * scale, fake, retain_graph=True, allow_unused=True)
+        norms[name] = (grad.detach().double().norm() / scale if grad is not None      # float64: a float32 sum
+                       else torch.zeros((), dtype=torch.float64, device=fake.device))   # of 1e5+ squares drifts
+    return norms
+
+
 def discriminator_loss(gan: GANLoss, d_real_logits: torch.Tensor, d_fake_logits: torch.Tensor) -> torch.Tensor:
-    """Half the sum of the real and fake terms, as in pix2pix. The half does not slow D down: Adam's step is
-    invariant to scaling the loss (m/sqrt(v)); a lower learning rate (lr_d = lr_g / 2 in the original) does."""
+    """Half the sum of the real and fake terms, as in pix2pix (-V(D, G) / 2 in the module docstring's notation).
+
+    The half does not slow D down: Adam's step is m / (sqrt(v) + eps), and scaling the loss by c scales both
+    m and sqrt(v) by c, so the step is the same (up to eps; notebook 03 checks it). What slows D relative to G
+    is a lower learning rate (lr_d = lr_g / 2 in the original) or fewer D updates (g_steps > 1).
+    """
     return 0.5 * (gan(d_real_logits, True) + gan(d_fake_logits, False))

@@ -10,12 +10,20 @@ One iteration on a batch of clean images (`TrainStep`):
 Learning rates stay constant until ``lr_decay_start`` and then fall linearly to zero
 at the last epoch. A run lives in ``<output_dir>/runs/<name>/``:
 
-    config.json     the settings         metrics.csv  losses, learning rates, images/s
+    config.json     the settings         metrics.csv  losses, gradient norms, learning rates, images/s
     val.csv         PSNR/SSIM per epoch  samples/     degraded | restored | clean grids
     checkpoints/    last.pt (every epoch), epoch_NNN.pt (every save_every), best.pt (val PSNR);
                     each state is written once, the other names are hard links to it (or copies)
     parent.json     only in a run started from another run's checkpoint: which one
     skipped_images.csv  only with bad_images="skip": the unreadable files left out
+    tensorboard/    only with tensorboard=True: the same numbers (and the sample grids) for TensorBoard
+
+metrics.csv has a row every ``log_every`` steps: the losses (each term already weighted), and
+``grad_adv``, ``grad_l1``, ``grad_perceptual``: the L2 norm, over the whole batch, of each weighted
+term's gradient with respect to G's output image in that step's (last) generator update. A term's
+share of the loss *value* says nothing about how hard it pulls on G; these norms do (0 for a term
+that is off). They cost one extra backward pass per active term through D or VGG, on logging steps
+only, and change nothing in training (tests/test_train.py checks the weights bit for bit).
 
 Resuming (``resume=``):
 
@@ -71,15 +79,21 @@ from tqdm.auto import tqdm
 from .checkpoint import (CheckpointError, checkpoint_path, copy_checkpoint, load_checkpoint, make_run_dir,
                          run_folder_of, save_checkpoint, weights_key)
 from .config import Config
-from .data import default_dataset
+from .data import default_dataset, to_unit
 from .degrade import Degradation, seed_for
-from .losses import GeneratorLoss, GeneratorLossParts, discriminator_loss
+from .losses import GRAD_TERMS, GeneratorLoss, GeneratorLossParts, discriminator_loss, term_grad_norms
 from .metrics import PSNR_CAP, psnr, ssim
 from .models import build_discriminator, build_generator, resolve_device
 from .viz import image_grid
 
 log = logging.getLogger(__name__)
-METRIC_FIELDS = ["step", "epoch", "loss_d", "loss_g", "adv", "l1", "perceptual", "lr_g", "lr_d", "images_per_s"]
+METRIC_FIELDS = ["step", "epoch", "loss_d", "loss_g", "adv", "l1", "perceptual", "lr_g", "lr_d", "images_per_s",
+                 *(f"grad_{t}" for t in GRAD_TERMS)]     # grad_adv, grad_l1, grad_perceptual
+# metrics.csv column -> TensorBoard tag (tensorboard=True)
+TB_TAGS = {"loss_d": "loss/d", "loss_g": "loss/g", "adv": "loss/adv", "l1": "loss/l1", "perceptual": "loss/perceptual",
+           **{f"grad_{t}": f"grad_norm/{t}" for t in GRAD_TERMS}, "lr_g": "lr/g", "lr_d": "lr/d",
+           "images_per_s": "speed/images_per_s"}
+TENSORBOARD_INSTALL = "pip install tensorboard"
 VAL_FIELDS = ["step", "epoch", "psnr", "ssim", "psnr_degraded", "ssim_degraded"]
 TRAINING_STATE = ("generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d", "scaler_g", "scaler_d",
                   "epoch", "step", "best_psnr")       # and "generator_ema" (None without EMA)
@@ -117,14 +131,21 @@ class _CsvLog:
         self.path, self.fields, self.enabled = path, fields, enabled
 
     def write(self, row: dict[str, Any]) -> None:
+        """Append `row`; a file begun by an older version keeps its own columns (a resumed run's new
+        columns are left out there rather than shifting the old ones)."""
         if not self.enabled:
             return
         new = not self.path.exists()
+        fields = self.fields if new else self._header()
         with self.path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, self.fields)
+            writer = csv.DictWriter(f, fields, extrasaction="ignore")
             if new:
                 writer.writeheader()
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+    def _header(self) -> list[str]:
+        with self.path.open(newline="") as f:
+            return next(csv.reader(f), None) or self.fields
 
     def keep_until(self, step: int, source: Path | None = None) -> None:
         """Keep only the rows up to `step`, read from `source` (default: this file), written atomically.
@@ -163,6 +184,7 @@ class _Session:
     val_psnr: float = float("nan")      # of the last epoch
     metrics: _CsvLog = field(init=False)
     val_log: _CsvLog = field(init=False)
+    tb: Any = None                      # a SummaryWriter (rank 0, tensorboard=True), else None
 
     def __post_init__(self) -> None:
         self.metrics = _CsvLog(self.run / "metrics.csv", METRIC_FIELDS, self.main)
@@ -199,6 +221,8 @@ def train(cfg: Config | None = None, *, resume: str | Path | None = None, name: 
         cfg = Config.from_dict(state["config"])
     elif cfg is None:
         raise ValueError("give a Config, or a run folder to resume")
+    if cfg.tensorboard:
+        _summary_writer_class()           # fail now, with the command that fixes it, not after the set-up
     device = resolve_device(cfg.device)
     if cfg.sync_batchnorm and device.type != "cuda":
         raise ValueError("sync_batchnorm=True needs CUDA (PyTorch's SyncBatchNorm runs on GPUs only); "
@@ -229,7 +253,19 @@ def _train(cfg: Config, state: dict | None, resume: str | Path | None, name: str
     run, in_place = _open_run(cfg, resume, state, name) if rank == 0 else (Path(), True)
     data = _load_data(cfg, run, device, rank, world)
     s = _build(cfg, run, device, rank, world, state, in_place)
+    if cfg.tensorboard and s.main:
+        s.tb = _summary_writer_class()(str(run / "tensorboard"), purge_step=s.step + 1 if s.step else None)
+    try:
+        _train_epochs(s, data, quiet)
+    finally:
+        if s.tb is not None:
+            s.tb.close()
+    return run
 
+
+def _train_epochs(s: _Session, data: _Data, quiet: bool) -> None:
+    """Train from the session's epoch to the last (or the time budget), then write the final samples."""
+    cfg, run, device, world = s.cfg, s.run, s.device, s.world
     epochs = tqdm(range(s.epoch, cfg.epochs), desc="epochs", disable=quiet or not s.main,
                   initial=s.epoch, total=cfg.epochs)
     deadline = time.monotonic() + 60 * cfg.max_minutes if cfg.max_minutes else float("inf")
@@ -249,10 +285,21 @@ def _train(cfg: Config, state: dict | None, resume: str | Path | None, name: str
         if s.main:
             print(f"weights identical on all {world} processes (sha256 {digest[:12]})")
     if s.main:
-        _save_samples(s.step_fn.shipped, data.val_clean, data.val_degraded, run / "samples" / "final.png", device)
+        _save_samples(s.step_fn.shipped, data.val_clean, data.val_degraded, run / "samples" / "final.png", device,
+                      writer=s.tb, step=s.step)
         if not quiet:
             print(f"run folder: {run}")
-    return run
+
+
+def _summary_writer_class() -> type:
+    """torch.utils.tensorboard.SummaryWriter, or an ImportError that says how to install tensorboard."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ImportError(f"tensorboard=True needs the tensorboard package, which is not installed: run "
+                          f"`{TENSORBOARD_INSTALL}`, or set tensorboard=False (metrics.csv and val.csv hold "
+                          f"the same numbers)") from None
+    return SummaryWriter
 
 
 # ------------------------------------------------------------------ set-up
@@ -416,21 +463,27 @@ def _train_epoch(s: _Session, data: _Data, epoch: int, deadline: float, quiet: b
     batches = tqdm(data.loader, desc=f"epoch {epoch + 1}", leave=False, disable=quiet or not s.main)
     for clean, _ in batches:
         clean = clean.to(device, non_blocking=True, memory_format=memory)
-        loss_d, parts = s.step_fn(clean, data.degrade(clean, generator=noise).image)
+        logged = (s.step + 1) % cfg.log_every == 0 or s.step == 0       # this step gets a row in metrics.csv
+        loss_d, parts = s.step_fn(clean, data.degrade(clean, generator=noise).image, grad_norms=logged)
         s.step += 1
         seen += clean.shape[0] * s.world
         _stop_if_diverged(s, loss_d, parts, epoch)
-        if s.step % cfg.log_every == 0 or s.step == 1:
+        if logged:
+            norms = s.step_fn.grad_norms
             row = {"step": s.step, "epoch": epoch + 1, "loss_d": loss_d.item(), "loss_g": parts.total.item(),
                    "adv": parts.adv.item(), "l1": parts.l1.item(), "perceptual": parts.perceptual.item(),
                    "lr_g": s.step_fn.opt_g.param_groups[0]["lr"], "lr_d": s.step_fn.opt_d.param_groups[0]["lr"],
-                   "images_per_s": seen / (time.perf_counter() - t0)}
+                   "images_per_s": seen / (time.perf_counter() - t0),
+                   **{f"grad_{t}": norms[t].item() for t in GRAD_TERMS}}
             s.metrics.write(row)
+            if s.tb is not None:
+                for key, tag in TB_TAGS.items():
+                    s.tb.add_scalar(tag, row[key], s.step)
             batches.set_postfix(D=f"{row['loss_d']:.3f}", G=f"{row['loss_g']:.2f}",
                                 img_s=f"{row['images_per_s']:.0f}")
         if s.main and cfg.sample_every and s.step % cfg.sample_every == 0:
             _save_samples(s.step_fn.shipped, data.val_clean, data.val_degraded,
-                          s.run / "samples" / f"step_{s.step:06d}.png", device)
+                          s.run / "samples" / f"step_{s.step:06d}.png", device, writer=s.tb, step=s.step)
         if s.step == kill_at:
             os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
         if cfg.max_minutes and _all_agree(time.monotonic() > deadline, s):
@@ -475,6 +528,10 @@ def _end_epoch(s: _Session, data: _Data, epoch: int) -> None:
         scores = {"psnr": psnr_out, "ssim": ssim_out, "psnr_degraded": data.val_input_scores[0],
                   "ssim_degraded": data.val_input_scores[1]}
         s.val_log.write({"step": s.step, "epoch": s.epoch, **scores})
+        if s.tb is not None:
+            for key, value in scores.items():
+                s.tb.add_scalar(f"val/{key}", value, s.step)
+            s.tb.flush()
         s.val_psnr = psnr_out
         _save(s, scores, best=psnr_out > s.best_psnr)
     if s.world > 1:
@@ -531,6 +588,7 @@ class TrainStep:
     ema: nn.Module | None = None          # an exponential moving average of G's weights (cfg.ema_decay > 0)
     ema_decay: float = 0.0
     ema_updates: int = 0                  # G updates averaged so far (sets the warm-up of the decay)
+    grad_norms: dict[str, torch.Tensor] | None = None   # of the last call with grad_norms=True (`term_grad_norms`)
 
     @property
     def shipped(self) -> nn.Module:
@@ -542,8 +600,14 @@ class TrainStep:
         """False for L1 pre-training (lambda_adv = 0): D is neither run nor trained."""
         return self.loss_g.lambda_adv > 0
 
-    def __call__(self, clean: torch.Tensor, degraded: torch.Tensor) -> tuple[torch.Tensor, GeneratorLossParts]:
-        """Update D once and G `g_steps` times on one batch; returns D's loss and G's last loss parts."""
+    def __call__(self, clean: torch.Tensor, degraded: torch.Tensor,
+                 grad_norms: bool = False) -> tuple[torch.Tensor, GeneratorLossParts]:
+        """Update D once and G `g_steps` times on one batch; returns D's loss and G's last loss parts.
+
+        grad_norms: also measure, in the last G update, each weighted term's gradient norm with respect to G's
+        output (`losses.term_grad_norms`) into ``self.grad_norms``. Extra backward passes that stop at G's
+        output: G's parameter gradients, and so the update, are exactly the same.
+        """
         G, D, loss_g = self.G, self.D, self.loss_g
         autocast = self._autocast()
         with autocast:
@@ -560,6 +624,9 @@ class TrainStep:
                 if k > 0:                 # the first update reuses the forward pass made for D
                     fake = G(degraded)
                 parts = loss_g(_unwrap(D)(degraded, fake) if self.adversarial else None, fake, clean, target)
+            if grad_norms and k == self.g_steps - 1:
+                self.grad_norms = term_grad_norms(parts, fake, scale=self.scaler_g.get_scale()
+                                                  if self.scaler_g.is_enabled() else 1.0)
             self.opt_g.zero_grad(set_to_none=True)
             self.scaler_g.scale(parts.total).backward()
             self.scaler_g.step(self.opt_g)
@@ -649,10 +716,15 @@ def _scores(images: torch.Tensor, clean: torch.Tensor) -> tuple[float, float]:
 
 
 def _save_samples(generator: torch.nn.Module, clean: torch.Tensor, degraded: torch.Tensor, path: Path,
-                  device: torch.device, n: int = 4) -> None:
+                  device: torch.device, n: int = 4, writer: Any = None, step: int = 0) -> None:
+    """A degraded | restored | clean grid of the first `n` validation images as a PNG (and to TensorBoard)."""
     restored = restore(generator, degraded[:n], device)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig = image_grid({"degraded": degraded[:n], "restored": restored, "clean": clean[:n]})
     fig.savefig(path, dpi=72)
     plt.close(fig)
+    if writer is not None:              # rows: degraded, restored, clean
+        from torchvision.utils import make_grid
+        images = to_unit(torch.cat([degraded[:n], restored, clean[:n]]).float()).clamp(0, 1)
+        writer.add_image("samples/degraded_restored_clean", make_grid(images, nrow=len(restored)), step)
 

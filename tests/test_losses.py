@@ -100,3 +100,46 @@ def test_pixel_loss_is_chosen_by_the_config_and_checked():
     assert l1.item() == pytest.approx(1.0) and log_l1.item() == pytest.approx(2 * math.log(0.5 + 1e-3))
     with pytest.raises(ValueError, match="pixel_loss must be one of"):
         Config(pixel_loss="l2")
+
+
+def test_term_grad_norms_measure_each_term_at_the_output_and_touch_no_grad():
+    cfg = Config.preset("tiny", lambda_l1=70.0, lambda_perceptual=2.0)
+    loss = GeneratorLoss(cfg, perceptual=VGGPerceptualLoss(weights=None))
+    fake = (torch.rand(2, 3, 32, 32) * 2 - 1).requires_grad_()
+    real = torch.rand(2, 3, 32, 32) * 2 - 1
+    logits = (fake * torch.linspace(0.5, 1.5, 32)).mean(dim=1, keepdim=True)      # a stand-in for D(x, fake)
+    parts = loss(logits, fake, real)
+    norms = losses.term_grad_norms(parts, fake)
+    assert fake.grad is None                                           # nothing accumulated anywhere
+    assert set(norms) == set(losses.GRAD_TERMS) and all(v > 0 for v in norms.values())
+    assert norms["l1"].item() == pytest.approx(70.0 / fake.numel() ** 0.5, rel=1e-6)   # lambda sign(d) / N
+    for name in losses.GRAD_TERMS:
+        (grad,) = torch.autograd.grad(getattr(parts, name), fake, retain_graph=True)
+        assert norms[name].item() == pytest.approx(grad.double().norm().item(), rel=1e-9)
+    assert losses.term_grad_norms(parts, fake, scale=1024.0)["adv"].item() == pytest.approx(norms["adv"].item(),
+                                                                                          rel=1e-5)
+    off = GeneratorLoss(Config.preset("tiny"))(None, fake, real)      # no adversarial, no perceptual term
+    norms = losses.term_grad_norms(off, fake)
+    assert norms["adv"] == 0 and norms["perceptual"] == 0 and norms["l1"] > 0
+
+
+def test_halving_the_discriminator_loss_does_not_change_adams_step():
+    """The docstring's claim: Adam's step m / (sqrt(v) + eps) is invariant to scaling the loss (exactly with
+    eps = 0, to within eps with the default 1e-8); halving the learning rate halves it."""
+    from medgan_nb.models import build_discriminator
+    cfg = Config.preset("tiny")
+    torch.manual_seed(0)
+    x, y = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    start = build_discriminator(cfg).state_dict()
+
+    def adam_step(factor, lr=1e-3, eps=1e-8):
+        d = build_discriminator(cfg)
+        d.load_state_dict(start)
+        opt = torch.optim.Adam(d.parameters(), lr, betas=(0.5, 0.999), eps=eps)
+        (factor * discriminator_loss(GANLoss(), d(x, y), d(x, x))).backward()
+        opt.step()
+        return torch.cat([(p.detach() - start[n]).flatten() for n, p in d.named_parameters()])
+
+    assert torch.equal(adam_step(1.0, eps=0.0), adam_step(0.5, eps=0.0))          # bit for bit
+    assert torch.allclose(adam_step(1.0), adam_step(0.5), rtol=0, atol=1e-4)      # steps are ~1e-3 each
+    assert torch.allclose(adam_step(1.0, lr=5e-4), 0.5 * adam_step(1.0), rtol=1e-3, atol=1e-9)

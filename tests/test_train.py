@@ -357,3 +357,108 @@ def test_gan_fine_tuning_starts_from_the_pretrained_ema(tmp_path):
     assert any(float(r["adv"]) > 0 for r in rows(run / "metrics.csv"))                  # now adversarial
     with pytest.raises(CheckpointError, match="does not fit"):
         train(base.replace(init_generator=str(pretrained), base_channels=16), name="bad", quiet=True)
+
+
+# ------------------------------------------------------------------ per-term gradient norms, TensorBoard
+GRAD_COLUMNS = [f"grad_{t}" for t in train_module.GRAD_TERMS]
+
+
+def test_logging_gradient_norms_changes_no_weight(tmp_path):
+    """Issue 11: the per-term gradient norms are measured on logging steps only; the weights after training
+    must be bit-identical whether every step is logged or (almost) none."""
+    every = tiny_run(tmp_path, name="every", epochs=2, log_every=1)
+    rare = tiny_run(tmp_path, name="rare", epochs=2, log_every=1000)
+    a, b = load_checkpoint(every / "checkpoints" / "last.pt"), load_checkpoint(rare / "checkpoints" / "last.pt")
+    assert a["step"] == b["step"] == 24
+    for key in ("generator", "discriminator"):
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), f"{key}.{name} differs with log_every=1"
+    m = rows(every / "metrics.csv")
+    assert len(m) == 24 and [r["step"] for r in rows(rare / "metrics.csv")] == ["1"]
+    for r in m:                                  # the tiny preset: adversarial and L1 on, no perceptual term
+        assert float(r["grad_adv"]) > 0 and float(r["grad_l1"]) > 0 and float(r["grad_perceptual"]) == 0
+    assert m[0] == {**rows(rare / "metrics.csv")[0], "images_per_s": m[0]["images_per_s"]}   # same first step
+
+
+def test_train_step_with_gradient_norms_updates_exactly_as_without():
+    """The same at the level of one TrainStep, with several G updates per batch and a perceptual term."""
+    cfg = Config.preset("tiny", g_steps=2, lambda_perceptual=1.0)
+    steps = []
+    for measure in (True, False):
+        torch.manual_seed(0)
+        step = train_module.make_step(cfg, "cpu", perceptual=CountingVGG())
+        g = torch.Generator().manual_seed(1)
+        for _ in range(3):
+            clean = torch.rand(4, 3, 32, 32, generator=g) * 2 - 1
+            step(clean, (clean + 0.2 * torch.randn(clean.shape, generator=g)).clamp(-1, 1), grad_norms=measure)
+        steps.append(step)
+    assert all(v > 0 for v in steps[0].grad_norms.values()) and steps[1].grad_norms is None
+    for model in ("G", "D"):
+        for (name, p), q in zip(getattr(steps[0], model).state_dict().items(),
+                                getattr(steps[1], model).state_dict().values()):
+            assert torch.equal(p, q), f"{model}.{name} differs"
+
+
+def test_gradient_norms_match_a_hand_computation():
+    """One iteration (g_steps=1): the norms the step reports are those of d(term)/d(G's output), computed here
+    by hand on an identical copy: L1 in closed form (lambda * sign(fake - clean) / N), the adversarial term by
+    autograd through the updated D."""
+    cfg = Config.preset("tiny", lambda_l1=70.0)
+    torch.manual_seed(0)
+    a = train_module.make_step(cfg, "cpu")
+    torch.manual_seed(0)
+    b = train_module.make_step(cfg, "cpu")
+    g = torch.Generator().manual_seed(3)
+    clean = torch.rand(4, 3, 32, 32, generator=g) * 2 - 1
+    degraded = (clean + 0.2 * torch.randn(clean.shape, generator=g)).clamp(-1, 1)
+    torch.manual_seed(5)
+    a(clean, degraded, grad_norms=True)
+
+    torch.manual_seed(5)                                  # same dropout masks
+    fake = b.G(degraded)
+    b._update_d(clean, degraded, fake)
+    b.D.requires_grad_(False)
+    adv = cfg.lambda_adv * torch.nn.functional.binary_cross_entropy_with_logits(
+        logits := b.D(degraded, fake), torch.ones_like(logits))
+    (grad_adv,) = torch.autograd.grad(adv, fake)
+    diff = (fake - clean).detach()
+    grad_l1 = cfg.lambda_l1 * diff.sign() / diff.numel()
+    norms = {k: v.item() for k, v in a.grad_norms.items()}
+    assert norms["adv"] == pytest.approx(grad_adv.double().norm().item(), rel=1e-5) and norms["adv"] > 0
+    assert norms["l1"] == pytest.approx(grad_l1.double().norm().item(), rel=1e-6)
+    assert norms["l1"] == pytest.approx(cfg.lambda_l1 / diff.numel() ** 0.5, rel=1e-3)   # no pixel exactly right
+    assert norms["perceptual"] == 0
+
+
+def test_tensorboard_without_the_package_is_a_clear_error_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)       # `import` now raises ImportError
+    with pytest.raises(ImportError, match="pip install tensorboard") as info:
+        tiny_run(tmp_path, epochs=1, tensorboard=True)
+    assert info.value.__cause__ is None and info.value.__suppress_context__   # no chained traceback
+    assert not (tmp_path / "runs").exists()
+
+
+def test_tensorboard_logs_losses_gradient_norms_rates_psnr_and_samples(tmp_path):
+    pytest.importorskip("torch.utils.tensorboard", reason="tensorboard is not installed (optional)")
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    cfg = Config.preset("tiny", output_dir=str(tmp_path), epochs=1, tensorboard=True, sample_every=5, log_every=2)
+    run = train(cfg, name="tb", quiet=True)
+    files = list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert files
+    events = event_accumulator.EventAccumulator(str(run / "tensorboard")).Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert set(train_module.TB_TAGS.values()) | {"val/psnr", "val/ssim"} <= scalars
+    m = rows(run / "metrics.csv")                                       # CSV stays the primary log
+    assert [e.step for e in events.Scalars("grad_norm/adv")] == [int(r["step"]) for r in m]
+    assert [e.value for e in events.Scalars("grad_norm/l1")] == pytest.approx([float(r["grad_l1"]) for r in m],
+                                                                               rel=1e-5)
+    assert [e.step for e in events.Images("samples/degraded_restored_clean")] == [5, 10, 12]   # and the final grid
+
+
+def test_a_metrics_file_from_an_older_version_keeps_its_columns(tmp_path):
+    from medgan_nb.train import _CsvLog
+    path = tmp_path / "metrics.csv"
+    path.write_text("step,epoch,loss_d\n1,1,0.5\n")
+    _CsvLog(path, ["step", "epoch", "loss_d", "grad_adv"], True).write({"step": 2, "epoch": 1, "loss_d": 0.25,
+                                                                       "grad_adv": 3.0})
+    assert path.read_text().splitlines() == ["step,epoch,loss_d", "1,1,0.5", "2,1,0.25"]
