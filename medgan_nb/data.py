@@ -532,9 +532,11 @@ class ImageFolderDataset(Dataset):
 
     def mask_file(self, i: int) -> Path | None:
         """The mask file of image i (same name, any image extension, under the masks folder), or None."""
+        if not 0 <= i < len(self):
+            raise IndexError(i)
         if self.mask_root is None:
             return None
-        stem = self.mask_root / Path(self.keys[i]).with_suffix("")
+        stem = self.mask_root / Path(self.keys[i % len(self.files)]).with_suffix("")    # item i: frame i % len
         return next((m for m in (stem.with_suffix(e) for e in IMAGE_EXTENSIONS) if m.is_file()), None)
 
     def mask(self, i: int) -> torch.Tensor | None:

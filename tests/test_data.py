@@ -521,6 +521,10 @@ def test_masks_follow_the_image_geometry(kvasir):
     assert torch.equal(m, big) and 0.2 < m.float().mean() < 0.6
     assert mask_of(torch.utils.data.Subset(ds, [3, 0]), 1) is not None and torch.equal(mask_of(ds, 0), m)
     assert ImageFolderDataset(kvasir, 32, random_crop=True).mask(0) is None        # random crops: no fixed mask
+    crops = ImageFolderDataset(kvasir, 32, random_crop=True, crops_per_frame=3)     # 36 items, 12 frames
+    assert crops.mask_file(12 + 5) == crops.mask_file(5) == kvasir / "masks" / "f05.jpg"
+    with pytest.raises(IndexError):
+        crops.mask_file(36)
 
 
 def test_near_duplicate_frames_are_one_scene_and_never_straddle_splits(tmp_path):
