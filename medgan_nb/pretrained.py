@@ -169,7 +169,10 @@ def save_model(generator: nn.Module, cfg: Config, name: str, card_fields: dict[s
         if others:
             raise PretrainedError(f"{others[0]!r} is already the default model in {folder}; set \"default\": false "
                                   f"in its card first, or publish {name!r} without --default")
-    data = save(state, metadata={"format": FORMAT, "name": name, "medgan_nb_version": __version__})
+    # one metadata entry: safetensors keeps metadata in a hash map, so several keys come out in a random
+    # order and the same weights would get a new SHA-256 every time they are published
+    about = json.dumps({"format": FORMAT, "name": name, "medgan_nb_version": __version__}, sort_keys=True)
+    data = save(state, metadata={"medgan_nb": about})
     card.update(config=cfg.to_dict(), weights_sha256=hashlib.sha256(data).hexdigest(),
                 parameters=count_parameters(generator))
     text = json.dumps({k: card[k] for k in CARD_KEYS}, indent=2, allow_nan=False) + "\n"   # fails before writing

@@ -57,7 +57,12 @@ def test_round_trip_gives_identical_tensors_and_a_complete_card(tmp_path):
     assert json.loads((tmp_path / "m.json").read_text()) == card
     from safetensors import safe_open                        # a plain safetensors file, tagged as ours
     with safe_open(str(weights), "pt") as f:
-        assert f.metadata()["format"] == pretrained.FORMAT and f.metadata()["name"] == "m"
+        about = json.loads(f.metadata()["medgan_nb"])
+        assert about["format"] == pretrained.FORMAT and about["name"] == "m"
+    first = weights.read_bytes()
+    for _ in range(5):                                        # the same weights: the same bytes, the same SHA-256
+        save_model(generator, cfg, "m", {"summary": "again"}, tmp_path, overwrite=True)
+        assert weights.read_bytes() == first
 
 
 def test_a_changed_weights_file_is_refused(folder):
