@@ -190,7 +190,8 @@ def inference(device: torch.device, size: int = 256, reps: int = 25, compile_: b
         result[name] = {"variants": rows, "prepare_s": prep, "default_backend": default_name,
                         "default_ms": rows[default_name].get("median_ms")}
         if getattr(model, "guard", None) is not None:     # shipped models: enhance also runs the noise guard
-            guard_ms = _ms(measure({"guard": lambda: model.guard.strength(x)}, reps, warmup=2, device=device)["guard"])
+            y = model(x).detach()
+            guard_ms = _ms(measure({"guard": lambda: model.guard(x, y)}, reps, warmup=2, device=device)["guard"])
             result[name]["guard_ms"] = guard_ms["median_ms"]
             result[name]["default_ms_with_guard"] = round(result[name]["default_ms"] + guard_ms["median_ms"], 2)
     reference = result["seed_reference_no_grad"]

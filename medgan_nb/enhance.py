@@ -53,7 +53,7 @@ from .checkpoint import atomic_write, checkpoint_path, file_sha256, load_generat
 from .pretrained import load_model
 from .data import IMAGE_EXTENSIONS, ImageLoadError, decode_image, from_numpy_images, list_images, to_numpy_images
 from .export import fast_generator
-from .guard import Guard, noise_level
+from .guard import Guard
 from .models import resolve_device
 
 log = logging.getLogger(__name__)
@@ -101,12 +101,11 @@ def _module_device(module: torch.nn.Module) -> torch.device:
 
 
 def enhance_array(generator: torch.nn.Module, img: np.ndarray, *, tile: int = 512, overlap: int = 32,
-                  device: str | torch.device | None = None, strength: float = 1.0) -> np.ndarray:
+                  device: str | torch.device | None = None, guard: Guard | None = None) -> np.ndarray:
     """Restore one image (H, W, 3) float in [0, 1] of any size; returns float32 (H, W, 3) in [0, 1].
 
-    strength: how much of the generator's correction to apply, input + strength * (output - input);
-    a noise guard's choice for the whole image (`medgan_nb.guard.Guard.strength`). 0 returns the input
-    unchanged without running the generator.
+    guard: a `medgan_nb.guard.Guard` (shipped models carry one as ``generator.guard``), applied to the
+    whole image after the tiles are put together, so that every tile gets the same strength.
 
     The image is reflect-padded to a multiple of ``generator.size_multiple``. Images
     larger than `tile` go through the generator in tiles of `tile` pixels that
@@ -122,10 +121,6 @@ def enhance_array(generator: torch.nn.Module, img: np.ndarray, *, tile: int = 51
         raise ValueError(f"expected floats in [0, 1], got {img.dtype}; divide 8-bit images by 255")
     if tile < 1 or overlap < 0:
         raise ValueError(f"tile must be >= 1 and overlap >= 0, got tile={tile}, overlap={overlap}")
-    if not 0 <= strength <= 1:
-        raise ValueError(f"strength must be in [0, 1], got {strength}")
-    if strength == 0:
-        return img.astype(np.float32)
     m = generator.size_multiple
     overlap = _round_up(overlap, m)
     tile = max(_round_up(tile, m), 2 * overlap, m)
@@ -157,8 +152,10 @@ def enhance_array(generator: torch.nn.Module, img: np.ndarray, *, tile: int = 51
                     weight[:, top:top + th, left:left + tw] += wt
     finally:
         generator.train(was_training)
-    out = torch.lerp(x, out / weight, strength) if strength < 1 else out / weight
-    return to_numpy_images(out[:, :h, :w])
+    out = (out / weight)[:, :h, :w]
+    if guard is not None:
+        out = guard(x[None, :, :h, :w], out[None])[0]
+    return to_numpy_images(out)
 
 
 # ------------------------------------------------------------- labelling
@@ -254,12 +251,17 @@ def _jobs(inputs: Path, out_dir: Path) -> list[tuple[Path, str, Path]]:
     return jobs
 
 
-def _guard_record(guard: Guard | None, rgb: np.ndarray) -> dict[str, float] | None:
-    """The guard's thresholds, its noise estimate for this image and the strength it chose (None: no guard)."""
+def _guarded(guard: Guard | None, rgb: np.ndarray, restored: np.ndarray) -> tuple[np.ndarray, dict | None]:
+    """The guard's blend of the whole image, and what it measured for the audit log (None: no guard)."""
     if guard is None:
-        return None
-    sigma = noise_level(from_numpy_images(rgb.astype(np.float32, copy=False))[None])
-    return {**guard.to_dict(), "noise_level": round(float(sigma), 5), "strength": float(guard.ramp(sigma))}
+        return restored, None
+    x, y = (from_numpy_images(a.astype(np.float32, copy=False))[None] for a in (rgb, restored))
+    measured = {k: float(v[0]) for k, v in guard.measure(x, y).items()}
+    record = {**guard.to_dict(), **{k: round(v, 5) for k, v in measured.items() if k != "strength"},
+              "strength": measured["strength"]}
+    if measured["strength"] == 0:
+        return rgb.astype(np.float32), record          # exactly the input
+    return to_numpy_images(guard(x, y)[0]), record
 
 
 def load_weights(checkpoint: str | Path | None = None, model: str | None = None,
@@ -312,9 +314,9 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
     `ONNX_MIN_IMAGES` images or more on the CPU the fastest of them measured
     here, else "torch".
 
-    guard: apply the weights' noise guard (shipped models carry one, `medgan_nb.guard`): an image whose
-    estimated noise is below the guard's threshold is written unchanged. Each audit line records the
-    estimate and the strength used.
+    guard: apply the weights' guard (shipped models carry one, `medgan_nb.guard`): an image that shows no
+    noise and that the model would change only a little is written unchanged. Each audit line records the
+    guard's measurements and the strength used.
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -350,9 +352,8 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
             skipped += 1
             continue
         rgb = decoded.rgb()
-        guarded = _guard_record(noise_guard, rgb)
-        restored = enhance_array(generator, rgb, tile=tile, device=device,
-                                 strength=guarded["strength"] if guarded else 1.0)
+        restored = enhance_array(generator, rgb, tile=tile, device=device)
+        restored, guarded = _guarded(noise_guard, rgb, restored)
         pixels = restored.mean(axis=2, keepdims=True) if decoded.grayscale else restored
         if label:
             pixels = burn_label(pixels)

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from medgan_nb.checkpoint import load_checkpoint, load_generator
+from medgan_nb.checkpoint import load_checkpoint, load_generator, make_run_dir
 from medgan_nb.config import Config
 from medgan_nb.guard import Guard
 from medgan_nb.evaluate import GOAL_CONDITIONS, GRID_BASELINES, cpu_model, evaluate, evaluate_grid, reference_psnr
-from medgan_nb.pretrained import load_model, model_card, save_model
+from medgan_nb.pretrained import WEIGHTS_DIR, load_model, model_card, save_model
 from time_models import time_backends          # scripts/time_models.py (this script's folder is on sys.path)
 
 REFERENCE = "data/kvasir-sample/images/cju14pxbaoksp0835qzorx6g6.jpg"     # a test-split frame that ships
@@ -68,20 +68,35 @@ def main() -> None:
     fields = {"summary": args.summary, "default": args.default, "training": training(args, state, trained),
               "limitations": LIMITATIONS if not args.no_guard else LIMITATIONS[:-1],
               "guard": None if args.no_guard else Guard().to_dict()}
-    save_model(generator, trained, args.name, fields, overwrite=True)
-    out = args.run / f"publish-{args.name}"
+    out = make_run_dir(args.run, f"publish-{args.name}")        # a new folder: earlier results stay
+    previous = {p: p.read_bytes() for p in (WEIGHTS_DIR / f"{args.name}{e}" for e in (".safetensors", ".json"))
+                if p.is_file()}
+    try:                           # the evaluations load the model by name, so it is published first ...
+        save_model(generator, trained, args.name, fields, overwrite=True)
+        scores = measure(args, trained, out)
+        card = model_card(args.name)
+        reference = {"image": REFERENCE, "condition": "blur_noise", "image_size": 256}
+        reference["psnr"] = round(reference_psnr(load_model(args.name)[0], {**card, "reference": reference}), 3)
+        save_model(generator, trained, args.name, {**fields, "scores": with_headline(scores), "reference": reference},
+                   overwrite=True)
+    except BaseException:          # ... and put back as it was if anything fails: never a card without scores
+        for path in (WEIGHTS_DIR / f"{args.name}{e}" for e in (".safetensors", ".json")):
+            path.unlink(missing_ok=True)
+        for path, data in previous.items():
+            path.write_bytes(data)
+        raise
+    print(json.dumps(scores, indent=2))
+
+
+def measure(args, trained: Config, out: Path) -> dict:
+    """Goal conditions, lesions, the grid (with and without the guard) and the speed of the published model."""
     task = trained.replace(image_size=256, frame_size=256, data_dir=args.data)
     scores = goal_scores(args, task, out)
     scores["grid"] = grid_scores(args, task, out)
     if not args.no_guard:
         scores["grid_without_guard"] = grid_scores(args, task, out, guard=False)
     scores["speed"] = speed(args.name)
-    card = model_card(args.name)
-    reference = {"image": REFERENCE, "condition": "blur_noise", "image_size": 256}
-    reference["psnr"] = round(reference_psnr(load_model(args.name)[0], {**card, "reference": reference}), 3)
-    save_model(generator, trained, args.name, {**fields, "scores": with_headline(scores), "reference": reference},
-               overwrite=True)
-    print(json.dumps(scores, indent=2))
+    return scores
 
 
 def with_headline(scores: dict) -> dict:

@@ -48,29 +48,35 @@ def test_noise_level_is_low_on_clean_endoscopy_frames_and_zero_without_texture(p
 
 
 def test_guard_returns_clean_inputs_unchanged_and_noisy_ones_restored(photos):
-    guard = Guard(below=0.008, full=0.014)
+    guard = Guard()
     noisy = gaussian_noise(photos[:1], 0.05, torch.Generator().manual_seed(1))
     batch = torch.cat([photos[:1], noisy])
-    restored = torch.zeros_like(batch)                          # any output differs from both inputs
+    restored = batch + 0.01                                   # a small correction: 0.005 RMS in [0, 1] units
     out = guard(batch, restored)
-    assert guard.strength(batch).tolist() == [0.0, 1.0]
+    assert guard.strength(batch, restored).tolist() == [0.0, 1.0]
     assert torch.equal(out[0], batch[0]) and torch.equal(out[1], restored[1])
 
 
-def test_guard_ramps_linearly_between_its_thresholds():
+def test_a_large_correction_is_applied_even_without_visible_noise(photos):
+    """Noise blurred after it was added reads as a low noise level; the correction's size lets it through."""
+    guard = Guard()
+    m = guard.measure(photos, photos + 2 * 0.03)              # 0.03 RMS: more than clean frames ever get
+    assert (m["noise_level"] < guard.below).all() and m["change"].tolist() == pytest.approx([0.03, 0.03])
+    assert m["strength"].tolist() == [1.0, 1.0]
+    half = guard.change_below + (guard.change_full - guard.change_below) / 2
+    assert guard.strength(photos, photos + 2 * half).tolist() == pytest.approx([0.5, 0.5], abs=1e-4)
+
+
+def test_guard_ramps_linearly_between_its_thresholds(photos):
     guard = Guard(below=0.01, full=0.03)
-    assert guard.ramp(torch.tensor([0.0, 0.01, 0.015, 0.02, 0.03, 0.5])).tolist() == pytest.approx(
-        [0, 0, 0.25, 0.5, 1, 1])
-    for below, full in ((0.02, 0.01), (-0.1, 0.1), (0.01, 0.01)):
-        with pytest.raises(ValueError, match="below < full"):
-            Guard(below, full)
-
-
-class Raises(torch.nn.Module):
-    size_multiple = 1
-
-    def forward(self, x):
-        raise AssertionError("the generator must not run at strength 0")
+    x = torch.zeros(6, 3, 16, 16)
+    sigma = torch.tensor([0.0, 0.01, 0.015, 0.02, 0.03, 0.5])
+    noisy = x + torch.randn(6, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 * sigma.view(-1, 1, 1, 1)
+    expected = ((noise_level(noisy) - 0.01) / 0.02).clamp(0, 1)
+    assert guard.strength(noisy, noisy).tolist() == pytest.approx(expected.tolist())   # no change: noise decides
+    for kwargs in (dict(below=0.02, full=0.01), dict(below=-0.1), dict(change_below=0.03, change_full=0.03)):
+        with pytest.raises(ValueError, match="need 0 <="):
+            Guard(**kwargs)
 
 
 class Halve(torch.nn.Module):
@@ -80,14 +86,13 @@ class Halve(torch.nn.Module):
         return x / 2
 
 
-def test_enhance_array_strength_blends_and_zero_skips_the_generator():
+def test_enhance_array_applies_the_guard_to_the_whole_image():
     img = np.random.default_rng(0).random((20, 24, 3), dtype=np.float32)
-    assert np.array_equal(enhance_array(Raises(), img, strength=0.0), img)
-    full, half = enhance_array(Halve(), img), enhance_array(Halve(), img, strength=0.5)
+    full = enhance_array(Halve(), img)
     np.testing.assert_allclose(full, (img * 2 - 1) / 2 / 2 + 0.5, atol=1e-6)         # x/2 in [-1, 1] units
-    np.testing.assert_allclose(half, (img + full) / 2, atol=1e-6)
-    with pytest.raises(ValueError, match="strength"):
-        enhance_array(Halve(), img, strength=1.5)
+    guard = Guard(below=10.0, full=20.0, change_below=10.0, change_full=20.0)        # never applies the model
+    np.testing.assert_allclose(enhance_array(Halve(), img, guard=guard), img, atol=1e-6)
+    assert np.array_equal(enhance_array(Halve(), img, guard=Guard(0, 1e-9, 0, 1e-9)), full)   # always
 
 
 @pytest.fixture
@@ -96,7 +101,8 @@ def guarded_folder(tmp_path, monkeypatch):
     folder = tmp_path / "weights"
     cfg = Config.preset("tiny")
     save_model(tiny_generator(0), cfg, "guarded", {"summary": "with a guard", "default": True,
-                                                   "guard": {"below": 0.008, "full": 0.014}}, folder)
+                                                   "guard": {"below": 0.008, "full": 0.014, "change_below": 10.0,
+                                                             "change_full": 20.0}}, folder)
     save_model(tiny_generator(0), cfg, "plain", {"summary": "without"}, folder)
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", folder)
     return folder
@@ -104,7 +110,7 @@ def guarded_folder(tmp_path, monkeypatch):
 
 def test_load_model_carries_the_cards_guard_and_run_gan_applies_it(guarded_folder, photos):
     generator, _, _ = load_model("guarded")
-    assert generator.guard == Guard(0.008, 0.014) and load_model("plain")[0].guard is None
+    assert generator.guard == Guard(0.008, 0.014, 10.0, 20.0) and load_model("plain")[0].guard is None
     out, _ = run_gan(generator, photos, "cpu")
     assert torch.equal(out, photos)                       # clean photographs: returned unchanged
     generator.guard = None
@@ -123,7 +129,7 @@ def test_enhance_writes_clean_images_unchanged_and_logs_the_guard(guarded_folder
     record = json.loads((out / "audit.jsonl").read_text())
     if unchanged:
         assert record["guard"]["strength"] == 0.0 and record["guard"]["noise_level"] < 0.008
-        assert record["guard"]["below"] == 0.008
+        assert record["guard"]["below"] == 0.008 and record["guard"]["change"] > 0
     else:
         assert record["guard"] is None
 
@@ -141,5 +147,6 @@ def test_evaluate_records_the_guard_and_can_leave_it_out(guarded_folder, tmp_pat
                   breakdown=False, max_images=2, quiet=True)
     with_guard = evaluate(None, tmp_path / "a", **common)
     without = evaluate(None, tmp_path / "b", guard=False, **common)
-    assert with_guard["metadata"]["guard"] == {"below": 0.008, "full": 0.014}
+    assert with_guard["metadata"]["guard"] == {"below": 0.008, "full": 0.014, "change_below": 10.0,
+                                               "change_full": 20.0}
     assert without["metadata"]["guard"] is None
