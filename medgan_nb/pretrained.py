@@ -3,7 +3,7 @@
 Each shipped model is two files in `WEIGHTS_DIR` (``medgan_nb/weights/``):
 
     <name>.safetensors   the generator's state dict (float32 tensors; loading it never runs code)
-    <name>.json          its model card:
+    <name>.json          its model card (and <name>.md, the same as Markdown, written with it):
 
         name, summary (one line), default (true for the one `enhance`/`evaluate` use without --checkpoint),
         guard ({below, full}: the `medgan_nb.guard.Guard` that leaves noise-free inputs unchanged; null: none),
@@ -180,6 +180,8 @@ def save_model(generator: nn.Module, cfg: Config, name: str, card_fields: dict[s
         f.write(data)
     with atomic_write(card_path) as f:
         f.write(text.encode("utf-8"))
+    with atomic_write(folder / f"{name}.md") as f:          # the card for readers (README links it)
+        f.write(card_markdown({k: card[k] for k in CARD_KEYS}).encode("utf-8"))
     return weights
 
 
@@ -233,6 +235,7 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"- default model: {'yes' if card['default'] else 'no'}",
              f"- parameters: {card['parameters']:,}",
              f"- weights: `{card['name']}.safetensors`, SHA-256 `{card['weights_sha256']}`",
+             f"- guard: {_guard_text(card['guard'])}",
              "", "## Intended use", "", str(card["intended_use"]),
              "", "## Training", "", *_items(card["training"]),
              "", "## Scores", ""]
@@ -246,6 +249,15 @@ def card_markdown(card: dict[str, Any]) -> str:
         lines += ["", f"## {key}", "", *_items(card[key])]
     lines += ["", "## Config", "", "```json", json.dumps(card["config"], indent=2), "```", ""]
     return "\n".join(lines)
+
+
+def _guard_text(guard: dict | None) -> str:
+    if not guard:
+        return "none (every input gets the model's output)"
+    return (f"inputs with an estimated noise std below {guard['below']:g} (all of the model from {guard['full']:g}) "
+            f"whose correction would be below {guard.get('change_below', Guard.change_below):g} RMS "
+            f"(all of it from {guard.get('change_full', Guard.change_full):g}) are returned unchanged "
+            f"(medgan_nb.guard)")
 
 
 def _is_rows(value: Any) -> bool:

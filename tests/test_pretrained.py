@@ -12,7 +12,8 @@ from medgan_nb.checkpoint import file_sha256, load_checkpoint, load_generator, s
 from medgan_nb.cli import main
 from medgan_nb.config import Config
 from medgan_nb.models import build_generator, count_parameters
-from medgan_nb.pretrained import PretrainedError, card_markdown, default_model, list_models, load_model, save_model
+from medgan_nb.pretrained import (PretrainedError, card_markdown, default_model, list_models, load_model, model_card,
+                                  save_model)
 
 REPO = Path(__file__).resolve().parents[1]
 SCORES = {"headline": {"blur+noise": "+1.2 dB over NLM"},
@@ -55,6 +56,7 @@ def test_round_trip_gives_identical_tensors_and_a_complete_card(tmp_path):
     assert card["config"] == cfg.to_dict() and card["parameters"] == count_parameters(generator) > 0
     assert card["default"] is False and "not for diagnosis" in card["intended_use"].lower()
     assert json.loads((tmp_path / "m.json").read_text()) == card
+    assert (tmp_path / "m.md").read_text() == card_markdown(card)
     from safetensors import safe_open                        # a plain safetensors file, tagged as ours
     with safe_open(str(weights), "pt") as f:
         about = json.loads(f.metadata()["medgan_nb"])
@@ -291,3 +293,10 @@ def test_reference_psnr_is_the_psnr_of_the_restored_reference_frame(folder):
     identity = evaluate_module.reference_psnr(torch.nn.Identity(), {**card, "reference": reference})
     assert 10 < identity < 35 and value != identity                  # blur + noise 0.075 at 64²: a real loss
     assert evaluate_module.reference_psnr(generator, {**card, "reference": reference}) == value   # fixed seed
+
+
+@pytest.mark.parametrize("name", SHIPPED or [pytest.param(None, marks=pytest.mark.skip(reason="no shipped models"))])
+def test_shipped_cards_markdown_is_up_to_date(name):
+    card = model_card(name, pretrained.WEIGHTS_DIR)
+    assert (pretrained.WEIGHTS_DIR / f"{name}.md").read_text() == card_markdown(card)
+    assert "guard: inputs with an estimated noise std below" in card_markdown(card)
