@@ -47,8 +47,8 @@ def test_round_trip_gives_identical_tensors_and_a_complete_card(tmp_path):
     generator, cfg = tiny_generator(), Config.preset("tiny")
     weights = save_model(generator, cfg, "m", {"summary": "s"}, tmp_path)
     loaded, loaded_cfg, card = load_model("m", folder=tmp_path)
-    assert weights == tmp_path / "m.safetensors" and sorted(p.name for p in tmp_path.iterdir()) == ["m.json",
-                                                                                                    "m.safetensors"]
+    assert weights == tmp_path / "m.safetensors"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.md", "m.safetensors"]
     original, restored = generator.state_dict(), loaded.state_dict()
     assert original.keys() == restored.keys() and all(torch.equal(original[k], restored[k]) for k in original)
     assert loaded_cfg == cfg and not loaded.training and loaded.model_name == "m"
