@@ -305,8 +305,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 DEMO_BASELINES = ("identity", "median", "nlm", "tv", "bilateral")
-GUARD_HELP = ("do not apply the shipped model's noise guard (which returns inputs without measurable noise "
-              "unchanged, medgan_nb.guard): the model then also deblurs noise-free images, and changes clean ones")
+GUARD_HELP = ("do not apply the shipped model's guard (which returns inputs that show no noise and that the model "
+              "would change only a little unchanged, medgan_nb.guard): the model then also deblurs noise-free "
+              "images, and changes clean ones")
 
 
 def demo_table(metrics: dict, shipped: dict[str, dict]) -> str:

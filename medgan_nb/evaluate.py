@@ -301,7 +301,7 @@ def evaluate(checkpoint: str | Path | None, out_dir: str | Path, *, cfg: Config 
     conditions: named conditions (name -> Config overrides of the degradation settings, e.g.
         `GOAL_CONDITIONS`) to score instead of "all" and the breakdown; the first one is shown in the figures.
     max_images: score an evenly spread subset of at most this many images (None: all).
-    guard: apply the model's noise guard (`medgan_nb.guard`; shipped models have one), as `enhance` does.
+    guard: apply the model's guard (`medgan_nb.guard`; shipped models have one), as `enhance` does.
     Returns the dict written to metrics.json.
     """
     out_dir, model, runnable, skipped = _set_up(checkpoint, out_dir, baselines, device, model, guard)

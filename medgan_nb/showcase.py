@@ -45,7 +45,7 @@ def best_available_classic() -> str:
 def compare(model: str = "quality", n: int = 3, condition: str = "blur_noise", size: int = 256,
             classic: str | None = None) -> Comparison:
     """Restore `n` evenly spread shipped test frames, degraded by `condition` (`GOAL_CONDITIONS`), with the
-    shipped `model` (its noise guard on, as `enhance` runs it) and with `classic` (None: the best available)."""
+    shipped `model` (its guard on, as `enhance` runs it) and with `classic` (None: the best available)."""
     generator, trained, _ = load_model(model)
     cfg = evaluation_config(trained.replace(image_size=size, frame_size=size, data_dir=None))
     cfg = cfg.replace(**GOAL_CONDITIONS[condition])
