@@ -63,7 +63,7 @@ def table(sections: dict) -> str:
             variants = ", ".join(f"{k} {v['median_ms']:g}" if "median_ms" in v else f"{k} n/a"
                                  for k, v in m["variants"].items())
             if "guard_ms" in m:
-                variants += f"; + noise guard {m['guard_ms']:g} = {m['default_ms_with_guard']:g}"
+                variants += f"; + guard {m['guard_ms']:g} = {m['default_ms_with_guard']:g}"
             ratio = f"{m['default_ms'] / ref_ms:.2f}×" if m["default_ms"] and name == "seed_architecture" else "-"
             rows.append(f"| inference, ms/frame, {name.replace('_', ' ')} (256², batch 1; {variants}) | "
                         f"{_f(ref_ms) if name == 'seed_architecture' else '-'} | "
