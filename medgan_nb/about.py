@@ -9,7 +9,6 @@ machines. Optional packages are listed with the command that installs them, neve
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import platform
 from typing import Any
 
@@ -26,7 +25,6 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "onnxruntime": ("the fastest CPU inference backend", "pip install onnxruntime"),
     "tensorboard": ("TensorBoard logs of training runs", "pip install tensorboard"),
 }
-_MODULE = {"scikit-image": "skimage", "Pillow": "PIL"}
 
 
 def version_of(package: str) -> str | None:
@@ -35,11 +33,6 @@ def version_of(package: str) -> str | None:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def installed(package: str) -> bool:
-    """Whether `package` can be imported (without importing it)."""
-    return importlib.util.find_spec(_MODULE.get(package, package)) is not None
 
 
 def device_line() -> str:
@@ -57,8 +50,8 @@ def setup_lines(cfg: Config) -> list[str]:
              f"preset {cfg.preset!r}: {cfg.image_size}² crops, {cfg.epochs} epochs, batch {cfg.batch_size}"
              + (f", runs stop after {cfg.max_minutes:g} min" if cfg.max_minutes else "")]
     for package, (what, how) in OPTIONAL.items():
-        lines.append(f"  {package}: {version_of(package) or 'not installed'}"
-                     + ("" if installed(package) else f" ({what}: {how})"))
+        version = version_of(package)
+        lines.append(f"  {package}: {version}" if version else f"  {package}: not installed ({what}: {how})")
     return lines
 
 

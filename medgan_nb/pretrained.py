@@ -254,10 +254,10 @@ def card_markdown(card: dict[str, Any]) -> str:
 def _guard_text(guard: dict | None) -> str:
     if not guard:
         return "none (every input gets the model's output)"
-    return (f"inputs with an estimated noise std below {guard['below']:g} (all of the model from {guard['full']:g}) "
-            f"whose correction would be below {guard.get('change_below', Guard.change_below):g} RMS "
-            f"(all of it from {guard.get('change_full', Guard.change_full):g}) are returned unchanged "
-            f"(medgan_nb.guard)")
+    g = Guard(**guard)
+    return (f"inputs with an estimated noise std below {g.below:g} (all of the model from {g.full:g}) "
+            f"whose correction would be below {g.change_below:g} RMS (all of it from {g.change_full:g}) "
+            f"are returned unchanged (medgan_nb.guard)")
 
 
 def _is_rows(value: Any) -> bool:

@@ -24,7 +24,7 @@ from .data import default_dataset, to_numpy_images
 from .degrade import Degradation
 from .evaluate import GOAL_CONDITIONS, LABELS, draw_grid_panel, evaluation_config, run_baseline, run_gan
 from .metrics import psnr
-from .pretrained import load_model
+from .pretrained import load_model, model_card
 
 
 @dataclass
@@ -86,7 +86,7 @@ def _draw(fig, images: dict[str, torch.Tensor], scores: dict[str, np.ndarray], c
 def hero_figure(path: str | Path, model: str = "quality", n: int = 3, condition: str = "blur_noise") -> Path:
     """README's opening figure: `compare` beside the model card's noise × blur grid (model − input)."""
     result = compare(model, n, condition)
-    grid = load_model(model)[2]["scores"].get("grid")
+    grid = model_card(model)["scores"].get("grid")
     fig = Figure(figsize=(16, 2.7 * n + 0.6))
     left, right = fig.subfigures(1, 2, width_ratios=[2.2, 1])
     _draw(left, result.images, result.psnr, condition)

@@ -129,6 +129,7 @@ class _CsvLog:
 
     def __init__(self, path: Path, fields: list[str], enabled: bool):
         self.path, self.fields, self.enabled = path, fields, enabled
+        self._columns: list[str] | None = None       # the file's columns, read once
 
     def write(self, row: dict[str, Any]) -> None:
         """Append `row`; a file begun by an older version keeps its own columns (a resumed run's new
@@ -136,7 +137,11 @@ class _CsvLog:
         if not self.enabled:
             return
         new = not self.path.exists()
-        fields = self.fields if new else self._header()
+        if new:
+            self._columns = self.fields
+        elif self._columns is None:
+            self._columns = self._header()
+        fields = self._columns
         with self.path.open("a", newline="") as f:
             writer = csv.DictWriter(f, fields, extrasaction="ignore")
             if new:
@@ -164,6 +169,7 @@ class _CsvLog:
             writer.writeheader()
             writer.writerows(rows)
         os.replace(tmp, self.path)
+        self._columns = self.fields
 
 
 # ------------------------------------------------------------------ the loop

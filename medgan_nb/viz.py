@@ -91,16 +91,11 @@ def degradation_widget(clean: torch.Tensor):
 
 def plot_training(run: str | Path) -> plt.Figure:
     """Loss curves (metrics.csv) and validation PSNR/SSIM (val.csv) of a run folder."""
-    import csv
+    from .reports import read_log
     run = Path(run)
 
     def read(name: str) -> dict[str, list[float]]:
-        path = run / name
-        if not path.exists():
-            return {}
-        with path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-        return {k: [float(r[k]) for r in rows] for k in (rows[0] if rows else [])}
+        return read_log(run, name, columns=True) if (run / name).exists() else {}
 
     m, v = read("metrics.csv"), read("val.csv")
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))

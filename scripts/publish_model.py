@@ -116,9 +116,13 @@ def update_speed(name: str) -> None:
     print(json.dumps(scores["speed"], indent=2))
 
 
+def wall_minutes(run: Path) -> float:
+    """A run's wall time: from its config.json (written at the start) to its last checkpoint."""
+    seconds = (run / "checkpoints" / "last.pt").stat().st_mtime - (run / "config.json").stat().st_mtime
+    return round(seconds / 60, 1)
+
+
 def training(args, state: dict, cfg: Config) -> dict:
-    started = (args.run / "config.json").stat().st_mtime
-    ended = (args.run / "checkpoints" / "last.pt").stat().st_mtime
     return {"data": f"Kvasir-SEG train split ({args.data}; scenes kept on one side, medgan_nb.data.duplicate_groups)",
             "split": "train for training, val for choosing best.pt; scored on test",
             "degradations": {k: cfg.to_dict()[k] for k in ("degradations", "degradation_order", "degradation_p",
@@ -127,7 +131,7 @@ def training(args, state: dict, cfg: Config) -> dict:
             "recipe": recipe(cfg),
             "weights": "EMA of G at the best validation epoch (best.pt)",
             "steps": state["step"], "epochs": state["epoch"],
-            "wall_minutes": round((ended - started) / 60, 1),
+            "wall_minutes": wall_minutes(args.run),
             **({"started_from": base_run(cfg)} if cfg.init_generator else {}),
             "machine": f"{cpu_model()}, 2 cores shared with other jobs, 1 torch thread, no GPU ({platform.platform()})",
             "command": args.command, "date": date.today().isoformat()}
@@ -145,11 +149,9 @@ def recipe(cfg: Config) -> str:
 
 def base_run(cfg: Config) -> dict:
     """The run a fine-tune started from: its checkpoint, epochs, steps and wall time."""
-    run = Path(cfg.init_generator).parents[1]
     state = load_checkpoint(cfg.init_generator)
-    minutes = ((run / "checkpoints" / "last.pt").stat().st_mtime - (run / "config.json").stat().st_mtime) / 60
     return {"checkpoint": cfg.init_generator, "epochs": state["epoch"], "steps": state["step"],
-            "wall_minutes": round(minutes, 1)}
+            "wall_minutes": wall_minutes(Path(cfg.init_generator).parents[1])}
 
 
 def goal_scores(args, task: Config, out: Path) -> dict:

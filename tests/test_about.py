@@ -4,7 +4,6 @@ from medgan_nb import about
 
 def test_setup_lists_versions_device_preset_and_how_to_install_missing_extras(monkeypatch, capsys):
     monkeypatch.setenv("MEDGAN_TINY", "1")
-    monkeypatch.setattr(about, "installed", lambda p: p != "tensorboard")
     monkeypatch.setattr(about, "version_of", lambda p: None if p == "tensorboard" else "9.9")
     cfg = about.print_setup(epochs=2)
     out = capsys.readouterr().out
