@@ -26,7 +26,7 @@ from typing import Sequence
 
 from . import __version__
 from .checkpoint import make_run_dir
-from .config import PRESETS, Config
+from .config import INFERENCE_BACKENDS, PRESETS, Config
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict:
@@ -397,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--tile", type=int, default=512, help="tile size for large images (default 512)")
     en.add_argument("--no-guard", action="store_true", help=GUARD_HELP)
     en.add_argument("--device", default="auto")
-    en.add_argument("--backend", default="auto", choices=["auto", "torch", "torch-channels-last", "onnxruntime"],
+    en.add_argument("--backend", default="auto", choices=INFERENCE_BACKENDS,
                     help="inference engine; auto: for 32+ images on the CPU the fastest one measured here, else torch")
     en.add_argument("--quiet", action="store_true")
     en.set_defaults(func=cmd_enhance)

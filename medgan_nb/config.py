@@ -40,6 +40,8 @@ DEGRADATION_ORDERS: dict[str, tuple[str, ...]] = {
 }
 KNOWN_DEGRADATIONS = DEGRADATION_ORDERS["physical"]
 PIXEL_LOSSES = ("l1", "log_l1")
+# Inference engines of `medgan_nb.export.fast_generator` (and `enhance --backend`); "auto" measures them here.
+INFERENCE_BACKENDS = ("auto", "torch", "torch-channels-last", "onnxruntime")
 OUTPUT_ENV = "MEDGAN_OUTPUT"      # environment variable: where runs go when a config does not say (tests set it)
 
 

@@ -46,6 +46,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from . import __version__
 from .checkpoint import atomic_write
+from .config import INFERENCE_BACKENDS
 
 log = logging.getLogger(__name__)
 OPSET = 18                          # ONNX Runtime >= 1.14 runs it; the dynamo exporter's oldest native opset
@@ -254,7 +255,7 @@ class ChannelsLast(nn.Module):
         return self.model(x.contiguous(memory_format=torch.channels_last)).contiguous()
 
 
-BACKENDS = ("auto", "torch", "torch-channels-last", "onnxruntime")
+BACKENDS = INFERENCE_BACKENDS
 
 
 def _build(generator: nn.Module, backend: str) -> Any:

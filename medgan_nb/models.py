@@ -68,7 +68,7 @@ class UNetGenerator(nn.Module):
             raise ValueError("depth must be >= 2")
         if residual and in_ch != out_ch:
             raise ValueError("a residual generator needs as many output channels as input channels")
-        self.depth, self.residual = depth, residual
+        self.depth, self.residual, self.in_channels = depth, residual, in_ch
         self.size_multiple = 2**depth                    # input sides must be multiples of this
         ch = [min(base_ch * 2**i, max_ch) for i in range(depth)]   # encoder widths
         self.downs = nn.ModuleList()
@@ -164,6 +164,7 @@ class NAFNetGenerator(nn.Module):
         if residual and in_ch != out_ch:
             raise ValueError("a residual generator needs as many output channels as input channels")
         self.depth, self.residual, self.size_multiple = depth, residual, stem * 2**depth
+        self.in_channels = in_ch
         self.intro = nn.Sequential(nn.PixelUnshuffle(stem), nn.Conv2d(in_ch * stem**2, width, 3, 1, 1))
         widths = [width * 2**i for i in range(depth + 1)]
         self.encoders = nn.ModuleList(nn.Sequential(*(NAFBlock(w) for _ in range(blocks))) for w in widths[:-1])
