@@ -39,6 +39,7 @@ DEGRADATION_ORDERS: dict[str, tuple[str, ...]] = {
     "mixed": ("noise", "salt_pepper", "blur", "color_jitter"),   # per image: the seed or the physical order
 }
 KNOWN_DEGRADATIONS = DEGRADATION_ORDERS["physical"]
+MODALITIES = ("endoscopy", "ct", "mri", "xray")
 PIXEL_LOSSES = ("l1", "log_l1")
 # Inference engines of `medgan_nb.export.fast_generator` (and `enhance --backend`); "auto" measures them here.
 INFERENCE_BACKENDS = ("auto", "torch", "torch-channels-last", "onnxruntime")
@@ -58,7 +59,9 @@ class Config:
 
     # data
     image_size: int = 256
-    channels: int = 3
+    channels: int = 3                      # 3 (RGB endoscopy) or 1 (the CT, MRI and X-ray models)
+    modality: str = "endoscopy"            # "endoscopy" (RGB frames, medgan_nb.degrade) or "ct", "mri", "xray"
+                                           # (1-channel scans, medgan_nb.modality and medgan_nb.scans)
     data_dir: str | None = None            # None: the shipped Kvasir-SEG frames (data/kvasir-sample); "synthetic":
                                            # scikit-image's patches + procedural frames; or any folder of images
                                            # (a Kvasir-SEG folder with images/ + masks/ also gives polyp masks)
@@ -145,6 +148,17 @@ class Config:
     glare_spots: tuple[int, int] = (0, 3)
     vignetting: tuple[float, float] = (0.2, 0.6)
 
+    # CT, MRI and X-ray (modality != "endoscopy"; see medgan_nb.modality): (low, high) ranges drawn per slice
+    scan_size: int = 256                   # slices are resized to this side (CT: square) before degradation
+    scan_realisations: int = 16            # degraded copies of each training slice, made once (see scans.ScanPairs)
+    ct_dose: tuple[float, float] = (2e3, 1e5)        # photons per detector bin and view (log-uniform)
+    ct_views: tuple[int, int] = (0, 0)               # projection angles; (0, 0): a full scan (no sparse views)
+    mri_noise: tuple[float, float] = (0.01, 0.06)    # Rician noise sigma, relative to the slice's maximum
+    mri_acceleration: tuple[float, float] = (1.0, 4.0)  # k-space undersampling factor (1: fully sampled)
+    mri_motion_px: tuple[float, float] = (0.0, 0.0)  # largest motion shift in pixels (0: no motion)
+    xray_exposure: tuple[float, float] = (20.0, 1000.0)  # photons per pixel at full transmission (log-uniform)
+    xray_blur: tuple[float, float] = (0.0, 1.5)     # detector blur sigma in pixels
+
     def __post_init__(self) -> None:
         self.validate()
 
@@ -215,6 +229,12 @@ class Config:
             (0 <= self.sp_amount <= 1 and 0 <= self.sp_salt_ratio <= 1, "sp_amount and sp_salt_ratio must be in [0, 1]"),
             (min(self.lambda_l1, self.lambda_perceptual, self.lambda_adv) >= 0, "loss weights must be >= 0"),
             (self.pixel_loss in PIXEL_LOSSES, f"pixel_loss must be one of {PIXEL_LOSSES}"),
+            (self.modality in MODALITIES, f"modality must be one of {MODALITIES}"),
+            (self.channels == (3 if self.modality == "endoscopy" else 1),
+             f"channels must be {3 if self.modality == 'endoscopy' else 1} for modality {self.modality!r}"),
+            (self.scan_size >= self.image_size and self.scan_realisations >= 1,
+             "need scan_size >= image_size and scan_realisations >= 1"),
+            (self.ct_views == (0, 0) or self.ct_views[0] >= 1, "ct_views must be (0, 0) (full scan) or >= 1"),
         ]
         for ok, message in checks:
             if not ok:
@@ -277,6 +297,8 @@ Config.preset = classmethod(_preset)  # type: ignore[assignment,method-assign]
 _RANGES: dict[str, tuple[float, float]] = {
     "blur_sigma": (0.0, 10.0), "jpeg_quality": (1, 100), "motion_blur_length": (0.0, 64.0),
     "low_light_gain": (0.01, 1.0), "low_light_gamma": (0.1, 5.0), "glare_spots": (0, 20), "vignetting": (0.0, 1.0),
+    "ct_dose": (1.0, float("inf")), "ct_views": (0, 100000), "mri_noise": (0.0, 1.0), "mri_acceleration": (1.0, 64.0),
+    "mri_motion_px": (0.0, 64.0), "xray_exposure": (1e-3, float("inf")), "xray_blur": (0.0, 10.0),
 }
 
 
@@ -350,6 +372,12 @@ RESTORE_RECIPE = dict(image_size=128, frame_size=256, train_crop="random", cache
 # The generators `python -m benchmarks race` chose at equal CPU time (see README, "Choosing the generator").
 REALTIME_UNET = dict(generator="unet", residual=True, depth=5, base_channels=16, max_channels=128)
 QUALITY_NAFNET = dict(generator="nafnet", residual=True, base_channels=24, depth=3, stem=2, blocks=1)
+# CT, MRI and X-ray (issue 12): the real-time UNet with one channel and the restoration recipe (L1 + EMA) on random
+# 128² patches of the real sample scans (medgan_nb.scans), each training slice degraded scan_realisations times.
+SCAN_RECIPE = dict(channels=1, image_size=128, batch_size=16, g_steps=1, lambda_adv=0.0, lambda_l1=1.0,
+                   lambda_perceptual=0.0, lr_g=1e-3, beta1=0.9, beta2=0.99, ema_decay=0.999, dropout=0.0,
+                   d_base_channels=32, save_every=10, log_every=20, epochs=300, lr_decay_start=150,
+                   max_minutes=12.0, **REALTIME_UNET)
 PRESETS: dict[str, dict[str, Any]] = {
     "seed": _SEED,
     # Minutes on 2 CPU cores: the real-time model's architecture and recipe, trained from scratch on the
@@ -380,6 +408,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # quality: a NAFNet-style UNet on 2×2-packed pixels (0.91 M parameters, 2.5-7× the time per frame).
     "realtime": dict(**RESTORE_RECIPE, **REALTIME_UNET, epochs=400, lr_decay_start=200),
     "quality": dict(**RESTORE_RECIPE, **QUALITY_NAFNET, epochs=100, lr_decay_start=50),
+    # One per modality; CT works at 256² (a low-dose reconstruction costs ~0.6 s there, 4 s at 512²).
+    "ct": dict(**SCAN_RECIPE, modality="ct", scan_size=256, scan_realisations=24, crops_per_frame=4),
+    "mri": dict(**SCAN_RECIPE, modality="mri", scan_size=512, scan_realisations=24, crops_per_frame=4),
+    "xray": dict(**SCAN_RECIPE, modality="xray", scan_size=512, scan_realisations=24, crops_per_frame=8),
     # Seconds: for tests and notebooks in tiny mode; still learns enough to beat its degraded input.
     "tiny": dict(
         image_size=32, depth=3, base_channels=8, max_channels=32, d_base_channels=8, d_layers=2, residual=True,

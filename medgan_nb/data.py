@@ -699,13 +699,20 @@ def data_source(cfg: Config) -> str:
 
 
 def default_dataset(split: Split, cfg: Config, on_error: Literal["raise", "skip"] = "raise") -> Dataset:
-    """The images of one split: ``cfg.data_dir``, else the shipped real frames (see `data_source`).
+    """The images of one split: ``cfg.data_dir``, else the shipped real frames (see `data_source`); for CT, MRI
+    and X-ray configs, (clean, degraded, key) patches of scans (`medgan_nb.scans.modality_dataset`).
 
     Training images are random crops when ``cfg.train_crop == "random"``. With ``cfg.max_images`` set, an
     evenly spread subset of at most that many images; with ``cfg.cache_images``, kept in memory after the
     first load (decoded frames for random crops, whose every read differs).
     """
     _check_split(split)
+    if cfg.modality != "endoscopy":
+        from .scans import modality_dataset            # imports medgan_nb.modality, which imports this module
+        dataset = modality_dataset(split, cfg)
+        if 0 < cfg.max_images < len(dataset):
+            dataset = Subset(dataset, torch.linspace(0, len(dataset) - 1, cfg.max_images).round().long().tolist())
+        return dataset
     source = data_source(cfg)
     random_crop = split == "train" and cfg.train_crop == "random"
     if source == SYNTHETIC:

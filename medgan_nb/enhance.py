@@ -52,6 +52,7 @@ from . import __version__
 from .checkpoint import atomic_write, checkpoint_path, file_sha256, load_generator
 from .pretrained import load_model
 from .data import IMAGE_EXTENSIONS, ImageLoadError, decode_image, from_numpy_images, list_images, to_numpy_images
+from .dicom import WINDOWS, DicomImage, is_dicom, list_dicom, read_dicom, window, write_derived
 from .export import fast_generator
 from .guard import Guard
 from .models import resolve_device
@@ -102,7 +103,8 @@ def _module_device(module: torch.nn.Module) -> torch.device:
 
 def enhance_array(generator: torch.nn.Module, img: np.ndarray, *, tile: int = 512, overlap: int = 32,
                   device: str | torch.device | None = None, guard: Guard | None = None) -> np.ndarray:
-    """Restore one image (H, W, 3) float in [0, 1] of any size; returns float32 (H, W, 3) in [0, 1].
+    """Restore one image (H, W, C) float in [0, 1] of any size, C the generator's channels (3, or 1 for the CT,
+    MRI and X-ray models); returns float32 (H, W, C) in [0, 1].
 
     guard: a `medgan_nb.guard.Guard` (shipped models carry one as ``generator.guard``), applied to the
     whole image after the tiles are put together, so that every tile gets the same strength.
@@ -115,8 +117,10 @@ def enhance_array(generator: torch.nn.Module, img: np.ndarray, *, tile: int = 51
     and restores the generator's train/eval mode afterwards.
     """
     img = np.asarray(img)
-    if img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {img.shape}")
+    channels = getattr(generator, "in_channels", None)         # backends' wrappers may not say; the model would
+    if img.ndim != 3 or img.shape[2] not in (1, 3) or img.shape[2] != (channels or img.shape[2]):
+        raise ValueError(f"expected an (H, W, {channels or '1 or 3'}) image for this generator, got shape {img.shape}")
+    channels = img.shape[2]
     if not np.issubdtype(img.dtype, np.floating):
         raise ValueError(f"expected floats in [0, 1], got {img.dtype}; divide 8-bit images by 255")
     if tile < 1 or overlap < 0:
@@ -130,9 +134,9 @@ def enhance_array(generator: torch.nn.Module, img: np.ndarray, *, tile: int = 51
     h, w = img.shape[:2]
     hp, wp = _round_up(h, m), _round_up(w, m)
     padded = np.pad(img.astype(np.float32, copy=False), ((0, hp - h), (0, wp - w), (0, 0)), mode="reflect")
-    x = from_numpy_images(padded)                                                   # (3, hp, wp) in [-1, 1]
+    x = from_numpy_images(padded)                                                   # (C, hp, wp) in [-1, 1]
 
-    out = torch.zeros(3, hp, wp)
+    out = torch.zeros(channels, hp, wp)
     weight = torch.zeros(1, hp, wp)
     rows, cols = _tile_starts(hp, tile, tile - overlap), _tile_starts(wp, tile, tile - overlap)
     was_training = generator.training
@@ -233,22 +237,87 @@ def _jobs(inputs: Path, out_dir: Path) -> list[tuple[Path, str, Path]]:
     elif inputs.is_dir():
         root = inputs
         out_resolved = out_dir.resolve()
-        files = [p for p in list_images(inputs) if not p.resolve().is_relative_to(out_resolved)]
+        found = sorted(set(list_images(inputs)) | set(list_dicom(inputs)))
+        files = [p for p in found if not p.resolve().is_relative_to(out_resolved)]
         if not files:
-            raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {inputs}")
+            raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) or DICOM files under {inputs}")
     else:
         raise FileNotFoundError(f"input {inputs} does not exist")
     jobs, seen = [], {}
     for src in files:
         rel = src.relative_to(root)
-        dst = out_dir / rel.with_suffix(".png")
-        if dst.resolve() == src.resolve():
-            raise ValueError(f"{src} would be overwritten by its own enhanced version; choose another output folder")
-        if dst in seen:
-            raise ValueError(f"{seen[dst]} and {src} would both be written to {dst}; rename one of them")
-        seen[dst] = src
+        dst = out_dir / rel.with_suffix(".dcm" if is_dicom(src) else ".png")
+        for target in _outputs(src, dst):
+            if target.resolve() == src.resolve():
+                raise ValueError(f"{src} would be overwritten by its own enhanced version; choose another output "
+                                 "folder")
+            if target in seen:
+                raise ValueError(f"{seen[target]} and {src} would both be written to {target}; rename one of them")
+            seen[target] = src
         jobs.append((src, rel.as_posix(), dst))
     return jobs
+
+
+def _outputs(src: Path, dst: Path) -> list[Path]:
+    """The files one job writes: the PNG; for a DICOM source the derived DICOM and a PNG beside it."""
+    return [dst, dst.with_suffix(".png")] if dst.suffix == ".dcm" else [dst]
+
+
+# ------------------------------------------------------------------ DICOM
+def enhance_dicom(generator: torch.nn.Module, image: DicomImage, modality: str, *, tile: int = 512,
+                  device: str | torch.device | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Restore every slice of a DICOM image with a 1-channel CT, MRI or X-ray model.
+
+    Returns (enhanced slices in the image's physical units, (n, H, W) float32; the same in [0, 1] for
+    pictures (CT in the soft-tissue window); a record for the audit log). Values go through the units the
+    model was trained in (`medgan_nb.scans.to_model`); pixels outside that window (CT beyond -1000 ...
+    +1000 HU, MR/X-ray outside their 0.5-99.5 percentiles) are passed through unchanged.
+    """
+    from .scans import from_model, to_model, window_of
+    lo, hi = window_of(modality, image.slices)
+    out = np.empty_like(image.slices)
+    for i, values in enumerate(image.slices):
+        x = to_model(values, modality, lo, hi)
+        restored = enhance_array(generator, ((x + 1) / 2)[..., None], tile=tile, device=device)[..., 0]
+        out[i] = np.where((values >= lo) & (values <= hi), from_model(restored * 2 - 1, modality, lo, hi), values)
+    inside = (image.slices >= lo) & (image.slices <= hi)
+    pictures = (window(out, *WINDOWS["soft_tissue"]) if modality == "ct"
+                else np.clip((out - lo) / (hi - lo), 0, 1).astype(np.float32))
+    return out, pictures, {"modality": image.modality, "window": [lo, hi], "slices": len(out),
+                           "pixels_passed_through": int((~inside).sum())}
+
+
+def _check_modality(src: Path, image: DicomImage, model_modality: str) -> str:
+    """The medgan_nb modality of a DICOM image, which must be the one the model was trained on."""
+    from .scans import MODALITY_OF_DICOM
+    modality = MODALITY_OF_DICOM.get(image.modality)
+    if modality is None:
+        raise ValueError(f"{src}: DICOM modality {image.modality!r} has no model here (CT, MR, CR, DX only)")
+    if modality != model_modality:
+        raise ValueError(f"{src} is a {image.modality} image but the model was trained on {model_modality}; "
+                         f"use a {modality} model: python -m medgan_nb train --preset {modality}, then "
+                         f"enhance --checkpoint output/runs/<run>")
+    return modality
+
+
+def _write_dicom_job(generator: torch.nn.Module, src: Path, dst: Path, image: DicomImage, model_modality: str,
+                     sha256: str, model_name: str | None, tile: int, device: torch.device,
+                     label: bool) -> tuple[dict, Path]:
+    """Enhance one DICOM file: the derived DICOM at `dst`, a 16-bit PNG of its first slice beside it."""
+    import pydicom
+    modality = _check_modality(src, image, model_modality)
+    enhanced, pictures, record = enhance_dicom(generator, image, modality, tile=tile, device=device)
+    write_derived(image, enhanced, dst, weights_sha256=sha256, model_name=model_name, overwrite=True)
+    png = dst.with_suffix(".png")
+    pixels = pictures[0][..., None]
+    with atomic_write(png) as f:
+        save_png(f, burn_label(pixels) if label else pixels, 16,
+                 png_metadata(None, file_sha256(src), sha256, model_name))
+    derived = pydicom.dcmread(dst, stop_before_pixels=True)
+    record.update(source_sop_instance_uid=image.sop_instance_uid, sop_instance_uid=str(derived.SOPInstanceUID),
+                  series_instance_uid=str(derived.SeriesInstanceUID), png=path_text(png.resolve()),
+                  png_sha256=file_sha256(png))
+    return record, png
 
 
 def _guarded(guard: Guard | None, rgb: np.ndarray, restored: np.ndarray) -> tuple[np.ndarray, dict | None]:
@@ -291,7 +360,12 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
             label: bool = False, overwrite: bool = False, tile: int = 512, on_error: str = "raise",
             backend: str = "auto", record_source_name: bool = False, quiet: bool = False,
             guard: bool = True) -> list[Path]:
-    """Enhance one image file or every image under a folder; returns the PNG files written.
+    """Enhance one image or DICOM file, or every one under a folder; returns the files written (PNG or DICOM).
+
+    DICOM files (found by content, any extension) need a CT, MRI or X-ray model of their modality (a
+    ``ct``/``mri``/``xray`` preset run): each becomes a derived DICOM ``out_dir/<rel>.dcm`` (see
+    `medgan_nb.dicom.write_derived`: new UIDs, the weights' SHA-256 in DerivationDescription, the stored
+    bit depth and rescale) plus a 16-bit PNG of its first slice beside it; the audit line records both.
 
     Outputs keep each file's relative path and stem, as PNGs under `out_dir`
     (``a/b/x.jpg`` -> ``out_dir/a/b/x.png``) with the input's channels and depth
@@ -323,7 +397,7 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
     inputs, out_dir = Path(inputs), Path(out_dir)
     jobs = _jobs(inputs, out_dir)
     if not overwrite:
-        existing = [dst for _, _, dst in jobs if dst.exists()]
+        existing = [target for src, _, dst in jobs for target in _outputs(src, dst) if target.exists()]
         if existing:
             raise FileExistsError(f"{existing[0]} already exists ({len(existing)} of {len(jobs)} outputs do); "
                                   f"pass overwrite=True or choose another output folder")
@@ -332,6 +406,7 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
     generator, model_name, checkpoint_file = load_weights(checkpoint, model, generator, device)
     checkpoint_sha256 = generator.checkpoint_sha256      # of the bytes loaded: a run may replace the file any time
     noise_guard = getattr(generator, "guard", None) if guard else None
+    model_modality = getattr(generator, "modality", "endoscopy")
     if backend == "auto" and len(jobs) < ONNX_MIN_IMAGES:
         backend = "torch"
     generator = fast_generator(generator, backend)
@@ -343,29 +418,38 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
     written: list[Path] = []
     skipped = 0
     for src, rel, dst in tqdm(jobs, desc="enhancing", unit="img", disable=quiet):
+        dicom = dst.suffix == ".dcm"
         try:
-            decoded = decode_image(src)                 # its sha256 is of the very bytes decoded
+            source = read_dicom(src) if dicom else decode_image(src)     # a decoded image's sha256 is of its bytes
         except ImageLoadError as e:
             if on_error == "raise":
                 raise
             log.warning("skipped: %s", e)
             skipped += 1
             continue
-        rgb = decoded.rgb()
-        restored = enhance_array(generator, rgb, tile=tile, device=device)
-        restored, guarded = _guarded(noise_guard, rgb, restored)
-        pixels = restored.mean(axis=2, keepdims=True) if decoded.grayscale else restored
-        if label:
-            pixels = burn_label(pixels)
-        bits = 16 if decoded.bits > 8 else 8
-        info = png_metadata(rel if record_source_name else None, decoded.sha256, checkpoint_sha256, model_name)
-        with atomic_write(dst) as f:                    # never a half-written output
-            save_png(f, pixels, bits, info)
+        if dicom:
+            details, _ = _write_dicom_job(generator, src, dst, source, model_modality, checkpoint_sha256,
+                                          model_name, tile, device, label)
+            height, width = source.slices.shape[1:]
+            input_sha256, channels, bits, details = file_sha256(src), 1, source.bits_stored, {"dicom": details,
+                                                                                              "guard": None}
+        else:
+            rgb = source.rgb()
+            restored = enhance_array(generator, rgb, tile=tile, device=device)
+            restored, guarded = _guarded(noise_guard, rgb, restored)
+            pixels = restored.mean(axis=2, keepdims=True) if source.grayscale else restored
+            if label:
+                pixels = burn_label(pixels)
+            bits = 16 if source.bits > 8 else 8
+            info = png_metadata(rel if record_source_name else None, source.sha256, checkpoint_sha256, model_name)
+            with atomic_write(dst) as f:                    # never a half-written output
+                save_png(f, pixels, bits, info)
+            input_sha256, (height, width, channels), details = source.sha256, pixels.shape, {"guard": guarded}
 
         record = {
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "input": path_text(src.resolve()),
-            "input_sha256": decoded.sha256,
+            "input_sha256": input_sha256,
             "output": path_text(dst.resolve()),
             "output_sha256": file_sha256(dst),
             "checkpoint": path_text(checkpoint_file.resolve()) if checkpoint_file is not None else None,
@@ -374,13 +458,13 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
             "medgan_nb_version": __version__,
             "device": str(device),
             "backend": backend,
-            "width": pixels.shape[1],
-            "height": pixels.shape[0],
-            "channels": pixels.shape[2],
+            "width": width,
+            "height": height,
+            "channels": channels,
             "bits": bits,
             "label": label,
             "source_name_in_png": record_source_name,
-            "guard": guarded,
+            **details,
         }
         with open(out_dir / AUDIT_LOG, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")

@@ -270,6 +270,18 @@ def mri_degrade(x: torch.Tensor, noise_sigma: float | Sequence[float] | torch.Te
     mask, motion, noise. Params: mri_noise_sigma, mri_acceleration, mri_max_shift_px (N,),
     mri_mask (N, H) bool, centred (row H//2 is DC), mri_motion_shift (N, H, 2) (dy, dx) per line.
     """
+    k, params = mri_acquire(x, noise_sigma, acceleration, centre_fraction, pattern, max_shift_px,
+                            fraction_of_lines, generator, keys, seed)
+    return Degraded(magnitude_image(k)[:, None].to(x.device, x.dtype), params)
+
+
+def mri_acquire(x: torch.Tensor, noise_sigma: float | Sequence[float] | torch.Tensor = 0.0,
+                acceleration: float | Sequence[float] | torch.Tensor = 1.0, centre_fraction: float = 0.08,
+                pattern: str = "random", max_shift_px: float | Sequence[float] | torch.Tensor = 0.0,
+                fraction_of_lines: float = 0.0, generator: torch.Generator | None = None,
+                keys: Keys = None, seed: int = 0) -> tuple[torch.Tensor, Params]:
+    """The measured k-space of `mri_degrade` (complex128 (N, H, W), centred, zero where not acquired) and its
+    params: what a reconstruction (e.g. `tv_reconstruction`) starts from."""
     _check_batch(x)
     n, _, h, w = x.shape
     sigma = _values(noise_sigma, n, "noise_sigma")
@@ -287,12 +299,34 @@ def mri_degrade(x: torch.Tensor, noise_sigma: float | Sequence[float] | torch.Te
             std = float(sigma[i]) * float(img.abs().max())
             k = k + std * torch.complex(torch.randn(h, w, generator=gens[i], dtype=torch.float64),
                                         torch.randn(h, w, generator=gens[i], dtype=torch.float64))
-        out.append(magnitude_image(k * mask[:, None]))
+        out.append(k * mask[:, None])
         masks.append(mask)
         motions.append(shift)
-    image = torch.stack(out)[:, None].to(x.device, x.dtype)
-    return Degraded(image, {"mri_noise_sigma": sigma, "mri_acceleration": accel, "mri_max_shift_px": shifts,
-                            "mri_mask": torch.stack(masks), "mri_motion_shift": torch.stack(motions)})
+    return torch.stack(out), {"mri_noise_sigma": sigma, "mri_acceleration": accel, "mri_max_shift_px": shifts,
+                              "mri_mask": torch.stack(masks), "mri_motion_shift": torch.stack(motions)}
+
+
+def tv_reconstruction(k: torch.Tensor, mask: torch.Tensor, weight: float = 0.02, iterations: int = 30
+                      ) -> torch.Tensor:
+    """Total-variation reconstruction of MRI, the classic compressed-sensing baseline, as a magnitude (H, W).
+
+    k: centred measured k-space (H, W), zero where not acquired; mask (H,) bool, the acquired lines.
+    Undersampled: POCS, alternating TV denoising (Chambolle, real and imaginary parts) with data
+    consistency (the acquired lines put back). Fully sampled there is nothing to fill in, so it is TV
+    denoising of the magnitude image (data consistency would put the noise back).
+    """
+    from skimage.restoration import denoise_tv_chambolle
+    image = torch.fft.ifft2(torch.fft.ifftshift(k), norm="ortho")
+    if bool(mask.all()):
+        return torch.from_numpy(denoise_tv_chambolle(image.abs().numpy(), weight=weight))
+    rows = mask.to(torch.bool)[:, None].expand_as(k)
+    for _ in range(iterations):
+        z = image.numpy()
+        image = torch.complex(torch.from_numpy(denoise_tv_chambolle(z.real, weight=weight)),
+                              torch.from_numpy(denoise_tv_chambolle(z.imag, weight=weight)))
+        current = torch.fft.fftshift(torch.fft.fft2(image, norm="ortho"))
+        image = torch.fft.ifft2(torch.fft.ifftshift(torch.where(rows, k, current)), norm="ortho")
+    return image.abs()
 
 
 def rician_noise(x: torch.Tensor, sigma: float | Sequence[float] | torch.Tensor,

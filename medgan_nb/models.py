@@ -229,12 +229,15 @@ def init_weights(module: nn.Module) -> nn.Module:
 
 def build_generator(cfg: Config) -> nn.Module:
     """The generator described by `cfg`, initialised (the UNet as the original; NAFNet with PyTorch's defaults
-    and its blocks starting as the identity)."""
+    and its blocks starting as the identity); ``generator.modality`` records ``cfg.modality``."""
     if cfg.generator == "nafnet":
-        return NAFNetGenerator(cfg.channels, cfg.channels, cfg.base_channels, cfg.depth, cfg.blocks, cfg.stem,
-                               cfg.residual)
-    return init_weights(UNetGenerator(cfg.channels, cfg.channels, cfg.depth, cfg.base_channels,
-                                      cfg.max_channels, cfg.dropout, cfg.residual))
+        generator: nn.Module = NAFNetGenerator(cfg.channels, cfg.channels, cfg.base_channels, cfg.depth, cfg.blocks,
+                                               cfg.stem, cfg.residual)
+    else:
+        generator = init_weights(UNetGenerator(cfg.channels, cfg.channels, cfg.depth, cfg.base_channels,
+                                               cfg.max_channels, cfg.dropout, cfg.residual))
+    generator.modality = cfg.modality          # what it was trained on: enhance maps a DICOM's units by it
+    return generator
 
 
 def build_discriminator(cfg: Config) -> PatchDiscriminator:

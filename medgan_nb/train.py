@@ -206,7 +206,7 @@ class _Data:
     """The training loader and the fixed validation batch (degraded once: identical every epoch and run)."""
     loader: DataLoader
     order: torch.Generator              # shuffles the training set, re-seeded each epoch
-    degrade: Degradation
+    degrade: Degradation | None         # None: the data set yields (clean, degraded, key) (CT, MRI, X-ray)
     val_clean: torch.Tensor
     val_degraded: torch.Tensor
     val_input_scores: tuple[float, float]
@@ -373,10 +373,11 @@ def _load_data(cfg: Config, run: Path, device: torch.device, rank: int, world: i
                if world > 1 else RandomSampler(train_set, generator=order))
     loader = DataLoader(train_set, cfg.batch_size, sampler=sampler, drop_last=True, num_workers=cfg.num_workers,
                         pin_memory=device.type == "cuda", persistent_workers=cfg.num_workers > 0)
-    degrade = Degradation(cfg)
-    val_clean, val_keys = zip(*(val_set[i] for i in range(len(val_set))))     # each image decoded once
-    val_clean = torch.stack(val_clean)
-    val_degraded = degrade(val_clean, keys=list(val_keys)).image
+    degrade = Degradation(cfg) if cfg.modality == "endoscopy" else None     # scans come degraded (scans.ScanPairs)
+    val_items = [val_set[i] for i in range(len(val_set))]                    # each image decoded once
+    val_clean = torch.stack([item[0] for item in val_items])
+    val_degraded = (torch.stack([item[1] for item in val_items]) if degrade is None
+                    else degrade(val_clean, keys=[item[-1] for item in val_items]).image)
     return _Data(loader, order, degrade, val_clean, val_degraded, _scores(val_degraded, val_clean))
 
 
@@ -467,10 +468,12 @@ def _train_epoch(s: _Session, data: _Data, epoch: int, deadline: float, quiet: b
     s.step_fn.G.train(), s.step_fn.D.train()
     t0, seen = time.perf_counter(), 0
     batches = tqdm(data.loader, desc=f"epoch {epoch + 1}", leave=False, disable=quiet or not s.main)
-    for clean, _ in batches:
-        clean = clean.to(device, non_blocking=True, memory_format=memory)
+    for batch in batches:
+        clean = batch[0].to(device, non_blocking=True, memory_format=memory)
+        degraded = (data.degrade(clean, generator=noise).image if data.degrade is not None
+                    else batch[1].to(device, non_blocking=True, memory_format=memory))
         logged = (s.step + 1) % cfg.log_every == 0 or s.step == 0       # this step gets a row in metrics.csv
-        loss_d, parts = s.step_fn(clean, data.degrade(clean, generator=noise).image, grad_norms=logged)
+        loss_d, parts = s.step_fn(clean, degraded, grad_norms=logged)
         s.step += 1
         seen += clean.shape[0] * s.world
         _stop_if_diverged(s, loss_d, parts, epoch)
