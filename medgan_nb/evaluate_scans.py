@@ -80,7 +80,7 @@ def _special(modality: str, s: Slice, strengths: dict, key: str, seed: int) -> n
     if modality == "ct":
         hann = ModalityDegradation("ct", seed, filter_name="hann", **strengths,
                                    **({} if s.pixel_mm is None else {"pixel_mm": s.pixel_mm}))
-        return hann(torch.from_numpy(s.image)[None, None], keys=[key]).image[0, 0].numpy()
+        return hann(torch.from_numpy(s.source)[None, None], keys=[key]).image[0, 0].numpy()
     g = torch.Generator().manual_seed(seed_for(key, seed))        # as ModalityDegradation seeds this key
     k, params = mri_acquire(((torch.from_numpy(s.image) + 1) / 2)[None, None].double().clamp(0, 1),
                             generator=g, **strengths)

@@ -77,14 +77,16 @@ SAMPLE_SCANS: tuple[Scan, ...] = (
 
 @dataclass
 class Slice:
-    """One 2-D slice ready for a model: `image` (H, W) float32 in [-1, 1]; `pixel_mm` its pixel size after
-    resizing; `key` names it (scan and frame) for per-image seeds; `lo`, `hi`: the physical values that
-    map to -1 and +1 (for `from_model`)."""
+    """One 2-D slice ready for a model: `image` (H, W) float32 in [-1, 1], the clean target; `pixel_mm` its
+    pixel size after resizing; `key` names it (scan and frame) for per-image seeds; `lo`, `hi`: the
+    physical values that map to -1 and +1 (for `from_model`); `source`: what degradations start from
+    when it is not `image` (CT: the stored slice, whose noiseless reconstruction is `image`)."""
     key: str
     image: np.ndarray
     pixel_mm: float | None
     lo: float
     hi: float
+    source: np.ndarray | None = None
 
 
 # ------------------------------------------------------------------ units
@@ -215,7 +217,7 @@ def degrade_slice(s: Slice, degradation: ModalityDegradation, key: str) -> tuple
     """One whole slice degraded (seeded by `key`) -> ((H, W) in [-1, 1], params). CT: the slice's own pixel size."""
     if degradation.modality == "ct" and s.pixel_mm is not None:
         degradation = ModalityDegradation("ct", degradation.seed, **{**degradation.strengths, "pixel_mm": s.pixel_mm})
-    d = degradation(torch.from_numpy(s.image)[None, None], keys=[key])
+    d = degradation(torch.from_numpy(s.image if s.source is None else s.source)[None, None], keys=[key])
     return d.image[0, 0].numpy(), {k: float(v[0]) for k, v in d.params.items() if v[0].numel() == 1}
 
 
@@ -225,7 +227,7 @@ def ct_reference(s: Slice) -> Slice:
     own discretisation error (and air outside the scanned circle) then belongs to both sides."""
     ideal = ModalityDegradation("ct", dose=float("inf"), **({} if s.pixel_mm is None else {"pixel_mm": s.pixel_mm}))
     image = ideal(torch.from_numpy(s.image)[None, None]).image[0, 0].numpy()
-    return Slice(s.key, image, s.pixel_mm, s.lo, s.hi)
+    return Slice(s.key, image, s.pixel_mm, s.lo, s.hi, source=s.image)
 
 
 class ScanPairs(Dataset):

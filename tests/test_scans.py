@@ -1,0 +1,185 @@
+"""CT, MRI and X-ray data, 1-channel training, per-modality evaluation and DICOM enhancement (issue 12)."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import torch
+from pydicom.data import get_testdata_file
+
+from medgan_nb import scans
+from medgan_nb.checkpoint import load_generator
+from medgan_nb.config import Config
+from medgan_nb.data import default_dataset
+from medgan_nb.dicom import read_dicom
+from medgan_nb.enhance import enhance
+from medgan_nb.evaluate_scans import evaluate_scans, markdown, methods_for, run_model
+from medgan_nb.modality import ModalityDegradation, kspace, mri_acquire, mri_degrade, tv_reconstruction
+from medgan_nb.train import train
+
+pytest.importorskip("data_store", reason="pydicom-data (the sample scans) is not installed")
+
+
+def tiny(modality: str, **changes) -> Config:
+    """A tiny 1-channel config: small scans, few realisations, seconds to train."""
+    return Config.preset("tiny", channels=1, modality=modality, scan_size=64 if modality == "ct" else 128,
+                         image_size=32, scan_realisations=2, crops_per_frame=4, epochs=1, **changes)
+
+
+@pytest.mark.parametrize("modality", ["ct", "mri", "xray"])
+def test_units_round_trip_and_window(modality):
+    values = np.linspace(-1500, 2500, 101, dtype=np.float32).reshape(1, 1, -1)
+    lo, hi = scans.window_of(modality, values)
+    x = scans.to_model(values, modality, lo, hi)
+    assert x.min() >= -1 and x.max() <= 1
+    inside = (values >= lo) & (values <= hi)
+    back = scans.from_model(x, modality, lo, hi)
+    np.testing.assert_allclose(back[inside], values[inside], atol=1e-3 * (hi - lo))
+    if modality == "ct":
+        assert (lo, hi) == (-1000.0, 1000.0)
+    if modality == "xray":                # bright bone = low transmission: the model sees it inverted
+        assert x[0, 0, 0] == 1 and x[0, 0, -1] == -1
+
+
+def test_splits_never_share_a_scan_region():
+    for modality in ("ct", "mri", "xray"):
+        seen: dict[tuple, str] = {}
+        for scan in scans.SAMPLE_SCANS:
+            if scan.modality != modality:
+                continue
+            for other, split in seen.items():
+                if other[0] == scan.file:           # the same file: its row bands must not overlap
+                    assert other[2] <= scan.rows[0] or scan.rows[1] <= other[1], (scan, other)
+                    assert split != "test" and scan.split != "test", "a test scan is also used elsewhere"
+            seen[(scan.file, *scan.rows)] = scan.split
+        assert {"train", "val", "test"} <= set(seen.values()), modality
+
+
+def test_ct_reference_is_the_noiseless_reconstruction():
+    s = scans.sample_slices("ct", "test", 64)[0]                      # CT_small.dcm at 64²
+    inside = np.ones_like(s.image, dtype=bool)
+    inside[s.image <= -1 + 1e-6] = False
+    assert s.image.shape == (64, 64) and inside.mean() > 0.5
+    noisy, params = scans.degrade_slice(s, ModalityDegradation("ct", dose=2e3), "k")
+    assert params["ct_dose"] == 2e3 and params["ct_pixel_mm"] == pytest.approx(s.pixel_mm)
+    again, _ = scans.degrade_slice(s, ModalityDegradation("ct", dose=2e3), "k")
+    np.testing.assert_array_equal(noisy, again)                       # seeded by key
+    clean, _ = scans.degrade_slice(s, ModalityDegradation("ct", dose=float("inf")), "k")
+    np.testing.assert_allclose(clean, s.image, atol=1e-5)              # reference = the noiseless FBP of the source
+    assert np.abs(s.source - s.image).max() > 0.05                      # which is not the stored image
+    assert np.abs(noisy - s.image).mean() > 10 * np.abs(clean - s.image).mean()
+
+
+def test_scan_pairs_are_aligned_patches():
+    cfg = tiny("xray")
+    train_set, val_set = default_dataset("train", cfg), default_dataset("val", cfg)
+    assert len(train_set) == 1 * 2 * 4                                 # one slice × 2 realisations × 4 crops
+    clean, degraded, key = train_set[0]
+    assert clean.shape == degraded.shape == (1, 32, 32) and "xr_chest" in key
+    assert clean.abs().max() <= 1 and not torch.equal(clean, degraded)
+    diff = (degraded - clean).std()
+    shifted = (degraded[:, 1:] - clean[:, :-1]).std()
+    assert diff < shifted                                              # aligned: the same pixels, not a shifted crop
+    c1, d1, _ = val_set[0]
+    c2, d2, _ = val_set[0]
+    assert torch.equal(c1, c2) and torch.equal(d1, d2)                 # validation is fixed
+
+
+def test_small_slices_are_left_out_with_a_warning(caplog):
+    big = scans.Slice("big", np.zeros((40, 40), np.float32), None, 0, 1)
+    small = scans.Slice("small", np.zeros((16, 40), np.float32), None, 0, 1)
+    pairs = scans.ScanPairs([big, small], ModalityDegradation("xray", exposure=100.0), 32, 1, random=False)
+    assert len(pairs) == 1 and "small" in caplog.text
+    with pytest.raises(ValueError, match="smaller than the 32"):
+        scans.ScanPairs([small], ModalityDegradation("xray", exposure=100.0), 32, 1, random=False)
+
+
+def test_config_checks_channels_and_modality():
+    with pytest.raises(ValueError, match="channels must be 1"):
+        Config.preset("tiny", modality="ct")
+    with pytest.raises(ValueError, match="modality must be one of"):
+        Config.preset("tiny", modality="pet", channels=1)
+    for name in ("ct", "mri", "xray"):
+        cfg = Config.preset(name)
+        assert cfg.channels == 1 and cfg.modality == name and cfg.residual
+
+
+def test_tv_reconstruction_beats_zero_filling():
+    from skimage.data import shepp_logan_phantom
+    from skimage.transform import resize
+    x = torch.from_numpy(resize(shepp_logan_phantom(), (96, 96)))[None, None]
+    g = torch.Generator().manual_seed(0)
+    k, params = mri_acquire(x, noise_sigma=0.0, acceleration=3.0, generator=g)
+    zero_filled = mri_degrade(x, noise_sigma=0.0, acceleration=3.0, generator=torch.Generator().manual_seed(0))
+    tv = tv_reconstruction(k[0], params["mri_mask"][0])
+    err_zf = (zero_filled.image[0, 0] - x[0, 0]).pow(2).mean()
+    err_tv = (tv - x[0, 0]).pow(2).mean()
+    assert err_tv < 0.7 * err_zf
+    full = kspace(x[0, 0])                                               # all lines: TV denoising only
+    assert tv_reconstruction(full, torch.ones(96, dtype=torch.bool), weight=1e-4).sub(x[0, 0]).abs().max() < 0.02
+
+
+@pytest.mark.parametrize("modality", ["ct", "mri", "xray"])
+def test_one_channel_training_and_evaluation(modality, tmp_path):
+    run = train(tiny(modality, output_dir=str(tmp_path)), quiet=True)
+    rows = (run / "val.csv").read_text().splitlines()
+    assert len(rows) == 2 and float(rows[1].split(",")[2]) > 10
+    generator, cfg = load_generator(run / "checkpoints" / "best.pt")
+    assert generator.in_channels == 1 and generator.modality == modality
+    result = evaluate_scans(generator, cfg, realisations=1, quiet=True)
+    assert result["methods"] == methods_for(modality) and result["methods"][-1] == "model"
+    for by_method in result["table"].values():
+        assert set(by_method) == set(result["methods"])
+        assert all(np.isfinite(v["psnr"]) and 0 < v["ssim"] <= 1 for v in by_method.values())
+    if modality == "ct":        # Hann smoothing of the very same projections beats the ramp filter at low dose
+        low = result["table"]["dose 5e3"]
+        assert low["fbp_hann"]["psnr"] > low["input"]["psnr"] and low["input"]["rmse_hu"] > 0
+    text = markdown(result)
+    assert text.count("\n") == 1 + sum(len(m) for m in result["table"].values())
+
+
+def test_run_model_pads_odd_sizes():
+    cfg = tiny("mri")
+    from medgan_nb.models import build_generator
+    generator = build_generator(cfg)                 # residual, zero-initialised head: returns its input
+    image = np.random.default_rng(0).uniform(-1, 1, (37, 45)).astype(np.float32)
+    out = run_model(generator, image)
+    assert out.shape == image.shape
+
+
+def _ct_checkpoint(tmp_path: Path) -> Path:
+    run = train(tiny("ct", output_dir=str(tmp_path / "runs")), quiet=True)
+    return run / "checkpoints" / "best.pt"
+
+
+def test_enhance_dicom_writes_a_derived_dicom_and_png(tmp_path):
+    src = tmp_path / "in" / "slice.dcm"
+    src.parent.mkdir()
+    src.write_bytes(Path(get_testdata_file("CT_small.dcm")).read_bytes())
+    checkpoint = _ct_checkpoint(tmp_path)
+    written = enhance(src, tmp_path / "out", checkpoint, quiet=True)
+    assert written == [tmp_path / "out" / "slice.dcm"]
+    original, derived = read_dicom(src), read_dicom(written[0])
+    ds = pydicom.dcmread(written[0])
+    assert list(ds.ImageType[:2]) == ["DERIVED", "SECONDARY"]
+    assert ds.SOPInstanceUID != original.sop_instance_uid and ds.SeriesInstanceUID != original.series_instance_uid
+    assert "AI-enhanced" in ds.DerivationDescription
+    assert ds.BitsStored == original.dataset.BitsStored and ds.RescaleSlope == original.dataset.RescaleSlope
+    outside = (original.slices < -1000) | (original.slices > 1000)
+    assert outside.any()                                             # CT_small has bone above +1000 HU
+    np.testing.assert_allclose(derived.slices[outside], original.slices[outside], atol=1.0)   # passed through
+    record = json.loads((tmp_path / "out" / "audit.jsonl").read_text().splitlines()[-1])
+    assert record["dicom"]["sop_instance_uid"] == ds.SOPInstanceUID
+    assert record["dicom"]["pixels_passed_through"] == int(outside.sum())
+    assert Path(record["dicom"]["png"]).is_file() and record["channels"] == 1
+    with pytest.raises(FileExistsError):                             # never overwrites without being asked
+        enhance(src, tmp_path / "out", checkpoint, quiet=True)
+
+
+def test_enhance_dicom_refuses_another_modality(tmp_path):
+    src = tmp_path / "mr.dcm"
+    src.write_bytes(Path(get_testdata_file("MR_small.dcm")).read_bytes())
+    with pytest.raises(ValueError, match="trained on ct; use a mri model"):
+        enhance(src, tmp_path / "out", _ct_checkpoint(tmp_path), quiet=True)
+    assert not (tmp_path / "out" / "mr.dcm").exists()
