@@ -141,6 +141,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     run = run_folder_of(checkpoint) if checkpoint is not None else None
     out = Path(args.out) if args.out else make_run_dir(run if run else Path(cfg.output_dir) / "eval",
                                                          "eval" if run else time.strftime("%Y%m%d-%H%M%S"))
+    if cfg.modality != "endoscopy":
+        return _evaluate_scans(checkpoint, model, cfg, out, args)
     common = dict(cfg=cfg, data_dir=args.data, split=args.split, max_images=args.max_images, device=args.device,
                   quiet=args.quiet, model=model, guard=not args.no_guard)
     if args.grid:
@@ -154,6 +156,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         metrics = evaluate(checkpoint, out, breakdown=not args.no_breakdown,
                            **({"baselines": (*FAST_BASELINES, "cbm3d", "median_cbm3d")} if args.cbm3d else {}), **common)
     _print_summary(metrics, out / "report.md")
+    return 0
+
+
+def _evaluate_scans(checkpoint: Path | None, model: str | None, cfg: Config, out: Path,
+                    args: argparse.Namespace) -> int:
+    """A CT, MRI or X-ray model: `medgan_nb.evaluate_scans` on the held-out scans (or --data's DICOM folder)."""
+    from .enhance import load_weights
+    from .evaluate_scans import evaluate_scans, markdown, write_report
+    generator = load_weights(checkpoint, model)[0]
+    cfg = cfg.replace(data_dir=args.data) if args.data else cfg
+    result = evaluate_scans(generator, cfg, split=args.split, quiet=args.quiet)
+    print(markdown(result))
+    print(f"report: {write_report(result, out, str(checkpoint or model))}")
     return 0
 
 

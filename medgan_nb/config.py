@@ -10,6 +10,7 @@ field by field. The presets:
   EMA on random crops of real frames, wide degradations) with the generators the race chose.
 - ``demo``: the real-time model's recipe, from scratch on the shipped frames in minutes on 2 CPU cores.
 - ``lite``: the earlier real-time GAN recipe (a small UNet at 256²).
+- ``ct``, ``mri``, ``xray``: 1-channel models of the real-time size on patches of real scans (`medgan_nb.scans`).
 - ``tiny``: seconds; used by the tests and by the notebooks under ``MEDGAN_TINY=1``.
 
 Intensities of the degradations (``noise_std``, ``sp_amount``, ...) are in
@@ -42,7 +43,7 @@ KNOWN_DEGRADATIONS = DEGRADATION_ORDERS["physical"]
 MODALITIES = ("endoscopy", "ct", "mri", "xray")
 PIXEL_LOSSES = ("l1", "log_l1")
 # Inference engines of `medgan_nb.export.fast_generator` (and `enhance --backend`); "auto" measures them here.
-INFERENCE_BACKENDS = ("auto", "torch", "torch-channels-last", "onnxruntime")
+INFERENCE_BACKENDS = ("auto", "torch", "torch-channels-last", "torch-bf16", "onnxruntime", "openvino", "openvino-bf16")
 OUTPUT_ENV = "MEDGAN_OUTPUT"      # environment variable: where runs go when a config does not say (tests set it)
 
 
@@ -325,6 +326,18 @@ def notebook_config(**overrides: Any) -> Config:
     name = "tiny" if os.environ.get("MEDGAN_TINY") == "1" else "notebook"
     output = os.environ.get(OUTPUT_ENV) or str(repo_root() / "output")
     return Config.preset(name, **{"output_dir": output, **overrides})
+
+
+def notebook_scan_config(modality: str, **overrides: Any) -> Config:
+    """`notebook_config` for a CT, MRI or X-ray model: the modality's preset stopped after 2.5 minutes, or, under
+    MEDGAN_TINY=1, a tiny 1-channel model on small scans (seconds)."""
+    if os.environ.get("MEDGAN_TINY") == "1":
+        base = dict(PRESETS["tiny"], channels=1, scan_size=64 if modality == "ct" else 128, image_size=32,
+                    scan_realisations=2, crops_per_frame=4, epochs=1)
+    else:
+        base = dict(PRESETS[modality], max_minutes=2.5, scan_realisations=8)
+    output = os.environ.get(OUTPUT_ENV) or str(repo_root() / "output")
+    return Config.from_dict({**base, "preset": modality, "modality": modality, "output_dir": output, **overrides})
 
 
 def _max_depth(size: int) -> int:

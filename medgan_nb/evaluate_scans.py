@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .baselines import _bm3d, nlm
+from .checkpoint import atomic_write
 from .config import Config
 from .degrade import seed_for
 from .dicom import WINDOWS, window
@@ -156,3 +158,21 @@ def markdown(result: dict) -> str:
             lines.append(f"| {condition} | {method} | {v['psnr']:.2f} | {v['ssim']:.3f} |{hu} {v['ms']:.0f} |")
     return "\n".join(lines)
 
+
+
+def write_report(result: dict, out: str | Path, source: str) -> Path:
+    """``out/scans.json`` (every row) and ``out/report.md`` (the table, with what, where and when); returns the report."""
+    import json
+    import platform
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / "scans.json") as f:
+        f.write((json.dumps(result, indent=1) + "\n").encode())
+    head = (f"# {result['modality']} on the {result['split']} slices ({', '.join(result['slices'])}), "
+            f"{result['realisations']} realisation(s) per condition\n\n"
+            f"Model: {source}. Window: {result['window']}. Machine: {platform.processor() or platform.machine()}, "
+            f"{torch.get_num_threads()} torch thread(s); {time.strftime('%Y-%m-%d %H:%M %Z')}.\n"
+            "NLM and BM3D get the true noise std (an oracle); ms: median per slice.\n\n")
+    with atomic_write(out / "report.md") as f:
+        f.write((head + markdown(result) + "\n").encode())
+    return out / "report.md"

@@ -183,3 +183,25 @@ def test_enhance_dicom_refuses_another_modality(tmp_path):
     with pytest.raises(ValueError, match="trained on ct; use a mri model"):
         enhance(src, tmp_path / "out", _ct_checkpoint(tmp_path), quiet=True)
     assert not (tmp_path / "out" / "mr.dcm").exists()
+
+
+def test_cli_evaluates_a_scan_model(tmp_path, capsys):
+    from medgan_nb.cli import main
+    run = train(tiny("xray", output_dir=str(tmp_path / "runs")), quiet=True)
+    assert main(["evaluate", str(run), "--out", str(tmp_path / "eval"), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "| exposure 50 | model |" in printed
+    result = json.loads((tmp_path / "eval" / "scans.json").read_text())
+    assert result["modality"] == "xray" and result["slices"] == ["xr_tibia#0"]
+    assert "xray on the test slices" in (tmp_path / "eval" / "report.md").read_text()
+
+
+def test_notebook_scan_config(monkeypatch, tmp_path):
+    from medgan_nb.config import notebook_scan_config
+    monkeypatch.setenv("MEDGAN_OUTPUT", str(tmp_path))
+    monkeypatch.setenv("MEDGAN_TINY", "1")
+    cfg = notebook_scan_config("ct")
+    assert (cfg.modality, cfg.channels, cfg.scan_size, cfg.output_dir) == ("ct", 1, 64, str(tmp_path))
+    monkeypatch.delenv("MEDGAN_TINY")
+    cfg = notebook_scan_config("mri")
+    assert cfg.max_minutes == 2.5 and cfg.image_size == 128 and cfg.preset == "mri"
