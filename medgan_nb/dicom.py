@@ -386,7 +386,9 @@ def derived_dataset(image: DicomImage, *, weights_sha256: str, model_name: str |
     now = datetime.datetime.now()
     ds.InstanceCreationDate, ds.InstanceCreationTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     ds.SeriesDescription = _series_description(str(ds.get("SeriesDescription", "") or ""))
-    ds.DerivationDescription = derivation_text(weights_sha256.lower(), model_name, description)
+    earlier = str(ds.get("DerivationDescription", "") or "").strip()     # an already derived source keeps its history
+    ds.DerivationDescription = derivation_text(weights_sha256.lower(), model_name,
+                                               "; ".join(filter(None, [description, earlier and f"source: {earlier}"])))
     ds.SourceImageSequence = [_source_reference(image)]
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -412,7 +414,7 @@ def _plain_copy(source: Dataset) -> Dataset:
 
 def derivation_text(weights_sha256: str, model_name: str | None, description: str | None) -> str:
     """The DerivationDescription (ST, at most 1024 characters): tool, version, model, weights, note."""
-    text = f"{AI_MARK} by medgan_nb {__version__} (GAN restoration)"
+    text = f"{AI_MARK} by medgan_nb {__version__} (restoration by a neural network)"
     if model_name:
         text += f"; model {model_name}"
     text += f"; weights SHA-256 {weights_sha256}"

@@ -89,7 +89,7 @@ def _special(modality: str, s: Slice, strengths: dict, key: str, seed: int) -> n
     return (tv_reconstruction(k[0], params["mri_mask"][0]).numpy() * 2 - 1).clip(-1, 1).astype(np.float32)
 
 
-def _scores(modality: str, out: np.ndarray, s: Slice) -> dict[str, float]:
+def score(modality: str, out: np.ndarray, s: Slice) -> dict[str, float]:
     """PSNR/SSIM in the reader's window (CT: soft tissue), and CT's RMSE in HU inside the scanned circle."""
     if modality != "ct":
         a, b = (torch.from_numpy(np.clip(v, -1, 1))[None, None] for v in (out, s.image))
@@ -111,30 +111,37 @@ def evaluate_scans(generator: torch.nn.Module, cfg: Config, split: str = "test",
     modality = cfg.modality
     conditions = conditions or CONDITIONS[modality]
     slices = modality_slices(split, cfg)
-    methods = methods_for(modality)
-    denoisers = {"nlm": _grey(nlm), "bm3d": _grey(_bm3d_grey)}
     rows = []
     jobs = [(c, s, r) for c in conditions for s in slices for r in range(realisations)]
     for condition, s, r in tqdm(jobs, desc=f"evaluating {modality}", disable=quiet):
-        strengths = conditions[condition]
-        key = f"{s.key} {condition} {r}"
-        degraded = degrade_slice(s, ModalityDegradation(modality, cfg.seed, **strengths), key)[0]
-        sigma = _unit_std(degraded, s.image)
-        for method in methods:
-            t = time.perf_counter()
-            if method == "input":
-                out = degraded
-            elif method == "model":
-                out = run_model(generator, degraded)
-            elif method in denoisers:
-                out = denoisers[method](degraded, sigma)
-            else:
-                out = _special(modality, s, strengths, key, cfg.seed)
-            ms = (time.perf_counter() - t) * 1000
-            rows.append({"condition": condition, "slice": s.key, "realisation": r, "method": method, "ms": ms,
-                         **_scores(modality, out, s)})
+        outputs = restore_all(generator, modality, s, conditions[condition], f"{s.key} {condition} {r}", cfg.seed)
+        rows += [{"condition": condition, "slice": s.key, "realisation": r, "method": method, "ms": ms,
+                  **score(modality, out, s)} for method, (out, ms) in outputs.items()]
     return {"modality": modality, "split": split, "slices": [s.key for s in slices], "realisations": realisations,
-            "window": READER_WINDOW[modality], "methods": methods, "rows": rows, "table": _table(rows)}
+            "window": READER_WINDOW[modality], "methods": methods_for(modality), "rows": rows,
+            "table": _table(rows)}
+
+
+def restore_all(generator: torch.nn.Module, modality: str, s: Slice, strengths: dict, key: str, seed: int
+                ) -> dict[str, tuple[np.ndarray, float]]:
+    """One slice degraded with `strengths` (seeded by `key`) and restored by every method of `methods_for`:
+    {method: (image in [-1, 1], ms)}; "input" is the degraded slice itself."""
+    degraded = degrade_slice(s, ModalityDegradation(modality, seed, **strengths), key)[0]
+    sigma = _unit_std(degraded, s.image)
+    denoisers = {"nlm": _grey(nlm), "bm3d": _grey(_bm3d_grey)}
+    outputs = {}
+    for method in methods_for(modality):
+        t = time.perf_counter()
+        if method == "input":
+            out = degraded
+        elif method == "model":
+            out = run_model(generator, degraded)
+        elif method in denoisers:
+            out = denoisers[method](degraded, sigma)
+        else:
+            out = _special(modality, s, strengths, key, seed)
+        outputs[method] = (out, (time.perf_counter() - t) * 1000)
+    return outputs
 
 
 def _table(rows: list[dict]) -> dict:

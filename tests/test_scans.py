@@ -205,3 +205,13 @@ def test_notebook_scan_config(monkeypatch, tmp_path):
     monkeypatch.delenv("MEDGAN_TINY")
     cfg = notebook_scan_config("mri")
     assert cfg.max_minutes == 2.5 and cfg.image_size == 128 and cfg.preset == "mri"
+
+
+def test_derived_dicom_keeps_the_source_derivation(tmp_path):
+    from medgan_nb.dicom import write_derived
+    image = read_dicom(get_testdata_file("MR_small.dcm"))
+    image.dataset.DerivationDescription = "MEDCOM RESAMPLED"
+    out = write_derived(image, image.slices, tmp_path / "d.dcm", weights_sha256="ab" * 32, model_name="m")
+    text = pydicom.dcmread(out).DerivationDescription
+    assert text.startswith("AI-enhanced by medgan_nb") and "(GAN" not in text
+    assert text.endswith("source: MEDCOM RESAMPLED") and "ab" * 32 in text
