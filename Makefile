@@ -19,9 +19,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# Unit tests, then the notebooks under nbval in tiny mode (each cell must run).
+# Unit tests on both cores (pytest-xdist, one torch thread per worker), then the notebooks under nbval in tiny
+# mode, one at a time (each cell must run).
 test: $(STAMP)
-	MEDGAN_TINY=1 $(PY) -m pytest -q --nbval-lax --nbval-current-env tests notebooks
+	MEDGAN_TINY=1 $(PY) -m pytest -q -n 2 tests
+	MEDGAN_TINY=1 $(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks
 
 demo: $(STAMP)
 	$(PY) -m medgan_nb demo

@@ -37,7 +37,6 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
 from .config import DEGRADATION_ORDERS, Config
@@ -46,6 +45,10 @@ from .data import from_unit, to_unit
 Params = dict[str, torch.Tensor]
 
 # ------------------------------------------------------------------ helpers
+_CHUNK_BYTES = 2 ** 23          # 8 MiB of images per group: its passes mostly hit the caches (fastest on 2 cores)
+_GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
+
+
 def _per_image(v: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
     """A scalar or (N,) tensor as an (N, 1, 1, 1) tensor on x's device."""
     v = torch.as_tensor(v, dtype=x.dtype, device=x.device)
@@ -64,6 +67,17 @@ def _uniform(lo: float, hi: float, n: int, generator: torch.Generator | None,
     return lo + (hi - lo) * _draw(torch.rand, (n,), generator, like)
 
 
+def _less(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a < b as 0/1 in a's dtype: 0/1 arithmetic (lerp, addcmul) is vectorised on the CPU, torch.where and
+    bool-to-float casts are not (several times slower)."""
+    return torch.lt(a, b, out=a.new_empty(torch.broadcast_shapes(a.shape, b.shape)))
+
+
+def _equal(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a == b as 0/1 in a's dtype (see `_less`)."""
+    return torch.eq(a, b, out=a.new_empty(torch.broadcast_shapes(a.shape, b.shape)))
+
+
 def _depthwise(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     """Convolve image i with kernels[i] (N, kh, kw), all channels, reflect padding."""
     n, c, h, w = x.shape
@@ -78,7 +92,13 @@ def gaussian_noise(x: torch.Tensor, std: torch.Tensor | float,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """Add zero-mean Gaussian noise of standard deviation `std` (in [0, 1] units): sensor noise."""
     noise = _draw(torch.randn, x.shape, generator, x)
-    return noise.mul_(2 * _per_image(std, x)).add_(x).clamp_(-1, 1)     # in place: one pass less per op
+    return _add_noise(x, noise, std, out=noise)                         # into the noise: no new buffer
+
+
+def _add_noise(x: torch.Tensor, noise: torch.Tensor, std: torch.Tensor | float,
+               out: torch.Tensor | None = None) -> torch.Tensor:
+    """x + 2 * std * noise, clipped (into `out`, which may be `noise`)."""
+    return torch.addcmul(x, noise, 2 * _per_image(std, x), out=out).clamp_(-1, 1)
 
 
 def salt_and_pepper(x: torch.Tensor, amount: torch.Tensor | float, salt_ratio: float = 0.5,
@@ -92,29 +112,54 @@ def salt_and_pepper(x: torch.Tensor, amount: torch.Tensor | float, salt_ratio: f
     `amount` was not the fraction of pixels hit, and it sorted all N*3*H*W values to do so.
     """
     n, _, h, w = x.shape
-    u = _draw(torch.rand, (n, 1, h, w), generator, x)          # one draw decides hit and colour
+    return _speckle(x, _draw(torch.rand, (n, 1, h, w), generator, x), amount, salt_ratio)
+
+
+def _speckle(x: torch.Tensor, u: torch.Tensor, amount: torch.Tensor | float, salt_ratio: float) -> torch.Tensor:
+    """Salt and pepper from uniforms u (N, 1, H, W): one draw decides hit (u < amount) and colour."""
     amount = _per_image(amount, x)
-    value = torch.where(u < amount * salt_ratio, 1.0, -1.0).to(x.dtype)
-    return torch.where(u < amount, value, x)
+    value = _less(u, amount * salt_ratio).mul_(2).sub_(1)          # salt +1, pepper -1
+    return torch.lerp(x, value, _less(u, amount))                  # weight 0 or 1: exactly x or value
 
 
-def gaussian_kernels(sigma: torch.Tensor, size: int) -> torch.Tensor:
-    """One normalised 2-D Gaussian kernel (size, size) per sigma: (N, size, size)."""
+def gaussian_taps(sigma: torch.Tensor, size: int) -> torch.Tensor:
+    """One normalised 1-D Gaussian kernel of `size` taps per sigma: (N, size)."""
     r = torch.arange(size, dtype=torch.float32, device=sigma.device) - size // 2
     sigma = sigma.float().clamp(min=1e-3)              # sigma 0 means no blur: a unit impulse, not 0/0 = NaN
     g = torch.exp(-(r[None, :] ** 2) / (2 * sigma[:, None] ** 2))
-    g = g / g.sum(dim=1, keepdim=True)
+    return g / g.sum(dim=1, keepdim=True)
+
+
+def gaussian_kernels(sigma: torch.Tensor, size: int) -> torch.Tensor:
+    """One normalised 2-D Gaussian kernel (size, size) per sigma: (N, size, size), the outer product of its taps."""
+    g = gaussian_taps(sigma, size)
     return g[:, :, None] * g[:, None, :]
 
 
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor | float, kernel_size: int = 5) -> torch.Tensor:
-    """Blur image i with a Gaussian of standard deviation sigma[i] pixels: defocus.
+    """Blur image i with a Gaussian of standard deviation sigma[i] pixels (reflect padding): defocus.
 
-    torchvision's ``gaussian_blur`` takes one sigma per call; this builds one
-    kernel per image and runs a single grouped convolution for the whole batch.
+    torchvision's ``gaussian_blur`` takes one sigma per call; this takes one per image. A Gaussian is
+    separable: a pass along the rows, then one along the columns, 2k multiply-adds per pixel instead of k².
+    The row pass runs on the padding rows too: they are reflected rows, so its result is the padded input
+    of the column pass, and one padding serves both.
     """
     sigma = torch.as_tensor(sigma, device=x.device).float().reshape(-1).expand(x.shape[0])
-    return _depthwise(x, gaussian_kernels(sigma, kernel_size))
+    taps = gaussian_taps(sigma, kernel_size).to(x.dtype)
+    p = kernel_size // 2
+    rows = _taps_along(F.pad(x, (p, p, p, p), mode="reflect"), taps, dim=3)
+    return _taps_along(rows, taps, dim=2)
+
+
+def _taps_along(padded: torch.Tensor, taps: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sum of the k shifted copies of `padded` along dim, weighted by taps[i] (N, k) for image i: a 1-D convolution."""
+    k = taps.shape[1]
+    length = padded.shape[dim] - k + 1
+    weights = taps.t().reshape(k, -1, 1, 1, 1)
+    out = padded.narrow(dim, 0, length) * weights[0]
+    for j in range(1, k):
+        out.addcmul_(padded.narrow(dim, j, length), weights[j])
+    return out
 
 
 def motion_blur(x: torch.Tensor, length: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
@@ -140,29 +185,61 @@ def color_jitter(x: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tens
     vectorised pass: torchvision takes one factor per call, and its hue shift
     alone costs ~4 ms per 256² image. The order is fixed; torchvision's
     ``ColorJitter`` shuffles it per call, which would make the reported
-    parameters ambiguous.
+    parameters ambiguous. Each step is affine in [0, 1], so it runs on the
+    [-1, 1] images as they are, without converting there and back.
     """
-    u = to_unit(x).mul_(_per_image(brightness, x)).clamp_(0, 1)      # in place: these passes are memory-bound
-    c = _per_image(contrast, x)
-    mean = TF.rgb_to_grayscale(u).mean(dim=(-3, -2, -1), keepdim=True)
-    u.mul_(c).add_((1 - c) * mean).clamp_(0, 1)
-    s = _per_image(saturation, x)
-    gray = TF.rgb_to_grayscale(u)
-    u.mul_(s).add_((1 - s) * gray).clamp_(0, 1)
-    return from_unit(shift_hue(u, hue))
+    # one per-image factor per op: addcmul with two broadcast factors misses the vectorised loop on the CPU
+    b, c, s = (_per_image(v, x) for v in (brightness, contrast, saturation))
+    y = (x * b).add_(b - 1).clamp_(-1, 1)                                # (x + 1) / 2 * b, in [-1, 1] units
+    mean = _gray(y.mean(dim=(2, 3), keepdim=True), 1 - c)               # mean grey = grey of the channel means
+    y.mul_(c).add_(mean).clamp_(-1, 1)
+    gray = _gray(y, 1 - s)
+    y.mul_(s).add_(gray).clamp_(-1, 1)
+    return shift_hue(y, hue)
+
+
+def _gray(y: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """scale * torchvision's grey level (0.2989 R + 0.587 G + 0.114 B) of [-1, 1] images y, in [-1, 1] units.
+
+    The weights sum to 0.9999, not 1, hence the offset: 2 * grey((y + 1) / 2) - 1 = weights · y + 0.9999 - 1.
+    """
+    out = y[:, :1] * (_GRAY[0] * scale)
+    out.addcmul_(y[:, 1:2], _GRAY[1] * scale).addcmul_(y[:, 2:3], _GRAY[2] * scale)
+    return out.add_((sum(_GRAY) - 1) * scale)
 
 
 def shift_hue(u: torch.Tensor, shift: torch.Tensor | float) -> torch.Tensor:
-    """Rotate the HSV hue of [0, 1] images by `shift` (fraction of a turn, per image); value and chroma stay."""
+    """Rotate the HSV hue of images by `shift` (fraction of a turn, per image); value and chroma stay.
+
+    Works on [0, 1] and [-1, 1] images alike: scaling and offsetting all channels leaves the hue as it is.
+    Each output channel is v - chroma * (a clipped triangle wave of the hue, centred on the channel's own hue).
+    """
     r, g, b = u.unbind(1)
     v = torch.maximum(torch.maximum(r, g), b)          # elementwise: faster than a max over dim 1
     chroma = v - torch.minimum(torch.minimum(r, g), b)
-    safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
-    rc, gc, bc = (v - r) / safe, (v - g) / safe, (v - b) / safe
-    h = torch.where(v == r, bc - gc, torch.where(v == g, 2 + rc - bc, 4 + gc - rc))
-    h = (h / 6 + _per_image(shift, u)[:, 0]) % 1.0                      # (N, H, W)
-    k = (torch.tensor([5.0, 3.0, 1.0], device=u.device, dtype=u.dtype).view(1, 3, 1, 1) + 6 * h[:, None]) % 6
-    return v[:, None] - chroma[:, None] * torch.minimum(k, 4 - k).clamp(0, 1)
+    turn = _hue(r, g, b, v, chroma, _per_image(shift, u)[:, 0])
+    turn.sub_(turn.floor())                                              # mod 1
+    # per channel: 0 at the hues where it is the maximum, 1 where it is the minimum, linear in between
+    wave = (turn[:, None] - _channels(u, 1 / 2, 1 / 3, 2 / 3)).abs_()
+    wave.mul_(_channels(u, -6, 6, 6)).add_(_channels(u, 2, -1, -1)).clamp_(0, 1)
+    return torch.addcmul(v[:, None], chroma[:, None], wave, value=-1, out=wave)
+
+
+def _channels(like: torch.Tensor, r: float, g: float, b: float) -> torch.Tensor:
+    """Three per-channel constants as a (1, 3, 1, 1) tensor."""
+    return torch.tensor([r, g, b], device=like.device, dtype=like.dtype).view(1, 3, 1, 1)
+
+
+def _hue(r: torch.Tensor, g: torch.Tensor, b: torch.Tensor, v: torch.Tensor, chroma: torch.Tensor,
+         shift: torch.Tensor) -> torch.Tensor:
+    """HSV hue in turns, in [-1/6, 5/6), plus `shift`; by which channel is the maximum (at a tie either: the hue
+    is continuous there)."""
+    h = (r - g).add_(chroma, alpha=4)                  # 6 * hue * chroma where blue is the maximum
+    green = (b - r).add_(chroma, alpha=2).sub_(h)
+    h.addcmul_(_equal(g, v), green)
+    red = (g - b).sub_(h)
+    h.addcmul_(_equal(r, v), red)
+    return torch.addcdiv(shift, h, chroma.clamp(min=torch.finfo(h.dtype).tiny), value=1 / 6)   # grey (chroma 0): hue 0
 
 
 def low_light(x: torch.Tensor, gain: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
@@ -248,11 +325,20 @@ def _sample(name: str, cfg: Config, x: torch.Tensor, g: torch.Generator | None) 
     raise ValueError(f"unknown degradation {name!r}")
 
 
-def _apply(name: str, cfg: Config, x: torch.Tensor, p: Params, g: torch.Generator | None) -> torch.Tensor:
+def _field(name: str, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor | None:
+    """The random numbers a step draws per pixel, drawn for the whole batch at once: the same numbers as always."""
     if name == "noise":
-        return gaussian_noise(x, p["noise_std"], g)
+        return _draw(torch.randn, x.shape, g, x)
     if name == "salt_pepper":
-        return salt_and_pepper(x, p["sp_amount"], cfg.sp_salt_ratio, g)
+        return _draw(torch.rand, (x.shape[0], 1, *x.shape[2:]), g, x)
+    return None
+
+
+def _apply(name: str, cfg: Config, x: torch.Tensor, p: Params, field: torch.Tensor | None) -> torch.Tensor:
+    if name == "noise":
+        return _add_noise(x, field, p["noise_std"])
+    if name == "salt_pepper":
+        return _speckle(x, field, p["sp_amount"], cfg.sp_salt_ratio)
     if name == "blur":
         return gaussian_blur(x, p["blur_sigma"], cfg.blur_kernel)
     if name == "color_jitter":
@@ -272,6 +358,35 @@ def _apply(name: str, cfg: Config, x: torch.Tensor, p: Params, g: torch.Generato
     raise ValueError(f"unknown degradation {name!r}")
 
 
+@dataclass
+class _Step:
+    """One step's random draws for a set of images: parameters, per-pixel field (or None), hit mask (or None)."""
+    name: str
+    params: Params
+    field: torch.Tensor | None
+    hit: torch.Tensor | None
+
+    def rows(self, index: torch.Tensor | slice) -> _Step:
+        """The draws of images `index` only."""
+        pick = lambda t: None if t is None else t[index]  # noqa: E731
+        return _Step(self.name, {k: v[index] for k, v in self.params.items()}, pick(self.field), pick(self.hit))
+
+    def apply(self, cfg: Config, x: torch.Tensor) -> torch.Tensor:
+        out = _apply(self.name, cfg, x, self.params, self.field)
+        return out if self.hit is None else out.lerp_(x, _per_image(~self.hit, x))   # weight 0 or 1: out or x
+
+
+_Job = tuple[torch.Tensor | None, list[_Step]]    # the images (None: all, in order) and their steps' draws
+
+
+def _cat(steps: Sequence[_Step]) -> _Step:
+    """The draws of several sets of images, one after the other."""
+    cat = lambda ts: None if ts[0] is None else torch.cat(ts)  # noqa: E731
+    s = steps[0]
+    return _Step(s.name, {k: torch.cat([t.params[k] for t in steps]) for k in s.params},
+                 cat([t.field for t in steps]), cat([t.hit for t in steps]))
+
+
 def seed_for(key: str | int, base_seed: int = 0) -> int:
     """A stable 63-bit seed for one image, from its key (file path or index) and a base seed."""
     digest = hashlib.sha256(f"{base_seed}:{key}".encode("utf-8", "surrogateescape")).digest()   # any file name
@@ -286,7 +401,13 @@ class Degraded:
 
 
 class Degradation:
-    """The configured chain of degradations. ``Degradation(cfg)(x)`` -> `Degraded`."""
+    """The configured chain of degradations. ``Degradation(cfg)(x)`` -> `Degraded`.
+
+    All random numbers of a batch are drawn first, in the order the steps have always drawn them (with
+    ``keys``, image by image); then the steps run on one group of images after another, each group
+    through all of them while it is in the cache (on a GPU: the whole batch at once). In the "mixed"
+    order each image runs only the order it was dealt.
+    """
 
     def __init__(self, cfg: Config, names: Sequence[str] | None = None):
         self.cfg = cfg
@@ -315,41 +436,101 @@ class Degradation:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected a batch of RGB images (N, 3, H, W), got shape {tuple(x.shape)}")
         if keys is None:
-            return self._run(x, generator)
-        if len(keys) != x.shape[0]:
-            raise ValueError(f"got {len(keys)} keys for {x.shape[0]} images")
-        parts = [self._run(x[i:i + 1], torch.Generator().manual_seed(seed_for(k, self.cfg.seed)))
-                 for i, k in enumerate(keys)]
-        params = {name: torch.cat([p.params[name] for p in parts]) for name in parts[0].params} if parts else {}
-        return Degraded(torch.cat([p.image for p in parts]), params)
+            jobs, params = self._draws(x, generator)
+        else:
+            if len(keys) != x.shape[0]:
+                raise ValueError(f"got {len(keys)} keys for {x.shape[0]} images")
+            jobs, params = self._keyed_draws(x, keys)
+        if not any(steps for _, steps in jobs):
+            return Degraded(x, params)
+        out = _spare(jobs, x)
+        for index, steps in jobs:
+            self._run(x, index, steps, out)
+        return Degraded(out, params)
 
-    def _run(self, x: torch.Tensor, g: torch.Generator | None) -> Degraded:
+    def _draws(self, x: torch.Tensor, g: torch.Generator | None) -> tuple[list[_Job], Params]:
+        """The batch's random draws, as jobs, and the parameters to report."""
         if self.other_steps is None:
-            return self._apply_steps(x, g, self.steps)
+            steps, params = self._draw_steps(x, g, self.steps)
+            return [(None, steps)], params
         physical = _draw(torch.rand, (x.shape[0],), g, x) < 0.5       # "mixed": half get the physical order
-        a = self._apply_steps(x, g, self.other_steps) if physical.any() else None
-        b = self._apply_steps(x, g, self.steps) if not physical.all() else None
-        return _merge(physical, a or b, b or a)
+        a = self._draw_steps(x, g, self.other_steps) if physical.any() else None
+        b = self._draw_steps(x, g, self.steps) if not physical.all() else None
+        a, b = a or b, b or a
+        everyone = torch.arange(x.shape[0], device=x.device)
+        jobs = [(everyone[pick], [s.rows(pick) for s in steps])
+                for pick, steps in ((physical, a[0]), (~physical, b[0]))]
+        return jobs, _merge(physical, a[1], b[1], x.dtype)
 
-    def _apply_steps(self, x: torch.Tensor, g: torch.Generator | None, steps: Sequence[str]) -> Degraded:
-        params: Params = {}
-        for name in steps:
+    def _draw_steps(self, x: torch.Tensor, g: torch.Generator | None,
+                    names: Sequence[str]) -> tuple[list[_Step], Params]:
+        """Each step's draws in the order the steps have always made them: parameters, per-pixel field, hits."""
+        steps, params = [], {}
+        for name in names:
             p = _sample(name, self.cfg, x, g)
-            out = _apply(name, self.cfg, x, p, g)
+            field = _field(name, x, g)
+            hit = None
             if self.cfg.degradation_p < 1:       # each step hits an image with this probability
                 hit = _draw(torch.rand, (x.shape[0],), g, x) < self.cfg.degradation_p
-                out = torch.where(hit.view(-1, 1, 1, 1), out, x)
-                p = {**_without(name, p, hit), f"{name}_applied": hit.to(x.dtype)}
-            x = out
-            params.update(p)
-        return Degraded(x, params)
+                params.update(_without(name, p, hit), **{f"{name}_applied": hit.to(x.dtype)})
+            else:
+                params.update(p)
+            steps.append(_Step(name, p, field, hit))
+        return steps, params
+
+    def _keyed_draws(self, x: torch.Tensor, keys: Sequence[str | int]) -> tuple[list[_Job], Params]:
+        """Each image's draws from its own generator, gathered into one job per order of steps."""
+        parts = [self._draws(x[i:i + 1], torch.Generator().manual_seed(seed_for(k, self.cfg.seed)))
+                 for i, k in enumerate(keys)]
+        params = {name: torch.cat([p[name] for _, p in parts]) for name in parts[0][1]} if parts else {}
+        groups: dict[tuple[str, ...], list[tuple[int, list[_Step]]]] = {}
+        for i, (jobs, _) in enumerate(parts):
+            for index, steps in jobs:
+                if index is None or len(index):
+                    groups.setdefault(tuple(s.name for s in steps), []).append((i, steps))
+        jobs = [(torch.tensor([i for i, _ in members], device=x.device),
+                 [_cat(column) for column in zip(*(steps for _, steps in members))]) for members in groups.values()]
+        return jobs, params
+
+    def _run(self, x: torch.Tensor, index: torch.Tensor | None, steps: list[_Step], out: torch.Tensor) -> None:
+        """out[index] = the steps applied to x[index] (index None: all images), a group of images at a time."""
+        group = _group_size(x)
+        for i in range(0, x.shape[0] if index is None else len(index), group):
+            rows = slice(i, i + group)
+            y = x[rows] if index is None else x.index_select(0, index[rows])
+            for step in steps:
+                y = step.rows(rows).apply(self.cfg, y)
+            if index is None:
+                out[rows] = y
+            else:
+                out.index_copy_(0, index[rows], y)
 
 
-def _merge(pick: torch.Tensor, a: Degraded, b: Degraded) -> Degraded:
-    """Images (and parameters) from `a` where pick is true, else from `b`."""
-    image = torch.where(pick.view(-1, 1, 1, 1), a.image, b.image)
-    params = {k: torch.where(pick.view(-1, *[1] * (v.ndim - 1)), v, b.params[k]) for k, v in a.params.items()}
-    return Degraded(image, {**params, "physical_order": pick.to(a.image.dtype)})
+def _group_size(x: torch.Tensor) -> int:
+    """Images per group: equal groups of at most about _CHUNK_BYTES on the CPU, so that the many passes over
+    a group hit the cache; all images on a GPU, where each op is a kernel launch."""
+    n = x.shape[0]
+    if x.device.type != "cpu" or n == 0:
+        return max(1, n)
+    groups = math.ceil(x.numel() * x.element_size() / _CHUNK_BYTES)
+    return math.ceil(n / groups)
+
+
+def _spare(jobs: list[_Job], x: torch.Tensor) -> torch.Tensor:
+    """A buffer for the result: the noise drawn for all images in order, if any (each group of images has used
+    its noise before its result is written there), else a new one. A new 25 MB buffer costs more in page faults
+    than a pass over it."""
+    for index, steps in jobs:
+        for s in steps:
+            if index is None and s.field is not None and s.field.shape == x.shape:
+                return s.field
+    return torch.empty_like(x)
+
+
+def _merge(pick: torch.Tensor, a: Params, b: Params, dtype: torch.dtype) -> Params:
+    """Parameters from `a` where pick is true, else from `b`."""
+    params = {k: torch.where(pick.view(-1, *[1] * (v.ndim - 1)), v, b[k]) for k, v in a.items()}
+    return {**params, "physical_order": pick.to(dtype)}
 
 
 def _without(name: str, params: Params, hit: torch.Tensor) -> Params:

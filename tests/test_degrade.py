@@ -4,9 +4,11 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 
+from medgan_nb import degrade
 from medgan_nb.config import Config
-from medgan_nb.degrade import (Degradation, color_jitter, gaussian_blur, gaussian_noise, jpeg_compression, low_light,
-                               motion_blur, salt_and_pepper, seed_for, specular_glare, vignetting)
+from medgan_nb.degrade import (Degradation, color_jitter, gaussian_blur, gaussian_kernels, gaussian_noise,
+                               jpeg_compression, low_light, motion_blur, salt_and_pepper, seed_for, shift_hue,
+                               specular_glare, vignetting)
 from medgan_nb.metrics import psnr
 
 
@@ -191,3 +193,172 @@ def test_mixed_order_blurs_the_noise_for_some_images_and_noises_the_blur_for_oth
     assert per_image.shape == (6,) and set(per_image.tolist()) <= {0.0, 1.0}
     with pytest.raises(ValueError, match="no place"):
         Config.preset("tiny", degradations=("glare",), degradation_order="mixed")
+
+
+# ------------------------------------------------------------------ issue 13: the fast pipeline equals the old formulas
+def full_2d_blur(x, sigma, k):
+    """gaussian_blur before issue 13: one k×k grouped convolution of each image with its 2-D kernel, reflect padding."""
+    n, c, h, w = x.shape
+    weight = gaussian_kernels(sigma, k).repeat_interleave(c, dim=0).unsqueeze(1)
+    padded = torch.nn.functional.pad(x.reshape(1, n * c, h, w), (k // 2,) * 4, mode="reflect")
+    return torch.nn.functional.conv2d(padded, weight, groups=n * c).reshape(n, c, h, w)
+
+
+def hsv_hue_shift(u, shift):
+    """shift_hue before issue 13: HSV hue through torch.where and two remainders, [0, 1] images."""
+    r, g, b = u.unbind(1)
+    v = torch.maximum(torch.maximum(r, g), b)
+    chroma = v - torch.minimum(torch.minimum(r, g), b)
+    safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
+    rc, gc, bc = (v - r) / safe, (v - g) / safe, (v - b) / safe
+    h = torch.where(v == r, bc - gc, torch.where(v == g, 2 + rc - bc, 4 + gc - rc))
+    h = (h / 6 + shift.view(-1, 1, 1)) % 1.0
+    k = (torch.tensor([5.0, 3.0, 1.0]).view(1, 3, 1, 1) + 6 * h[:, None]) % 6
+    return v[:, None] - chroma[:, None] * torch.minimum(k, 4 - k).clamp(0, 1)
+
+
+def old_color_jitter(x, b, c, s, h):
+    """color_jitter before issue 13: in [0, 1] units, torchvision's grey levels, the HSV hue shift."""
+    b, c, s = (v.view(-1, 1, 1, 1) for v in (b, c, s))
+    u = ((x + 1) / 2 * b).clamp(0, 1)
+    mean = TF.rgb_to_grayscale(u).mean(dim=(-3, -2, -1), keepdim=True)
+    u = (c * u + (1 - c) * mean).clamp(0, 1)
+    u = (s * u + (1 - s) * TF.rgb_to_grayscale(u)).clamp(0, 1)
+    return hsv_hue_shift(u, h).clamp(0, 1) * 2 - 1
+
+
+def hue_test_images(n=8, size=24, seed=0):
+    """Random [0, 1] images with grey pixels, ties between channels, primaries, black and white."""
+    u = torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    u[:, :, :3] = u[:, :1, :3]                                 # grey
+    u[:, 1, 3:6] = u[:, 0, 3:6]                                # red == green
+    u[:, 2, 6:9] = u[:, 0, 6:9]                                # red == blue
+    u[:, 2, 9:12] = u[:, 1, 9:12]                              # green == blue
+    u[:, :, 12:15] = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
+    u[:, :, 15:18] = torch.tensor([0.0, 1.0, 1.0]).view(1, 3, 1, 1)
+    u[:, :, 18:21] = 0.0
+    u[:, :, 21:] = 1.0
+    return u
+
+
+@pytest.mark.parametrize("k, size", [(3, (16, 16)), (5, (32, 32)), (5, (3, 3)), (9, (5, 7)), (15, (40, 24)), (7, (4, 64))])
+def test_separable_blur_equals_the_full_2d_convolution(k, size):
+    x = torch.rand(5, 3, *size, generator=torch.Generator().manual_seed(k)) * 2 - 1     # sizes down to below the kernel
+    sigma = torch.tensor([0.0, 0.3, 1.0, 2.0, 6.0])
+    torch.testing.assert_close(gaussian_blur(x, sigma, k), full_2d_blur(x, sigma, k), atol=1e-5, rtol=0)
+
+
+def test_hue_shift_equals_the_hsv_formula_on_both_ranges():
+    u = hue_test_images()
+    shift = torch.tensor([-0.5, -0.3, -0.05, 0.0, 0.05, 1 / 6, 0.3, 0.5])
+    expected = hsv_hue_shift(u, shift)
+    torch.testing.assert_close(shift_hue(u, shift), expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(shift_hue(u * 2 - 1, shift), expected * 2 - 1, atol=2e-5, rtol=0)
+
+
+def test_color_jitter_equals_the_old_formula_also_where_it_clips():
+    x = hue_test_images(seed=1) * 2 - 1
+    g = torch.Generator().manual_seed(2)
+    factors = [0.2 + 2.3 * torch.rand(8, generator=g) for _ in range(3)] + [torch.rand(8, generator=g) - 0.5]
+    torch.testing.assert_close(color_jitter(x, *factors), old_color_jitter(x, *factors), atol=1e-5, rtol=0)
+
+
+def test_noise_and_salt_and_pepper_equal_the_old_formulas_draw_for_draw():
+    x, std = batch(3, 32), torch.tensor([0.05, 0.1, 0.2])
+    old_noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(3)).mul_(2 * std.view(-1, 1, 1, 1))
+    torch.testing.assert_close(gaussian_noise(x, std, torch.Generator().manual_seed(3)), old_noise.add_(x).clamp_(-1, 1),
+                               atol=1e-6, rtol=0)
+    u = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(4))
+    old_sp = torch.where(u < 0.2, torch.where(u < 0.2 * 0.3, 1.0, -1.0), x)
+    assert torch.equal(salt_and_pepper(x, 0.2, 0.3, torch.Generator().manual_seed(4)), old_sp)
+
+
+def step_by_step(d, x, g):
+    """Degradation before issue 13: each step samples its parameters, then runs on the whole batch drawing its own
+    pixels; the "mixed" order runs both orders on every image and keeps one."""
+    cfg = d.cfg
+
+    def step(name, x, p):
+        if name == "noise":
+            return gaussian_noise(x, p["noise_std"], g)
+        if name == "salt_pepper":
+            return salt_and_pepper(x, p["sp_amount"], cfg.sp_salt_ratio, g)
+        if name == "blur":
+            return gaussian_blur(x, p["blur_sigma"], cfg.blur_kernel)
+        if name == "color_jitter":
+            return color_jitter(x, p["brightness"], p["contrast"], p["saturation"], p["hue"])
+        if name == "motion_blur":
+            return motion_blur(x, p["motion_length"], p["motion_angle"])
+        if name == "low_light":
+            return low_light(x, p["light_gain"], p["light_gamma"])
+        if name == "vignetting":
+            return vignetting(x, p["vignetting"])
+        if name == "jpeg":
+            return jpeg_compression(x, p["jpeg_quality"])
+        active = (torch.arange(p["glare_centres"].shape[1])[None, :] < p["glare_count"][:, None]).float()
+        return specular_glare(x, p["glare_centres"], p["glare_radii"], active)
+
+    def chain(x, names):
+        params = {}
+        for name in names:
+            p = degrade._sample(name, cfg, x, g)
+            out = step(name, x, p)
+            if cfg.degradation_p < 1:
+                hit = torch.rand(x.shape[0], generator=g) < cfg.degradation_p
+                out = torch.where(hit.view(-1, 1, 1, 1), out, x)
+                p = {**degrade._without(name, p, hit), f"{name}_applied": hit.float()}
+            x = out
+            params.update(p)
+        return x, params
+
+    if d.other_steps is None:
+        return chain(x, d.steps)
+    physical = torch.rand(x.shape[0], generator=g) < 0.5
+    a = chain(x, d.other_steps) if physical.any() else None
+    b = chain(x, d.steps) if not physical.all() else None
+    a, b = a or b, b or a
+    pick = lambda v: physical.view(-1, *[1] * (v.ndim - 1))  # noqa: E731
+    params = {k: torch.where(pick(v), v, b[1][k]) for k, v in a[1].items()}
+    return torch.where(pick(a[0]), a[0], b[0]), {**params, "physical_order": physical.float()}
+
+
+PIPELINES = {"seed": Config.preset("seed"), "realtime": Config.preset("realtime"),
+             "endoscopy": Config.preset("seed", degradations="endoscopy", degradation_order="physical"),
+             "physical_p": Config.preset("seed", degradation_order="physical", degradation_p=0.5, blur_kernel=7,
+                                         degradations=("glare", "blur", "motion_blur", "vignetting", "color_jitter",
+                                                       "low_light", "noise", "salt_pepper"))}
+
+
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_pipeline_draws_the_same_numbers_as_step_by_step(name):
+    d = Degradation(PIPELINES[name])
+    for x in (batch(12, 32, seed=1), batch(3, 256, seed=2)):          # 256²: several cache-sized groups
+        for seed in (0, 1):
+            image, params = step_by_step(d, x, torch.Generator().manual_seed(seed))
+            out = d(x, generator=torch.Generator().manual_seed(seed))
+            torch.testing.assert_close(out.image, image, atol=1e-5, rtol=0)
+            assert out.params.keys() == params.keys() and all(torch.equal(out.params[k], params[k]) for k in params)
+        keys = [f"frame_{i}.png" for i in range(x.shape[0])]
+        per_key = [step_by_step(d, x[i:i + 1], torch.Generator().manual_seed(seed_for(k, d.cfg.seed)))
+                   for i, k in enumerate(keys)]
+        out = d(x, keys=keys)
+        torch.testing.assert_close(out.image, torch.cat([im for im, _ in per_key]), atol=1e-5, rtol=0)
+        assert all(torch.equal(out.params[k], torch.cat([p[k] for _, p in per_key])) for k in out.params)
+
+
+def test_pipeline_result_does_not_depend_on_the_cache_sized_groups(monkeypatch):
+    x = batch(6, 64)
+    for cfg in (PIPELINES["seed"], PIPELINES["physical_p"]):
+        monkeypatch.setattr(degrade, "_CHUNK_BYTES", 1)                 # one image at a time
+        one = Degradation(cfg)(x, generator=torch.Generator().manual_seed(5)).image
+        monkeypatch.setattr(degrade, "_CHUNK_BYTES", 2 ** 40)           # the whole batch at once
+        whole = Degradation(cfg)(x, generator=torch.Generator().manual_seed(5)).image
+        torch.testing.assert_close(one, whole, atol=1e-5, rtol=0)
+
+
+def test_pipeline_leaves_its_input_alone_and_returns_new_memory():
+    x = batch(4, 64)
+    before = x.clone()
+    for cfg in PIPELINES.values():
+        out = Degradation(cfg)(x, generator=torch.Generator().manual_seed(0)).image
+        assert torch.equal(x, before) and out.data_ptr() != x.data_ptr() and not torch.equal(out, x)
