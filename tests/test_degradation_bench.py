@@ -15,3 +15,11 @@ def test_degradation_benchmark_reports_rates_ratios_and_step_times():
 def test_profile_table_lists_the_pipeline_operators():
     table = profile_table(size=16, batch=2, reps=1)
     assert "aten::" in table and "Self CPU" in table
+
+
+def test_data_share_splits_a_step_into_data_and_model():
+    from benchmarks.data_share import data_share
+    r = data_share("tiny", steps=2)
+    assert r["data_s"] > 0 and r["model_s"] > 0
+    assert 0 < r["data_share"] < 1
+    assert abs(r["data_share"] - r["data_s"] / (r["data_s"] + r["model_s"])) < 0.01
