@@ -170,14 +170,14 @@ def markdown(result: dict) -> str:
 def write_report(result: dict, out: str | Path, source: str) -> Path:
     """``out/scans.json`` (every row) and ``out/report.md`` (the table, with what, where and when); returns the report."""
     import json
-    import platform
+    from .evaluate import cpu_model
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_write(out / "scans.json") as f:
         f.write((json.dumps(result, indent=1) + "\n").encode())
     head = (f"# {result['modality']} on the {result['split']} slices ({', '.join(result['slices'])}), "
             f"{result['realisations']} realisation(s) per condition\n\n"
-            f"Model: {source}. Window: {result['window']}. Machine: {platform.processor() or platform.machine()}, "
+            f"Model: {source}. Window: {result['window']}. Machine: {cpu_model()}, "
             f"{torch.get_num_threads()} torch thread(s); {time.strftime('%Y-%m-%d %H:%M %Z')}.\n"
             "NLM and BM3D get the true noise std (an oracle); ms: median per slice.\n\n")
     with atomic_write(out / "report.md") as f:
