@@ -13,17 +13,22 @@ from medgan_nb.models import resolve_device
 
 from . import speed
 from .common import machine, now, write_results
+from .data_share import data_share
+from .degradation import degradation
 
-SECTIONS = ("degradation", "training", "data_loading", "inference", "memory")
+SECTIONS = ("degradation", "degradation_64", "training", "data_loading", "data_share", "inference", "memory")
 
 
 def run_speed(args: argparse.Namespace, device: torch.device) -> dict:
     q = args.quick
     jobs = {
-        "degradation": lambda: speed.degradation(size=64 if q else 256, batch=8 if q else 32, reps=2 if q else 5),
+        "degradation": lambda: degradation(size=64 if q else 256, batch=8 if q else 32, reps=2 if q else 5),
+        "degradation_64": lambda: degradation(size=32 if q else 64, batch=8 if q else 32, reps=2 if q else 5),
         "training": lambda: speed.training(device, reps=1 if q else 3, channels_last=not q),
         "data_loading": lambda: speed.data_loading(n=8 if q else 200, reps=1 if q else 2),
-        "inference": lambda: speed.inference(device, reps=3 if q else 25, compile_=args.compile and not q),
+        "data_share": lambda: {p: data_share(p, steps=2 if q else 20) for p in (("tiny",) if q else ("demo", "lite"))},
+        "inference": lambda: speed.inference(device, reps=3 if q else 25, frames=4 if q else 36,
+                                             compile_=args.compile and not q),
         "memory": lambda: speed.memory(device),
     }
     sections = {}
@@ -39,13 +44,36 @@ def _f(v, unit: str = "") -> str:
     return "-" if v is None else f"{v:g}{unit}"
 
 
+def _inference_rows(i: dict) -> list[str]:
+    """One row per model × backend: median ms (PSNR difference vs fp32 PyTorch), ratio to the seed reference;
+    the backend that "auto" keeps is marked, with the noise guard's ms that enhance adds for shipped models."""
+    rows = []
+    for name, m in i.get("models", {}).items():
+        ref_ms = m.get("reference_ms")
+        for backend, r in m["backends"].items():
+            label = f"inference 256², {name.replace('_', ' ')}, {backend}"
+            if backend == m["auto"]:
+                label += " ← auto" + (f" (+ guard {m['guard_ms']:g} ms)" if m.get("guard_ms") is not None else "")
+            if "median_ms" not in r:
+                rows.append(f"| {label} | - | n/a ({r['error'][:60]}) | - | - |")
+                continue
+            diff = f", Δ PSNR {r['psnr_diff_db']:+.3f} dB" if "psnr_diff_db" in r else ""
+            if r.get("kept") is False:
+                diff += f", not kept (> {_f(i.get('int8_max_cost_db', 0.1))} dB)"
+            ratio = f"{r['ratio_vs_reference']:g}×" if "ratio_vs_reference" in r else "-"
+            rows.append(f"| {label} | {_f(ref_ms, ' ms') if ref_ms else '-'} | {r['median_ms']:g} ms{diff} | "
+                        f"{ratio} | {m['target']} |")
+    return rows
+
+
 def table(sections: dict) -> str:
     """The results as a Markdown table (the README's Performance section shows it)."""
     rows = ["| benchmark | seed reference | project | ratio | target |", "|---|---|---|---|---|"]
-    if d := sections.get("degradation"):
-        rows.append(f"| degradation, {d['what']} | {_f(d['seed_images_per_s'])} | "
-                    f"{_f(d['project_images_per_s'])} | {_f(d['ratio'])}× (randn alone bounds it at "
-                    f"{_f(d['ratio_bound_by_randn'])}×) | ≥ 20× |")
+    for key in ("degradation", "degradation_64"):
+        if d := sections.get(key):
+            rows.append(f"| degradation, {d['what']} | {_f(d['seed_images_per_s'])} | "
+                        f"{_f(d['project_images_per_s'])} | {_f(d['ratio'])}× (randn alone bounds it at "
+                        f"{_f(d['ratio_bound_by_randn'])}×: {_f(d['randn_fraction'])} of that bound) | ≥ 10× |")
     if t := sections.get("training"):
         extra = f"; channels_last {_f(t['project_channels_last_s'])} s" if "project_channels_last_s" in t else ""
         rows.append(f"| training iteration, s (seed models, batch 4, 1 D + 3 G) | {_f(t['seed_s'])} | "
@@ -55,20 +83,12 @@ def table(sections: dict) -> str:
                     f"{_f(d['project_load_images_per_s'])} | {_f(d['ratio_load'])}× | - |")
         rows.append(f"| data loading + degradation, images/s | {_f(d['seed_load_degrade_images_per_s'])} | "
                     f"{_f(d['project_load_degrade_images_per_s'])} | {_f(d['ratio_load_degrade'])}× | - |")
+    for name, d in (sections.get("data_share") or {}).items():
+        if isinstance(d, dict) and "data_share" in d:
+            rows.append(f"| training step, {name} preset (batch {d['batch']}, {d['image_size']}²): data / model s | - | "
+                        f"{d['data_s']:g} / {d['model_s']:g} s: data {100 * d['data_share']:.0f} % | - | ≤ 20 % |")
     if i := sections.get("inference"):
-        ref_ms = i["seed_reference_no_grad"]["median_ms"]
-        shipped = [(n, "≤ 10 ms" if n == "shipped_realtime" else "-") for n in i if n.startswith("shipped_")]
-        for name, target in (("seed_architecture", "≤ 0.7×"), ("lite", "≤ 10 ms"), *shipped):
-            m = i[name]
-            variants = ", ".join(f"{k} {v['median_ms']:g}" if "median_ms" in v else f"{k} n/a"
-                                 for k, v in m["variants"].items())
-            if "guard_ms" in m:
-                variants += f"; + guard {m['guard_ms']:g} = {m['default_ms_with_guard']:g}"
-            ratio = f"{m['default_ms'] / ref_ms:.2f}×" if m["default_ms"] and name == "seed_architecture" else "-"
-            rows.append(f"| inference, ms/frame, {name.replace('_', ' ')} (256², batch 1; {variants}) | "
-                        f"{_f(ref_ms) if name == 'seed_architecture' else '-'} | "
-                        f"{_f(m.get('default_ms_with_guard', m['default_ms']))} "
-                        f"({m['default_backend']}{' + guard' if 'guard_ms' in m else ''}) | {ratio} | {target} |")
+        rows += _inference_rows(i)
     if m := sections.get("memory"):
         def mb(case):
             return _f(m[case].get("peak_mb"), " MB") if isinstance(m.get(case), dict) else "-"

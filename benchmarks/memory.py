@@ -8,7 +8,7 @@ import sys
 import torch
 
 from medgan_nb.config import Config
-from medgan_nb.export import fast_generator
+from medgan_nb.export import fast_generator, fold_batchnorm
 from medgan_nb.losses import VGGPerceptualLoss
 from medgan_nb.models import build_generator
 from medgan_nb.train import make_step
@@ -44,8 +44,9 @@ def run(case: str, device: torch.device) -> dict:
         make_step(Config.preset("seed", device=str(device)), device, VGGPerceptualLoss(weights=None))(batch, batch)
     elif case == "infer_seed_reference":
         ref.enhance(ref.UnetGenerator().to(device), frame)
-    elif case in ("infer_project_seed", "infer_lite"):
-        model = build_generator(Config.preset("seed" if case == "infer_project_seed" else "lite")).to(device).eval()
+    elif case in ("infer_project_seed", "infer_lite"):      # as enhance runs weights it loaded: folded in place
+        model = build_generator(Config.preset("seed" if case == "infer_project_seed" else "lite")).to(device)
+        fold_batchnorm(model, inplace=True)
         with torch.inference_mode():
             fast_generator(model)(frame)
     else:

@@ -5,6 +5,7 @@ project's on the same inputs, in this process, one after the other.
 """
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -18,12 +19,15 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from medgan_nb.config import Config
-from medgan_nb.data import ImageFolderDataset
+from medgan_nb.data import ImageFolderDataset, default_dataset
 from medgan_nb.degrade import Degradation
-from medgan_nb.export import OnnxGenerator, fold_batchnorm
+from medgan_nb.evaluate import GOAL_CONDITIONS, evaluation_config
+from medgan_nb.export import (BACKENDS, INT8_MAX_COST_DB, _build, auto_candidates, bf16_native, fold_batchnorm,
+                              quantize_int8)
 from medgan_nb.losses import VGGPerceptualLoss
+from medgan_nb.metrics import psnr
 from medgan_nb.models import build_generator
-from medgan_nb.pretrained import list_models, load_model
+from medgan_nb.pretrained import load_model
 from medgan_nb.train import make_step
 
 from . import seed_reference as ref
@@ -36,25 +40,7 @@ def _ms(stats: dict) -> dict:
     return {"min_ms": round(1000 * stats["min_s"], 2), "median_ms": round(1000 * stats["median_s"], 2)}
 
 
-# ------------------------------------------------------------ 1. degradation
-def degradation(size: int = 256, batch: int = 32, reps: int = 5) -> dict:
-    """Images/s: the original's per-image loop vs the batched pipeline, the same four degradations (seed order)."""
-    torch.manual_seed(0)
-    unit = torch.rand(batch, 3, size, size)                  # the original works on [0, 1] images
-    pipeline = Degradation(Config.preset("seed"))            # noise, salt-and-pepper, blur, colour jitter
-    t = measure({"seed": lambda: [ref.apply_degradation(img) for img in unit],
-                 "project": lambda: pipeline(unit * 2 - 1),
-                 "randn": lambda: torch.randn(batch, 3, size, size)}, reps)
-    seed, project, floor = t["seed"], t["project"], t["randn"]
-    rate = lambda s: batch / s["median_s"]  # noqa: E731
-    return {
-        "what": f"images/s at {size}², batch {batch}: noise, salt-and-pepper, blur, colour jitter",
-        "seed_images_per_s": round(rate(seed), 1), "project_images_per_s": round(rate(project), 1),
-        "ratio": round(seed["median_s"] / project["median_s"], 2), "target": ">= 20x", "seed": seed, "project": project,
-        "randn_only_images_per_s": round(rate(floor), 1),
-        "ratio_bound_by_randn": round(seed["median_s"] / floor["median_s"], 2),
-        "note": "ratio_bound_by_randn: the ratio if everything but drawing the Gaussian noise were free",
-    }
+# ------------------------------------------------------------ 1. degradation: benchmarks/degradation.py
 
 
 # ------------------------------------------------------------ 2. training iteration
@@ -125,78 +111,143 @@ def data_loading(n: int = 200, size: int = 256, batch: int = 32, reps: int = 2) 
 
 
 # ------------------------------------------------------------ 4. inference latency
-def _variants(model: torch.nn.Module, x: torch.Tensor, compile_: bool) -> dict:
-    """Every way the project can run `model` on x: name -> (callable, seconds to prepare)."""
-    out: dict = {}
+INFERENCE_MODELS = ("shipped_realtime", "shipped_quality", "seed_architecture")
+TARGETS = {"shipped_realtime": "≤ 8 ms", "seed_architecture": "≤ 0.6× the reference"}
+SEED_FRAMES = 8          # the seed architecture's weights are random: its PSNR difference only checks agreement
 
-    def add(name, build):
-        t = time.perf_counter()
-        try:
-            fn = build()
-            fn()                          # first call: compiles / allocates
-            out[name] = (fn, time.perf_counter() - t)
-        except Exception as e:            # an optional backend missing or failing here is a result, not a crash
-            out[name] = (None, f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
 
-    def under(mode, m, inp):
-        def run():
-            with mode():
-                return m(inp)
-        return run
+def real_frames(cfg: Config, n: int, size: int, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
+    """(clean, degraded) (n, C, size, size) in [-1, 1]: an evenly spread subset of a split of the config's
+    real frames (its data_dir where present, else the shipped sample), degraded as in evaluate's headline
+    condition (blur + noise 0.075) with per-image seeds, as `medgan_nb.evaluate` does."""
+    data_dir = cfg.data_dir if cfg.data_dir and Path(cfg.data_dir).is_dir() else None
+    task = evaluation_config(cfg.replace(image_size=size, frame_size=size, data_dir=data_dir))
+    task = task.replace(max_images=n, **GOAL_CONDITIONS["blur_noise"])
+    dataset = default_dataset(split, task)
+    clean, keys = zip(*(dataset[i] for i in range(len(dataset))))
+    clean = torch.stack(clean)
+    return clean, Degradation(task)(clean, keys=list(keys)).image
 
-    add("no_grad", lambda: under(torch.no_grad, model, x))
-    add("inference_mode", lambda: under(torch.inference_mode, model, x))
-    add("bn_folded", lambda: under(torch.inference_mode, fold_batchnorm(model), x))
-    if x.device.type == "cpu":
-        add("channels_last", lambda: under(torch.inference_mode, fold_batchnorm(model).to(memory_format=torch.channels_last),
-                                           x.contiguous(memory_format=torch.channels_last)))
-        add("onnxruntime", lambda: (lambda g: lambda: g(x))(OnnxGenerator.from_module(model)))
+
+def _mean_psnr(fn, degraded: torch.Tensor, clean: torch.Tensor) -> float:
+    """Mean PSNR (dB) of fn's restorations of the degraded frames, one frame at a time."""
+    with torch.inference_mode():
+        restored = torch.cat([torch.as_tensor(fn(x)).float().cpu() for x in degraded.split(1)])
+    return float(psnr(restored, clean).mean())
+
+
+def _prepare(build) -> tuple[object, float | str]:
+    """(the built backend, seconds to build it) or (None, the error): a missing optional package or an
+    engine that cannot run a model is a result here, not a crash."""
+    t = time.perf_counter()
+    try:
+        return build(), time.perf_counter() - t
+    except Exception as e:
+        return None, f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+
+
+def _in_inference_mode(fn, x: torch.Tensor):
+    def run():
+        with torch.inference_mode():
+            return fn(x)
+    return run
+
+
+def _guard_ms(model: torch.nn.Module, x: torch.Tensor, reps: int) -> float | None:
+    """Median ms of the model's noise guard on x (shipped models carry one, which enhance runs too), or None."""
+    guard = getattr(model, "guard", None)
+    if guard is None:
+        return None
+    with torch.inference_mode():
+        y = model(x)
+    return _ms(measure({"guard": lambda: guard(x, y)}, reps, warmup=2, device=x.device)["guard"])["median_ms"]
+
+
+def _compiled(model: torch.nn.Module):
+    """torch.compile of the BN-folded model with frozen weights (inductor pre-packs them)."""
+    import torch._inductor.config as inductor
+    inductor.freezing = True
+    return torch.compile(fold_batchnorm(model))
+
+
+def _benchmark_model(name: str, model: torch.nn.Module, cfg: Config, backends: tuple[str, ...], size: int,
+                     reps: int, frames: int, reference, compile_: bool) -> dict:
+    """Every backend of one model, timed in turns (with the seed reference when given), and what each costs
+    in PSNR against fp32 PyTorch on real test frames; int8 is calibrated on the validation split."""
+    device = next(model.parameters()).device
+    clean, degraded = real_frames(cfg, frames, size)
+    degraded = degraded.to(device)
+    x = degraded[:1]
+    built = {b: _prepare(lambda b=b: _build(model, b)) for b in backends}
     if compile_:
-        def compiled():
-            import torch._inductor.config as inductor
-            inductor.freezing = True                  # constant weights: lets inductor pre-pack them
-            return under(torch.no_grad, torch.compile(fold_batchnorm(model)), x)
-        add("torch.compile", compiled)
-    return out
+        built["torch.compile"] = _prepare(lambda: _compiled(model))
+    if "onnxruntime" in backends:
+        calibration = real_frames(cfg, frames, size, split="val")[1]
+        built["onnxruntime-int8"] = _prepare(lambda: quantize_int8(model, calibration))
+    rows = {b: {"error": prep} for b, (fn, prep) in built.items() if fn is None}
+    fns = {b: _in_inference_mode(fn, x) for b, (fn, _) in built.items() if fn is not None}
+    if reference is not None:
+        fns["reference"] = lambda: reference(x)          # the seed notebook's eval: eval() + no_grad
+    timed = measure(fns, reps, warmup=2, device=device)
+    ref_ms = 1000 * timed.pop("reference")["median_s"] if reference is not None else None
+    fp32 = _mean_psnr(built["torch"][0], degraded, clean) if built.get("torch", (None,))[0] is not None else None
+    for b, stats in timed.items():
+        fn, prep = built[b]
+        rows[b] = {**_ms(stats), "prepare_s": round(prep, 2)}
+        if ref_ms:
+            rows[b]["ratio_vs_reference"] = round(rows[b]["median_ms"] / ref_ms, 2)
+        if fp32 is not None:
+            rows[b]["psnr_diff_db"] = round(_mean_psnr(fn, degraded, clean) - fp32, 3) + 0.0   # no -0.0
+    if "psnr_diff_db" in rows.get("onnxruntime-int8", {}):
+        rows["onnxruntime-int8"]["kept"] = -rows["onnxruntime-int8"]["psnr_diff_db"] <= INT8_MAX_COST_DB
+    auto = [b for b in auto_candidates(model) if "median_ms" in rows.get(b, {})]
+    pick = min(auto, key=lambda b: rows[b]["median_ms"]) if auto else None
+    result = {"backends": rows, "auto": pick, "auto_ms": rows[pick]["median_ms"] if pick else None,
+              "guard_ms": _guard_ms(model, x, reps),
+              "fp32_psnr_db": round(fp32, 3) if fp32 is not None else None, "frames": len(clean),
+              "parameters": sum(p.numel() for p in model.parameters()), "target": TARGETS.get(name, "-")}
+    if ref_ms:
+        result.update(reference_ms=round(ref_ms, 2), auto_ratio=round(result["auto_ms"] / ref_ms, 2) if pick else None)
+    return result
 
 
-def inference(device: torch.device, size: int = 256, reps: int = 25, compile_: bool = True) -> dict:
-    """Per-frame latency, batch 1, median of `reps` runs after warm-up: seed architecture and lite."""
+def inference(device: torch.device, size: int = 256, reps: int = 25, frames: int = 36,
+              models: tuple[str, ...] = INFERENCE_MODELS, backends: tuple[str, ...] | None = None,
+              compile_: bool = False) -> dict:
+    """Per-frame latency (batch 1, median of `reps` taking turns, after 2 warm-up runs) of every inference
+    backend for the shipped realtime and quality models and the seed architecture (random weights; timed
+    with the seed notebook's own generator, `benchmarks.seed_reference`, in the same turns), and the PSNR
+    each backend gains or loses against fp32 PyTorch on `frames` real test frames of ``size``² (`SEED_FRAMES`
+    for the seed architecture).
+
+    "auto" is what `medgan_nb.export.fast_generator` would keep: the fastest of its candidates for the model
+    on this machine (`auto_candidates`), read off these timings. The backends are CPU engines: on a GPU only
+    "torch" runs (on the GPU). Rows that are no backend: "onnxruntime-int8" (`quantize_int8`, calibrated on
+    the validation split; ``kept`` says whether its PSNR cost is within `INT8_MAX_COST_DB`) and, with
+    `compile_`, "torch.compile".
+    """
     torch.manual_seed(0)
-    x = torch.rand(1, 3, size, size, device=device) * 2 - 1
-    seed_g = ref.UnetGenerator().to(device)
-    seed_g.apply(ref.weights_init)
-    result: dict = {"what": f"ms per {size}² frame, batch 1, median of {reps} (taking turns) after 2 warm-up runs",
-                    "target_seed": "<= 0.7x the reference", "target_lite": "<= 10 ms",
-                    "target_shipped_realtime": "<= 10 ms"}
-    models = {"seed_architecture": build_generator(Config.preset("seed")), "lite": build_generator(Config.preset("lite")),
-              **{f"shipped_{n}": load_model(n)[0] for n in list_models()}}     # the weights enhance uses
-    for name, model in models.items():
-        model = model.to(device).eval()
-        fns = {"reference": lambda: ref.enhance(seed_g, x)} if name == "seed_architecture" else {}
-        rows, prep = {}, {}
-        for variant, (fn, setup) in _variants(model, x, compile_).items():
-            if fn is None:
-                rows[variant] = {"error": setup}
-            else:
-                fns[variant], prep[variant] = fn, round(setup, 2)
-        for variant, stats in measure(fns, reps, warmup=2, device=device).items():
-            rows[variant] = _ms(stats)
+    if backends is None:
+        backends = tuple(b for b in BACKENDS if b != "auto") if device.type == "cpu" else ("torch",)
+    result: dict = {"what": f"ms per {size}² frame, batch 1, median of {reps} taking turns after 2 warm-up runs; "
+                            f"PSNR difference vs fp32 PyTorch on {frames} real test frames (blur + noise 0.075)",
+                    "device": str(device), "bf16_native": bf16_native(), "int8_max_cost_db": INT8_MAX_COST_DB,
+                    "models": {}}
+    for name in models:
         if name == "seed_architecture":
-            result["seed_reference_no_grad"] = rows.pop("reference")
-        # backend="auto" (enhance's default for folders) times these three and keeps the fastest
-        auto = [v for v in ("bn_folded", "channels_last", "onnxruntime") if "median_ms" in rows.get(v, {})]
-        default_name = min(auto, key=lambda v: rows[v]["median_ms"])
-        result[name] = {"variants": rows, "prepare_s": prep, "default_backend": default_name,
-                        "default_ms": rows[default_name].get("median_ms")}
-        if getattr(model, "guard", None) is not None:     # shipped models: enhance also runs the noise guard
-            y = model(x).detach()
-            guard_ms = _ms(measure({"guard": lambda: model.guard(x, y)}, reps, warmup=2, device=device)["guard"])
-            result[name]["guard_ms"] = guard_ms["median_ms"]
-            result[name]["default_ms_with_guard"] = round(result[name]["default_ms"] + guard_ms["median_ms"], 2)
-    reference = result["seed_reference_no_grad"]
-    seed_default = result["seed_architecture"]["default_ms"]
-    result["ratio_seed_default_vs_reference"] = round(seed_default / reference["median_ms"], 2) if seed_default else None
+            model, cfg = build_generator(Config.preset("seed")).eval(), Config.preset("seed")
+            seed_g = ref.UnetGenerator().to(device)
+            seed_g.apply(ref.weights_init)
+            reference = lambda x, g=seed_g: ref.enhance(g, x)  # noqa: E731
+        else:
+            model, cfg, _ = load_model(name.removeprefix("shipped_"))
+            reference = None
+        model, start = model.to(device), time.perf_counter()
+        n = frames if reference is None else min(frames, SEED_FRAMES)
+        result["models"][name] = _benchmark_model(name, model, cfg, backends, size, reps, n, reference, compile_)
+        result["models"][name]["seconds"] = round(time.perf_counter() - start, 1)
+        del model, reference
+        gc.collect()
     return result
 
 

@@ -53,7 +53,7 @@ from .checkpoint import atomic_write, checkpoint_path, file_sha256, load_generat
 from .pretrained import load_model
 from .data import IMAGE_EXTENSIONS, ImageLoadError, decode_image, from_numpy_images, list_images, to_numpy_images
 from .dicom import WINDOWS, DicomImage, is_dicom, list_dicom, read_dicom, window, write_derived
-from .export import fast_generator
+from .export import fast_generator, fold_batchnorm
 from .guard import Guard
 from .models import resolve_device
 
@@ -384,7 +384,7 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
     `medgan_nb.pretrained`) or `generator` (already loaded), at most one of them; with none, the
     default shipped model. Outputs and the audit log record the weights' SHA-256 and the model's name.
 
-    backend: "torch", "torch-channels-last", "onnxruntime" (CPU), or "auto": for
+    backend: one of `medgan_nb.config.INFERENCE_BACKENDS` ("torch", ... "openvino-bf16"), or "auto": for
     `ONNX_MIN_IMAGES` images or more on the CPU the fastest of them measured
     here, else "torch".
 
@@ -403,7 +403,10 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
                                   f"pass overwrite=True or choose another output folder")
 
     device = resolve_device(device)
+    owned = generator is None                          # loaded here: nobody else runs or trains these weights
     generator, model_name, checkpoint_file = load_weights(checkpoint, model, generator, device)
+    if owned:                                          # so fold in place: the fast copies share them, none doubles them
+        fold_batchnorm(generator, inplace=True)
     checkpoint_sha256 = generator.checkpoint_sha256      # of the bytes loaded: a run may replace the file any time
     noise_guard = getattr(generator, "guard", None) if guard else None
     model_modality = getattr(generator, "modality", "endoscopy")

@@ -55,3 +55,34 @@ def test_race_trains_a_candidate_for_a_cpu_budget_and_plots_the_curve(tmp_path):
     summary = race.summarize({"unet-d5-w16": result}, 4 / 60, None, tmp_path)
     assert json.loads((tmp_path / "race.json").read_text())["candidates"]["unet-d5-w16"]["steps"] == result["steps"]
     assert (tmp_path / "race.png").stat().st_size > 1000 and summary["threads_each"] == 1
+
+
+def test_inference_times_each_backend_with_its_psnr_cost_and_the_auto_pick():
+    from benchmarks import speed
+    r = speed.inference(torch.device("cpu"), reps=1, frames=2, models=("shipped_realtime", "seed_architecture"),
+                        backends=("torch", "torch-bf16"))
+    rt, seed = r["models"]["shipped_realtime"], r["models"]["seed_architecture"]
+    assert set(rt["backends"]) == {"torch", "torch-bf16"} and rt["frames"] == 2
+    assert rt["backends"]["torch"]["psnr_diff_db"] == 0.0 and rt["backends"]["torch"]["median_ms"] > 0
+    assert abs(rt["backends"]["torch-bf16"]["psnr_diff_db"]) < 0.1            # bf16 costs hundredths of a dB
+    assert rt["auto"] in {"torch", "torch-bf16"} and rt["guard_ms"] > 0 and 20 < rt["fp32_psnr_db"] < 40
+    assert seed["reference_ms"] > 0 and seed["parameters"] > 54e6
+    b = seed["backends"]["torch"]
+    assert b["ratio_vs_reference"] == round(b["median_ms"] / seed["reference_ms"], 2)
+    md = table({"inference": r})
+    row = next(r for r in md.splitlines() if r.startswith("| inference 256², seed architecture, torch "))
+    ref_ms, ms, ratio = seed["reference_ms"], b["median_ms"], b["ratio_vs_reference"]
+    assert f"| {ref_ms:g} ms | {ms:g} ms, Δ PSNR +0.000 dB | {ratio:g}× |" in row
+    assert md.count("← auto") == 2 and "≤ 8 ms" in md and "≤ 0.6×" in md
+
+
+def test_inference_table_marks_errors_and_int8_over_its_psnr_budget():
+    section = {"int8_max_cost_db": 0.1, "models": {"shipped_quality": {
+        "auto": "openvino-bf16", "guard_ms": 0.5, "target": "-", "backends": {
+            "openvino-bf16": {"median_ms": 30.0, "psnr_diff_db": -0.001},
+            "onnxruntime-int8": {"median_ms": 40.0, "psnr_diff_db": -0.3, "kept": False},
+            "openvino": {"error": "ImportError: openvino is not installed"}}}}}
+    rows = table({"inference": section}).splitlines()[2:]
+    assert rows[0] == ("| inference 256², shipped quality, openvino-bf16 ← auto (+ guard 0.5 ms) | - | "
+                       "30 ms, Δ PSNR -0.001 dB | - | - |")
+    assert "not kept (> 0.1 dB)" in rows[1] and "n/a (ImportError: openvino is not installed)" in rows[2]

@@ -1,8 +1,10 @@
-"""Export (ONNX, TorchScript), BatchNorm folding and the ONNX Runtime backend.
+"""Export (ONNX, TorchScript), BatchNorm folding and the inference backends (PyTorch fp32, channels-last and
+bf16, ONNX Runtime, OpenVINO, int8).
 
 ONNX exports cost ~5-10 s each on 2 CPU cores (mostly the exporter's fixed
 overhead), so models and files are shared through module-scoped fixtures.
 """
+import copy
 import json
 import warnings
 
@@ -16,8 +18,9 @@ from medgan_nb.checkpoint import file_sha256, save_checkpoint
 from medgan_nb.cli import main
 from medgan_nb.config import Config
 from medgan_nb.enhance import enhance_array
-from medgan_nb.export import (OnnxGenerator, export_onnx, export_torchscript, fast_generator, fold_batchnorm,
-                              verify_export)
+from medgan_nb import export
+from medgan_nb.export import (BACKENDS, OWN_WEIGHTS, OnnxGenerator, auto_candidates, export_onnx, export_torchscript,
+                              fast_generator, fold_batchnorm, int8_generator, quantize_int8, verify_export)
 from medgan_nb.models import UNetGenerator, build_generator
 
 TOL = 1e-4
@@ -175,7 +178,8 @@ def test_torch_backend_and_missing_onnxruntime(tiny, monkeypatch):
     assert isinstance(fast, nn.Module) and not fast.training and fast.backend == "torch"
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
     monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)   # import onnxruntime -> ImportError
-    assert isinstance(fast_generator(tiny, "auto"), nn.Module)         # falls back to torch
+    monkeypatch.setitem(__import__("sys").modules, "openvino", None)
+    assert isinstance(fast_generator(tiny, "auto"), nn.Module)         # falls back to PyTorch
     with pytest.raises(ImportError, match="pip install onnxruntime"):
         fast_generator(tiny, "onnxruntime")
     with pytest.raises(ValueError, match="backend"):
@@ -243,7 +247,7 @@ def test_auto_backend_picks_a_measured_candidate_with_the_same_outputs(tiny):
     assert cl.backend == "torch-channels-last" and (cl(x) - expected).abs().max() < TOL
     assert cl(x).is_contiguous()                                       # callers get ordinary NCHW tensors
     fast = fast_generator(tiny, "auto", probe_size=64)
-    assert fast.backend in ("torch", "torch-channels-last", "onnxruntime")
+    assert fast.backend in auto_candidates(tiny)
     assert (torch.as_tensor(fast(x)) - expected).abs().max() < TOL
 
 
@@ -269,3 +273,118 @@ def test_cli_export_names_the_checkpoint_bytes_that_were_loaded(checkpoint, tmp_
         warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit")
         torch.jit.load(str(out), _extra_files=extra)
     assert json.loads(extra["medgan_nb.json"])["source_checkpoint_sha256"] == loaded_sha != file_sha256(checkpoint)
+
+
+# ------------------------------------------------- the other backends (bf16, OpenVINO, int8)
+BF16_TOL = 0.02        # bf16 keeps 8 bits of mantissa: about 1/256 relative per layer; the residual sum stays fp32
+INT8_TOL = 0.05        # 8-bit activations: a few grey levels at most on these small models
+ENGINES = {"onnxruntime": ("onnxruntime", "onnx", "onnxscript"), "openvino": ("openvino", "onnx", "onnxscript"),
+           "openvino-bf16": ("openvino", "onnx", "onnxscript")}
+
+
+@pytest.fixture(scope="module", params=[3, 1], ids=["rgb", "gray"])
+def small(request):
+    """A tiny UNet with BatchNorm statistics, RGB or 1-channel (a CT model's input)."""
+    torch.manual_seed(0)
+    extra = {} if request.param == 3 else {"channels": 1, "modality": "ct"}
+    g = randomize_bn(build_generator(Config.preset("tiny", **extra))).eval()
+    assert g.in_channels == request.param
+    return g
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "auto"])
+def test_every_backend_matches_fp32_pytorch(small, backend):
+    for name in ENGINES.get(backend, ()):
+        pytest.importorskip(name, reason=f"{name} is not installed (pip install {name})")
+    c = small.in_channels
+    x = image(2, c, 64, 48)
+    expected = eval_output(small, x)
+    fast = fast_generator(small, backend)
+    assert fast.backend == backend and fast.in_channels == c and fast.size_multiple == small.size_multiple
+    with torch.inference_mode():
+        got = torch.as_tensor(fast(x))
+    assert got.shape == x.shape and got.dtype == torch.float32 and got.is_contiguous()
+    assert (got - expected).abs().max().item() < (BF16_TOL if "bf16" in backend else TOL)
+
+
+def test_int8_matches_fp32_and_is_refused_where_it_costs_too_much(small, monkeypatch):
+    needs_onnx()
+    c = small.in_channels
+    x = image(2, c, 64, 48)
+    calibration = image(8, c, 64, 48, seed=1)
+    fast = quantize_int8(small, calibration)
+    assert fast.backend == "onnxruntime-int8" and fast.in_channels == c
+    assert (fast(x) - eval_output(small, x)).abs().max().item() < INT8_TOL
+    clean = image(2, c, 64, 48, seed=2)
+    monkeypatch.setattr(export, "psnr_cost", lambda *args: 0.25)
+    with pytest.raises(ValueError, match=r"int8 costs 0\.250 dB .* more than the 0\.1 dB allowed"):
+        int8_generator(small, calibration, x, clean)
+    monkeypatch.setattr(export, "psnr_cost", lambda *args: 0.05)
+    assert int8_generator(small, calibration, x, clean).psnr_cost_db == 0.05
+
+
+def test_psnr_cost_of_a_backend_is_measured_against_fp32(tiny):
+    clean = image(3, 3, 32, 32)
+    degraded = (clean + 0.2 * image(3, 3, 32, 32, seed=1)).clamp(-1, 1)
+    assert export.psnr_cost(fold_batchnorm(tiny), tiny, degraded, clean) == 0.0
+    near_clean = iter((clean + 0.01 * image(3, 3, 32, 32, seed=2)).split(1))      # far better than the model
+    assert export.psnr_cost(lambda x: next(near_clean), tiny, degraded, clean) < -10
+    noisy = iter((eval_output(tiny, degraded) + 0.5 * image(3, 3, 32, 32, seed=3)).clamp(-1, 1).split(1))
+    assert export.psnr_cost(lambda x: next(noisy), tiny, degraded, clean) > 0.1
+
+
+def test_missing_openvino_names_the_install_command(tiny, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "openvino", None)
+    for backend in ("openvino", "openvino-bf16"):
+        with pytest.raises(ImportError, match=r"openvino is not installed.*pip install openvino"):
+            fast_generator(tiny, backend)
+    assert not any(b.startswith("openvino") for b in auto_candidates(tiny))
+
+
+def test_auto_leaves_bf16_out_without_native_bf16(tiny, monkeypatch):
+    monkeypatch.setattr(export, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_vnni"}))
+    names = auto_candidates(tiny)
+    assert "torch" in names and not any("bf16" in n for n in names)
+    monkeypatch.setattr(export, "onnx_available", lambda: False)         # no exports: seconds, not a minute
+    monkeypatch.setattr(export, "openvino_available", lambda: False)
+    assert auto_candidates(tiny) == ["torch", "torch-channels-last"]
+    assert fast_generator(tiny, "auto", probe_size=32).backend in ("torch", "torch-channels-last")
+    monkeypatch.setattr(export, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    assert "torch-bf16" in auto_candidates(tiny)
+    monkeypatch.setattr(export, "cpu_flags", lambda: frozenset({"amx_bf16", "amx_tile"}))
+    assert "torch-bf16" in auto_candidates(tiny)
+
+
+def test_cpu_flags_reads_proc_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512_bf16\n")
+    assert export.cpu_flags(info) == {"fpu", "avx2", "avx512_bf16"}
+    info.write_text("processor\t: 0\n")
+    assert export.cpu_flags(info) == frozenset() and export.cpu_flags(tmp_path / "missing") == frozenset()
+
+
+def test_auto_keeps_large_models_in_their_own_weights(tiny, monkeypatch):
+    """A model over the limit is timed only in backends that share its weights: no second copy."""
+    monkeypatch.setattr(export, "AUTO_OWN_WEIGHTS_MAX_MB", 0)
+    names = auto_candidates(tiny)
+    assert names and not set(names) & set(OWN_WEIGHTS) and set(names) <= {"torch", "torch-bf16"}
+    fast = fast_generator(tiny, "auto", probe_size=32)
+    assert fast.backend in names
+
+
+def test_fold_batchnorm_shares_unchanged_weights_and_folds_in_place(tiny):
+    model = build_generator(Config.preset("tiny", generator="nafnet")).eval()      # LayerNorm, no BatchNorm
+    copy_ = fold_batchnorm(model)
+    assert all(a.data_ptr() == b.data_ptr() for a, b in zip(model.parameters(), copy_.parameters()))
+    assert all(p.requires_grad for p in model.parameters()) and not any(p.requires_grad for p in copy_.parameters())
+    owned = copy.deepcopy(tiny)
+    x = image(2, 3, 32, 32)
+    expected = eval_output(tiny, x)
+    assert fold_batchnorm(owned, inplace=True) is owned
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in owned.modules())
+    with torch.no_grad():
+        assert (owned(x) - expected).abs().max().item() < 1e-5
+    fast = fast_generator(owned, "torch-bf16")                       # built on folded weights: shares all of them
+    ptrs = {p.data_ptr() for p in owned.parameters()}
+    assert {p.data_ptr() for p in fast.parameters()} == ptrs
+
