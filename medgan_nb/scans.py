@@ -133,8 +133,8 @@ def _resize(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return F.interpolate(t, size=shape, mode="area" if shape[0] <= a.shape[1] else "bilinear")[:, 0].numpy()
 
 
-def _working_shape(h: int, w: int, modality: str, scan_size: int) -> tuple[int, int]:
-    """The longer side at most scan_size (CT slices are square: radon needs it)."""
+def _working_shape(h: int, w: int, scan_size: int) -> tuple[int, int]:
+    """The longer side at most scan_size."""
     f = min(1.0, scan_size / max(h, w))
     return max(1, round(h * f)), max(1, round(w * f))
 
@@ -145,10 +145,11 @@ def slices_of(values: np.ndarray, spacing: float | None, modality: str, key: str
     lo, hi = window_of(modality, values)
     h = values.shape[1]
     values = values[:, round(rows[0] * h):round(rows[1] * h)]
-    if modality == "ct" and values.shape[1] != values.shape[2]:
+    if modality == "ct" and values.shape[1] != values.shape[2]:        # radon needs a square: the centre one
         side = min(values.shape[1:])
-        values = values[:, :side, :side]
-    shape = _working_shape(*values.shape[1:], modality, scan_size)
+        top, left = (values.shape[1] - side) // 2, (values.shape[2] - side) // 2
+        values = values[:, top:top + side, left:left + side]
+    shape = _working_shape(*values.shape[1:], scan_size)
     pixel = None if spacing is None else spacing * values.shape[2] / shape[1]
     resized = _resize(values, shape)
     return [Slice(f"{key}#{i}", to_model(s, modality, lo, hi), pixel, lo, hi) for i, s in enumerate(resized)]
