@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from .config import Config
 from .degrade import seed_for
-from .dicom import DicomImage, list_dicom, read_dicom
+from .dicom import DicomError, DicomImage, list_dicom, read_dicom
 from .modality import CT_WINDOW, ModalityDegradation
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,17 @@ class Scan:
     split: str
     description: str
     rows: tuple[float, float] = (0.0, 1.0)
+    compressed: bool = False        # needs a decoder plugin (pylibjpeg-openjpeg / -libjpeg); left out without one
 
 
 SAMPLE_SCANS: tuple[Scan, ...] = (
     Scan("ct_head", "ct", "693_UNCR.dcm", "train", "head CT, 512², 5 mm slice (pydicom-data)"),
+    Scan("ct_skull_base", "ct", "J2K_pixelrep_mismatch.dcm", "train", "head CT at the skull base, 512² (pydicom)",
+         compressed=True),
+    Scan("ct_abdomen", "ct", "explicit_VR-UN.dcm", "train", "abdominal CT, 512², from TCIA (pydicom-data)",
+         compressed=True),
+    Scan("ct_neck", "ct", "bad_sequence.dcm", "train", "CT of a cervical vertebra, 512² (pydicom-data)",
+         compressed=True),
     Scan(PHANTOM, "ct", None, "train", "Shepp-Logan phantom, 400² (scikit-image), mapped to HU"),
     Scan("ct_brain", "ct", "eCT_Supplemental.dcm", "val", "enhanced CT of the brain, 2 frames of 512² (pydicom-data)"),
     Scan("ct_spine", "ct", "CT_small.dcm", "test", "CT of a thoracic vertebra, 128² (pydicom)"),
@@ -169,7 +176,13 @@ def sample_slices(modality: str, split: str, scan_size: int) -> list[Slice]:
         if scan.file is None:
             values, spacing = phantom_hu()[None], 350.0 / 400
         else:
-            image = read_dicom(sample_scan_path(scan.file))
+            try:
+                image = read_dicom(sample_scan_path(scan.file))
+            except DicomError as e:
+                if not scan.compressed:
+                    raise
+                log.warning("sample scan %s left out: %s", scan.name, e)       # the message says what to install
+                continue
             values, spacing = image.slices, _spacing(image)
         out += slices_of(values, spacing, modality, scan.name, scan_size, scan.rows)
     if not out:

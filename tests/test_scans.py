@@ -215,3 +215,20 @@ def test_derived_dicom_keeps_the_source_derivation(tmp_path):
     text = pydicom.dcmread(out).DerivationDescription
     assert text.startswith("AI-enhanced by medgan_nb") and "(GAN" not in text
     assert text.endswith("source: MEDCOM RESAMPLED") and "ab" * 32 in text
+
+
+def test_a_compressed_sample_scan_without_its_decoder_is_left_out(monkeypatch, caplog):
+    from medgan_nb.dicom import DicomError
+    real = scans.read_dicom
+
+    def no_decoder(path):
+        if Path(path).name == "bad_sequence.dcm":
+            raise DicomError(f"{path}: JPEG Lossless: no installed decoder; pip install pylibjpeg pylibjpeg-libjpeg")
+        return real(path)
+    monkeypatch.setattr(scans, "read_dicom", no_decoder)
+    keys = [s.key for s in scans.sample_slices("ct", "train", 64)]
+    assert "ct_neck#0" not in keys and "ct_head#0" in keys
+    assert "ct_neck left out" in caplog.text and "pip install" in caplog.text
+    monkeypatch.setattr(scans, "read_dicom", lambda path: (_ for _ in ()).throw(DicomError("broken")))
+    with pytest.raises(DicomError, match="broken"):              # an uncompressed scan that fails is an error
+        scans.sample_slices("ct", "test", 64)
