@@ -164,6 +164,12 @@ def _evaluate_scans(checkpoint: Path | None, model: str | None, cfg: Config, out
     """A CT, MRI or X-ray model: `medgan_nb.evaluate_scans` on the held-out scans (or --data's DICOM folder)."""
     from .enhance import load_weights
     from .evaluate_scans import evaluate_scans, markdown, write_report
+    unsupported = [flag for flag, on in (("--grid", args.grid), ("--goals", args.goals), ("--cbm3d", args.cbm3d),
+                                         ("--max-images", args.max_images)) if on]
+    if unsupported:
+        print(f"error: {', '.join(unsupported)}: for endoscopy models only; a {cfg.modality} model is scored by "
+              "medgan_nb.evaluate_scans (BM3D runs when the bm3d package is installed)", file=sys.stderr)
+        return 1
     generator = load_weights(checkpoint, model)[0]
     cfg = cfg.replace(data_dir=args.data) if args.data else cfg
     result = evaluate_scans(generator, cfg, split=args.split, quiet=args.quiet)

@@ -194,6 +194,8 @@ def test_cli_evaluates_a_scan_model(tmp_path, capsys):
     result = json.loads((tmp_path / "eval" / "scans.json").read_text())
     assert result["modality"] == "xray" and result["slices"] == ["xr_tibia#0"]
     assert "xray on the test slices" in (tmp_path / "eval" / "report.md").read_text()
+    assert main(["evaluate", str(run), "--grid", "--out", str(tmp_path / "eval2")]) == 1
+    assert "--grid: for endoscopy models only" in capsys.readouterr().err
 
 
 def test_notebook_scan_config(monkeypatch, tmp_path):
