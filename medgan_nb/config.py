@@ -324,8 +324,7 @@ def notebook_config(**overrides: Any) -> Config:
     mix with yours), else to the repository's ``output/`` folder even though notebooks run from ``notebooks/``.
     """
     name = "tiny" if os.environ.get("MEDGAN_TINY") == "1" else "notebook"
-    output = os.environ.get(OUTPUT_ENV) or str(repo_root() / "output")
-    return Config.preset(name, **{"output_dir": output, **overrides})
+    return Config.preset(name, **{"output_dir": _notebook_output(), **overrides})
 
 
 def notebook_scan_config(modality: str, **overrides: Any) -> Config:
@@ -336,8 +335,13 @@ def notebook_scan_config(modality: str, **overrides: Any) -> Config:
                     scan_realisations=2, crops_per_frame=4, epochs=1)
     else:
         base = dict(PRESETS[modality], max_minutes=2.5, scan_realisations=8)
-    output = os.environ.get(OUTPUT_ENV) or str(repo_root() / "output")
-    return Config.from_dict({**base, "preset": modality, "modality": modality, "output_dir": output, **overrides})
+    return Config.from_dict({**base, "preset": modality, "modality": modality, "output_dir": _notebook_output(),
+                             **overrides})
+
+
+def _notebook_output() -> str:
+    """Where notebooks' runs go: ``$MEDGAN_OUTPUT`` if set, else the repository's ``output/`` folder."""
+    return os.environ.get(OUTPUT_ENV) or str(repo_root() / "output")
 
 
 def _max_depth(size: int) -> int:

@@ -709,10 +709,7 @@ def default_dataset(split: Split, cfg: Config, on_error: Literal["raise", "skip"
     _check_split(split)
     if cfg.modality != "endoscopy":
         from .scans import modality_dataset            # imports medgan_nb.modality, which imports this module
-        dataset = modality_dataset(split, cfg)
-        if 0 < cfg.max_images < len(dataset):
-            dataset = Subset(dataset, torch.linspace(0, len(dataset) - 1, cfg.max_images).round().long().tolist())
-        return dataset
+        return _evenly_spread(modality_dataset(split, cfg), cfg.max_images)
     source = data_source(cfg)
     random_crop = split == "train" and cfg.train_crop == "random"
     if source == SYNTHETIC:
@@ -720,9 +717,15 @@ def default_dataset(split: Split, cfg: Config, on_error: Literal["raise", "skip"
     else:
         dataset = ImageFolderDataset(source, cfg.image_size, split, cfg.split_ratios, cfg.resize, on_error,
                                      cfg.frame_size, random_crop, cfg.cache_images and random_crop, cfg.crops_per_frame)
-    if 0 < cfg.max_images < len(dataset):
-        dataset = Subset(dataset, torch.linspace(0, len(dataset) - 1, cfg.max_images).round().long().tolist())
+    dataset = _evenly_spread(dataset, cfg.max_images)
     return CachedDataset(dataset) if cfg.cache_images and not random_crop else dataset
+
+
+def _evenly_spread(dataset: Dataset, n: int) -> Dataset:
+    """At most `n` items of `dataset`, evenly spread over it (n = 0: all)."""
+    if 0 < n < len(dataset):
+        return Subset(dataset, torch.linspace(0, len(dataset) - 1, n).round().long().tolist())
+    return dataset
 
 
 def _synthetic_split(split: Split, cfg: Config) -> Dataset:

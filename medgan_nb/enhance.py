@@ -275,12 +275,12 @@ def enhance_dicom(generator: torch.nn.Module, image: DicomImage, modality: str, 
     """
     from .scans import from_model, to_model, window_of
     lo, hi = window_of(modality, image.slices)
+    inside = (image.slices >= lo) & (image.slices <= hi)
     out = np.empty_like(image.slices)
     for i, values in enumerate(image.slices):
         x = to_model(values, modality, lo, hi)
         restored = enhance_array(generator, ((x + 1) / 2)[..., None], tile=tile, device=device)[..., 0]
-        out[i] = np.where((values >= lo) & (values <= hi), from_model(restored * 2 - 1, modality, lo, hi), values)
-    inside = (image.slices >= lo) & (image.slices <= hi)
+        out[i] = np.where(inside[i], from_model(restored * 2 - 1, modality, lo, hi), values)
     pictures = (window(out, *WINDOWS["soft_tissue"]) if modality == "ct"
                 else np.clip((out - lo) / (hi - lo), 0, 1).astype(np.float32))
     return out, pictures, {"modality": image.modality, "window": [lo, hi], "slices": len(out),
@@ -301,9 +301,10 @@ def _check_modality(src: Path, image: DicomImage, model_modality: str) -> str:
 
 
 def _write_dicom_job(generator: torch.nn.Module, src: Path, dst: Path, image: DicomImage, model_modality: str,
-                     sha256: str, model_name: str | None, tile: int, device: torch.device,
-                     label: bool) -> tuple[dict, Path]:
-    """Enhance one DICOM file: the derived DICOM at `dst`, a 16-bit PNG of its first slice beside it."""
+                     source_sha256: str, sha256: str, model_name: str | None, tile: int, device: torch.device,
+                     label: bool) -> dict:
+    """Enhance one DICOM file: the derived DICOM at `dst`, a 16-bit PNG of its first slice beside it; returns
+    the audit log's record of both."""
     import pydicom
     modality = _check_modality(src, image, model_modality)
     enhanced, pictures, record = enhance_dicom(generator, image, modality, tile=tile, device=device)
@@ -312,12 +313,12 @@ def _write_dicom_job(generator: torch.nn.Module, src: Path, dst: Path, image: Di
     pixels = pictures[0][..., None]
     with atomic_write(png) as f:
         save_png(f, burn_label(pixels) if label else pixels, 16,
-                 png_metadata(None, file_sha256(src), sha256, model_name))
+                 png_metadata(None, source_sha256, sha256, model_name))
     derived = pydicom.dcmread(dst, stop_before_pixels=True)
     record.update(source_sop_instance_uid=image.sop_instance_uid, sop_instance_uid=str(derived.SOPInstanceUID),
                   series_instance_uid=str(derived.SeriesInstanceUID), png=path_text(png.resolve()),
                   png_sha256=file_sha256(png))
-    return record, png
+    return record
 
 
 def _guarded(guard: Guard | None, rgb: np.ndarray, restored: np.ndarray) -> tuple[np.ndarray, dict | None]:
@@ -431,11 +432,10 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
             skipped += 1
             continue
         if dicom:
-            details, _ = _write_dicom_job(generator, src, dst, source, model_modality, checkpoint_sha256,
-                                          model_name, tile, device, label)
-            height, width = source.slices.shape[1:]
-            input_sha256, channels, bits, details = file_sha256(src), 1, source.bits_stored, {"dicom": details,
-                                                                                              "guard": None}
+            input_sha256 = file_sha256(src)
+            details = {"dicom": _write_dicom_job(generator, src, dst, source, model_modality, input_sha256,
+                                                 checkpoint_sha256, model_name, tile, device, label), "guard": None}
+            (height, width), channels, bits = source.slices.shape[1:], 1, source.bits_stored
         else:
             rgb = source.rgb()
             restored = enhance_array(generator, rgb, tile=tile, device=device)

@@ -33,7 +33,7 @@ from .degrade import seed_for
 from .dicom import WINDOWS, window
 from .metrics import psnr, ssim
 from .modality import ModalityDegradation, mri_acquire, outside_circle, tv_reconstruction
-from .scans import Slice, degrade_slice, from_model, modality_slices
+from .scans import Slice, ct_degradation, degrade_slice, from_model, modality_slices
 
 CONDITIONS: dict[str, dict[str, dict]] = {
     "ct": {"dose 5e3": dict(dose=5e3), "dose 3e4": dict(dose=3e4)},
@@ -80,8 +80,7 @@ def methods_for(modality: str) -> list[str]:
 def _special(modality: str, s: Slice, strengths: dict, key: str, seed: int) -> np.ndarray:
     """The modality's own classic on the very same measurement as the degraded slice."""
     if modality == "ct":
-        hann = ModalityDegradation("ct", seed, filter_name="hann", **strengths,
-                                   **({} if s.pixel_mm is None else {"pixel_mm": s.pixel_mm}))
+        hann = ct_degradation(s, seed, filter_name="hann", **strengths)
         return hann(torch.from_numpy(s.source)[None, None], keys=[key]).image[0, 0].numpy()
     g = torch.Generator().manual_seed(seed_for(key, seed))        # as ModalityDegradation seeds this key
     k, params = mri_acquire(((torch.from_numpy(s.image) + 1) / 2)[None, None].double().clamp(0, 1),

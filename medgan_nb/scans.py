@@ -227,10 +227,15 @@ def modality_degradation(cfg: Config) -> ModalityDegradation:
     return ModalityDegradation("xray", seed=cfg.seed, exposure=cfg.xray_exposure, blur_sigma=cfg.xray_blur)
 
 
+def ct_degradation(s: Slice, seed: int = 0, **strengths) -> ModalityDegradation:
+    """A CT degradation at the slice's own pixel size (when known): attenuation, hence noise, depends on it."""
+    return ModalityDegradation("ct", seed, **{**strengths, **({} if s.pixel_mm is None else {"pixel_mm": s.pixel_mm})})
+
+
 def degrade_slice(s: Slice, degradation: ModalityDegradation, key: str) -> tuple[np.ndarray, dict]:
     """One whole slice degraded (seeded by `key`) -> ((H, W) in [-1, 1], params). CT: the slice's own pixel size."""
-    if degradation.modality == "ct" and s.pixel_mm is not None:
-        degradation = ModalityDegradation("ct", degradation.seed, **{**degradation.strengths, "pixel_mm": s.pixel_mm})
+    if degradation.modality == "ct":
+        degradation = ct_degradation(s, degradation.seed, window=degradation.window, **degradation.strengths)
     d = degradation(torch.from_numpy(s.image if s.source is None else s.source)[None, None], keys=[key])
     return d.image[0, 0].numpy(), {k: float(v[0]) for k, v in d.params.items() if v[0].numel() == 1}
 
@@ -239,7 +244,7 @@ def ct_reference(s: Slice) -> Slice:
     """The slice as a full-dose scan would show it: projected and reconstructed without noise (dose inf, full
     views). Low-dose CT is judged against the full-dose reconstruction, not against the stored image: FBP's
     own discretisation error (and air outside the scanned circle) then belongs to both sides."""
-    ideal = ModalityDegradation("ct", dose=float("inf"), **({} if s.pixel_mm is None else {"pixel_mm": s.pixel_mm}))
+    ideal = ct_degradation(s, dose=float("inf"))
     image = ideal(torch.from_numpy(s.image)[None, None]).image[0, 0].numpy()
     return Slice(s.key, image, s.pixel_mm, s.lo, s.hi, source=s.image)
 
