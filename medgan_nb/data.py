@@ -322,7 +322,7 @@ def _to_unit(samples: np.ndarray, path: Path) -> np.ndarray:
 
 
 def to_tensor(arr: np.ndarray, size: int, resize: str = "crop", frame_size: int = 0) -> torch.Tensor:
-    """(H, W, C) in [0, 1] -> (C, size, size) in [-1, 1], resized with antialiasing.
+    """(H, W, C) in [0, 1] (or uint8) -> (C, size, size) in [-1, 1], resized with antialiasing.
 
     resize="crop" scales the shorter side to `frame_size` (default: `size`) and cuts the centre
     `size` × `size` (keeps shapes round); "squash" scales both sides to `size` (the original's way).
@@ -341,8 +341,11 @@ def to_tensor(arr: np.ndarray, size: int, resize: str = "crop", frame_size: int 
 
 
 def _resized(arr: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-    """(H, W, C) numpy -> float tensor (1, C, *size), bilinear with antialiasing (unchanged when already that size)."""
+    """(H, W, C) numpy in [0, 1] (or uint8, /255) -> float tensor (1, C, *size) in [0, 1], bilinear with
+    antialiasing (unchanged when already that size)."""
     x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float()
+    if arr.dtype == np.uint8:
+        x = x.div_(255)                          # the same float32 values as arr.astype(np.float32) / 255
     if tuple(x.shape[-2:]) != size:
         x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
     return x
@@ -350,7 +353,7 @@ def _resized(arr: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
 
 def random_crop(frame: np.ndarray, size: int, frame_size: int, generator: torch.Generator | None = None
                 ) -> torch.Tensor:
-    """A random `size`² crop of a frame (H, W, 3) in [0, 1] at a random scale, flipped and rotated at random.
+    """A random `size`² crop of a frame (H, W, 3) in [0, 1] (or uint8) at a random scale, flipped and rotated at random.
 
     The scale puts the frame's shorter side between `frame_size` (the scale that val/test see) and twice
     that, never above the stored resolution: the model sees detail at the test scale and a little finer,
@@ -362,9 +365,10 @@ def random_crop(frame: np.ndarray, size: int, frame_size: int, generator: torch.
     scale = max(low + (min(1.0, 2 * low) - low) * u[0], size / min(h, w))   # stored pixels -> crop pixels
     side = min(h, w, round(size / scale))                                   # crop side in stored pixels
     top, left = int(u[1] * (h - side + 1)), int(u[2] * (w - side + 1))
-    x = _resized(frame[top:top + side, left:left + side], (size, size))
-    x = torch.rot90(x[0], int(u[3] * 4), dims=(1, 2))
-    return from_unit(x.flip(2) if u[4] < 0.5 else x).contiguous()
+    x = _resized(frame[top:top + side, left:left + side], (size, size))[0]
+    x = x.clamp(0, 1).mul_(2).sub_(1)                                       # from_unit, one new buffer
+    x = torch.rot90(x, int(u[3] * 4), dims=(1, 2))
+    return (x.flip(2) if u[4] < 0.5 else x).contiguous()
 
 
 # ------------------------------------------------------------- near-duplicates
@@ -511,14 +515,15 @@ class ImageFolderDataset(Dataset):
         return len(self.files) * self.repeats          # item i is a crop of frame i % len(files)
 
     def _frame(self, i: int) -> np.ndarray:
-        """Image i as float32 (H, W, 3) in [0, 1]; from memory when cached."""
+        """Image i as (H, W, 3): float32 in [0, 1], or from memory when cached as uint8 (converted after
+        cropping: converting the whole frame for every crop cost a third of the crop's time)."""
         if i in self._frames:
-            return self._frames[i].astype(np.float32) / 255
+            return self._frames[i]
         frame = load_image(self.files[i], at_least=self.frame_size * (2 if self.random_crop else 1))
         if self.cache:
             small = _shrink(frame, 2 * self.frame_size)
             self._frames[i] = (small * 255).round().astype(np.uint8)
-            return self._frames[i].astype(np.float32) / 255
+            return self._frames[i]
         return frame
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:

@@ -372,8 +372,16 @@ class _Step:
         return _Step(self.name, {k: v[index] for k, v in self.params.items()}, pick(self.field), pick(self.hit))
 
     def apply(self, cfg: Config, x: torch.Tensor) -> torch.Tensor:
-        out = _apply(self.name, cfg, x, self.params, self.field)
-        return out if self.hit is None else out.lerp_(x, _per_image(~self.hit, x))   # weight 0 or 1: out or x
+        if self.hit is None or self.hit.all():
+            return _apply(self.name, cfg, x, self.params, self.field)
+        if self.field is not None:          # a cheap step: run on all, keep x where it did not hit
+            return _apply(self.name, cfg, x, self.params, self.field).lerp_(x, _per_image(~self.hit, x))
+        # a step without a per-pixel field costs many passes (a blur: two per tap): run it on the images it hits
+        hit = self.hit.nonzero().squeeze(1)
+        if not len(hit):
+            return x
+        part = self.rows(hit)
+        return x.index_copy(0, hit, _apply(self.name, cfg, x.index_select(0, hit), part.params, None))
 
 
 _Job = tuple[torch.Tensor | None, list[_Step]]    # the images (None: all, in order) and their steps' draws

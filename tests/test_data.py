@@ -569,6 +569,17 @@ def test_random_crops_differ_stay_in_range_and_respect_the_scale():
         assert 64 - 3 <= span <= 100 + 3
 
 
+def test_a_uint8_frame_crops_and_resizes_as_its_float_copy():
+    """Cached frames stay uint8 and are converted after cropping: the crops are those of the float frame, bit for bit."""
+    frame = scene(5, 200, 300)
+    for size, frame_size in ((64, 128), (64, 200), (96, 100)):
+        a = [random_crop(frame, size, frame_size, torch.Generator().manual_seed(s)) for s in range(6)]
+        b = [random_crop(frame.astype(np.float32) / 255, size, frame_size, torch.Generator().manual_seed(s))
+             for s in range(6)]
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert torch.equal(to_tensor(frame, 64, frame_size=80), to_tensor(frame.astype(np.float32) / 255, 64, frame_size=80))
+
+
 def test_random_crop_training_split_and_its_cache(kvasir):
     cfg = Config.preset("tiny", data_dir=str(kvasir), train_crop="random", frame_size=48, cache_images=True,
                         split_ratios=(0.8, 0.1, 0.1), max_images=0)
