@@ -56,6 +56,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import gc
 import hashlib
 import json
 import logging
@@ -235,9 +236,13 @@ def train(cfg: Config | None = None, *, resume: str | Path | None = None, name: 
                          "on the CPU each process keeps its own BatchNorm statistics")
     rank, world, started = _start_processes(device)
     try:
-        return _train(cfg, state, resume, name, device, rank, world, quiet)
-    finally:
+        run = _train(cfg, state, resume, name, device, rank, world, quiet)
         if started:
+            dist.barrier()              # all ranks end together, after rank 0's last files
+        return run
+    finally:
+        if started:                     # free DDP's pending work while the interpreter is whole: a Gloo thread
+            gc.collect()                # left holding it can abort the process at exit ("terminate called ...")
             dist.destroy_process_group()
 
 
