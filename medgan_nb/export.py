@@ -403,7 +403,8 @@ class Bf16Autocast(nn.Module):
         self.size_multiple, self.in_channels = model.size_multiple, _channels(model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+        # no cast cache: each layer's bf16 weights go as soon as it has run, not at the end of the forward
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, cache_enabled=False):
             y = self.model(x.contiguous(memory_format=torch.channels_last))
         return y.float().contiguous()
 

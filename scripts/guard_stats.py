@@ -1,0 +1,70 @@
+"""What the noise guard measures on a split: the input's noise estimate and the model's correction, per condition.
+
+    python scripts/guard_stats.py output/runs/ship-realtime-l1b/checkpoints/best.pt --split val
+
+`medgan_nb.guard.Guard`'s thresholds must sit between the clean frames (which should pass unchanged: noise
+estimate below `below`, correction RMS below `change_below`) and the degraded ones that read as weakly noisy,
+above all the original's order, noise blurred after it was added (which should get the whole correction:
+correction RMS at least `change_full`). This prints, per condition, the range and quantiles of both numbers,
+and how many images the current thresholds treat wrongly. Choose thresholds on the validation split; the test
+split only scores them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from medgan_nb.checkpoint import load_generator
+from medgan_nb.degrade import Degradation
+from medgan_nb.evaluate import GOAL_CONDITIONS, evaluation_config, evaluation_data
+from medgan_nb.guard import Guard, change_of, noise_level
+
+
+def _summary(v: torch.Tensor) -> dict[str, float]:
+    q = torch.quantile(v, torch.tensor([0.0, 0.05, 0.5, 0.95, 1.0]))
+    return dict(zip(("min", "q05", "median", "q95", "max"), (round(float(x), 4) for x in q)))
+
+
+def stats(checkpoint: str, split: str, data: str, guard: Guard, batch: int = 12) -> dict:
+    generator, trained = load_generator(checkpoint, "cpu")
+    cfg = evaluation_config(trained.replace(image_size=256, frame_size=256, data_dir=data))
+    dataset, _ = evaluation_data(cfg, split=split)
+    conditions = {"clean": None, **GOAL_CONDITIONS}
+    out = {}
+    for name, over in conditions.items():
+        degrade = None if over is None else Degradation(cfg.replace(**over))
+        sigma, change = [], []
+        for i in range(0, len(dataset), batch):
+            items = [dataset[j] for j in range(i, min(i + batch, len(dataset)))]
+            clean = torch.stack([x for x, _ in items])
+            x = clean if degrade is None else degrade(clean, keys=[k for _, k in items]).image
+            with torch.inference_mode():
+                y = generator(x)
+            sigma.append(noise_level(x)), change.append(change_of(x, y))
+        sigma, change = torch.cat(sigma), torch.cat(change)
+        strength = torch.maximum(((sigma - guard.below) / (guard.full - guard.below)).clamp(0, 1),
+                                 ((change - guard.change_below) / (guard.change_full - guard.change_below)).clamp(0, 1))
+        wrong = int((strength > 0).sum()) if name == "clean" else int((strength < 1).sum())
+        out[name] = {"images": len(sigma), "noise_level": _summary(sigma), "change": _summary(change),
+                     "treated_wrongly": wrong,
+                     "change_where_noise_reads_low": _summary(change[sigma < guard.full]) if (sigma < guard.full).any()
+                     else None}
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint")
+    p.add_argument("--split", default="val", choices=("train", "val", "test"))
+    p.add_argument("--data", default="../shared/data/kvasir-seg")
+    args = p.parse_args()
+    guard = Guard()
+    print(json.dumps({"checkpoint": args.checkpoint, "split": args.split, "guard": guard.to_dict(),
+                      "note": "treated_wrongly: clean images the guard changes; degraded ones it does not give the "
+                              "whole correction", **stats(args.checkpoint, args.split, args.data, guard)}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
