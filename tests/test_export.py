@@ -372,7 +372,7 @@ def test_auto_keeps_large_models_in_their_own_weights(tiny, monkeypatch):
     assert fast.backend in names
 
 
-def test_fold_batchnorm_shares_unchanged_weights_and_folds_in_place(tiny):
+def test_fold_batchnorm_shares_unchanged_weights_and_folds_in_place(tiny, monkeypatch):
     model = build_generator(Config.preset("tiny", generator="nafnet")).eval()      # LayerNorm, no BatchNorm
     copy_ = fold_batchnorm(model)
     assert all(a.data_ptr() == b.data_ptr() for a, b in zip(model.parameters(), copy_.parameters()))
@@ -384,7 +384,21 @@ def test_fold_batchnorm_shares_unchanged_weights_and_folds_in_place(tiny):
     assert not any(isinstance(m, nn.BatchNorm2d) for m in owned.modules())
     with torch.no_grad():
         assert (owned(x) - expected).abs().max().item() < 1e-5
-    fast = fast_generator(owned, "torch-bf16")                       # built on folded weights: shares all of them
+    monkeypatch.setattr(export, "AUTO_OWN_WEIGHTS_MAX_MB", 0)         # a "large" model: bf16 shares every weight
+    fast = fast_generator(owned, "torch-bf16")
     ptrs = {p.data_ptr() for p in owned.parameters()}
     assert {p.data_ptr() for p in fast.parameters()} == ptrs
+
+
+def test_bf16_keeps_bf16_conv_weights_of_a_small_model_with_the_same_outputs(tiny, monkeypatch):
+    model = fold_batchnorm(tiny)
+    kept = fast_generator(model, "torch-bf16")                        # small: conv weights cast once, kept
+    monkeypatch.setattr(export, "AUTO_OWN_WEIGHTS_MAX_MB", 0)
+    cast_each_time = fast_generator(model, "torch-bf16")
+    convs = [m for m in kept.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    assert convs and all(m.weight.dtype == torch.bfloat16 for m in convs)
+    assert all(p.dtype == torch.float32 for p in model.parameters())                  # the caller's model unchanged
+    x = image(2, 3, 32, 32)
+    with torch.inference_mode():
+        assert torch.equal(kept(x), cast_each_time(x))                                 # the numbers autocast makes
 
