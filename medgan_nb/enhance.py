@@ -25,10 +25,10 @@ of the generator's ``size_multiple`` (2**depth for the UNet, which halves it
 cosine ramps, so memory stays bounded and no seams appear.
 
 Speed: on a CPU, folders of `ONNX_MIN_IMAGES` images or more run on the fastest
-backend measured on this machine (`medgan_nb.export.fast_generator`: ONNX
-Runtime ran the seed UNet in ~0.65× PyTorch's time); the ONNX export this
-needs costs a few seconds once, so smaller jobs stay in PyTorch (BatchNorm
-folded into the convolutions).
+backend measured on this machine (`medgan_nb.export.fast_generator`; README
+"Performance" has each backend's time); the ONNX export the engines need costs
+a few seconds once, so smaller jobs stay in PyTorch (BatchNorm folded into the
+convolutions).
 """
 from __future__ import annotations
 
