@@ -1,7 +1,8 @@
 """Publish a trained run as a shipped model: weights + a model card whose every score is measured here.
 
+    python scripts/score_classics.py output/eval-classics        # once: the classics on the same inputs
     python scripts/publish_model.py output/runs/ship-realtime-l1 realtime --default \
-        --classics output/eval --data ../shared/data/kvasir-seg --images 36 --grid-images 12
+        --classics output/eval-classics --data ../shared/data/kvasir-seg --images 36 --grid-images 12
 
 1. the run's best.pt (its EMA weights) -> medgan_nb/weights/<name>.safetensors (`save_model`);
 2. `evaluate` on the three goal conditions, the real test split of `--data`, `--images` evenly spread frames at
@@ -50,7 +51,7 @@ def main() -> None:
     p.add_argument("--default", action="store_true")
     p.add_argument("--summary", help="the card's one-line summary (required unless --speed-only)")
     p.add_argument("--command", help="the command that trained the run (required unless --speed-only)")
-    p.add_argument("--classics", type=Path, default=Path("output/eval"))
+    p.add_argument("--classics", type=Path, default=Path("output/eval-classics"))
     p.add_argument("--data", default="../shared/data/kvasir-seg")
     p.add_argument("--images", type=int, default=36)
     p.add_argument("--grid-images", type=int, default=12)

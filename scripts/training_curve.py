@@ -1,7 +1,7 @@
 """Goal-condition PSNR of a run's kept checkpoints against training time: is more training worth it?
 
     python scripts/training_curve.py output/runs/ship-realtime-l1 output/runs/ship-quality-l1 \
-        --classics output/eval --out docs/training-curve.png
+        --classics output/eval-classics --out docs/training-curve.png
 
 Each epoch_NNN.pt (its EMA) restores the same degraded test frames as the classics' run of the
 blur + noise condition (checked by inputs_sha256); the time axis is the checkpoint file's age since the
@@ -59,7 +59,7 @@ def curve(run: Path, classics: dict, data: str, images: int, every: int) -> list
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", type=Path)
-    p.add_argument("--classics", type=Path, default=Path("output/eval"))
+    p.add_argument("--classics", type=Path, default=Path("output/eval-classics"))
     p.add_argument("--data", default="../shared/data/kvasir-seg")
     p.add_argument("--images", type=int, default=36)
     p.add_argument("--every", type=int, default=2, help="use every k-th kept checkpoint")
