@@ -228,11 +228,12 @@ def test_process_group_backend_follows_the_configured_device(monkeypatch):
 
 
 def test_process_group_is_destroyed_at_the_end(monkeypatch, tmp_path):
-    destroyed = []
+    calls = []
     monkeypatch.setattr(train_module, "_start_processes", lambda device: (0, 1, True))
-    monkeypatch.setattr(train_module.dist, "destroy_process_group", lambda: destroyed.append(1))
+    monkeypatch.setattr(train_module.dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(train_module.dist, "destroy_process_group", lambda: calls.append("destroy"))
     tiny_run(tmp_path, epochs=1)
-    assert destroyed == [1]
+    assert calls == ["barrier", "destroy"]                # every rank waits for the others, then leaves
 
 
 def test_sync_batchnorm_on_the_cpu_is_a_clear_error(tmp_path):
