@@ -19,7 +19,7 @@ import torch
 from medgan_nb.checkpoint import load_generator
 from medgan_nb.degrade import Degradation
 from medgan_nb.evaluate import GOAL_CONDITIONS, evaluation_config, evaluation_data
-from medgan_nb.guard import Guard, change_of, noise_level
+from medgan_nb.guard import Guard
 
 
 def _summary(v: torch.Tensor) -> dict[str, float]:
@@ -31,21 +31,18 @@ def stats(checkpoint: str, split: str, data: str, guard: Guard, batch: int = 12)
     generator, trained = load_generator(checkpoint, "cpu")
     cfg = evaluation_config(trained.replace(image_size=256, frame_size=256, data_dir=data))
     dataset, _ = evaluation_data(cfg, split=split)
-    conditions = {"clean": None, **GOAL_CONDITIONS}
+    items = [dataset[j] for j in range(len(dataset))]              # decoded once, for every condition
+    clean, keys = torch.stack([x for x, _ in items]), [k for _, k in items]
     out = {}
-    for name, over in conditions.items():
+    for name, over in {"clean": None, **GOAL_CONDITIONS}.items():
         degrade = None if over is None else Degradation(cfg.replace(**over))
-        sigma, change = [], []
-        for i in range(0, len(dataset), batch):
-            items = [dataset[j] for j in range(i, min(i + batch, len(dataset)))]
-            clean = torch.stack([x for x, _ in items])
-            x = clean if degrade is None else degrade(clean, keys=[k for _, k in items]).image
+        parts = []
+        for i in range(0, len(clean), batch):
+            x = clean[i:i + batch] if degrade is None else degrade(clean[i:i + batch], keys=keys[i:i + batch]).image
             with torch.inference_mode():
-                y = generator(x)
-            sigma.append(noise_level(x)), change.append(change_of(x, y))
-        sigma, change = torch.cat(sigma), torch.cat(change)
-        strength = torch.maximum(((sigma - guard.below) / (guard.full - guard.below)).clamp(0, 1),
-                                 ((change - guard.change_below) / (guard.change_full - guard.change_below)).clamp(0, 1))
+                parts.append(guard.measure(x, generator(x)))
+        m = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        sigma, change, strength = m["noise_level"], m["change"], m["strength"]
         wrong = int((strength > 0).sum()) if name == "clean" else int((strength < 1).sum())
         out[name] = {"images": len(sigma), "noise_level": _summary(sigma), "change": _summary(change),
                      "treated_wrongly": wrong,
