@@ -1,19 +1,60 @@
-"""``python -m benchmarks.memory CASE DEVICE``: run one case in this fresh process and print its peak memory as JSON."""
+"""``python -m benchmarks.memory CASE DEVICE [FOLDER]``: run one case in this fresh process and print its peak memory
+as JSON.
+
+The inference cases start from files, as a user does: the original loads its saved ``state_dict`` into a new
+UnetGenerator and runs one frame; the project runs `medgan_nb.enhance.enhance` on the same frame with a training
+checkpoint as `train` writes it (generator, EMA, discriminator and both Adam states). `prepare` writes those files
+into FOLDER beforehand (``python -m benchmarks.memory prepare DEVICE FOLDER``), in another process, so
+that writing them does not count.
+"""
 from __future__ import annotations
 
 import json
 import resource
 import sys
+import tempfile
+from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
+from medgan_nb.checkpoint import save_checkpoint
 from medgan_nb.config import Config
-from medgan_nb.export import fast_generator, fold_batchnorm
+from medgan_nb.data import SHIPPED_DATA, list_images
 from medgan_nb.losses import VGGPerceptualLoss
-from medgan_nb.models import build_generator
+from medgan_nb.models import build_discriminator, build_generator
 from medgan_nb.train import make_step
 
 from . import seed_reference as ref
+
+PROJECT_CASES = {"infer_project_seed": "seed", "infer_lite": "lite"}
+
+
+def prepare(folder: Path) -> Path:
+    """Write the inference cases' inputs into `folder`: one 256² frame, the original's generator file and a
+    training checkpoint per project case (Adam's moments as zeros: the same sizes as after training)."""
+    frame = Image.open(list_images(SHIPPED_DATA / "images")[0]).convert("RGB")
+    w, h = frame.size
+    side = min(w, h, 256)
+    frame = frame.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
+    (folder / "frames").mkdir(parents=True, exist_ok=True)
+    frame.resize((256, 256)).save(folder / "frames" / "frame.png")
+    torch.save(ref.UnetGenerator().state_dict(), folder / "seed_reference.pth")      # the original's file
+    for case, preset in PROJECT_CASES.items():
+        cfg = Config.preset(preset)
+        g, d = build_generator(cfg), build_discriminator(cfg)
+        save_checkpoint({"config": cfg.to_dict(), "generator": g.state_dict(), "generator_ema": g.state_dict(),
+                         "discriminator": d.state_dict(), "opt_g": _adam_state(g), "opt_d": _adam_state(d)},
+                        folder / f"{case}.pt")
+    return folder
+
+
+def _adam_state(model: torch.nn.Module) -> dict:
+    params = list(model.parameters())
+    return {"state": {i: {"step": torch.tensor(1.0), "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
+                      for i, p in enumerate(params)},
+            "param_groups": [{"lr": 2e-4, "params": list(range(len(params)))}]}
 
 
 def peak_mb(device: torch.device) -> float:
@@ -33,26 +74,32 @@ def peak_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(case: str, device: torch.device) -> dict:
+def run(case: str, device: torch.device, folder: Path | None = None) -> dict:
     torch.manual_seed(0)
-    batch = torch.rand(4, 3, 256, 256, device=device) * 2 - 1
-    frame = batch[:1]
     baseline = peak_mb(device)
     if case == "train_seed_reference":
+        batch = torch.rand(4, 3, 256, 256, device=device) * 2 - 1
         ref.Trainer(str(device), vgg_weights=None).iteration(batch, batch)
     elif case == "train_project":
+        batch = torch.rand(4, 3, 256, 256, device=device) * 2 - 1
         make_step(Config.preset("seed", device=str(device)), device, VGGPerceptualLoss(weights=None))(batch, batch)
-    elif case == "infer_seed_reference":
-        ref.enhance(ref.UnetGenerator().to(device), frame)
-    elif case in ("infer_project_seed", "infer_lite"):      # as enhance runs weights it loaded: folded in place
-        model = build_generator(Config.preset("seed" if case == "infer_project_seed" else "lite")).to(device)
-        fold_batchnorm(model, inplace=True)
-        with torch.inference_mode():
-            fast_generator(model)(frame)
+    elif case == "infer_seed_reference":                # the original's loading and evaluation forward
+        g = ref.UnetGenerator().to(device)
+        g.load_state_dict(torch.load(folder / "seed_reference.pth", map_location=device))
+        x = torch.from_numpy(np.asarray(Image.open(folder / "frames" / "frame.png"), dtype=np.float32) / 127.5 - 1)
+        ref.enhance(g, x.permute(2, 0, 1)[None].to(device))
+    elif case in PROJECT_CASES:
+        from medgan_nb.enhance import enhance
+        with tempfile.TemporaryDirectory() as out:
+            enhance(folder / "frames", out, folder / f"{case}.pt", device=str(device), quiet=True)
     else:
         raise SystemExit(f"unknown case {case!r}")
     return {"peak_mb": round(peak_mb(device), 1), "before_mb": round(baseline, 1)}
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(sys.argv[1], torch.device(sys.argv[2] if len(sys.argv) > 2 else "cpu"))))
+    case, device = sys.argv[1], torch.device(sys.argv[2] if len(sys.argv) > 2 else "cpu")
+    folder = Path(sys.argv[3]) if len(sys.argv) > 3 else None
+    if case in ("prepare", *PROJECT_CASES, "infer_seed_reference") and folder is None:
+        raise SystemExit(f"{case} needs a FOLDER (python -m benchmarks.memory prepare cpu FOLDER writes its files)")
+    print(json.dumps({"prepared": str(prepare(folder))} if case == "prepare" else run(case, device, folder)))

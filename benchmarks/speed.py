@@ -258,12 +258,17 @@ MEMORY_CASES = ("train_seed_reference", "train_project", "infer_seed_reference",
 def memory(device: torch.device) -> dict:
     """Peak memory of one training iteration / one inference frame, each in a fresh process."""
     result = {"what": ("peak RSS in MB of a fresh process (CPU)" if device.type == "cpu"
-                       else "max allocated CUDA memory in MB")}
-    for case in MEMORY_CASES:
-        out = subprocess.run([sys.executable, "-m", "benchmarks.memory", case, str(device)], cwd=ROOT,
-                             capture_output=True, text=True, timeout=900)
-        if out.returncode != 0:
-            result[case] = {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
-        else:
-            result[case] = json.loads(out.stdout.strip().splitlines()[-1])
+                       else "max allocated CUDA memory in MB"),
+              "inference": "from files: the original's state_dict file, the project's training checkpoint "
+                           "through enhance; one 256² frame"}
+    with tempfile.TemporaryDirectory() as folder:
+        subprocess.run([sys.executable, "-m", "benchmarks.memory", "prepare", str(device), folder], cwd=ROOT,
+                       check=True, timeout=900)
+        for case in MEMORY_CASES:
+            out = subprocess.run([sys.executable, "-m", "benchmarks.memory", case, str(device), folder], cwd=ROOT,
+                                 capture_output=True, text=True, timeout=900)
+            if out.returncode != 0:
+                result[case] = {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
+            else:
+                result[case] = json.loads(out.stdout.strip().splitlines()[-1])
     return result

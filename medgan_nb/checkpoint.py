@@ -14,10 +14,17 @@ weights, or None; `load_generator` prefers it), and, from training, the
 discriminator, both optimizers and schedulers, the AMP grad scalers,
 epoch/step counters and metrics.
 
-Provenance: `load_checkpoint` reads the file's bytes once, hashes exactly
-those bytes and deserialises them, so the SHA-256 it reports (``state["sha256"]``,
-``generator.checkpoint_sha256``) names the weights that were used even if a
-training run replaces the file a moment later.
+Provenance: `load_checkpoint` opens the file once, hashes it through that open
+file and deserialises the same open file, so the SHA-256 it reports
+(``state["sha256"]``, ``generator.checkpoint_sha256``) names the weights that were
+used even if a training run replaces the file a moment later (`atomic_write`
+replaces files, it never rewrites one in place).
+
+Memory: on Linux the tensors are memory-mapped from that open file, so only the
+entries used are read, once: loading the generator of a training checkpoint
+(which also holds the EMA, the discriminator and Adam's moments) no longer costs
+twice the whole file, and `generator_from_state` builds the network without
+weights of its own and adopts the loaded ones (``assign=True``).
 """
 from __future__ import annotations
 
@@ -136,17 +143,34 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = checkpoint_path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
-    data = path.read_bytes()                     # hash and load the same bytes (the file may be replaced)
     try:
-        state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+        state, sha256 = _read(path, map_location)
     except Exception as e:                       # torch.load raises many types on foreign files
         raise CheckpointError(f"{path} is not a medgan_nb checkpoint (or it is damaged): "
                               f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT or "generator" not in state:
         raise CheckpointError(f"{path} is a PyTorch file but not a medgan_nb checkpoint "
                               f"(no 'format': '{FORMAT}' entry)")
-    state["sha256"] = hashlib.sha256(data).hexdigest()
+    state["sha256"] = sha256
     return state
+
+
+def _read(path: Path, map_location: str | torch.device) -> tuple[Any, str]:
+    """torch.load of `path` and the SHA-256 of the bytes it read: both from one open file.
+
+    Where the open file has a path of its own (Linux: /proc/self/fd/N) its tensors are memory-mapped,
+    so untouched entries cost no memory; elsewhere the bytes are read once, hashed and deserialised.
+    """
+    with open(path, "rb") as f:
+        same_file = Path(f"/proc/self/fd/{f.fileno()}")
+        if not same_file.exists() or f.read(4) != b"PK\x03\x04":   # mmap needs torch.save's zip format
+            f.seek(0)
+            data = f.read()
+            return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True), \
+                hashlib.sha256(data).hexdigest()
+        f.seek(0)
+        sha256 = _sha256_of(f)
+        return torch.load(same_file, map_location=map_location, weights_only=True, mmap=True), sha256
 
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Config]:
@@ -165,9 +189,10 @@ def generator_from_state(state: dict[str, Any]) -> tuple[torch.nn.Module, Config
     restore more steadily than those of the last step. ``generator.checkpoint_weights`` says which entry was used.
     """
     cfg = Config.from_dict(state["config"])
-    generator = build_generator(cfg)
+    with torch.device("meta"):                   # no weights of its own: it takes the loaded tensors
+        generator = build_generator(cfg)
     key = weights_key(state)
-    generator.load_state_dict(state[key])
+    generator.load_state_dict(state[key], assign=True)
     generator.checkpoint_sha256 = state["sha256"]
     generator.checkpoint_weights = key
     return generator.eval(), cfg
@@ -180,8 +205,12 @@ def weights_key(state: dict[str, Any]) -> str:
 
 def file_sha256(path: str | Path) -> str:
     """Hex SHA-256 of a file, read in 1 MB chunks."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+        return _sha256_of(f)
+
+
+def _sha256_of(f: BinaryIO) -> str:
+    h = hashlib.sha256()
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+        h.update(chunk)
     return h.hexdigest()

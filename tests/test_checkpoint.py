@@ -32,6 +32,43 @@ def test_the_reported_hash_is_of_the_bytes_that_were_loaded(tmp_path, monkeypatc
     assert generator.checkpoint_sha256 == hashlib.sha256(loaded_bytes).hexdigest() != ck.file_sha256(path)
 
 
+def test_a_file_replaced_between_hashing_and_loading_gives_the_first_files_weights_and_hash(tmp_path, monkeypatch):
+    """The hash and the weights come from one open file: a replacement in between changes neither."""
+    path = ck.save_checkpoint(small_state(0), tmp_path / "last.pt")
+    first_bytes, first = path.read_bytes(), small_state(0)["generator"]
+    real_sha = ck._sha256_of
+
+    def hash_then_replace(f):
+        digest = real_sha(f)
+        ck.save_checkpoint(small_state(1), path)         # a training run writes a new last.pt meanwhile
+        return digest
+
+    monkeypatch.setattr(ck, "_sha256_of", hash_then_replace)
+    generator, _ = ck.load_generator(path)
+    import hashlib
+    assert generator.checkpoint_sha256 == hashlib.sha256(first_bytes).hexdigest() != ck.file_sha256(path)
+    loaded = generator.state_dict()
+    assert loaded.keys() == first.keys()
+    assert all(torch.equal(loaded[k], first[k]) for k in first)
+    assert not torch.equal(loaded["final.0.weight"], small_state(1)["generator"]["final.0.weight"])
+
+
+def test_the_loaded_generator_holds_real_weights_it_may_change(tmp_path):
+    """Built on the meta device and given the loaded tensors: none left on meta; changing them leaves the file."""
+    path = ck.save_checkpoint(small_state(0), tmp_path / "last.pt")
+    before = path.read_bytes()
+    generator, _ = ck.load_generator(path)
+    tensors = list(generator.parameters()) + list(generator.buffers())
+    assert tensors and all(t.device.type == "cpu" for t in tensors)
+    with torch.no_grad():
+        for t in generator.parameters():
+            t.mul_(2)                                     # BN folding, fine-tuning: in place
+    assert path.read_bytes() == before
+    again, _ = ck.load_generator(path)
+    w = "final.0.weight"
+    assert torch.equal(again.state_dict()[w] * 2, generator.state_dict()[w])
+
+
 def test_the_hash_is_not_stored_back(tmp_path):
     state = ck.load_checkpoint(ck.save_checkpoint(small_state(), tmp_path / "a.pt"))
     ck.save_checkpoint(state, tmp_path / "b.pt")
@@ -82,3 +119,24 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
             f.write(b"partial")
             raise RuntimeError("crash")
     assert list(tmp_path.iterdir()) == []
+
+
+def _rss_mb() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc (Linux)")
+def test_loading_a_checkpoint_does_not_read_the_entries_it_does_not_use(tmp_path):
+    """A training checkpoint also holds the EMA, D and Adam's moments: they are mapped, not read into memory."""
+    state = {**small_state(0), "opt_g": {"exp_avg": torch.ones(64, 2**20)}}              # 256 MB unused
+    path = ck.save_checkpoint(state, tmp_path / "last.pt")
+    del state
+    before = _rss_mb()
+    loaded = ck.load_checkpoint(path)
+    generator, _ = ck.generator_from_state(loaded)
+    grew = _rss_mb() - before
+    assert grew < 64, f"loading grew the resident memory by {grew:.0f} MB"
+    assert float(loaded["opt_g"]["exp_avg"][-1, -1]) == 1.0                            # still readable on demand
