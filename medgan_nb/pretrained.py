@@ -142,7 +142,7 @@ def load_model(name: str | None = None, device: str | torch.device = "cpu",
                               f"{e.args[0] if e.args else e}") from None
     generator.checkpoint_sha256 = sha
     generator.model_name = name
-    generator.guard = Guard(**card["guard"]) if card.get("guard") else None
+    generator.guard = Guard.from_card(card["guard"]) if card.get("guard") else None
     return generator.to(device).eval(), cfg, card
 
 
@@ -213,7 +213,7 @@ def _new_card(name: str, fields: dict[str, Any]) -> dict[str, Any]:
         raise PretrainedError(f"\"default\" must be true or false, got {card['default']!r}")
     if card["guard"] is not None:
         try:
-            Guard(**card["guard"])
+            Guard.from_card(card["guard"])
         except (TypeError, ValueError) as e:
             raise PretrainedError(f"\"guard\" must be null or {{\"below\": ..., \"full\": ...}} with "
                                   f"0 <= below < full, got {card['guard']!r} ({e})") from None
@@ -254,9 +254,10 @@ def card_markdown(card: dict[str, Any]) -> str:
 def _guard_text(guard: dict | None) -> str:
     if not guard:
         return "none (every input gets the model's output)"
-    g = Guard(**guard)
+    g = Guard.from_card(guard)
+    size = "RMS" if g.change_stat == "rms" else "median |correction|"
     return (f"inputs with an estimated noise std below {g.below:g} (all of the model from {g.full:g}) "
-            f"whose correction would be below {g.change_below:g} RMS (all of it from {g.change_full:g}) "
+            f"whose correction would be below {g.change_below:g} {size} (all of it from {g.change_full:g}) "
             f"are returned unchanged (medgan_nb.guard)")
 
 

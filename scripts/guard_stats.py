@@ -3,11 +3,11 @@
     python scripts/guard_stats.py output/runs/ship-realtime-l1b/checkpoints/best.pt --split val
 
 `medgan_nb.guard.Guard`'s thresholds must sit between the clean frames (which should pass unchanged: noise
-estimate below `below`, correction RMS below `change_below`) and the degraded ones that read as weakly noisy,
-above all the original's order, noise blurred after it was added (which should get the whole correction:
-correction RMS at least `change_full`). This prints, per condition, the range and quantiles of both numbers,
-and how many images the current thresholds treat wrongly. Choose thresholds on the validation split; the test
-split only scores them.
+estimate below `below`, correction below `change_below`) and the degraded ones that read as weakly noisy,
+above all the original's order, noise blurred after it was added (which should get the whole correction: a
+correction, measured by `Guard.change_stat`, of at least `change_full`). This prints, per condition, the
+range and quantiles of both numbers, and how many images the current thresholds treat wrongly. Choose
+thresholds on the validation split; the test split only scores them.
 """
 from __future__ import annotations
 

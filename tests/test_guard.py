@@ -67,6 +67,23 @@ def test_a_large_correction_is_applied_even_without_visible_noise(photos):
     assert guard.strength(photos, photos + 2 * half).tolist() == pytest.approx([0.5, 0.5], abs=1e-4)
 
 
+def test_a_sparse_correction_does_not_count_but_a_spread_one_does(photos):
+    """A clean frame's correction sits on a few sharp spots (text, highlights): large by RMS, nil by its median."""
+    guard = Guard()
+    spots = torch.zeros_like(photos)
+    spots[..., :8, :] = 0.5                                   # 3 % of the rows changed by 0.25 in [0, 1] units
+    m = guard.measure(photos, photos + spots)
+    assert m["change"].tolist() == [0.0, 0.0] and m["strength"].tolist() == [0.0, 0.0]
+    rms = Guard(change_below=0.023, change_full=0.027, change_stat="rms")
+    assert rms.strength(photos, photos + spots).tolist() == [1.0, 1.0]       # the RMS (0.044) would apply it
+    spread = torch.full_like(photos, 2 * 0.02)                # every pixel by 0.02: blurred noise being removed
+    assert guard.measure(photos, photos + spread)["change"].tolist() == pytest.approx([0.02, 0.02])
+    with pytest.raises(ValueError, match="change_stat must be one of"):
+        Guard(change_stat="mean")
+    assert Guard.from_card({"below": 0.01, "full": 0.02}).change_stat == "rms"
+    assert Guard.from_card(Guard().to_dict()) == Guard()
+
+
 def test_guard_ramps_linearly_between_its_thresholds(photos):
     guard = Guard(below=0.01, full=0.03)
     x = torch.zeros(6, 3, 16, 16)
@@ -110,7 +127,8 @@ def guarded_folder(tmp_path, monkeypatch):
 
 def test_load_model_carries_the_cards_guard_and_run_gan_applies_it(guarded_folder, photos):
     generator, _, _ = load_model("guarded")
-    assert generator.guard == Guard(0.008, 0.014, 10.0, 20.0) and load_model("plain")[0].guard is None
+    # a card without "change_stat" was written when the guard measured the RMS of the correction
+    assert generator.guard == Guard(0.008, 0.014, 10.0, 20.0, "rms") and load_model("plain")[0].guard is None
     out, _ = run_gan(generator, photos, "cpu")
     assert torch.equal(out, photos)                       # clean photographs: returned unchanged
     generator.guard = None
@@ -148,5 +166,5 @@ def test_evaluate_records_the_guard_and_can_leave_it_out(guarded_folder, tmp_pat
     with_guard = evaluate(None, tmp_path / "a", **common)
     without = evaluate(None, tmp_path / "b", guard=False, **common)
     assert with_guard["metadata"]["guard"] == {"below": 0.008, "full": 0.014, "change_below": 10.0,
-                                               "change_full": 20.0}
+                                               "change_full": 20.0, "change_stat": "rms"}
     assert without["metadata"]["guard"] is None
