@@ -93,7 +93,8 @@ def table(sections: dict) -> str:
         def mb(case):
             return _f(m[case].get("peak_mb"), " MB") if isinstance(m.get(case), dict) else "-"
         rows.append(f"| peak memory, training iteration | {mb('train_seed_reference')} | {mb('train_project')} | - | - |")
-        rows.append(f"| peak memory, inference (seed arch; lite) | {mb('infer_seed_reference')} | "
+        rows.append(f"| peak memory, loading a checkpoint file and enhancing one 256² frame (seed arch; lite) | "
+                    f"{mb('infer_seed_reference')} | "
                     f"{mb('infer_project_seed')}; {mb('infer_lite')} | - | - |")
     return "\n".join(rows)
 
