@@ -25,9 +25,9 @@ changes a clean frame:
   by the median 2.8-3.0x.
 
 The thresholds sit in those gaps (chosen on the validation and training splits; the test split scores
-them). What it costs: noise-free frames that are only slightly blurred pass unchanged, so a model's
-deblurring of them is given up (``guard=False`` in `medgan_nb.enhance.enhance`, ``enhance --no-guard``,
-turns the guard off). Noise that was smoothed before it reached you (strong JPEG, video denoising) reads
+them). What it costs: noise-free blurred frames pass unchanged (in the shipped cards' grids, at every
+blur σ up to 2), so a model's deblurring of them is given up (``guard=False`` in
+`medgan_nb.enhance.enhance`, ``enhance --no-guard``, turns the guard off). Noise that was smoothed before it reached you (strong JPEG, video denoising) reads
 as weaker than it is.
 Shipped models carry their thresholds in their card (``guard``).
 """
