@@ -18,9 +18,9 @@ changes a clean frame:
   after it was added (the original notebook's order) reads as a low sigma, but the models then change
   nearly every pixel: with the weights shipped at commit fdaf4c4, the median correction of those frames
   was at least 0.0165 on the validation split (0.0152 on a fifth of the training split), against at most
-  0.0062 (0.0084) on clean frames. A clean frame's correction is sparse: on the one clean test frame that
-  an RMS guard let through, it sat on the on-screen text, the specular highlights and the edges of the
-  black borders. The median ignores such spots and the RMS does not: measured by RMS (``change_stat=
+  0.0062 (0.0084) on clean frames. On a clean frame the largest corrections sit on a few sharp spots: on
+  the one clean test frame that the RMS guard let through, on the on-screen text, the specular highlights
+  and the edges of the black borders. The median ignores such spots and the RMS does not: measured by RMS (``change_stat=
   "rms"``, the measure of the earlier cards) the two groups were 1.4-1.6x apart on the validation split,
   by the median 2.8-3.0x.
 
