@@ -1,6 +1,7 @@
 """What the noise guard measures on a split: the input's noise estimate and the model's correction, per condition.
 
-    python scripts/guard_stats.py output/runs/ship-realtime-l1b/checkpoints/best.pt --split val
+    python scripts/guard_stats.py output/runs/ship-realtime-l1d/checkpoints/best.pt --split val
+    python scripts/guard_stats.py output/runs/ship-realtime-l1d/checkpoints/best.pt --split train --every 5
 
 `medgan_nb.guard.Guard`'s thresholds must sit between the clean frames (which should pass unchanged: noise
 estimate below `below`, correction below `change_below`) and the degraded ones that read as weakly noisy,
@@ -27,11 +28,11 @@ def _summary(v: torch.Tensor) -> dict[str, float]:
     return dict(zip(("min", "q05", "median", "q95", "max"), (round(float(x), 4) for x in q)))
 
 
-def stats(checkpoint: str, split: str, data: str, guard: Guard, batch: int = 12) -> dict:
+def stats(checkpoint: str, split: str, data: str, guard: Guard, batch: int = 12, every: int = 1) -> dict:
     generator, trained = load_generator(checkpoint, "cpu")
     cfg = evaluation_config(trained.replace(image_size=256, frame_size=256, data_dir=data))
     dataset, _ = evaluation_data(cfg, split=split)
-    items = [dataset[j] for j in range(len(dataset))]              # decoded once, for every condition
+    items = [dataset[j] for j in range(0, len(dataset), every)]    # decoded once, for every condition
     clean, keys = torch.stack([x for x, _ in items]), [k for _, k in items]
     out = {}
     for name, over in {"clean": None, **GOAL_CONDITIONS}.items():
@@ -56,11 +57,13 @@ def main() -> None:
     p.add_argument("checkpoint")
     p.add_argument("--split", default="val", choices=("train", "val", "test"))
     p.add_argument("--data", default="../shared/data/kvasir-seg")
+    p.add_argument("--every", type=int, default=1, help="use every k-th frame of the split (e.g. 5 on train)")
     args = p.parse_args()
     guard = Guard()
-    print(json.dumps({"checkpoint": args.checkpoint, "split": args.split, "guard": guard.to_dict(),
+    result = stats(args.checkpoint, args.split, args.data, guard, every=args.every)
+    print(json.dumps({"checkpoint": args.checkpoint, "split": args.split, "every": args.every, "guard": guard.to_dict(),
                       "note": "treated_wrongly: clean images the guard changes; degraded ones it does not give the "
-                              "whole correction", **stats(args.checkpoint, args.split, args.data, guard)}, indent=1))
+                              "whole correction", **result}, indent=1))
 
 
 if __name__ == "__main__":
