@@ -74,13 +74,12 @@ def change_of(x: torch.Tensor, restored: torch.Tensor, stat: str = "median") -> 
     stat "median": the median over pixels of the channel-mean |restored - x| (at every s-th pixel, s giving
     about `SAMPLES` values); "rms": the root mean square of restored - x.
     """
-    d = (restored.float() - x.float()) / 2
     if stat == "rms":
-        return d.square().flatten(1).mean(1).sqrt()
+        return ((restored.float() - x.float()) / 2).square().flatten(1).mean(1).sqrt()
     if stat != "median":
         raise ValueError(f"stat must be one of {CHANGE_STATS}, got {stat!r}")
-    a = d.abs().mean(1).flatten(1)
-    a = a[:, ::max(1, a.shape[1] // SAMPLES)]
+    s = max(1, x.shape[-2] * x.shape[-1] // SAMPLES)           # only the sampled pixels are differenced
+    a = ((restored.flatten(2)[..., ::s].float() - x.flatten(2)[..., ::s].float()) / 2).abs().mean(1)
     return a.kthvalue(a.shape[1] // 2 + 1, dim=1).values
 
 
