@@ -21,7 +21,7 @@ from PIL import Image
 
 from medgan_nb.checkpoint import save_checkpoint
 from medgan_nb.config import Config
-from medgan_nb.data import SHIPPED_DATA, list_images
+from medgan_nb.data import SHIPPED_DATA, list_images, load_image, to_numpy_images, to_tensor
 from medgan_nb.losses import VGGPerceptualLoss
 from medgan_nb.models import build_discriminator, build_generator
 from medgan_nb.train import make_step
@@ -34,12 +34,9 @@ PROJECT_CASES = {"infer_project_seed": "seed", "infer_lite": "lite"}
 def prepare(folder: Path) -> Path:
     """Write the inference cases' inputs into `folder`: one 256² frame, the original's generator file and a
     training checkpoint per project case (Adam's moments as zeros: the same sizes as after training)."""
-    frame = Image.open(list_images(SHIPPED_DATA / "images")[0]).convert("RGB")
-    w, h = frame.size
-    side = min(w, h, 256)
-    frame = frame.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
+    frame = to_numpy_images(to_tensor(load_image(list_images(SHIPPED_DATA / "images")[0]), 256))   # centre 256²
     (folder / "frames").mkdir(parents=True, exist_ok=True)
-    frame.resize((256, 256)).save(folder / "frames" / "frame.png")
+    Image.fromarray((frame * 255).round().astype(np.uint8)).save(folder / "frames" / "frame.png")
     torch.save(ref.UnetGenerator().state_dict(), folder / "seed_reference.pth")      # the original's file
     for case, preset in PROJECT_CASES.items():
         cfg = Config.preset(preset)

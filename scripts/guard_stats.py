@@ -8,7 +8,7 @@ estimate below `below`, correction below `change_below`) and the degraded ones t
 above all the original's order, noise blurred after it was added (which should get the whole correction: a
 correction, measured by `Guard.change_stat`, of at least `change_full`). This prints, per condition, the
 range and quantiles of both numbers, and how many images the current thresholds treat wrongly. Choose
-thresholds on the validation split; the test split only scores them.
+thresholds on the validation and training splits; the test split only scores them.
 """
 from __future__ import annotations
 
