@@ -1,7 +1,7 @@
 """What the noise guard measures on a split: the input's noise estimate and the model's correction, per condition.
 
-    python scripts/guard_stats.py output/runs/ship-realtime-l1d/checkpoints/best.pt --split val
-    python scripts/guard_stats.py output/runs/ship-realtime-l1d/checkpoints/best.pt --split train --every 5
+    python scripts/guard_stats.py output/runs/ship-realtime-l1e/checkpoints/best.pt --split val
+    python scripts/guard_stats.py output/runs/ship-realtime-l1e/checkpoints/best.pt --split train --every 5
 
 `medgan_nb.guard.Guard`'s thresholds must sit between the clean frames (which should pass unchanged: noise
 estimate below `below`, correction below `change_below`) and the degraded ones that read as weakly noisy,

@@ -1,0 +1,73 @@
+"""A training checkpoint's scores on one split, guarded as the shipped models are: choose between stages on val.
+
+    python scripts/split_scores.py output/runs/ship-realtime-l1e/checkpoints/best.pt --split val --out output/x
+
+Scores the checkpoint (its EMA weights) with `medgan_nb.guard.Guard`'s default thresholds, the shipped cards'
+guard, on every frame of the split at 256²: the three goal conditions (`evaluate_goals`, identity only: the
+classics do not change between checkpoints) and the grid's noise-0 and noise-0.02 rows (`evaluate_grid`).
+Prints each condition's mean PSNR, each grid cell's model − input and the frames the model harms there by more
+than 0.1 dB. A shipped model is scored the same way with ``--model NAME`` instead of a checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import medgan_nb.evaluate as evaluation
+from medgan_nb.checkpoint import load_generator
+from medgan_nb.guard import Guard
+from medgan_nb.pretrained import load_model
+
+NOISE_ROWS = (0.0, 0.02)
+
+
+def _with_guard(load):
+    """`load_generator` with the shipped guard attached (training checkpoints carry none)."""
+    def guarded(checkpoint, device):
+        generator, cfg = load(checkpoint, device)
+        generator.guard = Guard()
+        return generator, cfg
+    return guarded
+
+
+def harmed_frames(per_image_csv: Path, margin_db: float = 0.1) -> dict[str, list[tuple[str, float]]]:
+    """Per grid cell, the frames whose model PSNR is more than `margin_db` below their input's."""
+    rows = list(csv.DictReader(per_image_csv.open()))
+    inputs = {(r["condition"], r["key"]): float(r["psnr"]) for r in rows if r["method"] == "identity"}
+    harmed: dict[str, list[tuple[str, float]]] = {}
+    for r in rows:
+        diff = float(r["psnr"]) - inputs[(r["condition"], r["key"])] if r["method"] == "gan" else 0.0
+        if diff < -margin_db:
+            harmed.setdefault(r["condition"], []).append((Path(r["key"]).name, round(diff, 2)))
+    return harmed
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint", nargs="?")
+    p.add_argument("--model", help="a shipped model instead of a checkpoint")
+    p.add_argument("--split", default="val", choices=("train", "val", "test"))
+    p.add_argument("--data", default="../shared/data/kvasir-seg")
+    p.add_argument("--out", type=Path, required=True, help="a new folder for the two evaluations")
+    args = p.parse_args()
+    if (args.checkpoint is None) == (args.model is None):
+        p.error("give a checkpoint or --model NAME")
+    trained = load_model(args.model, "cpu")[1] if args.model else load_generator(args.checkpoint, "cpu")[1]
+    task = trained.replace(image_size=256, frame_size=256, data_dir=args.data)
+    evaluation.load_generator = _with_guard(evaluation.load_generator)
+    common = dict(cfg=task, split=args.split, baselines=("identity",), quiet=True, model=args.model)
+    goals = evaluation.evaluate_goals(args.checkpoint, args.out / "goals", **common)
+    grid = evaluation.evaluate_grid(args.checkpoint, args.out / "grid", noise_stds=NOISE_ROWS, **common)
+    print(json.dumps({
+        "checkpoint": args.checkpoint or args.model, "split": args.split, "guard": Guard().to_dict(),
+        "goals_psnr": {c: {m: round(v["psnr_mean"], 3) for m, v in ms.items()} for c, ms in goals["results"].items()},
+        "grid_model_minus_input": {c: round(ms["gan"]["psnr_mean"] - ms["identity"]["psnr_mean"], 3)
+                                   for c, ms in grid["results"].items()},
+        "harmed_frames": harmed_frames(args.out / "grid" / "per_image.csv"),
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
