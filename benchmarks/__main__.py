@@ -66,12 +66,6 @@ def _inference_rows(i: dict) -> list[str]:
     return rows
 
 
-def _own(d: dict) -> str:
-    """The bound set by the pipeline's own noise draw (one generator per image, on all threads), where measured."""
-    return f"; its own draw, per image on all threads, at {_f(d['ratio_bound_by_own_draw'])}×" \
-        if "ratio_bound_by_own_draw" in d else ""
-
-
 def table(sections: dict) -> str:
     """The results as a Markdown table (the README's Performance section shows it)."""
     rows = ["| benchmark | seed reference | project | ratio | target |", "|---|---|---|---|---|"]
@@ -79,7 +73,7 @@ def table(sections: dict) -> str:
         if d := sections.get(key):
             rows.append(f"| degradation, {d['what']} | {_f(d['seed_images_per_s'])} | "
                         f"{_f(d['project_images_per_s'])} | {_f(d['ratio'])}× (randn alone bounds it at "
-                        f"{_f(d['ratio_bound_by_randn'])}×: {_f(d['randn_fraction'])} of that bound{_own(d)}) | ≥ 10× |")
+                        f"{_f(d['ratio_bound_by_randn'])}×: {_f(d['randn_fraction'])} of that bound) | ≥ 10× |")
     if t := sections.get("training"):
         extra = f"; channels_last {_f(t['project_channels_last_s'])} s" if "project_channels_last_s" in t else ""
         rows.append(f"| training iteration, s (seed models, batch 4, 1 D + 3 G) | {_f(t['seed_s'])} | "

@@ -2,9 +2,8 @@
 
 ``degradation()`` times, taking turns, the original (`benchmarks.seed_reference.apply_degradation`, image by
 image), the project's `Degradation` on the whole batch, each of its steps alone, and drawing the batch's
-Gaussian noise alone (``torch.randn``, one generator, as the original draws it; and the pipeline's own draw,
-one generator per image on all threads, `medgan_nb.degrade._pixels`): no pipeline that draws its noise that way
-can be faster than that draw, so ``randn_fraction`` says how close to the first bound the pipeline is. ``profile_table()`` is the
+Gaussian noise alone (``torch.randn``): no pipeline with the same random numbers can be faster than that
+draw, so ``randn_fraction`` says how close to that bound the pipeline is. ``profile_table()`` is the
 torch.profiler view of the pipeline. ``python -m benchmarks.degradation [SIZE ...]`` prints both.
 """
 from __future__ import annotations
@@ -16,7 +15,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from medgan_nb.config import Config
-from medgan_nb.degrade import Degradation, _pixels
+from medgan_nb.degrade import Degradation
 
 from . import seed_reference as ref
 from .common import measure
@@ -38,12 +37,11 @@ def degradation(size: int = 256, batch: int = 32, reps: int = 5) -> dict:
     pipeline = Degradation(cfg)
     fns = {"seed": lambda: [ref.apply_degradation(img) for img in unit],
            "project": lambda: pipeline(unit * 2 - 1),
-           "randn": lambda: torch.randn(batch, 3, size, size),
-           "own_draw": lambda: _pixels(torch.randn, (batch, 3, size, size), None, unit)}
+           "randn": lambda: torch.randn(batch, 3, size, size)}
     for name, x in _step_inputs(cfg, unit * 2 - 1).items():
         fns[f"step_{name}"] = lambda step=Degradation(cfg, names=(name,)), x=x: step(x)
     t = measure(fns, reps)
-    seed, project, floor, own = t["seed"], t["project"], t["randn"], t["own_draw"]
+    seed, project, floor = t["seed"], t["project"], t["randn"]
     rate = lambda s: batch / s["median_s"]  # noqa: E731
     return {
         "what": f"images/s at {size}², batch {batch}: noise, salt-and-pepper, blur, colour jitter",
@@ -52,13 +50,10 @@ def degradation(size: int = 256, batch: int = 32, reps: int = 5) -> dict:
         "randn_only_images_per_s": round(rate(floor), 1),
         "ratio_bound_by_randn": round(seed["median_s"] / floor["median_s"], 2),
         "randn_fraction": round(floor["median_s"] / project["median_s"], 3),
-        "own_draw_images_per_s": round(rate(own), 1),
-        "ratio_bound_by_own_draw": round(seed["median_s"] / own["median_s"], 2),
         "steps_ms": {k[5:]: round(1000 * v["median_s"], 3) for k, v in t.items() if k.startswith("step_")},
         "torch_threads": torch.get_num_threads(),
         "note": "ratio_bound_by_randn: the ratio if everything but drawing the Gaussian noise were free; "
-                "randn_fraction: ratio / ratio_bound_by_randn; own_draw: the same noise drawn as the pipeline draws it "
-                "(one generator per image, on torch_threads threads); steps_ms: each step alone on the batch it receives",
+                "randn_fraction: ratio / ratio_bound_by_randn; steps_ms: each step alone on the batch it receives",
     }
 
 

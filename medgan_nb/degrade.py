@@ -31,8 +31,6 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -64,46 +62,6 @@ def _draw(fn: Callable, shape: Sequence[int], generator: torch.Generator | None,
     return fn(tuple(shape), generator=generator, device=device).to(like.device, like.dtype)
 
 
-def _pixels(fn: Callable, shape: Sequence[int], generator: torch.Generator | None,
-            like: torch.Tensor) -> torch.Tensor:
-    """Per-pixel random numbers (fn: torch.rand or torch.randn) for a batch of `shape` (N, ...), like's device/dtype.
-
-    On the CPU, `generator` (or the global generator) deals one seed per image and each image is drawn from
-    its own generator, on `torch.get_num_threads()` threads at once: one generator's stream is serial, and
-    drawing the noise was half of the pipeline's time. The numbers depend only on the generator, not on the
-    threads. A single image (as in keyed degradation, `Degradation`'s ``keys``) and GPU draws come from
-    `generator` itself.
-    """
-    n = shape[0]
-    device = generator.device if generator is not None else like.device
-    if n < 2 or device.type != "cpu":
-        return _draw(fn, shape, generator, like)
-    seeds = torch.randint(2 ** 62, (n,), generator=generator).tolist()
-    out = torch.empty(tuple(shape))
-    fill = (lambda t, g: t.normal_(generator=g)) if fn is torch.randn else (lambda t, g: t.uniform_(generator=g))
-
-    def draw(first: int, step: int) -> None:
-        for i in range(first, n, step):
-            fill(out[i], torch.Generator().manual_seed(seeds[i]))
-
-    workers = min(torch.get_num_threads(), n)
-    if workers < 2:
-        draw(0, 1)
-    else:
-        list(_thread_pool(workers).map(draw, range(workers), [workers] * workers))
-    return out.to(like.device, like.dtype)
-
-
-_POOL: dict[tuple[int, int], ThreadPoolExecutor] = {}     # (process id, workers): a forked child makes its own
-
-
-def _thread_pool(workers: int) -> ThreadPoolExecutor:
-    key = (os.getpid(), workers)
-    if key not in _POOL:
-        _POOL[key] = ThreadPoolExecutor(workers, thread_name_prefix="medgan-draw")
-    return _POOL[key]
-
-
 def _uniform(lo: float, hi: float, n: int, generator: torch.Generator | None,
              like: torch.Tensor) -> torch.Tensor:
     return lo + (hi - lo) * _draw(torch.rand, (n,), generator, like)
@@ -133,7 +91,7 @@ def _depthwise(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
 def gaussian_noise(x: torch.Tensor, std: torch.Tensor | float,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """Add zero-mean Gaussian noise of standard deviation `std` (in [0, 1] units): sensor noise."""
-    noise = _pixels(torch.randn, x.shape, generator, x)
+    noise = _draw(torch.randn, x.shape, generator, x)
     return _add_noise(x, noise, std, out=noise)                         # into the noise: no new buffer
 
 
@@ -154,7 +112,7 @@ def salt_and_pepper(x: torch.Tensor, amount: torch.Tensor | float, salt_ratio: f
     `amount` was not the fraction of pixels hit, and it sorted all N*3*H*W values to do so.
     """
     n, _, h, w = x.shape
-    return _speckle(x, _pixels(torch.rand, (n, 1, h, w), generator, x), amount, salt_ratio)
+    return _speckle(x, _draw(torch.rand, (n, 1, h, w), generator, x), amount, salt_ratio)
 
 
 def _speckle(x: torch.Tensor, u: torch.Tensor, amount: torch.Tensor | float, salt_ratio: float) -> torch.Tensor:
@@ -370,9 +328,9 @@ def _sample(name: str, cfg: Config, x: torch.Tensor, g: torch.Generator | None) 
 def _field(name: str, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor | None:
     """The random numbers a step draws per pixel, drawn for the whole batch at once: the same numbers as always."""
     if name == "noise":
-        return _pixels(torch.randn, x.shape, g, x)
+        return _draw(torch.randn, x.shape, g, x)
     if name == "salt_pepper":
-        return _pixels(torch.rand, (x.shape[0], 1, *x.shape[2:]), g, x)
+        return _draw(torch.rand, (x.shape[0], 1, *x.shape[2:]), g, x)
     return None
 
 

@@ -263,36 +263,14 @@ def test_color_jitter_equals_the_old_formula_also_where_it_clips():
     torch.testing.assert_close(color_jitter(x, *factors), old_color_jitter(x, *factors), atol=1e-5, rtol=0)
 
 
-def _per_image(fn, shape, seed):
-    """What `degrade._pixels` draws for a batch: the generator deals one seed per image, each image its own stream."""
-    seeds = torch.randint(2 ** 62, (shape[0],), generator=torch.Generator().manual_seed(seed)).tolist()
-    return torch.stack([fn(shape[1:], generator=torch.Generator().manual_seed(s)) for s in seeds])
-
-
 def test_noise_and_salt_and_pepper_equal_the_old_formulas_draw_for_draw():
     x, std = batch(3, 32), torch.tensor([0.05, 0.1, 0.2])
-    old_noise = _per_image(torch.randn, x.shape, 3).mul_(2 * std.view(-1, 1, 1, 1))
+    old_noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(3)).mul_(2 * std.view(-1, 1, 1, 1))
     torch.testing.assert_close(gaussian_noise(x, std, torch.Generator().manual_seed(3)), old_noise.add_(x).clamp_(-1, 1),
                                atol=1e-6, rtol=0)
-    u = _per_image(torch.rand, (3, 1, 32, 32), 4)
+    u = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(4))
     old_sp = torch.where(u < 0.2, torch.where(u < 0.2 * 0.3, 1.0, -1.0), x)
     assert torch.equal(salt_and_pepper(x, 0.2, 0.3, torch.Generator().manual_seed(4)), old_sp)
-
-
-def test_pixel_draws_do_not_depend_on_the_threads_and_one_image_keeps_its_generators_stream():
-    threads = torch.get_num_threads()
-    try:
-        draws = []
-        for n in (1, 2, 3):
-            torch.set_num_threads(n)
-            draws.append(degrade._pixels(torch.randn, (5, 3, 16, 16), torch.Generator().manual_seed(7), batch(1)))
-    finally:
-        torch.set_num_threads(threads)
-    assert all(torch.equal(d, draws[0]) for d in draws)
-    assert torch.equal(draws[0], _per_image(torch.randn, (5, 3, 16, 16), 7))
-    assert len({float(d.std()) for d in draws[0]}) == 5                  # five different streams
-    one = degrade._pixels(torch.randn, (1, 3, 16, 16), torch.Generator().manual_seed(7), batch(1))
-    assert torch.equal(one, torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(7)))  # keyed evaluation
 
 
 def step_by_step(d, x, g):
