@@ -63,6 +63,7 @@ from .config import DEGRADATION_SETS, Config
 from .data import (PACKAGE_ROOT, SYNTHETIC, ImageFolderDataset, SyntheticEndoscopyDataset, data_source, dataset_keys,
                    default_dataset, from_numpy_images, load_image, mask_of, to_numpy_images, to_tensor)
 from .degrade import Degradation
+from .guard import Guard
 from .metrics import PSNR_CAP, SSIM_DESCRIPTION, psnr, psnr_masked, ssim, ssim_masked
 from .models import resolve_device
 from .pretrained import load_model
@@ -226,8 +227,9 @@ class Model:
 
 
 def _set_up(checkpoint: str | Path | None, out_dir: str | Path, baselines: Sequence[str],
-            device: str, model: str | None = None, guard: bool = True) -> tuple[Path, Model, list[str], dict[str, str]]:
-    """Check the arguments before any slow work, then load the model (``guard=False``: without its guard).
+            device: str, model: str | None = None, guard: bool | Guard = True) -> tuple[Path, Model, list[str], dict[str, str]]:
+    """Check the arguments before any slow work, then load the model (``guard=False``: without its guard; a
+    `Guard`: with that one instead, e.g. on a training checkpoint, which carries none).
 
     Returns the output folder, the model, the baselines that can run here and the skipped ones with the
     reason (an optional package such as bm3d missing: skipped and said so, never a crash).
@@ -249,7 +251,9 @@ def _set_up(checkpoint: str | Path | None, out_dir: str | Path, baselines: Seque
         generator, trained_cfg, _ = load_model(model, device)
     else:
         generator, trained_cfg = load_generator(checkpoint, device) if checkpoint is not None else (None, None)
-    if generator is not None and not guard:
+    if generator is not None and not isinstance(guard, bool):
+        generator.guard = guard
+    elif generator is not None and not guard:
         generator.guard = None
     return out_dir, Model(checkpoint, generator, trained_cfg, device), \
         [b for b in baselines if b not in skipped], skipped
@@ -285,7 +289,7 @@ def evaluate(checkpoint: str | Path | None, out_dir: str | Path, *, cfg: Config 
              baselines: Sequence[str] = FAST_BASELINES, breakdown: bool = True,
              conditions: dict[str, dict] | None = None,
              max_images: int | None = None, device: str = "auto", quiet: bool = False,
-             model: str | None = None, guard: bool = True) -> dict:
+             model: str | None = None, guard: bool | Guard = True) -> dict:
     """Score the checkpoint's generator (method "gan") and the baselines on degraded held-out images.
 
     checkpoint: a medgan_nb checkpoint (file or run folder), or None to evaluate the baselines only
@@ -301,7 +305,8 @@ def evaluate(checkpoint: str | Path | None, out_dir: str | Path, *, cfg: Config 
     conditions: named conditions (name -> Config overrides of the degradation settings, e.g.
         `GOAL_CONDITIONS`) to score instead of "all" and the breakdown; the first one is shown in the figures.
     max_images: score an evenly spread subset of at most this many images (None: all).
-    guard: apply the model's guard (`medgan_nb.guard`; shipped models have one), as `enhance` does.
+    guard: apply the model's guard (`medgan_nb.guard`; shipped models have one), as `enhance` does; a `Guard`
+        applies that one instead (training checkpoints carry none).
     Returns the dict written to metrics.json.
     """
     out_dir, model, runnable, skipped = _set_up(checkpoint, out_dir, baselines, device, model, guard)
@@ -327,7 +332,7 @@ def evaluate(checkpoint: str | Path | None, out_dir: str | Path, *, cfg: Config 
 def evaluate_goals(checkpoint: str | Path | None, out_dir: str | Path, *, cfg: Config | None = None,
                    data_dir: str | Path | None = None, split: str = "test",
                    baselines: Sequence[str] = GOAL_BASELINES, max_images: int | None = None,
-                   device: str = "auto", quiet: bool = False, model: str | None = None, guard: bool = True) -> dict:
+                   device: str = "auto", quiet: bool = False, model: str | None = None, guard: bool | Guard = True) -> dict:
     """`evaluate` on the issue's three goal conditions (`GOAL_CONDITIONS`: blur_noise, seed, light), against
     every classic including CBM3D (seconds per image; skipped, and said so, without bm3d)."""
     return evaluate(checkpoint, out_dir, cfg=cfg, data_dir=data_dir, split=split, baselines=baselines,
@@ -873,7 +878,7 @@ def evaluate_grid(checkpoint: str | Path, out_dir: str | Path, *, cfg: Config | 
                   data_dir: str | Path | None = None, split: str = "test",
                   baselines: Sequence[str] = GRID_BASELINES, noise_stds: Sequence[float] = GRID_NOISE_STDS,
                   blur_sigmas: Sequence[float] = GRID_BLUR_SIGMAS, max_images: int | None = None,
-                  device: str = "auto", quiet: bool = False, model: str | None = None, guard: bool = True) -> dict:
+                  device: str = "auto", quiet: bool = False, model: str | None = None, guard: bool | Guard = True) -> dict:
     """Score the model, identity and classical baselines on every cell of a noise σ × blur σ grid.
 
     Each cell degrades the evaluation images (see `evaluate`) with fixed strengths, physical order, 9×9 blur

@@ -15,21 +15,12 @@ import csv
 import json
 from pathlib import Path
 
-import medgan_nb.evaluate as evaluation
 from medgan_nb.checkpoint import load_generator
+from medgan_nb.evaluate import evaluate_goals, evaluate_grid
 from medgan_nb.guard import Guard
 from medgan_nb.pretrained import load_model
 
 NOISE_ROWS = (0.0, 0.02)
-
-
-def _with_guard(load):
-    """`load_generator` with the shipped guard attached (training checkpoints carry none)."""
-    def guarded(checkpoint, device):
-        generator, cfg = load(checkpoint, device)
-        generator.guard = Guard()
-        return generator, cfg
-    return guarded
 
 
 def harmed_frames(per_image_csv: Path, margin_db: float = 0.1) -> dict[str, list[tuple[str, float]]]:
@@ -37,8 +28,8 @@ def harmed_frames(per_image_csv: Path, margin_db: float = 0.1) -> dict[str, list
     rows = list(csv.DictReader(per_image_csv.open()))
     inputs = {(r["condition"], r["key"]): float(r["psnr"]) for r in rows if r["method"] == "identity"}
     harmed: dict[str, list[tuple[str, float]]] = {}
-    for r in rows:
-        diff = float(r["psnr"]) - inputs[(r["condition"], r["key"])] if r["method"] == "gan" else 0.0
+    for r in (r for r in rows if r["method"] == "gan"):
+        diff = float(r["psnr"]) - inputs[(r["condition"], r["key"])]
         if diff < -margin_db:
             harmed.setdefault(r["condition"], []).append((Path(r["key"]).name, round(diff, 2)))
     return harmed
@@ -56,12 +47,13 @@ def main() -> None:
         p.error("give a checkpoint or --model NAME")
     trained = load_model(args.model, "cpu")[1] if args.model else load_generator(args.checkpoint, "cpu")[1]
     task = trained.replace(image_size=256, frame_size=256, data_dir=args.data)
-    evaluation.load_generator = _with_guard(evaluation.load_generator)
-    common = dict(cfg=task, split=args.split, baselines=("identity",), quiet=True, model=args.model)
-    goals = evaluation.evaluate_goals(args.checkpoint, args.out / "goals", **common)
-    grid = evaluation.evaluate_grid(args.checkpoint, args.out / "grid", noise_stds=NOISE_ROWS, **common)
+    # a training checkpoint carries no guard: give it the shipped cards'; a shipped model keeps its card's
+    common = dict(cfg=task, split=args.split, baselines=("identity",), quiet=True, model=args.model,
+                  guard=True if args.model else Guard())
+    goals = evaluate_goals(args.checkpoint, args.out / "goals", **common)
+    grid = evaluate_grid(args.checkpoint, args.out / "grid", noise_stds=NOISE_ROWS, **common)
     print(json.dumps({
-        "checkpoint": args.checkpoint or args.model, "split": args.split, "guard": Guard().to_dict(),
+        "checkpoint": args.checkpoint or args.model, "split": args.split, "guard": goals["metadata"]["guard"],
         "goals_psnr": {c: {m: round(v["psnr_mean"], 3) for m, v in ms.items()} for c, ms in goals["results"].items()},
         "grid_model_minus_input": {c: round(ms["gan"]["psnr_mean"] - ms["identity"]["psnr_mean"], 3)
                                    for c, ms in grid["results"].items()},

@@ -168,3 +168,7 @@ def test_evaluate_records_the_guard_and_can_leave_it_out(guarded_folder, tmp_pat
     assert with_guard["metadata"]["guard"] == {"below": 0.008, "full": 0.014, "change_below": 10.0,
                                                "change_full": 20.0, "change_stat": "rms"}
     assert without["metadata"]["guard"] is None
+    other = Guard(0.5, 0.6, 0.5, 0.6)                        # never applies the model on these inputs
+    given = evaluate(None, tmp_path / "c", guard=other, **common)
+    assert given["metadata"]["guard"] == other.to_dict()
+    assert given["results"]["all"]["gan"]["psnr_mean"] == given["results"]["all"]["identity"]["psnr_mean"]
