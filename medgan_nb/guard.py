@@ -62,7 +62,12 @@ def noise_level(x: torch.Tensor) -> torch.Tensor:
         return at[0] - 2 * at[1] + at[2]
 
     r = (second_difference(0) - 2 * second_difference(1) + second_difference(2)).flatten(1).abs()
-    return r.kthvalue(r.shape[1] // 2 + 1, dim=1).values / (MAD_TO_STD * MASK_NORM)
+    return _row_medians(r) / (MAD_TO_STD * MASK_NORM)
+
+
+def _row_medians(v: torch.Tensor) -> torch.Tensor:
+    """The median of each row of v (N, K): its (K // 2 + 1)-th smallest value, no interpolation; (N,)."""
+    return v.kthvalue(v.shape[1] // 2 + 1, dim=1).values
 
 
 CHANGE_STATS = ("median", "rms")
@@ -80,7 +85,7 @@ def change_of(x: torch.Tensor, restored: torch.Tensor, stat: str = "median") -> 
         raise ValueError(f"stat must be one of {CHANGE_STATS}, got {stat!r}")
     s = max(1, x.shape[-2] * x.shape[-1] // SAMPLES)           # only the sampled pixels are differenced
     a = ((restored.flatten(2)[..., ::s].float() - x.flatten(2)[..., ::s].float()) / 2).abs().mean(1)
-    return a.kthvalue(a.shape[1] // 2 + 1, dim=1).values
+    return _row_medians(a)
 
 
 def _ramp(v: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
