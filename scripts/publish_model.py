@@ -10,6 +10,12 @@
    by their `inputs_sha256`), lesion scores inside/outside the polyp masks, and the noise × blur grid;
 3. ms per 256² frame per inference backend (`time_models.time_backends`: 2 threads, median of 30), the reference frame's PSNR (`reference_psnr`);
 4. the card is rewritten with those numbers (the weights' bytes do not change).
+
+    python scripts/publish_model.py --rescore realtime     # a published model, measured again (steps 2-4)
+
+``--rescore NAME`` re-measures a published model with today's code and `Guard` defaults (after a change to
+the guard or the evaluation), keeping its weights and its training record; the results go to
+output/rescore/publish-NAME[-k]/.
 """
 from __future__ import annotations
 
@@ -46,8 +52,9 @@ LIMITATIONS = [
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("run", type=Path)
-    p.add_argument("name")
+    p.add_argument("run", type=Path, nargs="?")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--rescore", metavar="NAME", help="measure a published model again (no run needed)")
     p.add_argument("--default", action="store_true")
     p.add_argument("--summary", help="the card's one-line summary (required unless --speed-only)")
     p.add_argument("--command", help="the command that trained the run (required unless --speed-only)")
@@ -59,6 +66,14 @@ def main() -> None:
     p.add_argument("--speed-only", action="store_true",
                    help="only time the published model again (on a quiet machine) and update its card")
     args = p.parse_args()
+    if args.rescore:
+        args.name, args.run = args.rescore, Path("output/rescore")
+        generator, trained, card = load_model(args.name)
+        args.no_guard = card["guard"] is None
+        fields = {k: card[k] for k in ("summary", "default", "training", "limitations", "intended_use")}
+        return publish(args, generator, trained, {**fields, "guard": card["guard"] and Guard().to_dict()})
+    if not (args.run and args.name):
+        p.error("give a run folder and a model name (or --rescore NAME)")
     if args.speed_only:
         return update_speed(args.name)
     if not (args.summary and args.command):
@@ -66,11 +81,17 @@ def main() -> None:
     best = args.run / "checkpoints" / "best.pt"
     state = load_checkpoint(best)
     generator, trained = load_generator(best)
-    fields = {"summary": args.summary, "default": args.default, "training": training(args, state, trained),
-              "limitations": LIMITATIONS if not args.no_guard else LIMITATIONS[:-1],
-              "guard": None if args.no_guard else Guard().to_dict()}
+    publish(args, generator, trained, {
+        "summary": args.summary, "default": args.default, "training": training(args, state, trained),
+        "limitations": LIMITATIONS if not args.no_guard else LIMITATIONS[:-1],
+        "guard": None if args.no_guard else Guard().to_dict()})
+
+
+def publish(args, generator: torch.nn.Module, trained: Config, fields: dict) -> None:
+    """Write the weights with the card `fields`, measure them (`measure`) and write the card with the scores;
+    on any failure the model's previous files are put back."""
     out = make_run_dir(args.run, f"publish-{args.name}")        # a new folder: earlier results stay
-    previous = {p: p.read_bytes() for p in (WEIGHTS_DIR / f"{args.name}{e}" for e in (".safetensors", ".json"))
+    previous = {p: p.read_bytes() for p in (WEIGHTS_DIR / f"{args.name}{e}" for e in (".safetensors", ".json", ".md"))
                 if p.is_file()}
     try:                           # the evaluations load the model by name, so it is published first ...
         save_model(generator, trained, args.name, fields, overwrite=True)
@@ -81,7 +102,7 @@ def main() -> None:
         save_model(generator, trained, args.name, {**fields, "scores": with_headline(scores), "reference": reference},
                    overwrite=True)
     except BaseException:          # ... and put back as it was if anything fails: never a card without scores
-        for path in (WEIGHTS_DIR / f"{args.name}{e}" for e in (".safetensors", ".json")):
+        for path in (WEIGHTS_DIR / f"{args.name}{e}" for e in (".safetensors", ".json", ".md")):
             path.unlink(missing_ok=True)
         for path, data in previous.items():
             path.write_bytes(data)

@@ -6,7 +6,8 @@ Scores the checkpoint (its EMA weights) with `medgan_nb.guard.Guard`'s default t
 guard, on every frame of the split at 256²: the three goal conditions (`evaluate_goals`, identity only: the
 classics do not change between checkpoints) and the grid's noise-0 and noise-0.02 rows (`evaluate_grid`).
 Prints each condition's mean PSNR, each grid cell's model − input and the frames the model harms there by more
-than 0.1 dB. A shipped model is scored the same way with ``--model NAME`` instead of a checkpoint.
+than 0.1 dB. A shipped model is scored the same way with ``--model NAME`` instead of a checkpoint, with its
+card's guard (``--default-guard``: with today's `Guard` defaults, before its card is measured again).
 """
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ def main() -> None:
     p.add_argument("--split", default="val", choices=("train", "val", "test"))
     p.add_argument("--data", default="../shared/data/kvasir-seg")
     p.add_argument("--out", type=Path, required=True, help="a new folder for the two evaluations")
+    p.add_argument("--default-guard", action="store_true",
+                   help="a shipped model with today's Guard defaults instead of its card's thresholds")
     args = p.parse_args()
     if (args.checkpoint is None) == (args.model is None):
         p.error("give a checkpoint or --model NAME")
@@ -49,7 +52,7 @@ def main() -> None:
     task = trained.replace(image_size=256, frame_size=256, data_dir=args.data)
     # a training checkpoint carries no guard: give it the shipped cards'; a shipped model keeps its card's
     common = dict(cfg=task, split=args.split, baselines=("identity",), quiet=True, model=args.model,
-                  guard=True if args.model else Guard())
+                  guard=True if args.model and not args.default_guard else Guard())
     goals = evaluate_goals(args.checkpoint, args.out / "goals", **common)
     grid = evaluate_grid(args.checkpoint, args.out / "grid", noise_stds=NOISE_ROWS, **common)
     print(json.dumps({
