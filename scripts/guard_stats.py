@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 from medgan_nb.checkpoint import load_generator
-from medgan_nb.pretrained import load_model
 from medgan_nb.degrade import Degradation
 from medgan_nb.evaluate import GOAL_CONDITIONS, evaluation_config, evaluation_data
 from medgan_nb.guard import Guard
+from medgan_nb.pretrained import load_model
 
 
 def _summary(v: torch.Tensor) -> dict[str, float]:
@@ -57,11 +57,10 @@ def stats(checkpoint: str | None, split: str, data: str, guard: Guard, batch: in
         m = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
         sigma, change, strength = m["noise_level"], m["change"], m["strength"]
         wrong = int((strength > 0).sum()) if name == "clean" else int((strength < 1).sum())
+        largest = [(Path(str(keys[i])).name, round(float(change[i]), 5), round(float(sigma[i]), 5))
+                   for i in change.argsort(descending=True)[:top]]
         out[name] = {"images": len(sigma), "noise_level": _summary(sigma), "change": _summary(change),
-                     "treated_wrongly": wrong,
-                     **({"largest_changes": [(Path(str(keys[i])).name, round(float(change[i]), 5),
-                                              round(float(sigma[i]), 5)) for i in change.argsort(descending=True)[:top]]}
-                        if name == "clean" else {}),
+                     "treated_wrongly": wrong, **({"largest_changes": largest} if name == "clean" else {}),
                      "change_where_noise_reads_low": _summary(change[sigma < guard.full]) if (sigma < guard.full).any()
                      else None}
     return out

@@ -91,8 +91,8 @@ def publish(args, generator: torch.nn.Module, trained: Config, fields: dict) -> 
     """Write the weights with the card `fields`, measure them (`measure`) and write the card with the scores;
     on any failure the model's previous files are put back."""
     out = make_run_dir(args.run, f"publish-{args.name}")        # a new folder: earlier results stay
-    previous = {p: p.read_bytes() for p in (WEIGHTS_DIR / f"{args.name}{e}" for e in (".safetensors", ".json", ".md"))
-                if p.is_file()}
+    files = [WEIGHTS_DIR / f"{args.name}{e}" for e in (".safetensors", ".json", ".md")]
+    previous = {p: p.read_bytes() for p in files if p.is_file()}
     try:                           # the evaluations load the model by name, so it is published first ...
         save_model(generator, trained, args.name, fields, overwrite=True)
         scores = measure(args, trained, out)
@@ -102,7 +102,7 @@ def publish(args, generator: torch.nn.Module, trained: Config, fields: dict) -> 
         save_model(generator, trained, args.name, {**fields, "scores": with_headline(scores), "reference": reference},
                    overwrite=True)
     except BaseException:          # ... and put back as it was if anything fails: never a card without scores
-        for path in (WEIGHTS_DIR / f"{args.name}{e}" for e in (".safetensors", ".json", ".md")):
+        for path in files:
             path.unlink(missing_ok=True)
         for path, data in previous.items():
             path.write_bytes(data)
