@@ -22,8 +22,9 @@ SECTIONS = ("degradation", "degradation_64", "training", "data_loading", "data_s
 def run_speed(args: argparse.Namespace, device: torch.device) -> dict:
     q = args.quick
     jobs = {
-        "degradation": lambda: degradation(size=64 if q else 256, batch=8 if q else 32, reps=2 if q else 5),
-        "degradation_64": lambda: degradation(size=32 if q else 64, batch=8 if q else 32, reps=2 if q else 5),
+        # reps: a few seconds per size; at 64² a batch takes milliseconds, so it needs many turns to be stable
+        "degradation": lambda: degradation(size=64 if q else 256, batch=8 if q else 32, reps=2 if q else 9),
+        "degradation_64": lambda: degradation(size=32 if q else 64, batch=8 if q else 32, reps=2 if q else 40),
         "training": lambda: speed.training(device, reps=1 if q else 3, channels_last=not q),
         "data_loading": lambda: speed.data_loading(n=8 if q else 200, reps=1 if q else 2),
         "data_share": lambda: {p: data_share(p, steps=2 if q else 20) for p in (("tiny",) if q else ("demo", "lite"))},
