@@ -408,6 +408,7 @@ class Bf16Autocast(nn.Module):
         self.size_multiple, self.in_channels = model.size_multiple, _channels(model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # no cast cache: a float32 weight that is still cast (not a conv's) is freed as soon as its layer has run
         with torch.autocast(x.device.type, dtype=torch.bfloat16, cache_enabled=False):
             y = self.model(x.contiguous(memory_format=torch.channels_last))
         return y.float().contiguous()
