@@ -397,10 +397,10 @@ class Bf16Autocast(nn.Module):
     numbers autocast would make in every forward, so the outputs are the same, without a cast per conv and
     call. On the seed UNet (218 MB of float32 weights) that took a 256² frame from 97 to 60 ms on this
     project's 2-core AMD EPYC (float32 PyTorch: 109 ms; bf16 weights in the default layout: 90 ms, so most of
-    the gain is the layout, which the channels-last activations want); the small shipped
-    models gain 2-8 %. The copies cost half the conv weights' float32 size; every other tensor is shared with
-    `model`. Fast only on CPUs with native bf16 (`bf16_native`); costs about 0.01 dB PSNR on the shipped
-    models (the residual sum and the clamp stay float32).
+    the gain is the layout, which the channels-last activations want); the small shipped models gain 2-8 %.
+    The copies cost half the conv weights' float32 size; every other tensor is shared with `model`. Fast
+    only on CPUs with native bf16 (`bf16_native`); costs about 0.01 dB PSNR on the shipped models (the
+    residual sum and the clamp stay float32).
     """
 
     def __init__(self, model: nn.Module):
