@@ -31,6 +31,12 @@ def _summary(v: torch.Tensor) -> dict[str, float]:
     return dict(zip(("min", "q05", "median", "q95", "max"), (round(float(x), 4) for x in q)))
 
 
+def _largest(keys: list, change: torch.Tensor, sigma: torch.Tensor, top: int) -> list[tuple[str, float, float]]:
+    """The `top` images with the largest corrections: (file name, correction, noise estimate), largest first."""
+    return [(Path(str(keys[i])).name, round(float(change[i]), 5), round(float(sigma[i]), 5))
+            for i in change.argsort(descending=True)[:top]]
+
+
 def stats(checkpoint: str | None, split: str, data: str, guard: Guard, batch: int = 12, every: int = 1,
           model: str | None = None, crop: str = "random", top: int = 5) -> dict:
     """Per condition: the quantiles of the noise estimate and the correction, the images treated wrongly, and
@@ -57,10 +63,9 @@ def stats(checkpoint: str | None, split: str, data: str, guard: Guard, batch: in
         m = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
         sigma, change, strength = m["noise_level"], m["change"], m["strength"]
         wrong = int((strength > 0).sum()) if name == "clean" else int((strength < 1).sum())
-        largest = [(Path(str(keys[i])).name, round(float(change[i]), 5), round(float(sigma[i]), 5))
-                   for i in change.argsort(descending=True)[:top]]
         out[name] = {"images": len(sigma), "noise_level": _summary(sigma), "change": _summary(change),
-                     "treated_wrongly": wrong, **({"largest_changes": largest} if name == "clean" else {}),
+                     "treated_wrongly": wrong, **({"largest_changes": _largest(keys, change, sigma, top)}
+                                                  if name == "clean" else {}),
                      "change_where_noise_reads_low": _summary(change[sigma < guard.full]) if (sigma < guard.full).any()
                      else None}
     return out

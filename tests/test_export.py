@@ -372,7 +372,7 @@ def test_auto_keeps_large_models_in_their_own_weights(tiny, monkeypatch):
     assert fast.backend in names
 
 
-def test_fold_batchnorm_shares_unchanged_weights_and_folds_in_place(tiny, monkeypatch):
+def test_fold_batchnorm_shares_unchanged_weights_and_folds_in_place(tiny):
     model = build_generator(Config.preset("tiny", generator="nafnet")).eval()      # LayerNorm, no BatchNorm
     copy_ = fold_batchnorm(model)
     assert all(a.data_ptr() == b.data_ptr() for a, b in zip(model.parameters(), copy_.parameters()))
@@ -384,8 +384,7 @@ def test_fold_batchnorm_shares_unchanged_weights_and_folds_in_place(tiny, monkey
     assert not any(isinstance(m, nn.BatchNorm2d) for m in owned.modules())
     with torch.no_grad():
         assert (owned(x) - expected).abs().max().item() < 1e-5
-    monkeypatch.setattr(export, "AUTO_OWN_WEIGHTS_MAX_MB", 0)         # a "large" model: bf16 copies its convs only
-    fast = fast_generator(model, "torch-bf16")
+    fast = fast_generator(model, "torch-bf16")                        # bf16 copies the convs' weights only
     convs = {id(p) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for p in m.parameters()}
     others = {p.data_ptr() for p in model.parameters() if id(p) not in convs}      # LayerNorm's, SimpleGate scales
     assert others and others <= {p.data_ptr() for p in fast.parameters()}

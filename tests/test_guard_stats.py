@@ -1,20 +1,17 @@
 """scripts/guard_stats.py: what the guard measures per condition on a split, for choosing its thresholds."""
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from medgan_nb.guard import Guard
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = str(REPO / "data" / "kvasir-sample")
+from test_split_scores import load_script
+
+SAMPLE = str(Path(__file__).resolve().parents[1] / "data" / "kvasir-sample")
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("guard_stats", REPO / "scripts" / "guard_stats.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("guard_stats")
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,12 @@
 import importlib.util
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "split_scores.py"
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("split_scores", SCRIPT)
+def load_script(name: str = "split_scores"):
+    """scripts/<name>.py as a module (the scripts folder is no package)."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -19,4 +20,4 @@ def test_harmed_frames_lists_frames_more_than_the_margin_below_their_input(tmp_p
                    "clean,identity,a/y.jpg,100.0,1\nclean,gan,a/y.jpg,100.0,1\n"     # unchanged
                    "noisy,identity,a/x.jpg,30.0,0.8\nnoisy,gan,a/x.jpg,29.95,0.8\n"  # within 0.1 dB
                    "noisy,identity,a/y.jpg,30.0,0.8\nnoisy,gan,a/y.jpg,29.5,0.8\n")  # harmed by 0.5 dB
-    assert _script().harmed_frames(csv) == {"clean": [("x.jpg", -27.0)], "noisy": [("y.jpg", -0.5)]}
+    assert load_script().harmed_frames(csv) == {"clean": [("x.jpg", -27.0)], "noisy": [("y.jpg", -0.5)]}
