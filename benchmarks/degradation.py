@@ -3,7 +3,9 @@
 ``degradation()`` times, taking turns, the original (`benchmarks.seed_reference.apply_degradation`, image by
 image), the project's `Degradation` on the whole batch, each of its steps alone, and drawing the batch's
 Gaussian noise alone (``torch.randn``): no pipeline with the same random numbers can be faster than that
-draw, so ``randn_fraction`` says how close to that bound the pipeline is. ``profile_table()`` is the
+draw, so ``randn_fraction`` says how close to that bound the pipeline is. It also times the pipeline with
+``noise_reuse=NOISE_REUSE`` (`medgan_nb.degrade.NoiseBank`: the same distribution per image, each drawn
+normal used by about that many images), which is not bound by that draw. ``profile_table()`` is the
 torch.profiler view of the pipeline. ``python -m benchmarks.degradation [SIZE ...]`` prints both.
 """
 from __future__ import annotations
@@ -20,6 +22,8 @@ from medgan_nb.degrade import Degradation
 from . import seed_reference as ref
 from .common import measure
 
+NOISE_REUSE = 8
+
 
 def _step_inputs(cfg: Config, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """The batch each step of the pipeline receives (the output of the steps before it)."""
@@ -32,16 +36,18 @@ def degradation(size: int = 256, batch: int = 32, reps: int = 5) -> dict:
     """Images/s: the original's per-image loop vs the batched pipeline, the same four degradations (seed order),
     and ms per batch for each step alone and for drawing the noise alone."""
     torch.manual_seed(0)
-    unit = torch.rand(batch, 3, size, size)                  # the original works on [0, 1] images
+    unit = torch.rand(batch, 3, size, size)                  # the original works on [0, 1] images,
+    x = unit * 2 - 1                                         # the project on [-1, 1] (as its data sets give them)
     cfg = Config.preset("seed")                              # noise, salt-and-pepper, blur, colour jitter
-    pipeline = Degradation(cfg)
+    pipeline, reuse = Degradation(cfg), Degradation(cfg.replace(noise_reuse=NOISE_REUSE))
     fns = {"seed": lambda: [ref.apply_degradation(img) for img in unit],
-           "project": lambda: pipeline(unit * 2 - 1),
+           "project": lambda: pipeline(x),
+           "project_reuse": lambda: reuse(x),
            "randn": lambda: torch.randn(batch, 3, size, size)}
-    for name, x in _step_inputs(cfg, unit * 2 - 1).items():
-        fns[f"step_{name}"] = lambda step=Degradation(cfg, names=(name,)), x=x: step(x)
+    for name, given in _step_inputs(cfg, x).items():
+        fns[f"step_{name}"] = lambda step=Degradation(cfg, names=(name,)), given=given: step(given)
     t = measure(fns, reps)
-    seed, project, floor = t["seed"], t["project"], t["randn"]
+    seed, project, floor, reused = t["seed"], t["project"], t["randn"], t["project_reuse"]
     rate = lambda s: batch / s["median_s"]  # noqa: E731
     return {
         "what": f"images/s at {size}², batch {batch}: noise, salt-and-pepper, blur, colour jitter",
@@ -50,10 +56,13 @@ def degradation(size: int = 256, batch: int = 32, reps: int = 5) -> dict:
         "randn_only_images_per_s": round(rate(floor), 1),
         "ratio_bound_by_randn": round(seed["median_s"] / floor["median_s"], 2),
         "randn_fraction": round(floor["median_s"] / project["median_s"], 3),
+        "noise_reuse": NOISE_REUSE, "project_reuse_images_per_s": round(rate(reused), 1),
+        "ratio_reuse": round(seed["median_s"] / reused["median_s"], 2), "project_reuse": reused,
         "steps_ms": {k[5:]: round(1000 * v["median_s"], 3) for k, v in t.items() if k.startswith("step_")},
         "torch_threads": torch.get_num_threads(),
         "note": "ratio_bound_by_randn: the ratio if everything but drawing the Gaussian noise were free; "
-                "randn_fraction: ratio / ratio_bound_by_randn; steps_ms: each step alone on the batch it receives",
+                "randn_fraction: ratio / ratio_bound_by_randn; *_reuse: the pipeline with noise_reuse (NoiseBank); "
+                "steps_ms: each step alone on the batch it receives (fresh draws)",
     }
 
 

@@ -133,6 +133,10 @@ class Config:
     noise_std: float = 0.15
     noise_std_range: float = 0.05          # std drawn from noise_std ± noise_std_range
     degradation_p: float = 1.0             # each enabled degradation is applied to an image with this probability
+    noise_reuse: int = 1                   # 1: fresh random numbers for every pixel of every batch; k > 1: training
+                                           # batches take their noise from a bank of normals where each value is
+                                           # drawn once and used by about k images (k times fewer draws; evaluation
+                                           # keeps fresh per-image draws); see degrade.NoiseBank
     sp_amount: float = 0.01                # fraction of pixels hit by salt-and-pepper
     sp_amount_range: float = 0.0           # amount drawn from sp_amount ± sp_amount_range
     sp_salt_ratio: float = 0.5
@@ -210,6 +214,7 @@ class Config:
             (self.blocks >= 1 and self.crops_per_frame >= 1, "blocks and crops_per_frame must be >= 1"),
             (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1) (0: no EMA)"),
             (0 <= self.degradation_p <= 1, "degradation_p must be in [0, 1]"),
+            (self.noise_reuse >= 1, "noise_reuse must be >= 1 (1: fresh noise for every batch)"),
             (0 <= self.sp_amount_range <= self.sp_amount,
              "need 0 <= sp_amount_range <= sp_amount (the amount is drawn from sp_amount ± sp_amount_range)"),
             (self.gan_mode in ("vanilla", "lsgan"), "gan_mode must be 'vanilla' or 'lsgan'"),

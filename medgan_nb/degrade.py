@@ -25,6 +25,12 @@ string or int per image, e.g. its file path) for per-image seeds: image
 "a.png" is then degraded identically in every run, whatever batch it is in and
 whether the model runs on the CPU or a GPU (the random numbers are drawn on the
 CPU). Evaluation uses this mode.
+
+Speed. Drawing the random numbers is most of the work on a CPU (PyTorch's generator is serial: about
+3 ns per normal). With ``noise_reuse=k`` in the config, a batch degraded with ``generator=`` (training)
+takes its Gaussian noise and its salt-and-pepper from a `NoiseBank` in which each drawn normal serves
+about k images, at new positions. Each image still gets independent standard normals; only images of
+different batches share values. ``keys=`` always draws fresh numbers.
 """
 from __future__ import annotations
 
@@ -115,11 +121,18 @@ def salt_and_pepper(x: torch.Tensor, amount: torch.Tensor | float, salt_ratio: f
     return _speckle(x, _draw(torch.rand, (n, 1, h, w), generator, x), amount, salt_ratio)
 
 
-def _speckle(x: torch.Tensor, u: torch.Tensor, amount: torch.Tensor | float, salt_ratio: float) -> torch.Tensor:
-    """Salt and pepper from uniforms u (N, 1, H, W): one draw decides hit (u < amount) and colour."""
+def _speckle(x: torch.Tensor, u: torch.Tensor, amount: torch.Tensor | float, salt_ratio: float,
+             normals: bool = False) -> torch.Tensor:
+    """Salt and pepper from uniforms u (N, 1, H, W): one draw decides hit (u < amount) and colour.
+
+    normals: u holds standard normals z instead; z < ndtri(a) exactly when the uniform ndtr(z) < a, so the
+    thresholds move to z's scale instead of every value to [0, 1] (ndtr costs as much as a fresh draw)."""
     amount = _per_image(amount, x)
-    value = _less(u, amount * salt_ratio).mul_(2).sub_(1)          # salt +1, pepper -1
-    return torch.lerp(x, value, _less(u, amount))                  # weight 0 or 1: exactly x or value
+    hit, salt = amount, amount * salt_ratio
+    if normals:
+        hit, salt = torch.special.ndtri(hit), torch.special.ndtri(salt)
+    value = _less(u, salt).mul_(2).sub_(1)                         # salt +1, pepper -1
+    return torch.lerp(x, value, _less(u, hit))                     # weight 0 or 1: exactly x or value
 
 
 def gaussian_taps(sigma: torch.Tensor, size: int) -> torch.Tensor:
@@ -325,20 +338,64 @@ def _sample(name: str, cfg: Config, x: torch.Tensor, g: torch.Generator | None) 
     raise ValueError(f"unknown degradation {name!r}")
 
 
-def _field(name: str, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor | None:
-    """The random numbers a step draws per pixel, drawn for the whole batch at once: the same numbers as always."""
-    if name == "noise":
-        return _draw(torch.randn, x.shape, g, x)
-    if name == "salt_pepper":
-        return _draw(torch.rand, (x.shape[0], 1, *x.shape[2:]), g, x)
-    return None
+class NoiseBank:
+    """Standard normals drawn once and lent to many images: ``take`` returns a window of the bank at a random
+    offset, after replacing 1/reuse as many values as it lends with new draws (a ring), so each drawn value
+    serves about `reuse` images at different positions, and draws cost 1/reuse of fresh noise.
+
+    Within a window the values are independent N(0, 1), as fresh draws; windows of later batches overlap
+    earlier ones. The bank holds twice the largest request (float32, on the generator's device) and starts
+    again from new draws when it is given another generator (train.py seeds one per epoch: a resumed epoch
+    gets the same noise).
+    """
+
+    def __init__(self, reuse: int):
+        self.reuse = reuse
+        self.values: torch.Tensor | None = None
+        self.generator: torch.Generator | None = None
+        self.ring = 0                      # where the next new draws go
+
+    def take(self, shape: Sequence[int], generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
+        """A window of math.prod(shape) normals as a tensor of that shape on like's device and dtype: where it
+        can be, a view of the bank (do not write to it; the next take may replace some of its values)."""
+        n = math.prod(shape)
+        device = generator.device if generator is not None else like.device
+        if (self.values is None or generator is not self.generator or self.values.numel() < 2 * n
+                or self.values.device != device):
+            self.values = torch.randn(2 * n, generator=generator, device=device)
+            self.generator, self.ring = generator, 0
+        else:
+            self._refresh(-(-n // self.reuse), generator)
+        start = int(torch.randint(self.values.numel() - n + 1, (1,), generator=generator, device=device))
+        return self.values[start:start + n].view(tuple(shape)).to(like.device, like.dtype)
+
+    def _refresh(self, count: int, generator: torch.Generator | None) -> None:
+        """New draws for the next `count` values of the ring."""
+        size = self.values.numel()
+        while count > 0:
+            part = self.values[self.ring:self.ring + count]
+            part.normal_(generator=generator)
+            self.ring = (self.ring + part.numel()) % size
+            count -= part.numel()
 
 
-def _apply(name: str, cfg: Config, x: torch.Tensor, p: Params, field: torch.Tensor | None) -> torch.Tensor:
+def _field(name: str, x: torch.Tensor, g: torch.Generator | None, bank: NoiseBank | None) -> torch.Tensor | None:
+    """The random numbers a step draws per pixel, for the whole batch at once: without a bank, the same numbers
+    as always (uniforms for salt-and-pepper); from a bank, normals for both."""
+    shape = {"noise": x.shape, "salt_pepper": (x.shape[0], 1, *x.shape[2:])}.get(name)
+    if shape is None:
+        return None
+    if bank is not None:
+        return bank.take(shape, g, x)
+    return _draw(torch.randn if name == "noise" else torch.rand, shape, g, x)
+
+
+def _apply(name: str, cfg: Config, x: torch.Tensor, p: Params, field: torch.Tensor | None,
+           normals: bool = False) -> torch.Tensor:
     if name == "noise":
         return _add_noise(x, field, p["noise_std"])
     if name == "salt_pepper":
-        return _speckle(x, field, p["sp_amount"], cfg.sp_salt_ratio)
+        return _speckle(x, field, p["sp_amount"], cfg.sp_salt_ratio, normals)
     if name == "blur":
         return gaussian_blur(x, p["blur_sigma"], cfg.blur_kernel)
     if name == "color_jitter":
@@ -360,22 +417,25 @@ def _apply(name: str, cfg: Config, x: torch.Tensor, p: Params, field: torch.Tens
 
 @dataclass
 class _Step:
-    """One step's random draws for a set of images: parameters, per-pixel field (or None), hit mask (or None)."""
+    """One step's random draws for a set of images: parameters, per-pixel field (or None), hit mask (or None);
+    normals: the field came from a NoiseBank (standard normals, also for salt-and-pepper)."""
     name: str
     params: Params
     field: torch.Tensor | None
     hit: torch.Tensor | None
+    normals: bool = False
 
     def rows(self, index: torch.Tensor | slice) -> _Step:
         """The draws of images `index` only."""
         pick = lambda t: None if t is None else t[index]  # noqa: E731
-        return _Step(self.name, {k: v[index] for k, v in self.params.items()}, pick(self.field), pick(self.hit))
+        return _Step(self.name, {k: v[index] for k, v in self.params.items()}, pick(self.field), pick(self.hit),
+                     self.normals)
 
     def apply(self, cfg: Config, x: torch.Tensor) -> torch.Tensor:
         if self.hit is None or self.hit.all():
-            return _apply(self.name, cfg, x, self.params, self.field)
+            return _apply(self.name, cfg, x, self.params, self.field, self.normals)
         if self.field is not None:          # a cheap step: run on all, keep x where it did not hit
-            return _apply(self.name, cfg, x, self.params, self.field).lerp_(x, _per_image(~self.hit, x))
+            return _apply(self.name, cfg, x, self.params, self.field, self.normals).lerp_(x, _per_image(~self.hit, x))
         # a step without a per-pixel field costs many passes (a blur: two per tap): run it on the images it hits
         hit = self.hit.nonzero().squeeze(1)
         if not len(hit):
@@ -392,7 +452,7 @@ def _cat(steps: Sequence[_Step]) -> _Step:
     cat = lambda ts: None if ts[0] is None else torch.cat(ts)  # noqa: E731
     s = steps[0]
     return _Step(s.name, {k: torch.cat([t.params[k] for t in steps]) for k in s.params},
-                 cat([t.field for t in steps]), cat([t.hit for t in steps]))
+                 cat([t.field for t in steps]), cat([t.hit for t in steps]), s.normals)
 
 
 def seed_for(key: str | int, base_seed: int = 0) -> int:
@@ -428,6 +488,7 @@ class Degradation:
         self.steps = tuple(d for d in order if d in enabled)
         physical = DEGRADATION_ORDERS["physical"]
         self.other_steps = tuple(d for d in physical if d in enabled) if cfg.degradation_order == "mixed" else None
+        self.bank = NoiseBank(cfg.noise_reuse) if cfg.noise_reuse > 1 else None     # for generator= calls
 
     def __repr__(self) -> str:
         return f"Degradation({' -> '.join(self.steps) or 'identity'})"
@@ -444,46 +505,47 @@ class Degradation:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected a batch of RGB images (N, 3, H, W), got shape {tuple(x.shape)}")
         if keys is None:
-            jobs, params = self._draws(x, generator)
+            jobs, params = self._draws(x, generator, self.bank)
         else:
             if len(keys) != x.shape[0]:
                 raise ValueError(f"got {len(keys)} keys for {x.shape[0]} images")
             jobs, params = self._keyed_draws(x, keys)
         if not any(steps for _, steps in jobs):
             return Degraded(x, params)
-        out = _spare(jobs, x)
+        out = _spare(jobs, x) if self.bank is None else torch.empty_like(x)    # never write into the bank
         for index, steps in jobs:
             self._run(x, index, steps, out)
         return Degraded(out, params)
 
-    def _draws(self, x: torch.Tensor, g: torch.Generator | None) -> tuple[list[_Job], Params]:
+    def _draws(self, x: torch.Tensor, g: torch.Generator | None,
+               bank: NoiseBank | None = None) -> tuple[list[_Job], Params]:
         """The batch's random draws, as jobs, and the parameters to report."""
         if self.other_steps is None:
-            steps, params = self._draw_steps(x, g, self.steps)
+            steps, params = self._draw_steps(x, g, self.steps, bank)
             return [(None, steps)], params
         physical = _draw(torch.rand, (x.shape[0],), g, x) < 0.5       # "mixed": half get the physical order
-        a = self._draw_steps(x, g, self.other_steps) if physical.any() else None
-        b = self._draw_steps(x, g, self.steps) if not physical.all() else None
+        a = self._draw_steps(x, g, self.other_steps, bank) if physical.any() else None
+        b = self._draw_steps(x, g, self.steps, bank) if not physical.all() else None
         a, b = a or b, b or a
         everyone = torch.arange(x.shape[0], device=x.device)
         jobs = [(everyone[pick], [s.rows(pick) for s in steps])
                 for pick, steps in ((physical, a[0]), (~physical, b[0]))]
         return jobs, _merge(physical, a[1], b[1], x.dtype)
 
-    def _draw_steps(self, x: torch.Tensor, g: torch.Generator | None,
-                    names: Sequence[str]) -> tuple[list[_Step], Params]:
+    def _draw_steps(self, x: torch.Tensor, g: torch.Generator | None, names: Sequence[str],
+                    bank: NoiseBank | None) -> tuple[list[_Step], Params]:
         """Each step's draws in the order the steps have always made them: parameters, per-pixel field, hits."""
         steps, params = [], {}
         for name in names:
             p = _sample(name, self.cfg, x, g)
-            field = _field(name, x, g)
+            field = _field(name, x, g, bank)
             hit = None
             if self.cfg.degradation_p < 1:       # each step hits an image with this probability
                 hit = _draw(torch.rand, (x.shape[0],), g, x) < self.cfg.degradation_p
                 params.update(_without(name, p, hit), **{f"{name}_applied": hit.to(x.dtype)})
             else:
                 params.update(p)
-            steps.append(_Step(name, p, field, hit))
+            steps.append(_Step(name, p, field, hit, bank is not None))
         return steps, params
 
     def _keyed_draws(self, x: torch.Tensor, keys: Sequence[str | int]) -> tuple[list[_Job], Params]:

@@ -4,9 +4,11 @@ from benchmarks.degradation import degradation, profile_table
 def test_degradation_benchmark_reports_rates_ratios_and_step_times():
     result = degradation(size=32, batch=4, reps=1)
     for key in ("what", "seed_images_per_s", "project_images_per_s", "ratio", "randn_only_images_per_s",
-                "ratio_bound_by_randn", "randn_fraction", "steps_ms", "seed", "project"):
+                "ratio_bound_by_randn", "randn_fraction", "steps_ms", "seed", "project", "project_reuse_images_per_s",
+                "ratio_reuse", "noise_reuse"):
         assert key in result
-    for key in ("seed_images_per_s", "project_images_per_s", "ratio", "ratio_bound_by_randn", "randn_fraction"):
+    for key in ("seed_images_per_s", "project_images_per_s", "ratio", "ratio_bound_by_randn", "randn_fraction",
+                "project_reuse_images_per_s", "ratio_reuse"):
         assert result[key] > 0
     assert set(result["steps_ms"]) == {"noise", "salt_pepper", "blur", "color_jitter"}
     assert all(ms > 0 for ms in result["steps_ms"].values())

@@ -362,3 +362,62 @@ def test_pipeline_leaves_its_input_alone_and_returns_new_memory():
     for cfg in PIPELINES.values():
         out = Degradation(cfg)(x, generator=torch.Generator().manual_seed(0)).image
         assert torch.equal(x, before) and out.data_ptr() != x.data_ptr() and not torch.equal(out, x)
+
+
+# ------------------------------------------------------------------ noise_reuse: the NoiseBank
+def test_noise_bank_lends_standard_normals_and_draws_one_value_per_reuse_lent():
+    bank = degrade.NoiseBank(reuse=8)
+    g = torch.Generator().manual_seed(0)
+    like = torch.empty(0)
+    first = bank.take((4, 3, 64, 64), g, like).clone()                    # a view, until the next take
+    n = first.numel()
+    assert first.shape == (4, 3, 64, 64) and bank.values.numel() == 2 * n
+    assert abs(first.mean().item()) < 0.02 and abs(first.std().item() - 1) < 0.02
+    before = bank.values.clone()
+    bank.take((4, 3, 64, 64), g, like)
+    changed = (bank.values != before).nonzero().squeeze(1)
+    assert torch.equal(changed, torch.arange(n // 8))                      # the ring's next n / 8 values, no more
+    for _ in range(15):                                                   # the ring wraps around the bank's end
+        bank.take((4, 3, 64, 64), g, like)
+    assert bank.ring == (16 * (n // 8)) % (2 * n)
+    again = bank.take((4, 3, 64, 64), torch.Generator().manual_seed(0), like)
+    assert bank.ring == 0 and torch.equal(again, first)                   # another generator: drawn again from it
+    assert bank.take((9, 3, 64, 64), g, like).shape == (9, 3, 64, 64) and bank.values.numel() == 18 * 3 * 64 * 64
+
+
+def test_noise_reuse_keeps_the_noise_and_salt_and_pepper_statistics():
+    cfg = Config.preset("seed", degradations=("noise", "salt_pepper"), noise_std=0.1, noise_std_range=0.0,
+                        sp_amount=0.05, sp_salt_ratio=0.25)
+    d = Degradation(cfg.replace(noise_reuse=8))
+    assert d.bank is not None and Degradation(cfg).bank is None
+    x = torch.zeros(8, 3, 128, 128)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):                                                    # later batches come from reused values
+        out = d(x, generator=g).image
+        hit = (out.abs() == 1).all(dim=1)                                 # (N, H, W): whole pixels at +-1
+        assert abs(hit.float().mean().item() - 0.05) < 0.005
+        assert abs((out.permute(0, 2, 3, 1)[hit][:, 0] == 1).float().mean().item() - 0.25) < 0.05
+        residual_std = out.permute(0, 2, 3, 1)[~hit].std(dim=0)            # per channel, in [-1, 1] units
+        torch.testing.assert_close(residual_std, torch.full((3,), 0.2), atol=0.005, rtol=0)
+
+
+def test_noise_reuse_is_reproducible_never_lends_its_memory_and_leaves_keyed_draws_alone():
+    cfg = Config.preset("realtime", noise_reuse=4)                        # mixed order, degradation_p < 1
+    x = batch(6, 64)
+
+    def run(d):
+        g = torch.Generator().manual_seed(3)
+        return [d(x, generator=g).image for _ in range(3)]
+    a, b = run(Degradation(cfg)), run(Degradation(cfg))
+    assert all(torch.equal(u, v) for u, v in zip(a, b))                  # same generator, same batches
+    kept = [t.clone() for t in a]
+    d = Degradation(cfg)
+    run(d), run(d)
+    assert all(torch.equal(u, v) for u, v in zip(a, kept))                # later calls do not write into results
+    keys = [f"frame_{i}.png" for i in range(6)]
+    assert torch.equal(d(x, keys=keys).image, Degradation(cfg.replace(noise_reuse=1))(x, keys=keys).image)
+
+
+def test_noise_reuse_must_be_positive():
+    with pytest.raises(ValueError, match="noise_reuse"):
+        Config.preset("seed", noise_reuse=0)
