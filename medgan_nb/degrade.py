@@ -340,24 +340,26 @@ def _sample(name: str, cfg: Config, x: torch.Tensor, g: torch.Generator | None) 
 
 class NoiseBank:
     """Standard normals drawn once and lent to many images: ``take`` returns a window of the bank at a random
-    offset, after replacing 1/reuse as many values as it lends with new draws (a ring), so each drawn value
-    serves about `reuse` images at different positions, and draws cost 1/reuse of fresh noise.
+    offset, after replacing 1/reuse as many values as it lends with new draws, so each drawn value serves
+    about `reuse` images at different positions, and draws cost 1/reuse of fresh noise.
 
-    Within a window the values are independent N(0, 1), as fresh draws; windows of later batches overlap
-    earlier ones. The bank holds twice the largest request (float32, on the generator's device) and starts
-    again from new draws when it is given another generator (train.py seeds one per epoch: a resumed epoch
-    gets the same noise).
+    The bank is a ring: windows wrap around its end, so every value is equally likely to be lent (a window
+    kept inside the ends would lend the middle values to every batch). Within a window the values are
+    independent N(0, 1), as fresh draws; windows of later batches overlap earlier ones. The bank holds twice
+    the largest request (float32, on the generator's device) and starts again from new draws when it is given
+    another generator (train.py seeds one per epoch: a resumed epoch gets the same noise).
     """
 
     def __init__(self, reuse: int):
         self.reuse = reuse
         self.values: torch.Tensor | None = None
         self.generator: torch.Generator | None = None
-        self.ring = 0                      # where the next new draws go
+        self.ring = 0                      # where the next new draws go: they go round the ring
 
     def take(self, shape: Sequence[int], generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
-        """A window of math.prod(shape) normals as a tensor of that shape on like's device and dtype: where it
-        can be, a view of the bank (do not write to it; the next take may replace some of its values)."""
+        """A window of math.prod(shape) normals as a tensor of that shape on like's device and dtype: a view of
+        the bank where it can be (do not write to it; the next take may replace some of its values), a copy
+        where it wraps around the end."""
         n = math.prod(shape)
         device = generator.device if generator is not None else like.device
         if (self.values is None or generator is not self.generator or self.values.numel() < 2 * n
@@ -366,8 +368,11 @@ class NoiseBank:
             self.generator, self.ring = generator, 0
         else:
             self._refresh(-(-n // self.reuse), generator)
-        start = int(torch.randint(self.values.numel() - n + 1, (1,), generator=generator, device=device))
-        return self.values[start:start + n].view(tuple(shape)).to(like.device, like.dtype)
+        start = int(torch.randint(self.values.numel(), (1,), generator=generator, device=device))
+        window = self.values[start:start + n]
+        if window.numel() < n:
+            window = torch.cat([window, self.values[:n - window.numel()]])
+        return window.view(tuple(shape)).to(like.device, like.dtype)
 
     def _refresh(self, count: int, generator: torch.Generator | None) -> None:
         """New draws for the next `count` values of the ring."""

@@ -421,3 +421,17 @@ def test_noise_reuse_is_reproducible_never_lends_its_memory_and_leaves_keyed_dra
 def test_noise_reuse_must_be_positive():
     with pytest.raises(ValueError, match="noise_reuse"):
         Config.preset("seed", noise_reuse=0)
+
+
+def test_noise_bank_lends_every_value_equally_often_wrapping_around_its_end():
+    bank = degrade.NoiseBank(reuse=10 ** 9)                               # one new value per take: a still bank
+    g, n = torch.Generator().manual_seed(0), 100
+    bank.take((n,), g, torch.empty(0))
+    lent = torch.zeros(2 * n)
+    for _ in range(400):
+        window = bank.take((n,), g, torch.empty(0))
+        start = int((bank.values == window[0]).nonzero()[0])
+        index = (start + torch.arange(n)) % (2 * n)
+        assert torch.equal(window, bank.values[index])                     # a window runs on over the end
+        lent[index] += 1
+    assert 120 < lent.min() and lent.max() < 280                          # 200 expected for every value
