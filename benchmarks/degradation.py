@@ -66,10 +66,11 @@ def degradation(size: int = 256, batch: int = 32, reps: int = 5) -> dict:
     }
 
 
-def profile_table(size: int = 256, batch: int = 32, reps: int = 3) -> str:
+def profile_table(size: int = 256, batch: int = 32, reps: int = 3, noise_reuse: int = 1) -> str:
     """torch.profiler's top 15 operators (by self CPU time) of `reps` calls of the seed pipeline, after 2 warm-ups."""
     x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    pipeline, g = Degradation(Config.preset("seed")), torch.Generator().manual_seed(0)
+    pipeline = Degradation(Config.preset("seed", noise_reuse=noise_reuse))
+    g = torch.Generator().manual_seed(0)
     for _ in range(2):
         pipeline(x, generator=g)
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
@@ -81,7 +82,8 @@ def profile_table(size: int = 256, batch: int = 32, reps: int = 3) -> str:
 def main(sizes: list[int]) -> None:
     for size in sizes:
         print(json.dumps(degradation(size=size), indent=1))
-        print(profile_table(size))
+        for reuse in (1, NOISE_REUSE):
+            print(f"profile at {size}², noise_reuse {reuse}:\n{profile_table(size, noise_reuse=reuse)}")
 
 
 if __name__ == "__main__":

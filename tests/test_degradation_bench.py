@@ -15,8 +15,9 @@ def test_degradation_benchmark_reports_rates_ratios_and_step_times():
 
 
 def test_profile_table_lists_the_pipeline_operators():
-    table = profile_table(size=16, batch=2, reps=1)
-    assert "aten::" in table and "Self CPU" in table
+    for reuse in (1, 8):
+        table = profile_table(size=16, batch=2, reps=1, noise_reuse=reuse)
+        assert "aten::" in table and "Self CPU" in table
 
 
 def test_data_share_splits_a_step_into_data_and_model():
