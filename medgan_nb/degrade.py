@@ -343,45 +343,48 @@ class NoiseBank:
     offset, after replacing 1/reuse as many values as it lends with new draws, so each drawn value serves
     about `reuse` images at different positions, and draws cost 1/reuse of fresh noise.
 
-    The bank is a ring: windows wrap around its end, so every value is equally likely to be lent (a window
-    kept inside the ends would lend the middle values to every batch). Within a window the values are
-    independent N(0, 1), as fresh draws; windows of later batches overlap earlier ones. The bank holds twice
-    the largest request (float32, on the generator's device) and starts again from new draws when it is given
-    another generator (train.py seeds one per epoch: a resumed epoch gets the same noise).
+    The bank is a ring of twice the largest request (float32, on the generator's device): windows wrap around
+    its end, so every value is equally likely to be lent (windows kept inside the ends would lend the middle
+    values to every batch). The ring's first half is kept a second time after its end, so that every window
+    is a view, never a copy. Within a window the values are independent N(0, 1), as fresh draws; windows of
+    later batches overlap earlier ones. The bank starts again from new draws when it is given another
+    generator (train.py seeds one per epoch: a resumed epoch gets the same noise).
     """
 
     def __init__(self, reuse: int):
         self.reuse = reuse
-        self.values: torch.Tensor | None = None
+        self.values: torch.Tensor | None = None     # the ring, then its first half again
+        self.size = 0                               # the ring's length
         self.generator: torch.Generator | None = None
-        self.ring = 0                      # where the next new draws go: they go round the ring
+        self.ring = 0                               # where the next new draws go: they go round the ring
 
     def take(self, shape: Sequence[int], generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
         """A window of math.prod(shape) normals as a tensor of that shape on like's device and dtype: a view of
-        the bank where it can be (do not write to it; the next take may replace some of its values), a copy
-        where it wraps around the end."""
+        the bank (do not write to it; the next take may replace some of its values)."""
         n = math.prod(shape)
         device = generator.device if generator is not None else like.device
-        if (self.values is None or generator is not self.generator or self.values.numel() < 2 * n
-                or self.values.device != device):
-            self.values = torch.randn(2 * n, generator=generator, device=device)
-            self.generator, self.ring = generator, 0
+        if self.values is None or generator is not self.generator or self.size < 2 * n or self.values.device != device:
+            self.size, self.generator, self.ring = 2 * n, generator, 0
+            self.values = torch.empty(3 * n, device=device)
+            self._draw(0, 2 * n)
         else:
-            self._refresh(-(-n // self.reuse), generator)
-        start = int(torch.randint(self.values.numel(), (1,), generator=generator, device=device))
-        window = self.values[start:start + n]
-        if window.numel() < n:
-            window = torch.cat([window, self.values[:n - window.numel()]])
-        return window.view(tuple(shape)).to(like.device, like.dtype)
+            self._refresh(-(-n // self.reuse))
+        start = int(torch.randint(self.size, (1,), generator=generator, device=device))
+        return self.values[start:start + n].view(tuple(shape)).to(like.device, like.dtype)
 
-    def _refresh(self, count: int, generator: torch.Generator | None) -> None:
+    def _refresh(self, count: int) -> None:
         """New draws for the next `count` values of the ring."""
-        size = self.values.numel()
         while count > 0:
-            part = self.values[self.ring:self.ring + count]
-            part.normal_(generator=generator)
-            self.ring = (self.ring + part.numel()) % size
-            count -= part.numel()
+            part = min(count, self.size - self.ring)
+            self._draw(self.ring, self.ring + part)
+            self.ring, count = (self.ring + part) % self.size, count - part
+
+    def _draw(self, a: int, b: int) -> None:
+        """New draws for ring values a to b, and for their copies after the ring's end."""
+        self.values[a:b].normal_(generator=self.generator)
+        copies = self.values[self.size:]
+        if a < copies.numel():
+            copies[a:b].copy_(self.values[a:min(b, copies.numel())])
 
 
 def _field(name: str, x: torch.Tensor, g: torch.Generator | None, bank: NoiseBank | None) -> torch.Tensor | None:

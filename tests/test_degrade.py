@@ -371,18 +371,19 @@ def test_noise_bank_lends_standard_normals_and_draws_one_value_per_reuse_lent():
     like = torch.empty(0)
     first = bank.take((4, 3, 64, 64), g, like).clone()                    # a view, until the next take
     n = first.numel()
-    assert first.shape == (4, 3, 64, 64) and bank.values.numel() == 2 * n
+    assert first.shape == (4, 3, 64, 64) and bank.size == 2 * n
     assert abs(first.mean().item()) < 0.02 and abs(first.std().item() - 1) < 0.02
     before = bank.values.clone()
     bank.take((4, 3, 64, 64), g, like)
     changed = (bank.values != before).nonzero().squeeze(1)
-    assert torch.equal(changed, torch.arange(n // 8))                      # the ring's next n / 8 values, no more
+    assert torch.equal(changed, torch.cat([torch.arange(n // 8), 2 * n + torch.arange(n // 8)]))  # and their copies
     for _ in range(15):                                                   # the ring wraps around the bank's end
         bank.take((4, 3, 64, 64), g, like)
     assert bank.ring == (16 * (n // 8)) % (2 * n)
     again = bank.take((4, 3, 64, 64), torch.Generator().manual_seed(0), like)
     assert bank.ring == 0 and torch.equal(again, first)                   # another generator: drawn again from it
-    assert bank.take((9, 3, 64, 64), g, like).shape == (9, 3, 64, 64) and bank.values.numel() == 18 * 3 * 64 * 64
+    assert bank.take((9, 3, 64, 64), g, like).shape == (9, 3, 64, 64) and bank.size == 18 * 3 * 64 * 64
+    assert torch.equal(bank.values[bank.size:], bank.values[:bank.size // 2])      # the first half, again
 
 
 def test_noise_reuse_keeps_the_noise_and_salt_and_pepper_statistics():
@@ -430,8 +431,9 @@ def test_noise_bank_lends_every_value_equally_often_wrapping_around_its_end():
     lent = torch.zeros(2 * n)
     for _ in range(400):
         window = bank.take((n,), g, torch.empty(0))
-        start = int((bank.values == window[0]).nonzero()[0])
+        start = int((bank.values[:2 * n] == window[0]).nonzero()[0])
         index = (start + torch.arange(n)) % (2 * n)
         assert torch.equal(window, bank.values[index])                     # a window runs on over the end
+        assert window.data_ptr() == bank.values[start:].data_ptr()         # a view, not a copy
         lent[index] += 1
     assert 120 < lent.min() and lent.max() < 280                          # 200 expected for every value
