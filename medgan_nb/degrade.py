@@ -531,14 +531,17 @@ class Degradation:
         if self.other_steps is None:
             steps, params = self._draw_steps(x, g, self.steps, bank)
             return [(None, steps)], params
-        physical = _draw(torch.rand, (x.shape[0],), g, x) < 0.5       # "mixed": half get the physical order
-        a = self._draw_steps(x, g, self.other_steps, bank) if physical.any() else None
-        b = self._draw_steps(x, g, self.steps, bank) if not physical.all() else None
-        a, b = a or b, b or a
+        # "mixed": about half of the images get the physical order; each order draws for its own images only
+        physical = _draw(torch.rand, (x.shape[0],), g, x) < 0.5
         everyone = torch.arange(x.shape[0], device=x.device)
-        jobs = [(everyone[pick], [s.rows(pick) for s in steps])
-                for pick, steps in ((physical, a[0]), (~physical, b[0]))]
-        return jobs, _merge(physical, a[1], b[1], x.dtype)
+        jobs, parts = [], []
+        for pick, names in ((physical, self.other_steps), (~physical, self.steps)):
+            if pick.any():
+                shape_only = x.new_empty((int(pick.sum()), *x.shape[1:]))     # its values are never read
+                steps, params = self._draw_steps(shape_only, g, names, bank)
+                jobs.append((everyone[pick], steps))
+                parts.append((pick, params))
+        return jobs, _merge(physical, parts, x.dtype)
 
     def _draw_steps(self, x: torch.Tensor, g: torch.Generator | None, names: Sequence[str],
                     bank: NoiseBank | None) -> tuple[list[_Step], Params]:
@@ -605,10 +608,14 @@ def _spare(jobs: list[_Job], x: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(x)
 
 
-def _merge(pick: torch.Tensor, a: Params, b: Params, dtype: torch.dtype) -> Params:
-    """Parameters from `a` where pick is true, else from `b`."""
-    params = {k: torch.where(pick.view(-1, *[1] * (v.ndim - 1)), v, b[k]) for k, v in a.items()}
-    return {**params, "physical_order": pick.to(dtype)}
+def _merge(physical: torch.Tensor, parts: list[tuple[torch.Tensor, Params]], dtype: torch.dtype) -> Params:
+    """The parameters of the whole batch from those of each order's images (pick, params), and the order."""
+    params = {}
+    for key, first in parts[0][1].items():
+        params[key] = first.new_zeros((len(physical), *first.shape[1:]))
+        for pick, p in parts:
+            params[key][pick] = p[key]
+    return {**params, "physical_order": physical.to(dtype)}
 
 
 def _without(name: str, params: Params, hit: torch.Tensor) -> Params:

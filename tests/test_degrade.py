@@ -275,7 +275,7 @@ def test_noise_and_salt_and_pepper_equal_the_old_formulas_draw_for_draw():
 
 def step_by_step(d, x, g):
     """Degradation before issue 13: each step samples its parameters, then runs on the whole batch drawing its own
-    pixels; the "mixed" order runs both orders on every image and keeps one."""
+    pixels; in the "mixed" order each order runs on its own images (until 2026-12-07 both ran on every image)."""
     cfg = d.cfg
 
     def step(name, x, p):
@@ -314,12 +314,13 @@ def step_by_step(d, x, g):
     if d.other_steps is None:
         return chain(x, d.steps)
     physical = torch.rand(x.shape[0], generator=g) < 0.5
-    a = chain(x, d.other_steps) if physical.any() else None
-    b = chain(x, d.steps) if not physical.all() else None
-    a, b = a or b, b or a
-    pick = lambda v: physical.view(-1, *[1] * (v.ndim - 1))  # noqa: E731
-    params = {k: torch.where(pick(v), v, b[1][k]) for k, v in a[1].items()}
-    return torch.where(pick(a[0]), a[0], b[0]), {**params, "physical_order": physical.float()}
+    image, params = torch.empty_like(x), {}
+    for pick, names in ((physical, d.other_steps), (~physical, d.steps)):
+        if pick.any():
+            image[pick], p = chain(x[pick], names)
+            for k, v in p.items():
+                params.setdefault(k, torch.zeros(x.shape[0], *v.shape[1:]))[pick] = v
+    return image, {**params, "physical_order": physical.float()}
 
 
 PIPELINES = {"seed": Config.preset("seed"), "realtime": Config.preset("realtime"),
