@@ -27,7 +27,7 @@ def run_speed(args: argparse.Namespace, device: torch.device) -> dict:
         "degradation_64": lambda: degradation(size=32 if q else 64, batch=8 if q else 32, reps=2 if q else 40),
         "training": lambda: speed.training(device, reps=1 if q else 3, channels_last=not q),
         "data_loading": lambda: speed.data_loading(n=8 if q else 200, reps=1 if q else 2),
-        "data_share": lambda: {p: data_share(p, steps=2 if q else 20) for p in (("tiny",) if q else ("demo", "lite"))},
+        "data_share": lambda: _data_shares(q),
         "inference": lambda: speed.inference(device, reps=3 if q else 25, frames=4 if q else 36,
                                              compile_=args.compile and not q),
         "memory": lambda: speed.memory(device),
@@ -39,6 +39,14 @@ def run_speed(args: argparse.Namespace, device: torch.device) -> dict:
         sections[name] = jobs[name]()
         sections[name].update(seconds=round(time.perf_counter() - t, 1), created=now())
     return sections
+
+
+def _data_shares(quick: bool) -> dict:
+    """The data's share of a training step: the demo and lite presets, and demo with noise_reuse 8."""
+    steps, presets = (2, ("tiny",)) if quick else (20, ("demo", "lite"))
+    shares = {p: data_share(p, steps) for p in presets}
+    shares[f"{presets[0]}_noise_reuse_8"] = data_share(presets[0], steps, noise_reuse=8)
+    return shares
 
 
 def _f(v, unit: str = "") -> str:
@@ -87,9 +95,11 @@ def table(sections: dict) -> str:
                     f"{_f(d['project_load_images_per_s'])} | {_f(d['ratio_load'])}× | - |")
         rows.append(f"| data loading + degradation, images/s | {_f(d['seed_load_degrade_images_per_s'])} | "
                     f"{_f(d['project_load_degrade_images_per_s'])} | {_f(d['ratio_load_degrade'])}× | - |")
-    for name, d in (sections.get("data_share") or {}).items():
+    for d in (sections.get("data_share") or {}).values():
         if isinstance(d, dict) and "data_share" in d:
-            rows.append(f"| training step, {name} preset (batch {d['batch']}, {d['image_size']}²): data / model s | - | "
+            reuse = f", noise_reuse {d['noise_reuse']}" if d.get("noise_reuse", 1) > 1 else ""
+            rows.append(f"| training step, {d['preset']} preset{reuse} (batch {d['batch']}, {d['image_size']}²): "
+                        f"data / model s | - | "
                         f"{d['data_s']:g} / {d['model_s']:g} s: data {100 * d['data_share']:.0f} % | - | ≤ 20 % |")
     if i := sections.get("inference"):
         rows += _inference_rows(i)

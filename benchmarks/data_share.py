@@ -22,9 +22,11 @@ from medgan_nb.degrade import Degradation
 from medgan_nb.train import make_step
 
 
-def data_share(preset: str, steps: int = 20) -> dict:
-    """Median seconds per step spent on data and on the model, and the data's share, for one preset."""
+def data_share(preset: str, steps: int = 20, noise_reuse: int | None = None) -> dict:
+    """Median seconds per step spent on data and on the model, and the data's share, for one preset
+    (noise_reuse: instead of the preset's)."""
     cfg = Config.preset(preset, output_dir=tempfile.mkdtemp(prefix="medgan-bench-"))
+    cfg = cfg if noise_reuse is None else cfg.replace(noise_reuse=noise_reuse)
     dataset = default_dataset("train", cfg)
     loader = DataLoader(dataset, cfg.batch_size, shuffle=True, drop_last=True, num_workers=cfg.num_workers)
     for _ in loader:                                   # one epoch: decodes (and caches) every frame
@@ -42,7 +44,7 @@ def data_share(preset: str, steps: int = 20) -> dict:
         data_s.append(t1 - t0)
         model_s.append(time.perf_counter() - t1)
     data, model = statistics.median(data_s[2:]), statistics.median(model_s[2:])
-    return {"preset": preset, "batch": cfg.batch_size, "image_size": cfg.image_size, "data_s": round(data, 4),
+    return {"preset": preset, "noise_reuse": cfg.noise_reuse, "batch": cfg.batch_size, "image_size": cfg.image_size, "data_s": round(data, 4),
             "model_s": round(model, 4), "data_share": round(data / (data + model), 3),
             "num_workers": cfg.num_workers, "torch_threads": torch.get_num_threads(), "target": "data <= 20 %"}
 

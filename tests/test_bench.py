@@ -36,6 +36,21 @@ def test_table_lists_ratios_and_targets():
     assert md.splitlines()[2] == "| training iteration, s (seed models, batch 4, 1 D + 3 G) | 20 | 10 | 2× | ≥ 1.3× |"
 
 
+def test_table_names_noise_reuse_in_the_degradation_and_data_share_rows():
+    share = {"preset": "demo", "batch": 16, "image_size": 128, "data_s": 0.02, "model_s": 0.08, "data_share": 0.2}
+    md = table({"degradation": {"what": "images/s", "seed_images_per_s": 100, "project_images_per_s": 400,
+                                "ratio": 4.0, "ratio_bound_by_randn": 10.0, "randn_fraction": 0.4, "noise_reuse": 8,
+                                "project_reuse_images_per_s": 700, "ratio_reuse": 7.0},
+                "data_share": {"demo": {**share, "noise_reuse": 1},
+                               "demo_noise_reuse_8": {**share, "noise_reuse": 8, "data_s": 0.01, "data_share": 0.11}}})
+    rows = md.splitlines()[2:]
+    assert rows[0] == ("| degradation, images/s | 100 | 400; noise_reuse 8: 700 | 4× (randn alone bounds it at 10×: 0.4 "
+                       "of that bound); with noise_reuse 8: 7× | ≥ 10× |")
+    assert rows[1].startswith("| training step, demo preset (batch 16, 128²): data / model s | - | 0.02 / 0.08 s: data 20 %")
+    assert rows[2].startswith("| training step, demo preset, noise_reuse 8 (batch 16, 128²): data / model s | - | "
+                              "0.01 / 0.08 s: data 11 %")
+
+
 def test_seed_reference_degradation_behaves_like_the_original():
     torch.manual_seed(0)
     x = torch.full((3, 64, 64), 0.5)
