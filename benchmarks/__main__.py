@@ -80,12 +80,13 @@ def table(sections: dict) -> str:
     rows = ["| benchmark | seed reference | project | ratio | target |", "|---|---|---|---|---|"]
     for key in ("degradation", "degradation_64"):
         if d := sections.get(key):
-            reuse = (f"; with noise_reuse {d['noise_reuse']}: {_f(d['ratio_reuse'])}×" if "ratio_reuse" in d else "")
-            rows.append(f"| degradation, {d['what']} | {_f(d['seed_images_per_s'])} | "
-                        f"{_f(d['project_images_per_s'])}" + (f"; noise_reuse {d['noise_reuse']}: "
-                                                                f"{_f(d['project_reuse_images_per_s'])}" if reuse else "")
-                        + f" | {_f(d['ratio'])}× (randn alone bounds it at {_f(d['ratio_bound_by_randn'])}×: "
-                        f"{_f(d['randn_fraction'])} of that bound){reuse} | ≥ 10× |")
+            rate, ratio = _f(d["project_images_per_s"]), ""
+            if "ratio_reuse" in d:          # the pipeline with noise_reuse (NoiseBank) as well
+                rate += f"; noise_reuse {d['noise_reuse']}: {_f(d['project_reuse_images_per_s'])}"
+                ratio = f"; with noise_reuse {d['noise_reuse']}: {_f(d['ratio_reuse'])}×"
+            rows.append(f"| degradation, {d['what']} | {_f(d['seed_images_per_s'])} | {rate} | {_f(d['ratio'])}× "
+                        f"(randn alone bounds it at {_f(d['ratio_bound_by_randn'])}×: {_f(d['randn_fraction'])} of "
+                        f"that bound){ratio} | ≥ 10× |")
     if t := sections.get("training"):
         extra = f"; channels_last {_f(t['project_channels_last_s'])} s" if "project_channels_last_s" in t else ""
         rows.append(f"| training iteration, s (seed models, batch 4, 1 D + 3 G) | {_f(t['seed_s'])} | "

@@ -44,8 +44,8 @@ def data_share(preset: str, steps: int = 20, noise_reuse: int | None = None) -> 
         data_s.append(t1 - t0)
         model_s.append(time.perf_counter() - t1)
     data, model = statistics.median(data_s[2:]), statistics.median(model_s[2:])
-    return {"preset": preset, "noise_reuse": cfg.noise_reuse, "batch": cfg.batch_size, "image_size": cfg.image_size, "data_s": round(data, 4),
-            "model_s": round(model, 4), "data_share": round(data / (data + model), 3),
+    return {"preset": preset, "noise_reuse": cfg.noise_reuse, "batch": cfg.batch_size, "image_size": cfg.image_size,
+            "data_s": round(data, 4), "model_s": round(model, 4), "data_share": round(data / (data + model), 3),
             "num_workers": cfg.num_workers, "torch_threads": torch.get_num_threads(), "target": "data <= 20 %"}
 
 

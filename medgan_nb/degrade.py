@@ -27,10 +27,11 @@ whether the model runs on the CPU or a GPU (the random numbers are drawn on the
 CPU). Evaluation uses this mode.
 
 Speed. Drawing the random numbers is about half of the work on a CPU (PyTorch's generator is serial:
-about 3 ns per normal; README "Performance" has the profile). With ``noise_reuse=k`` in the config, a batch degraded with ``generator=`` (training)
-takes its Gaussian noise and its salt-and-pepper from a `NoiseBank` in which each drawn normal serves
-about k images, at new positions. Each image still gets independent standard normals; only images of
-different batches share values. ``keys=`` always draws fresh numbers.
+about 3 ns per normal; README "Performance" has the profile). With ``noise_reuse=k`` in the config, a
+batch degraded with ``generator=`` (training) takes its Gaussian noise and its salt-and-pepper from a
+`NoiseBank` in which each drawn normal serves about k images, at new positions. Each image still gets
+independent standard normals; only images of different batches share values. ``keys=`` always draws
+fresh numbers.
 """
 from __future__ import annotations
 

@@ -44,11 +44,12 @@ def test_table_names_noise_reuse_in_the_degradation_and_data_share_rows():
                 "data_share": {"demo": {**share, "noise_reuse": 1},
                                "demo_noise_reuse_8": {**share, "noise_reuse": 8, "data_s": 0.01, "data_share": 0.11}}})
     rows = md.splitlines()[2:]
-    assert rows[0] == ("| degradation, images/s | 100 | 400; noise_reuse 8: 700 | 4× (randn alone bounds it at 10×: 0.4 "
-                       "of that bound); with noise_reuse 8: 7× | ≥ 10× |")
-    assert rows[1].startswith("| training step, demo preset (batch 16, 128²): data / model s | - | 0.02 / 0.08 s: data 20 %")
-    assert rows[2].startswith("| training step, demo preset, noise_reuse 8 (batch 16, 128²): data / model s | - | "
-                              "0.01 / 0.08 s: data 11 %")
+    assert rows[0] == ("| degradation, images/s | 100 | 400; noise_reuse 8: 700 | 4× (randn alone bounds it at "
+                       "10×: 0.4 of that bound); with noise_reuse 8: 7× | ≥ 10× |")
+    assert rows[1].startswith("| training step, demo preset (batch 16, 128²): data / model s | - | "
+                              "0.02 / 0.08 s: data 20 %")
+    assert rows[2].startswith("| training step, demo preset, noise_reuse 8 (batch 16, 128²): data / model s | - "
+                              "| 0.01 / 0.08 s: data 11 %")
 
 
 def test_seed_reference_degradation_behaves_like_the_original():
