@@ -507,7 +507,8 @@ class Degradation:
                  keys: Sequence[str | int] | None = None) -> Degraded:
         """Degrade a batch (N, 3, H, W) in [-1, 1].
 
-        generator: draws all random numbers (on its device) for a reproducible batch.
+        generator: draws all random numbers (on its device) for a reproducible batch; with cfg.noise_reuse > 1,
+        for a reproducible sequence of batches (the bank starts from this generator's draws).
         keys: one key per image; each image then gets its own CPU generator seeded by
         ``seed_for(key, cfg.seed)``, independent of batch and device.
         """
