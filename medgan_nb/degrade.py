@@ -522,7 +522,7 @@ class Degradation:
             jobs, params = self._keyed_draws(x, keys)
         if not any(steps for _, steps in jobs):
             return Degraded(x, params)
-        out = _spare(jobs, x) if self.bank is None else torch.empty_like(x)    # never write into the bank
+        out = _spare(jobs, x)
         for index, steps in jobs:
             self._run(x, index, steps, out)
         return Degraded(out, params)
@@ -602,10 +602,10 @@ def _group_size(x: torch.Tensor) -> int:
 def _spare(jobs: list[_Job], x: torch.Tensor) -> torch.Tensor:
     """A buffer for the result: the noise drawn for all images in order, if any (each group of images has used
     its noise before its result is written there), else a new one. A new 25 MB buffer costs more in page faults
-    than a pass over it."""
+    than a pass over it. Noise lent by a NoiseBank is never spare: later batches take it again."""
     for index, steps in jobs:
         for s in steps:
-            if index is None and s.field is not None and s.field.shape == x.shape:
+            if index is None and s.field is not None and not s.normals and s.field.shape == x.shape:
                 return s.field
     return torch.empty_like(x)
 

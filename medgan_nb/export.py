@@ -544,8 +544,8 @@ def fast_generator(generator: nn.Module, backend: str = "auto", probe_size: int 
     Why measure instead of a fixed rule: which one wins depends on the model and the machine (on this
     project's 2-core AMD EPYC with AVX512-BF16: torch-bf16 for the shipped realtime UNet and for the 218 MB
     seed UNet, which stays in PyTorch (`auto_candidates`); torch-bf16 or openvino-bf16, from run to run, for
-    the shipped NAFNet). The returned object's ``backend`` attribute names the choice. The engines share one ONNX export, a few seconds
-    once, so `medgan_nb.enhance` uses "auto" only for larger jobs.
+    the shipped NAFNet). The returned object's ``backend`` attribute names the choice. The engines share one
+    ONNX export, a few seconds once, so `medgan_nb.enhance` uses "auto" only for larger jobs.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
