@@ -42,8 +42,9 @@ def candidate_config(name: str, data_dir: str | None, output_dir: str) -> Config
 
 
 def run_one(name: str, cpu_seconds: float, eval_every: float, data_dir: str | None, out: Path,
-            val_images: int = 24) -> dict:
-    """Train one candidate for `cpu_seconds` of this process's CPU time; its PSNR curve."""
+            val_images: int = 24, max_steps: int = 0) -> dict:
+    """Train one candidate for `cpu_seconds` of this process's CPU time (or `max_steps` steps first, if not 0:
+    the tests' fixed amount of work); its PSNR curve, a point every `eval_every` CPU seconds and at the end."""
     cfg = candidate_config(name, data_dir, str(out))
     val = default_dataset("val", cfg.replace(image_size=256, cache_images=False, max_images=val_images))
     clean = torch.stack([val[i][0] for i in range(len(val))])
@@ -54,19 +55,20 @@ def run_one(name: str, cpu_seconds: float, eval_every: float, data_dir: str | No
     loader = torch.utils.data.DataLoader(train_set, cfg.batch_size, shuffle=True, drop_last=True)
     noise = torch.Generator().manual_seed(cfg.seed)
     curve = [(0.0, 0, float(psnr(degraded, clean).mean()))]
-    start, steps, next_eval = time.process_time(), 0, eval_every
-    while time.process_time() - start < cpu_seconds:
+    start, steps, next_eval, done = time.process_time(), 0, eval_every, False
+    while not done:
         for batch, _ in loader:
             step(batch, degrade(batch, generator=noise).image)
             steps += 1
             used = time.process_time() - start
-            if used >= next_eval or used >= cpu_seconds:
+            done = used >= cpu_seconds or steps == max_steps
+            if used >= next_eval or done:
                 score = float(psnr(restore(step.shipped, degraded, torch.device("cpu"), 4), clean).mean())
                 curve.append((round(used / 60, 2), steps, round(score, 3)))
                 print(f"{name}: {used / 60:.1f} CPU min, {steps} steps, val PSNR {score:.2f} dB", flush=True)
                 next_eval += eval_every
                 start += time.process_time() - start - used       # evaluation time does not count
-            if used >= cpu_seconds:
+            if done:
                 break
     params = sum(p.numel() for p in step.G.parameters())
     return {"name": name, "settings": CANDIDATES[name], "parameters": params, "val_images": len(val),

@@ -48,7 +48,7 @@ def setup_lines(cfg: Config) -> list[str]:
              "  " + ", ".join(f"{p} {version_of(p) or 'missing'}" for p in CORE),
              f"device: {device_line()}",
              f"preset {cfg.preset!r}: {cfg.image_size}² crops, {cfg.epochs} epochs, batch {cfg.batch_size}"
-             + (f", runs stop after {cfg.max_minutes:g} min" if cfg.max_minutes else "")]
+             + (f" (a {cfg.max_minutes:g}-minute safety stop per run)" if cfg.max_minutes else "")]
     for package, (what, how) in OPTIONAL.items():
         version = version_of(package)
         lines.append(f"  {package}: {version}" if version else f"  {package}: not installed ({what}: {how})")

@@ -306,11 +306,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Train on the shipped real frames, score the result and the shipped models on held-out frames."""
     from .evaluate import evaluate_goals
     from .pretrained import list_models
-    from .train import train
+    from .train import train, training_summary
     cfg = config_from_args(args)
+    print(f"training the {cfg.preset!r} preset for {cfg.epochs} epochs (a fixed number of steps: a slower or busier "
+          f"machine takes longer, the bar shows the estimate)" + (f"; safety stop after {cfg.max_minutes:g} min"
+                                                                 if cfg.max_minutes else ""))
     started = time.perf_counter()
     run = train(cfg, name=f"demo-{cfg.preset}", quiet=args.quiet)
     minutes = (time.perf_counter() - started) / 60
+    summary = training_summary(run)
+    warning = (f"WARNING: this run was cut short: {summary}. Its scores are of an undertrained model; run the "
+               f"demo on a less busy machine, or raise the stop with --set max_minutes=...\n\n"
+               if summary.cut_short else "")
+    if warning:
+        print(f"\n{warning}", end="")
     task = cfg.replace(image_size=max(cfg.image_size, min(256, cfg.frame_size or cfg.image_size)))
     out = make_run_dir(run, "eval")
     metrics = evaluate_goals(run / "checkpoints" / "best.pt", out, cfg=task, baselines=DEMO_BASELINES,
@@ -318,8 +327,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     shipped = {name: evaluate_goals(None, make_run_dir(run, f"eval-{name}"), cfg=task, baselines=("identity",),
                                     model=name, quiet=args.quiet) for name in list_models()}
     table = demo_table(metrics, shipped)
-    (out / "models.md").write_text(table + "\n")
-    print(f"\ntrained in {minutes:.1f} min; evaluated on held-out images, ", end="")
+    (out / "models.md").write_text(warning + table + "\n")
+    if warning:                           # the report's first line says so too
+        (out / "report.md").write_text(warning + (out / "report.md").read_text())
+    print(f"\n{warning}trained in {minutes:.1f} min ({summary}); evaluated on held-out images, ", end="")
     _print_summary(metrics, out / "report.md")
     print(f"\nmean PSNR (dB) per condition, this run's model beside the shipped ones ({out / 'models.md'}):\n{table}")
     return 0

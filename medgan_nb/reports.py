@@ -61,7 +61,8 @@ def _typed(key: str, value: str | None, file: Path) -> float | int:
 
 def run_complete(run: str | Path) -> bool:
     """Whether `train` returned normally for this run: it writes ``samples/final.png`` last, after the best
-    checkpoint. A run stopped by ``max_minutes`` is complete; one that crashed or was killed is not."""
+    checkpoint. A run ended by the ``max_minutes`` safety stop is complete (`train.training_summary` says it was cut
+    short); one that crashed or was killed is not."""
     run = Path(run)
     return (run / "samples" / "final.png").is_file() and (run / "checkpoints" / "best.pt").is_file()
 

@@ -11,7 +11,7 @@ Learning rates stay constant until ``lr_decay_start`` and then fall linearly to 
 at the last epoch. A run lives in ``<output_dir>/runs/<name>/``:
 
     config.json     the settings         metrics.csv  losses, gradient norms, learning rates, images/s
-    val.csv         PSNR/SSIM per epoch  samples/     degraded | restored | clean grids
+    val.csv         PSNR/SSIM, CPU time  samples/     degraded | restored | clean grids
     checkpoints/    last.pt (every epoch), epoch_NNN.pt (every save_every), best.pt (val PSNR);
                     each state is written once, the other names are hard links to it (or copies)
     parent.json     only in a run started from another run's checkpoint: which one
@@ -38,10 +38,18 @@ Resuming (``resume=``):
   with the parent's rows up to that checkpoint, and its ``best.pt`` is the best of
   the epochs trained in it.
 
-``max_minutes`` stops a run after a time budget: the epoch in progress ends early
-and is validated and saved as if complete. A resumed run then starts the next
+A run's length is its ``epochs``: a fixed number of steps, whatever the machine's
+speed or load. ``max_minutes`` is only a safety stop (wall-clock time, so its effect
+depends on the machine): the epoch in progress ends early and is validated and saved
+as if complete, and the checkpoint lists it in ``capped_epochs`` so that reports can
+say the run was cut short (`training_summary`). A resumed run then starts the next
 epoch, so a run stopped this way and resumed differs from one uninterrupted run:
 the stopped epoch saw fewer batches and its learning-rate step was taken.
+
+``val.csv``'s ``cpu_s`` is the CPU time (all threads of the training process, summed
+over resumes) the run has spent up to that epoch's end, validation included and
+set-up excluded: the cost to compare runs by, which a busy machine does not inflate
+the way it inflates wall-clock time.
 
 Under ``torchrun`` the same function trains with DistributedDataParallel (NCCL on
 GPUs, Gloo on the CPU); only rank 0 writes files. BatchNorm: by default each
@@ -95,7 +103,7 @@ TB_TAGS = {"loss_d": "loss/d", "loss_g": "loss/g", "adv": "loss/adv", "l1": "los
            **{f"grad_{t}": f"grad_norm/{t}" for t in GRAD_TERMS}, "lr_g": "lr/g", "lr_d": "lr/d",
            "images_per_s": "speed/images_per_s"}
 TENSORBOARD_INSTALL = "pip install tensorboard"
-VAL_FIELDS = ["step", "epoch", "psnr", "ssim", "psnr_degraded", "ssim_degraded"]
+VAL_FIELDS = ["step", "epoch", "psnr", "ssim", "psnr_degraded", "ssim_degraded", "cpu_s"]
 TRAINING_STATE = ("generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d", "scaler_g", "scaler_d",
                   "epoch", "step", "best_psnr")       # and "generator_ema" (None without EMA)
 # Tests only: the process kills itself with SIGKILL right after this global step (a crash at a known point).
@@ -189,6 +197,9 @@ class _Session:
     step: int = 0                       # batches trained, all epochs
     best_psnr: float = -float("inf")
     val_psnr: float = float("nan")      # of the last epoch
+    cpu_s: float = 0.0                  # CPU seconds of training so far, all sessions of the run (val.csv)
+    cpu_mark: float = 0.0               # time.process_time() when cpu_s was last brought up to date
+    capped_epochs: list[int] = field(default_factory=list)   # epochs that max_minutes ended early
     metrics: _CsvLog = field(init=False)
     val_log: _CsvLog = field(init=False)
     tb: Any = None                      # a SummaryWriter (rank 0, tensorboard=True), else None
@@ -246,6 +257,51 @@ def train(cfg: Config | None = None, *, resume: str | Path | None = None, name: 
             dist.destroy_process_group()
 
 
+@dataclass
+class TrainingSummary:
+    """How much training a run has had, read from its ``checkpoints/last.pt`` (`training_summary`).
+
+    Compare runs by their updates, not by minutes: on a busy or slower machine the same minutes hold fewer
+    steps. ``g_updates`` = steps × g_steps; ``d_updates`` = steps, or 0 when D is not trained (lambda_adv = 0).
+    ``cpu_minutes``: the training process's CPU time (all threads), summed over resumes; NaN for runs written
+    before it was recorded. ``capped_epochs``: epochs that the ``max_minutes`` safety stop ended early.
+    """
+    epochs: int
+    epochs_planned: int
+    steps: int
+    g_updates: int
+    d_updates: int
+    cpu_minutes: float
+    max_minutes: float
+    capped_epochs: list[int]
+
+    @property
+    def cut_short(self) -> bool:
+        """True when the safety stop ended an epoch early: the model has had less training than planned."""
+        return bool(self.capped_epochs)
+
+    def __str__(self) -> str:
+        cpu = (f"{self.cpu_minutes:.1f} CPU-minutes" if self.cpu_minutes >= 2 else
+               f"{60 * self.cpu_minutes:.0f} CPU-seconds")
+        text = (f"{self.epochs} of {self.epochs_planned} epochs, {self.steps:,} step{'s' * (self.steps != 1)} "
+                f"({self.g_updates:,} G and "
+                f"{self.d_updates:,} D updates), {cpu}")
+        if self.cut_short:
+            text += (f"; CUT SHORT by the max_minutes={self.max_minutes:g} safety stop in epoch "
+                     f"{self.capped_epochs[-1]}: fewer steps than its config asks for (a slow or busy machine)")
+        return text
+
+
+def training_summary(run: str | Path) -> TrainingSummary:
+    """The `TrainingSummary` of a run folder (or of a checkpoint holding a training state)."""
+    state = load_checkpoint(run)
+    cfg = Config.from_dict(state["config"])
+    return TrainingSummary(
+        epochs=state["epoch"], epochs_planned=cfg.epochs, steps=state["step"], g_updates=state["step"] * cfg.g_steps,
+        d_updates=state["step"] if cfg.lambda_adv > 0 else 0, cpu_minutes=state.get("cpu_s", float("nan")) / 60,
+        max_minutes=cfg.max_minutes, capped_epochs=list(state.get("capped_epochs", [])))
+
+
 def _train(cfg: Config, state: dict | None, resume: str | Path | None, name: str | None, device: torch.device,
            rank: int, world: int, quiet: bool) -> Path:
     """Set up, then train epoch by epoch: each epoch ends validated and saved."""
@@ -275,20 +331,24 @@ def _train(cfg: Config, state: dict | None, resume: str | Path | None, name: str
 
 
 def _train_epochs(s: _Session, data: _Data, quiet: bool) -> None:
-    """Train from the session's epoch to the last (or the time budget), then write the final samples."""
+    """Train from the session's epoch to the last (or the safety stop), then write the final samples."""
     cfg, run, device, world = s.cfg, s.run, s.device, s.world
     epochs = tqdm(range(s.epoch, cfg.epochs), desc="epochs", disable=quiet or not s.main,
                   initial=s.epoch, total=cfg.epochs)
     deadline = time.monotonic() + 60 * cfg.max_minutes if cfg.max_minutes else float("inf")
+    s.cpu_mark = time.process_time()
     for epoch in epochs:
         out_of_time = _train_epoch(s, data, epoch, deadline, quiet)
+        if out_of_time:
+            s.capped_epochs.append(epoch + 1)
         _end_epoch(s, data, epoch)
         if s.main:
             epochs.set_postfix(val_psnr=f"{s.val_psnr:.2f}")
         if out_of_time:
             if s.main:
-                log.warning("max_minutes=%g reached: stopped in epoch %d after %d steps", cfg.max_minutes,
-                            epoch + 1, s.step)
+                log.warning("safety stop max_minutes=%g reached: training ended in epoch %d of %d after %d steps; "
+                            "this model has had less training than its config asks for", cfg.max_minutes,
+                            epoch + 1, cfg.epochs, s.step)
             break
 
     if world > 1:
@@ -425,6 +485,7 @@ def _build(cfg: Config, run: Path, device: torch.device, rank: int, world: int, 
                          (sched_d, "sched_d"), (step_fn.scaler_g, "scaler_g"), (step_fn.scaler_d, "scaler_d")]:
             obj.load_state_dict(state[key])
         s.epoch, s.step = state["epoch"], state["step"]
+        s.cpu_s, s.capped_epochs = state.get("cpu_s", 0.0), list(state.get("capped_epochs", []))
         if in_place:                        # the run's own last.pt knows its best so far
             s.best_psnr = state["best_psnr"]
             s.metrics.keep_until(s.step)
@@ -461,7 +522,7 @@ def _init_generator(step_fn: "TrainStep", path: str) -> None:
 
 # ------------------------------------------------------------------ one epoch
 def _train_epoch(s: _Session, data: _Data, epoch: int, deadline: float, quiet: bool) -> bool:
-    """Train on every batch of one epoch (or until `deadline`); True if the time budget ran out."""
+    """Train on every batch of one epoch (or until `deadline`); True if the safety stop ended it."""
     cfg, device = s.cfg, s.device
     seed_epoch(cfg.seed, epoch, s.rank)
     data.order.manual_seed(seed_for(f"order {epoch}", cfg.seed))
@@ -541,7 +602,9 @@ def _end_epoch(s: _Session, data: _Data, epoch: int) -> None:
         psnr_out, ssim_out = _scores(restore(s.step_fn.shipped, data.val_degraded, s.device), data.val_clean)
         scores = {"psnr": psnr_out, "ssim": ssim_out, "psnr_degraded": data.val_input_scores[0],
                   "ssim_degraded": data.val_input_scores[1]}
-        s.val_log.write({"step": s.step, "epoch": s.epoch, **scores})
+        now = time.process_time()
+        s.cpu_s, s.cpu_mark = s.cpu_s + now - s.cpu_mark, now
+        s.val_log.write({"step": s.step, "epoch": s.epoch, **scores, "cpu_s": s.cpu_s})
         if s.tb is not None:
             for key, value in scores.items():
                 s.tb.add_scalar(f"val/{key}", value, s.step)
@@ -562,7 +625,8 @@ def _save(s: _Session, scores: dict[str, float], best: bool) -> None:
              "discriminator": _unwrap(s.step_fn.D).state_dict(), "opt_g": opt_g.state_dict(),
              "opt_d": opt_d.state_dict(), "sched_g": s.sched_g.state_dict(), "sched_d": s.sched_d.state_dict(),
              "scaler_g": s.step_fn.scaler_g.state_dict(), "scaler_d": s.step_fn.scaler_d.state_dict(),
-             "epoch": s.epoch, "step": s.step, "best_psnr": s.best_psnr, "val": scores}
+             "epoch": s.epoch, "step": s.step, "best_psnr": s.best_psnr, "val": scores,
+             "cpu_s": s.cpu_s, "capped_epochs": list(s.capped_epochs)}
     folder = s.run / "checkpoints"
     last = save_checkpoint(state, folder / "last.pt")
     if s.epoch % s.cfg.save_every == 0 or s.epoch == s.cfg.epochs:

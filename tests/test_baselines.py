@@ -61,7 +61,7 @@ def test_evaluation_with_bm3d_scores_cbm3d_above_the_input(tmp_path):
     results = metrics["results"]["all"]
     assert list(results) == ["identity", "cbm3d"] and metrics["metadata"]["skipped"] == {}
     assert results["cbm3d"]["psnr_mean"] > results["identity"]["psnr_mean"] + 5
-    assert results["cbm3d"]["ms_per_image"] > 10          # seconds per image, and the report shows it
+    assert results["cbm3d"]["ms_per_image"] > 0           # timed (its value depends on the machine), and reported
     report = (tmp_path / "out" / "report.md").read_text()
     assert "| cbm3d |" in report and "CBM3D is given each image's true noise level" in report
     assert "skipped" not in report

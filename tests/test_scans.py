@@ -206,7 +206,7 @@ def test_notebook_scan_config(monkeypatch, tmp_path):
     assert (cfg.modality, cfg.channels, cfg.scan_size, cfg.output_dir) == ("ct", 1, 64, str(tmp_path))
     monkeypatch.delenv("MEDGAN_TINY")
     cfg = notebook_scan_config("mri")
-    assert cfg.max_minutes == 2.5 and cfg.image_size == 128 and cfg.preset == "mri"
+    assert cfg.max_minutes == 10.0 and cfg.epochs == 300 and cfg.image_size == 128 and cfg.preset == "mri"
 
 
 def test_derived_dicom_keeps_the_source_derivation(tmp_path):

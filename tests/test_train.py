@@ -263,6 +263,29 @@ def test_max_minutes_ends_the_run_early_with_a_usable_checkpoint(tmp_path, monke
     assert state["step"] == 1 and state["epoch"] == 1               # one step, then the epoch ends and is saved
     assert [r["epoch"] for r in rows(run / "val.csv")] == ["1"]
     assert (run / "samples" / "final.png").exists()
+    summary = train_module.training_summary(run)
+    assert summary.cut_short and summary.capped_epochs == [1] and summary.max_minutes == 1.0
+    assert str(summary).startswith("1 of 3 epochs, 1 step (1 G and 1 D updates)")
+    assert "CUT SHORT by the max_minutes=1 safety stop in epoch 1" in str(summary)
+    train(resume=run, quiet=True)          # the clock no longer runs out: the remaining epochs are trained in full
+    summary = train_module.training_summary(run)
+    assert (summary.epochs, summary.steps, summary.capped_epochs) == (3, 25, [1])     # 1 + 2 × 12; still cut short
+
+
+def test_training_summary_counts_updates_and_cpu_time(tmp_path):
+    run = train(Config.preset("tiny", output_dir=str(tmp_path), epochs=2, g_steps=2, save_every=1), name="gan",
+                quiet=True)
+    summary = train_module.training_summary(run)
+    assert (summary.epochs, summary.epochs_planned, summary.steps) == (2, 2, 24)
+    assert (summary.g_updates, summary.d_updates, summary.cut_short) == (48, 24, False)
+    cpu = [float(r["cpu_s"]) for r in rows(run / "val.csv")]
+    assert 0 < cpu[0] < cpu[1] and summary.cpu_minutes == pytest.approx(cpu[1] / 60, rel=1e-5)
+    assert "CUT SHORT" not in str(summary) and str(summary).startswith("2 of 2 epochs, 24 steps (48 G and 24 D")
+    forked = train(resume=run / "checkpoints" / "epoch_001.pt", quiet=True)   # CPU time carries over a resume
+    cpu_forked = [float(r["cpu_s"]) for r in rows(forked / "val.csv")]
+    assert cpu_forked[0] == cpu[0] and cpu_forked[1] > cpu[0]
+    l1 = train(Config.preset("tiny", output_dir=str(tmp_path), epochs=1, lambda_adv=0.0), name="l1", quiet=True)
+    assert (train_module.training_summary(l1).g_updates, train_module.training_summary(l1).d_updates) == (12, 0)
 
 
 class CountingVGG(torch.nn.Module):
