@@ -330,7 +330,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     (out / "models.md").write_text(warning + table + "\n")
     if warning:                           # the report's first line says so too
         (out / "report.md").write_text(warning + (out / "report.md").read_text())
-    print(f"\n{warning}trained in {minutes:.1f} min ({summary}); evaluated on held-out images, ", end="")
+    print(f"\n{warning}trained in {minutes:.1f} min: {summary}; evaluated on held-out images, ", end="")
     _print_summary(metrics, out / "report.md")
     print(f"\nmean PSNR (dB) per condition, this run's model beside the shipped ones ({out / 'models.md'}):\n{table}")
     return 0

@@ -284,11 +284,10 @@ class TrainingSummary:
         cpu = (f"{self.cpu_minutes:.1f} CPU-minutes" if self.cpu_minutes >= 2 else
                f"{60 * self.cpu_minutes:.0f} CPU-seconds")
         text = (f"{self.epochs} of {self.epochs_planned} epochs, {self.steps:,} step{'s' * (self.steps != 1)} "
-                f"({self.g_updates:,} G and "
-                f"{self.d_updates:,} D updates), {cpu}")
+                f"({self.g_updates:,} G and {self.d_updates:,} D updates), {cpu}")
         if self.cut_short:
             text += (f"; CUT SHORT by the max_minutes={self.max_minutes:g} safety stop in epoch "
-                     f"{self.capped_epochs[-1]}: fewer steps than its config asks for (a slow or busy machine)")
+                     f"{self.capped_epochs[-1]}: fewer steps than its config asks for")
         return text
 
 

@@ -57,7 +57,7 @@ def test_demo_trains_evaluates_and_reports(tmp_path, capsys):
     assert table.startswith("| method | blur_noise | seed | light |") and "| this run (demo) |" in table
     out = capsys.readouterr().out
     assert "held-out images" in out and str(run / "eval" / "report.md") in out and "this run (demo)" in out
-    assert "trained in" in out and "(3 of 3 epochs, 36 steps" in out and "WARNING" not in out + report
+    assert "trained in" in out and "min: 3 of 3 epochs, 36 steps" in out and "WARNING" not in out + report
 
 
 def test_demo_reports_weights_that_learned(tmp_path):

@@ -22,3 +22,35 @@ def test_readme_quick_start_matches_makefile_and_ci():
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^test:", makefile, re.M) and re.search(r"^demo:", makefile, re.M)
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+# Ways to let the clock decide how much work is done: a time budget for training, timing loops that run
+# "until stable", or a loop that compares a clock reading with a limit.
+CLOCK_BOUND = re.compile(r"max_minutes\s*=(?!=)\s*(?!0+(?:\.0*)?(?![\w.]))|blocked_autorange|adaptive_autorange|min_run_time|"
+                         r"while[^\n]*(?:perf_counter|monotonic|process_time|time\.time)\(")
+
+
+def test_no_notebook_cell_and_no_test_bounds_work_by_the_clock():
+    """Under any load the same cells and tests do the same work: runs have fixed lengths (a safety stop may
+    exist in the notebook preset, but no cell sets one), timings use a fixed number of calls."""
+    found = []
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+            if cell["cell_type"] == "code" and CLOCK_BOUND.search("".join(cell["source"])):
+                found.append(f"{path.name} cell {i}")
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        text = path.read_text()
+        for match in CLOCK_BOUND.finditer(text):
+            line = text[text.rfind("\n", 0, match.start()) + 1:text.find("\n", match.end())]
+            if not line.strip().startswith(("assert", "CLOCK_BOUND")) and \
+                    "fake clock" not in text[max(0, match.start() - 400):match.start()]:     # a mocked cap
+                found.append(f"{path.name}: {line.strip()}")
+    assert not found, f"work bounded by the clock: {found}"
+
+
+def test_tiny_mode_has_no_time_cap():
+    import os
+    from medgan_nb.config import Config, notebook_config, notebook_scan_config
+    os.environ["MEDGAN_TINY"] = "1"          # as make test sets it (the tests run under it)
+    configs = [Config.preset("tiny"), notebook_config(), *(notebook_scan_config(m) for m in ("ct", "mri", "xray"))]
+    assert all(c.max_minutes == 0 and c.preset in ("tiny", "ct", "mri", "xray") for c in configs)
