@@ -7,6 +7,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# torch's CPU threads spin less while they wait for each other: a busy machine then slows a run down in
+# proportion, not many times over (see medgan_nb/__init__.py). Exported, so test and notebook processes get it.
+export GOMP_SPINCOUNT ?= 10000
 
 .PHONY: test demo bench bench-quality figures notebooks install clean-venv
 
