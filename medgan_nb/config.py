@@ -404,10 +404,10 @@ SCAN_RECIPE = dict(channels=1, image_size=128, batch_size=16, g_steps=1, lambda_
 PRESETS: dict[str, dict[str, Any]] = {
     "seed": _SEED,
     # Minutes on 2 CPU cores: the real-time model's architecture and recipe, trained from scratch on the
-    # shipped real frames (random 128² crops, 8 per frame and epoch) for a fixed 80 epochs; the 60-minute
+    # shipped real frames (random 128² crops, 8 per frame and epoch) for a fixed 80 epochs; the 120-minute
     # safety stop only ends a run on a machine several times slower than 2 quiet cores, and the demo says so.
     "demo": {**RESTORE_RECIPE, **REALTIME_UNET, "crops_per_frame": 8, "epochs": 80, "lr_decay_start": 40,
-             "max_minutes": 60.0, "save_every": 10},
+             "max_minutes": 120.0, "save_every": 10},
     # Minutes on 2 CPU cores, for the notebooks: the original's pix2pix recipe (adversarial + L1 x 70, no VGG
     # term: its weights need a download) at 64², a 5-level UNet with 32 base channels, on the shipped real
     # frames (random crops, 4 per frame and epoch), 12 epochs; a 10-minute safety stop per run.

@@ -54,3 +54,17 @@ def test_tiny_mode_has_no_time_cap():
     os.environ["MEDGAN_TINY"] = "1"          # as make test sets it (the tests run under it)
     configs = [Config.preset("tiny"), notebook_config(), *(notebook_scan_config(m) for m in ("ct", "mri", "xray"))]
     assert all(c.max_minutes == 0 and c.preset in ("tiny", "ct", "mri", "xray") for c in configs)
+
+
+def test_importing_the_package_shortens_the_thread_spin_unless_the_user_set_one():
+    import os
+    import subprocess
+    import sys
+    code = "import os, medgan_nb; print(os.environ['GOMP_SPINCOUNT'])"
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+
+    def spin_count(env):
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.strip()
+
+    assert spin_count(env) == "10000" and spin_count({**env, "GOMP_SPINCOUNT": "42"}) == "42"
+    assert re.search(r"^export GOMP_SPINCOUNT \?= 10000$", (ROOT / "Makefile").read_text(), re.M)
