@@ -113,7 +113,7 @@ def cbm3d(img: np.ndarray, noise_std: float | None = None) -> np.ndarray:
     It needs the noise std: the evaluation passes the one drawn for this very image (an oracle,
     as for NLM); without it, sigma is estimated from the image (`estimate_noise_std`), which
     underestimates noise that was blurred afterwards. Salt-and-pepper survives; blur is not undone.
-    Measured (bm3d 4.0.3, one thread of a 2-core AMD EPYC): 4700-5300 ms per 256² image, 1600 ms at 64²,
+    Measured (bm3d 4.0.3, one thread of a 2-core CPU): 4700-5300 ms per 256² image, 1600 ms at 64²,
     900 ms at 32² (mostly a fixed cost per call).
     Raises ImportError naming the extra when ``bm3d`` is not installed.
     """

@@ -395,7 +395,7 @@ def duplicate_groups(signatures: np.ndarray, keys: Sequence[str],
     """For each key, the name of its group: the smallest key among the frames linked to it by chains of
     thumbnail correlations >= threshold (near-identical frames of one video).
 
-    The threshold was set by eye on the 991 Kvasir-SEG frames (2026-12-01): of the most similar pairs, those
+    The threshold was set by eye on the 991 Kvasir-SEG frames: of the most similar pairs, those
     at >= 0.948 showed one scene (consecutive frames of a video), those at <= 0.941 different scenes; 0.945
     joins 8 pairs there, and splits them 780 / 103 / 108 (train / val / test) frames.
     """

@@ -395,9 +395,9 @@ class Bf16Autocast(nn.Module):
 
     The conv weights are cast to bf16 once, here, and stored channels-last (`_with_bf16_convs`): the very
     numbers autocast would make in every forward, so the outputs are the same, without a cast per conv and
-    call. On the seed UNet (218 MB of float32 weights) that took a 256² frame from 97 to 60 ms on this
-    project's 2-core AMD EPYC (float32 PyTorch: 109 ms; bf16 weights in the default layout: 90 ms, so most of
-    the gain is the layout, which the channels-last activations want); the small shipped models gain 2-8 %.
+    call. On the seed UNet (218 MB of float32 weights) most of the gain measured is the layout, which the
+    channels-last activations want, not the cast; the small shipped models gain a few per cent (figures:
+    README, "Performance").
     The copies cost half the conv weights' float32 size; every other tensor is shared with `model`. Fast
     only on CPUs with native bf16 (`bf16_native`); costs about 0.01 dB PSNR on the shipped models (the
     residual sum and the clamp stay float32).
@@ -541,11 +541,11 @@ def fast_generator(generator: nn.Module, backend: str = "auto", probe_size: int 
     - ``"auto"``: on the CPU, builds the `auto_candidates`, times them in turns on a ``probe_size``² frame,
       keeps the fastest and drops the others; on a GPU, "torch".
 
-    Why measure instead of a fixed rule: which one wins depends on the model and the machine (on this
-    project's 2-core AMD EPYC with AVX512-BF16: torch-bf16 for the shipped realtime UNet and for the 218 MB
-    seed UNet, which stays in PyTorch (`auto_candidates`); torch-bf16 or openvino-bf16, from run to run, for
-    the shipped NAFNet). The returned object's ``backend`` attribute names the choice. The engines share one
-    ONNX export, a few seconds once, so `medgan_nb.enhance` uses "auto" only for larger jobs.
+    Why measure instead of a fixed rule: which one wins depends on the model and the machine (on a
+    2-core CPU with AVX512-BF16, README "Performance": torch-bf16 for the shipped realtime UNet and for the
+    218 MB seed UNet, which stays in PyTorch (`auto_candidates`); torch-bf16 or openvino-bf16, from run to
+    run, for the shipped NAFNet). The returned object's ``backend`` attribute names the choice. The engines
+    share one ONNX export, a few seconds once, so `medgan_nb.enhance` uses "auto" only for larger jobs.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")

@@ -23,7 +23,7 @@ changes a clean frame:
 
 The thresholds sit in those gaps, chosen on every frame of the training and validation splits (the test
 split only scores them; ``python scripts/guard_stats.py --model NAME --split train --crop centre``). With
-the weights shipped on 2026-12-02, the median correction of the two models was
+the shipped weights (their cards record the statistics), the median correction of the two models was
 - on clean frames at most 0.0101 at the evaluation's geometry (256², the centre crop of the frame scaled to
   a shorter side of 256; train and val), and at most 0.0122 on random training crops, which see the frame
   at up to twice that resolution;
