@@ -12,12 +12,12 @@ from typing import Any, Callable
 import torch
 
 import medgan_nb
-from medgan_nb.export import time_in_turns
+from medgan_nb.inference import time_in_turns
 
 
 def measure(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 1,
             device: torch.device = torch.device("cpu")) -> dict[str, dict]:
-    """Time the functions taking turns (`medgan_nb.export.time_in_turns`); per name: seconds as min / median / all."""
+    """Time the functions taking turns (`medgan_nb.inference.backends.time_in_turns`); per name: seconds as min / median / all."""
     runs = time_in_turns(fns, reps, warmup, device)
     return {name: {"min_s": min(r), "median_s": statistics.median(r), "runs_s": [round(x, 6) for x in r]}
             for name, r in runs.items()}

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from medgan_nb.config import Config
 from medgan_nb.data import default_dataset
 from medgan_nb.degrade import Degradation
-from medgan_nb.train import make_step
+from medgan_nb.training import make_step
 
 
 def data_share(preset: str, steps: int = 20, noise_reuse: int | None = None) -> dict:

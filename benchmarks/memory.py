@@ -2,7 +2,7 @@
 as JSON.
 
 The inference cases start from files, as a user does: the original loads its saved ``state_dict`` into a new
-UnetGenerator and runs one frame; the project runs `medgan_nb.enhance.enhance` on the same frame with a training
+UnetGenerator and runs one frame; the project runs `medgan_nb.inference.files.enhance` on the same frame with a training
 checkpoint as `train` writes it (generator, EMA, discriminator and both Adam states). `prepare` writes those files
 into FOLDER beforehand (``python -m benchmarks.memory prepare DEVICE FOLDER``), in another process, so
 that writing them does not count.
@@ -19,12 +19,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from medgan_nb.checkpoint import save_checkpoint
+from medgan_nb.models import save_checkpoint
 from medgan_nb.config import Config
-from medgan_nb.data import SHIPPED_DATA, list_images, load_image, to_numpy_images, to_tensor
+from medgan_nb.data import SHIPPED_DATA, list_images, load_image, to_tensor
+from medgan_nb.utils import to_numpy_images
 from medgan_nb.losses import VGGPerceptualLoss
 from medgan_nb.models import build_discriminator, build_generator
-from medgan_nb.train import make_step
+from medgan_nb.training import make_step
 
 from . import seed_reference as ref
 
@@ -86,7 +87,7 @@ def run(case: str, device: torch.device, folder: Path | None = None) -> dict:
         x = torch.from_numpy(np.asarray(Image.open(folder / "frames" / "frame.png"), dtype=np.float32) / 127.5 - 1)
         ref.enhance(g, x.permute(2, 0, 1)[None].to(device))
     elif case in PROJECT_CASES:
-        from medgan_nb.enhance import enhance
+        from medgan_nb.inference import enhance
         with tempfile.TemporaryDirectory() as out:
             enhance(folder / "frames", out, folder / f"{case}.pt", device=str(device), quiet=True)
     else:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import torch
 
-from medgan_nb.checkpoint import load_checkpoint, load_generator
+from medgan_nb.models import load_checkpoint, load_generator
 from medgan_nb.config import Config
 from medgan_nb.data import dataset_keys, default_dataset
 from medgan_nb.degrade import Degradation
 from medgan_nb.metrics import psnr, ssim
-from medgan_nb.train import restore, train
+from medgan_nb.training import restore, train
 
 from .common import now
 

@@ -20,9 +20,9 @@ import torch
 from medgan_nb.config import RESTORE_RECIPE, Config
 from medgan_nb.data import dataset_keys, default_dataset
 from medgan_nb.degrade import Degradation
-from medgan_nb.evaluate import GOAL_CONDITIONS
+from medgan_nb.evaluation import GOAL_CONDITIONS
 from medgan_nb.metrics import psnr
-from medgan_nb.train import make_step, restore
+from medgan_nb.training import make_step, restore
 
 from .common import machine, now
 

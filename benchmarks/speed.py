@@ -21,14 +21,15 @@ from torch.utils.data import DataLoader
 from medgan_nb.config import Config
 from medgan_nb.data import ImageFolderDataset, default_dataset
 from medgan_nb.degrade import Degradation
-from medgan_nb.evaluate import GOAL_CONDITIONS, evaluation_config
-from medgan_nb.export import (BACKENDS, INT8_MAX_COST_DB, _build, auto_candidates, bf16_native, fold_batchnorm,
-                              quantize_int8)
+from medgan_nb.evaluation import GOAL_CONDITIONS, evaluation_config
+from medgan_nb.inference import BACKENDS, INT8_MAX_COST_DB, auto_candidates, fold_batchnorm, quantize_int8
+from medgan_nb.inference.backends import _build
+from medgan_nb.utils import bf16_native
 from medgan_nb.losses import VGGPerceptualLoss
 from medgan_nb.metrics import psnr
 from medgan_nb.models import build_generator
-from medgan_nb.pretrained import load_model
-from medgan_nb.train import make_step
+from medgan_nb.models import load_model
+from medgan_nb.training import make_step
 
 from . import seed_reference as ref
 from .common import measure
@@ -119,7 +120,7 @@ SEED_FRAMES = 8          # the seed architecture's weights are random: its PSNR 
 def real_frames(cfg: Config, n: int, size: int, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
     """(clean, degraded) (n, C, size, size) in [-1, 1]: an evenly spread subset of a split of the config's
     real frames (its data_dir where present, else the shipped sample), degraded as in evaluate's headline
-    condition (blur + noise 0.075) with per-image seeds, as `medgan_nb.evaluate` does."""
+    condition (blur + noise 0.075) with per-image seeds, as `medgan_nb.evaluation` does."""
     data_dir = cfg.data_dir if cfg.data_dir and Path(cfg.data_dir).is_dir() else None
     task = evaluation_config(cfg.replace(image_size=size, frame_size=size, data_dir=data_dir))
     task = task.replace(max_images=n, **GOAL_CONDITIONS["blur_noise"])
@@ -220,7 +221,7 @@ def inference(device: torch.device, size: int = 256, reps: int = 25, frames: int
     each backend gains or loses against fp32 PyTorch on `frames` real test frames of ``size``² (`SEED_FRAMES`
     for the seed architecture).
 
-    "auto" is what `medgan_nb.export.fast_generator` would keep: the fastest of its candidates for the model
+    "auto" is what `medgan_nb.inference.backends.fast_generator` would keep: the fastest of its candidates for the model
     on this machine (`auto_candidates`), read off these timings. The backends are CPU engines: on a GPU only
     "torch" runs (on the GPU). Rows that are no backend: "onnxruntime-int8" (`quantize_int8`, calibrated on
     the validation split; ``kept`` says whether its PSNR cost is within `INT8_MAX_COST_DB`) and, with

@@ -27,6 +27,7 @@ from the local torch cache. Without them and without network, `load_vgg19_featur
 raises `MissingWeightsError`, which says where the file belongs and how to fetch
 it; set ``lambda_perceptual=0`` to train without the perceptual term.
 """
+
 from __future__ import annotations
 
 import urllib.error
@@ -37,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import Config
-from .data import to_unit
+from .config.config import Config
+from .utils.images import to_unit
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

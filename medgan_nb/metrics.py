@@ -14,13 +14,14 @@ sample variances, gives other values (``gaussian=False``, for old reports).
 `psnr_masked` and `ssim_masked` score only the pixels of a mask (e.g. a polyp),
 to show whether a restoration keeps a lesion as well as it keeps the rest.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from .data import to_numpy_images
+from .utils.images import to_numpy_images
 
 PSNR_CAP = 100.0        # dB; identical images have infinite PSNR, which would make every mean infinite
 WANG_SSIM = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False)    # Wang et al. 2004

@@ -4,7 +4,7 @@
     python scripts/guard_stats.py output/runs/ship-realtime-l1e/checkpoints/best.pt --split train --every 5
     python scripts/guard_stats.py --model realtime --split train --crop centre
 
-`medgan_nb.guard.Guard`'s thresholds must sit between the clean frames (which should pass unchanged: noise
+`medgan_nb.models.guard.Guard`'s thresholds must sit between the clean frames (which should pass unchanged: noise
 estimate below `below`, correction below `change_below`) and the degraded ones that read as weakly noisy,
 above all the original's order, noise blurred after it was added (which should get the whole correction: a
 correction, measured by `Guard.change_stat`, of at least `change_full`). This prints, per condition, the
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from medgan_nb.checkpoint import load_generator
+from medgan_nb.models import load_generator
 from medgan_nb.degrade import Degradation
-from medgan_nb.evaluate import GOAL_CONDITIONS, evaluation_config, evaluation_data
-from medgan_nb.guard import Guard
-from medgan_nb.pretrained import load_model
+from medgan_nb.evaluation import GOAL_CONDITIONS, evaluation_config, evaluation_data
+from medgan_nb.models import Guard
+from medgan_nb.models import load_model
 
 
 def _summary(v: torch.Tensor) -> dict[str, float]:

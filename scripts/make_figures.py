@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from medgan_nb.evaluate import plot_grid
-from medgan_nb.pretrained import default_model, list_models, model_card
-from medgan_nb.showcase import hero_figure
+from medgan_nb.evaluation import plot_grid
+from medgan_nb.models import default_model, list_models, model_card
+from medgan_nb.figures import hero_figure
 
 
 def main() -> None:

@@ -27,11 +27,12 @@ from pathlib import Path
 
 import torch
 
-from medgan_nb.checkpoint import load_checkpoint, load_generator, make_run_dir
+from medgan_nb.models import load_checkpoint, load_generator, make_run_dir
 from medgan_nb.config import Config
-from medgan_nb.guard import Guard
-from medgan_nb.evaluate import GOAL_CONDITIONS, GRID_BASELINES, cpu_model, evaluate, evaluate_grid, reference_psnr
-from medgan_nb.pretrained import WEIGHTS_DIR, load_model, model_card, save_model
+from medgan_nb.models import Guard
+from medgan_nb.evaluation import GOAL_CONDITIONS, GRID_BASELINES, evaluate, evaluate_grid, reference_psnr
+from medgan_nb.utils import cpu_model
+from medgan_nb.models import WEIGHTS_DIR, load_model, model_card, save_model
 from time_models import time_backends          # scripts/time_models.py (this script's folder is on sys.path)
 
 REFERENCE = "data/kvasir-sample/images/cju14pxbaoksp0835qzorx6g6.jpg"     # a test-split frame that ships
@@ -43,7 +44,7 @@ LIMITATIONS = [
     "A restoration is an estimate: fine texture and small vessels can be smoothed away, and a colour shift "
     "or an invented detail is possible; the scores inside polyp masks are on the card, judge lesions on "
     "the original.",
-    "The noise guard (medgan_nb.guard) returns inputs without measurable noise unchanged: noise-free blur is "
+    "The noise guard (medgan_nb.models.guard) returns inputs without measurable noise unchanged: noise-free blur is "
     "then not removed (enhance --no-guard applies the model anyway; the card's grid_without_guard shows what it "
     "does there). Its thresholds fit endoscopy frames at about 256²; richly textured images read as slightly "
     "noisy, and noise smoothed before it reached you (strong JPEG, video denoising) reads as weaker than it is.",

@@ -23,7 +23,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
 
-from medgan_nb.about import device_line
+from medgan_nb.utils import device_line
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 1800          # per cell

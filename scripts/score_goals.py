@@ -11,9 +11,9 @@ import argparse
 import json
 from pathlib import Path
 
-from medgan_nb.checkpoint import load_checkpoint
+from medgan_nb.models import load_checkpoint
 from medgan_nb.config import Config
-from medgan_nb.evaluate import GOAL_CONDITIONS, evaluate
+from medgan_nb.evaluation import GOAL_CONDITIONS, evaluate
 
 
 def main() -> None:

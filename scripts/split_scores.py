@@ -2,7 +2,7 @@
 
     python scripts/split_scores.py output/runs/ship-realtime-l1e/checkpoints/best.pt --split val --out output/x
 
-Scores the checkpoint (its EMA weights) with `medgan_nb.guard.Guard`'s default thresholds, the shipped cards'
+Scores the checkpoint (its EMA weights) with `medgan_nb.models.guard.Guard`'s default thresholds, the shipped cards'
 guard, on every frame of the split at 256²: the three goal conditions (`evaluate_goals`, identity only: the
 classics do not change between checkpoints) and the grid's noise-0 and noise-0.02 rows (`evaluate_grid`).
 Prints each condition's mean PSNR, each grid cell's model − input and the frames the model harms there by more
@@ -16,10 +16,10 @@ import csv
 import json
 from pathlib import Path
 
-from medgan_nb.checkpoint import load_generator
-from medgan_nb.evaluate import evaluate_goals, evaluate_grid
-from medgan_nb.guard import Guard
-from medgan_nb.pretrained import load_model
+from medgan_nb.models import load_generator
+from medgan_nb.evaluation import evaluate_goals, evaluate_grid
+from medgan_nb.models import Guard
+from medgan_nb.models import load_model
 
 NOISE_ROWS = (0.0, 0.02)
 

@@ -12,8 +12,9 @@ import time
 
 import torch
 
-from medgan_nb.export import _build, auto_candidates
-from medgan_nb.pretrained import list_models, load_model
+from medgan_nb.inference.backends import _build
+from medgan_nb.inference import auto_candidates
+from medgan_nb.models import list_models, load_model
 
 
 def time_backends(name: str, side: int = 256, reps: int = 30) -> dict[str, float]:

@@ -20,9 +20,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from medgan_nb.checkpoint import load_checkpoint
+from medgan_nb.models import load_checkpoint
 from medgan_nb.config import Config
-from medgan_nb.evaluate import GOAL_CONDITIONS, evaluate
+from medgan_nb.evaluation import GOAL_CONDITIONS, evaluate
 
 CONDITION = "blur_noise"
 

@@ -6,10 +6,19 @@ import sys
 import numpy as np
 import pytest
 
-from medgan_nb.baselines import (BASELINES, BM3D_MISSING, FAST_BASELINES, NEEDS_BM3D, cbm3d, median_cbm3d,
-                                 missing_reason, nlm)
 from medgan_nb.config import Config
-from medgan_nb.evaluate import LABELS, evaluate
+from medgan_nb.evaluation import (
+    BASELINES,
+    BM3D_MISSING,
+    FAST_BASELINES,
+    LABELS,
+    NEEDS_BM3D,
+    cbm3d,
+    evaluate,
+    median_cbm3d,
+    missing_reason,
+    nlm,
+)
 
 HAVE_BM3D = importlib.util.find_spec("bm3d") is not None
 needs_bm3d = pytest.mark.skipif(not HAVE_BM3D, reason="the optional bm3d package is not installed")

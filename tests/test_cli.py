@@ -6,9 +6,11 @@ import urllib.error
 import pytest
 import torch
 
-from medgan_nb import train as train_module
-from medgan_nb.checkpoint import load_generator, make_run_dir
+import medgan_nb.training.logs as training_logs
+import medgan_nb.training.loop as training_loop
+import medgan_nb.training.trainer as training_trainer
 from medgan_nb.cli import main
+from medgan_nb.models import load_generator, make_run_dir
 
 
 def test_config_command_applies_overrides(capsys):
@@ -70,18 +72,18 @@ def test_demo_reports_weights_that_learned(tmp_path):
     generator, cfg = load_generator(run / "checkpoints" / "best.pt")
     assert generator.checkpoint_weights == "generator_ema" and cfg.ema_decay > 0
     torch.manual_seed(cfg.seed)                              # as train does before it builds the models
-    initial = train_module.make_step(cfg).G.state_dict()
+    initial = training_trainer.make_step(cfg).G.state_dict()
     moved = [not torch.equal(v, initial[k]) for k, v in generator.state_dict().items() if v.is_floating_point()]
     assert all(moved)
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     gain = {c: r["gan"]["psnr_mean"] - r["identity"]["psnr_mean"] for c, r in metrics["results"].items()}
     assert gain["blur_noise"] > 0.05 and gain["seed"] > 0.1          # measured +0.12 / +0.21 dB after 120 steps
-    assert not train_module.training_summary(run).cut_short
+    assert not training_logs.training_summary(run).cut_short
 
 
 def test_a_demo_cut_short_by_its_safety_stop_says_so_first(tmp_path, monkeypatch, capsys):
     clock = iter([0.0])                 # a fake clock: the deadline is set at 0 s, every later reading is 1 h on
-    monkeypatch.setattr(train_module.time, "monotonic", lambda: next(clock, 3600.0))
+    monkeypatch.setattr(training_loop.time, "monotonic", lambda: next(clock, 3600.0))
     assert main(["demo", "--preset", "tiny", "--quiet", "--set", "max_minutes=1", "--set", f"output_dir={tmp_path}"]) == 0
     evaluation = tmp_path / "runs" / "demo-tiny" / "eval"
     for name in ("report.md", "models.md"):
@@ -120,13 +122,13 @@ def test_data_info_counts_each_split(capsys):
 
 
 def test_download_offline_explains_how_to_place_the_zip(tmp_path, monkeypatch, capsys):
-    import medgan_nb.download as dl
-    real = dl.download
+    import medgan_nb.data.fetch as data_fetch
+    real = data_fetch.download
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(dl, "download", lambda name, to: real(name, to, urlopen=offline, progress=False))
+    monkeypatch.setattr(data_fetch, "download", lambda name, to: real(name, to, urlopen=offline, progress=False))
     assert main(["data", "download", "kvasir-seg", "--to", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "kvasir-seg.zip" in err and str(tmp_path) in err and "datasets.simula.no" in err

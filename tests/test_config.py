@@ -100,6 +100,7 @@ def test_values_that_would_fail_later_are_rejected_now(changes, message):
 def test_zero_blur_sigma_is_valid_and_means_no_blur():
     """Issue 9: blur_sigma=[0, 0] gave NaN kernels."""
     import torch
+
     from medgan_nb.degrade import Degradation
     cfg = Config.preset("tiny", degradations=("blur",), blur_sigma=(0.0, 0.0))
     x = torch.rand(2, 3, 16, 16) * 2 - 1

@@ -1,7 +1,7 @@
 import io
-import shutil
 import logging
 import os
+import shutil
 import struct
 import zlib
 
@@ -11,13 +11,22 @@ import tifffile
 import torch
 from PIL import Image, ImageOps
 
-from medgan_nb.checkpoint import file_sha256
-from medgan_nb.config import Config
-from medgan_nb.data import (CachedDataset, EmbeddedPatchDataset, ImageFolderDataset, ImageLoadError,
-                            SyntheticEndoscopyDataset, dataset_keys, decode_image, default_dataset, load_image,
-                            split_of, to_tensor)
-
 from conftest import SHARED_SAMPLES
+from medgan_nb.config import Config
+from medgan_nb.data import (
+    CachedDataset,
+    EmbeddedPatchDataset,
+    ImageFolderDataset,
+    ImageLoadError,
+    SyntheticEndoscopyDataset,
+    dataset_keys,
+    decode_image,
+    default_dataset,
+    load_image,
+    split_of,
+    to_tensor,
+)
+from medgan_nb.utils import file_sha256
 
 
 def rgb(h=40, w=48, seed=0):
@@ -475,8 +484,15 @@ def test_cached_dataset_loads_each_image_once():
 
 
 # ------------------------------------------------------------- Kvasir-SEG layout, scenes, crops, shipped frames
-from medgan_nb.data import (SHIPPED_DATA, data_source, duplicate_groups, find_layout, mask_of,  # noqa: E402
-                            random_crop, thumbnail_signature)
+from medgan_nb.data import (  # noqa: E402
+    SHIPPED_DATA,
+    data_source,
+    duplicate_groups,
+    find_layout,
+    mask_of,
+    random_crop,
+    thumbnail_signature,
+)
 
 
 def scene(seed, h=90, w=120):

@@ -4,12 +4,24 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from medgan_nb import degrade
+import medgan_nb.degrade.pipeline as degrade_pipeline
 from medgan_nb.config import Config
-from medgan_nb.degrade import (Degradation, color_jitter, gaussian_blur, gaussian_kernels, gaussian_noise,
-                               jpeg_compression, low_light, motion_blur, salt_and_pepper, seed_for, shift_hue,
-                               specular_glare, vignetting)
+from medgan_nb.degrade import (
+    Degradation,
+    color_jitter,
+    gaussian_blur,
+    gaussian_kernels,
+    gaussian_noise,
+    jpeg_compression,
+    low_light,
+    motion_blur,
+    salt_and_pepper,
+    shift_hue,
+    specular_glare,
+    vignetting,
+)
 from medgan_nb.metrics import psnr
+from medgan_nb.utils import seed_for
 
 
 def batch(n=4, size=32, seed=0):
@@ -301,12 +313,12 @@ def step_by_step(d, x, g):
     def chain(x, names):
         params = {}
         for name in names:
-            p = degrade._sample(name, cfg, x, g)
+            p = degrade_pipeline._sample(name, cfg, x, g)
             out = step(name, x, p)
             if cfg.degradation_p < 1:
                 hit = torch.rand(x.shape[0], generator=g) < cfg.degradation_p
                 out = torch.where(hit.view(-1, 1, 1, 1), out, x)
-                p = {**degrade._without(name, p, hit), f"{name}_applied": hit.float()}
+                p = {**degrade_pipeline._without(name, p, hit), f"{name}_applied": hit.float()}
             x = out
             params.update(p)
         return x, params
@@ -350,9 +362,9 @@ def test_pipeline_draws_the_same_numbers_as_step_by_step(name):
 def test_pipeline_result_does_not_depend_on_the_cache_sized_groups(monkeypatch):
     x = batch(6, 64)
     for cfg in (PIPELINES["seed"], PIPELINES["physical_p"]):
-        monkeypatch.setattr(degrade, "_CHUNK_BYTES", 1)                 # one image at a time
+        monkeypatch.setattr(degrade_pipeline, "_CHUNK_BYTES", 1)                 # one image at a time
         one = Degradation(cfg)(x, generator=torch.Generator().manual_seed(5)).image
-        monkeypatch.setattr(degrade, "_CHUNK_BYTES", 2 ** 40)           # the whole batch at once
+        monkeypatch.setattr(degrade_pipeline, "_CHUNK_BYTES", 2 ** 40)           # the whole batch at once
         whole = Degradation(cfg)(x, generator=torch.Generator().manual_seed(5)).image
         torch.testing.assert_close(one, whole, atol=1e-5, rtol=0)
 
@@ -367,7 +379,7 @@ def test_pipeline_leaves_its_input_alone_and_returns_new_memory():
 
 # ------------------------------------------------------------------ noise_reuse: the NoiseBank
 def test_noise_bank_lends_standard_normals_and_draws_one_value_per_reuse_lent():
-    bank = degrade.NoiseBank(reuse=8)
+    bank = degrade_pipeline.NoiseBank(reuse=8)
     g = torch.Generator().manual_seed(0)
     like = torch.empty(0)
     first = bank.take((4, 3, 64, 64), g, like).clone()                    # a view, until the next take
@@ -426,7 +438,7 @@ def test_noise_reuse_must_be_positive():
 
 
 def test_noise_bank_lends_every_value_equally_often_wrapping_around_its_end():
-    bank = degrade.NoiseBank(reuse=10 ** 9)                               # one new value per take: a still bank
+    bank = degrade_pipeline.NoiseBank(reuse=10 ** 9)                               # one new value per take: a still bank
     g, n = torch.Generator().manual_seed(0), 100
     bank.take((n,), g, torch.empty(0))
     lent = torch.zeros(2 * n)

@@ -1,4 +1,4 @@
-"""medgan_nb.dicom: real files from pydicom's bundled test data and synthetic files written here."""
+"""medgan_nb.data.dicom: real files from pydicom's bundled test data and synthetic files written here."""
 import shutil
 from pathlib import Path
 
@@ -9,9 +9,16 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, SegmentationStorage, generate_uid
 
-from medgan_nb.data import ImageLoadError
-from medgan_nb.dicom import (WINDOWS, DicomError, NoPixelDataError, list_dicom, percentile_window, read_dicom,
-                             read_series, to_unit_range, window)
+from medgan_nb.data import (
+    DicomError,
+    ImageLoadError,
+    NoPixelDataError,
+    list_dicom,
+    read_dicom,
+    read_series,
+    to_unit_range,
+)
+from medgan_nb.utils import WINDOWS, percentile_window, window
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 DIRTESTS = TEST_FILES / "dicomdirtests"

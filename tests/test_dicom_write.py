@@ -1,4 +1,4 @@
-"""medgan_nb.dicom.write_derived: enhanced images written back as derived DICOM files, read again."""
+"""medgan_nb.data.dicom.write_derived: enhanced images written back as derived DICOM files, read again."""
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +9,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 import medgan_nb
-from medgan_nb.dicom import is_dicom, read_dicom, write_derived
+from medgan_nb.data import is_dicom, read_dicom, write_derived
 
 SHA = "0123456789abcdef" * 4
 CR_MONOCHROME1 = Path(pydicom.data.__file__).parent / "test_files" / "dicomdirtests" / "77654033" / "CR1" / "6154"

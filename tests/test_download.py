@@ -1,4 +1,4 @@
-"""Tests for medgan_nb.download, all offline: a fake server stands in for the network."""
+"""Tests for medgan_nb.data.fetch, all offline: a fake server stands in for the network."""
 
 from __future__ import annotations
 
@@ -13,8 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from medgan_nb import download as dl
-from medgan_nb.download import DATASETS, DownloadError, RemoteDataset, download, safe_extract
+import medgan_nb.data.fetch as data_fetch
+from medgan_nb.data import (
+    DATASETS,
+    DownloadError,
+    RemoteDataset,
+    download,
+    safe_extract,
+)
 
 URL = "https://example.invalid/kvasir-seg.zip"
 MEMBERS = {
@@ -138,8 +144,8 @@ def test_second_call_is_idempotent_and_offline(tmp_path, dataset, monkeypatch):
     def must_not_run(*args, **kwargs):
         raise AssertionError("an extracted data set must be returned at once")
 
-    monkeypatch.setattr(dl, "safe_extract", must_not_run)
-    monkeypatch.setattr(dl, "file_sha256", must_not_run)
+    monkeypatch.setattr(data_fetch, "safe_extract", must_not_run)
+    monkeypatch.setattr(data_fetch, "file_sha256", must_not_run)
     second = download("kvasir-seg", to, urlopen=no_network, progress=False)
     assert first == second
     assert_extracted(to, second)
@@ -336,7 +342,7 @@ def test_interrupted_extraction_leaves_no_marker_and_next_call_completes(
     to = tmp_path / "data"
     to.mkdir()
     (to / "kvasir-seg.zip").write_bytes(ZIP)
-    real_extract = dl._extract_member
+    real_extract = data_fetch._extract_member
     calls = []
 
     def crash_on_third(zf, info, target):
@@ -345,14 +351,14 @@ def test_interrupted_extraction_leaves_no_marker_and_next_call_completes(
             raise KeyboardInterrupt  # like Ctrl-C halfway through
         real_extract(zf, info, target)
 
-    monkeypatch.setattr(dl, "_extract_member", crash_on_third)
+    monkeypatch.setattr(data_fetch, "_extract_member", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
         download("kvasir-seg", to, urlopen=no_network, progress=False)
     assert not marker(to).exists()
     assert not (to / "Kvasir-SEG").exists()  # nothing half-moved into place
     assert not list(to.glob(".kvasir-seg.zip.extract-*"))
 
-    monkeypatch.setattr(dl, "_extract_member", real_extract)
+    monkeypatch.setattr(data_fetch, "_extract_member", real_extract)
     images = download("kvasir-seg", to, urlopen=no_network, progress=False)
     assert_extracted(to, images)
 
@@ -424,22 +430,22 @@ def test_verify(tmp_path):
     path = tmp_path / "f.bin"
     path.write_bytes(b"abc" * 1000)
     digest = hashlib.sha256(b"abc" * 1000).hexdigest()
-    assert dl.file_sha256(path) == digest
-    dl.verify(path, 3000, digest)
-    dl.verify(path, 3000, digest.upper())
-    dl.verify(path, None, None)
+    assert data_fetch.file_sha256(path) == digest
+    data_fetch.verify(path, 3000, digest)
+    data_fetch.verify(path, 3000, digest.upper())
+    data_fetch.verify(path, None, None)
     with pytest.raises(DownloadError, match=str(path)):
-        dl.verify(path, 2999, None)
+        data_fetch.verify(path, 2999, None)
     with pytest.raises(DownloadError, match=f"SHA-256 mismatch: expected {'0' * 64}, got {digest}"):
-        dl.verify(path, 3000, "0" * 64)
+        data_fetch.verify(path, 3000, "0" * 64)
     with pytest.raises(DownloadError, match="file not found"):
-        dl.verify(tmp_path / "missing.bin", None, None)
+        data_fetch.verify(tmp_path / "missing.bin", None, None)
 
 
 def test_one_sha256_function_shared_with_checkpoint():
-    from medgan_nb import checkpoint
-    assert dl.file_sha256 is checkpoint.file_sha256
-    assert not hasattr(dl, "sha256sum")
+    import medgan_nb.utils.files as utils_files
+    assert data_fetch.file_sha256 is utils_files.file_sha256
+    assert not hasattr(data_fetch, "sha256sum")
 
 
 def test_registry_pins_the_published_kvasir_archive():

@@ -8,17 +8,21 @@ import pytest
 import tifffile
 import torch
 from PIL import Image
+from test_data import png16, rgb16
 
+import medgan_nb.inference.files as inference_files
 from medgan_nb import __version__
-from medgan_nb import enhance as enhance_module
-from medgan_nb.checkpoint import CheckpointError, file_sha256, save_checkpoint
 from medgan_nb.config import Config
 from medgan_nb.data import ImageLoadError, decode_image
-from medgan_nb.enhance import enhance, enhance_array
-from medgan_nb.models import resolve_device
-from medgan_nb.models import UNetGenerator, build_generator
-
-from test_data import png16, rgb16
+from medgan_nb.inference import enhance, enhance_array
+from medgan_nb.models import (
+    CheckpointError,
+    UNetGenerator,
+    build_generator,
+    resolve_device,
+    save_checkpoint,
+)
+from medgan_nb.utils import file_sha256
 
 
 class Pointwise(torch.nn.Module):
@@ -221,7 +225,7 @@ def test_bad_image_raises_or_is_skipped_and_counted(images, checkpoint, tmp_path
     (images / "a" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     with pytest.raises(ImageLoadError, match="broken.png"):
         enhance(images, tmp_path / "out1", checkpoint, device="cpu", quiet=True)
-    with caplog.at_level(logging.WARNING, logger="medgan_nb.enhance"):
+    with caplog.at_level(logging.WARNING, logger="medgan_nb.inference"):
         written = enhance(images, tmp_path / "out2", checkpoint, device="cpu", quiet=True, on_error="skip")
     assert sorted(p.relative_to(tmp_path / "out2").as_posix() for p in written) == sorted(EXPECTED)
     assert not (tmp_path / "out2" / "a" / "broken.png").exists()
@@ -260,7 +264,7 @@ def test_the_source_name_goes_into_the_png_only_on_request(images, checkpoint, t
 
 def test_provenance_names_the_checkpoint_bytes_that_were_loaded(images, checkpoint, tmp_path, monkeypatch):
     loaded = file_sha256(checkpoint)
-    real_load = enhance_module.load_generator
+    real_load = inference_files.load_generator
 
     def load_then_training_replaces_the_file(path, device):
         result = real_load(path, device)
@@ -269,7 +273,7 @@ def test_provenance_names_the_checkpoint_bytes_that_were_loaded(images, checkpoi
         save_checkpoint({"config": cfg.to_dict(), "generator": build_generator(cfg).state_dict(), "epoch": 2}, path)
         return result
 
-    monkeypatch.setattr(enhance_module, "load_generator", load_then_training_replaces_the_file)
+    monkeypatch.setattr(inference_files, "load_generator", load_then_training_replaces_the_file)
     written = enhance(images, tmp_path / "out", checkpoint, device="cpu", quiet=True)
     assert file_sha256(checkpoint) != loaded                     # the file now holds other weights
     assert {r["checkpoint_sha256"] for r in read_audit(tmp_path / "out")} == {loaded}
@@ -277,11 +281,11 @@ def test_provenance_names_the_checkpoint_bytes_that_were_loaded(images, checkpoi
 
 
 def test_a_loaded_generator_or_a_shipped_model_instead_of_a_checkpoint(images, checkpoint, tmp_path, monkeypatch):
-    from medgan_nb import pretrained
-    from medgan_nb.checkpoint import load_generator
+    import medgan_nb.models.zoo as models_zoo
+    from medgan_nb.models import load_generator
     generator, cfg = load_generator(checkpoint)
-    weights = pretrained.save_model(generator, cfg, "m", {"summary": "s", "default": True}, tmp_path / "w")
-    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "w")
+    weights = models_zoo.save_model(generator, cfg, "m", {"summary": "s", "default": True}, tmp_path / "w")
+    monkeypatch.setattr(models_zoo, "WEIGHTS_DIR", tmp_path / "w")
     outputs = {source: enhance(images, tmp_path / source, device="cpu", quiet=True, **kwargs)
                for source, kwargs in [("checkpoint", {"checkpoint": checkpoint}), ("generator", {"generator": generator}),
                                       ("model", {"model": "m"}), ("default", {})]}
@@ -318,8 +322,8 @@ class Identity(torch.nn.Module):
 
 @pytest.fixture
 def identity(monkeypatch):
-    monkeypatch.setattr(enhance_module, "load_generator", lambda path, device: (Identity(), None))
-    monkeypatch.setattr(enhance_module, "fast_generator", lambda generator, backend: generator)
+    monkeypatch.setattr(inference_files, "load_generator", lambda path, device: (Identity(), None))
+    monkeypatch.setattr(inference_files, "fast_generator", lambda generator, backend: generator)
 
 
 def test_outputs_keep_the_inputs_channels_and_bit_depth(tmp_path, checkpoint, identity):

@@ -7,15 +7,26 @@ import torch
 from PIL import Image
 from torch.utils.data import ConcatDataset, Subset
 
-import medgan_nb.evaluate as evaluate_module
-from medgan_nb.baselines import BASELINES, FAST_BASELINES, estimate_noise_std
-from medgan_nb.checkpoint import file_sha256, save_checkpoint
+import medgan_nb.evaluation.conditions as evaluation_conditions
+import medgan_nb.evaluation.core as evaluation_core
+import medgan_nb.evaluation.plots as evaluation_plots
+import medgan_nb.utils.hardware as utils_hardware
 from medgan_nb.config import DEGRADATION_SETS, Config
-from medgan_nb.data import dataset_keys, default_dataset, to_numpy_images
+from medgan_nb.data import dataset_keys, default_dataset
 from medgan_nb.degrade import Degradation
-from medgan_nb.evaluate import CSV_COLUMNS, EVAL_SEED, evaluate, evaluation_config, summarize
+from medgan_nb.evaluation import (
+    BASELINES,
+    CSV_COLUMNS,
+    EVAL_SEED,
+    FAST_BASELINES,
+    estimate_noise_std,
+    evaluate,
+    evaluation_config,
+    summarize,
+)
 from medgan_nb.metrics import psnr, psnr_masked
-from medgan_nb.models import build_generator
+from medgan_nb.models import build_generator, save_checkpoint
+from medgan_nb.utils import file_sha256, to_numpy_images
 
 N = 6            # images per run: enough for best/median/worst, fast on 2 cores
 STAT_KEYS = {"psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "ms_per_image", "n"}
@@ -149,14 +160,14 @@ def test_baselines_only_without_a_config_uses_the_seed_presets_task(tmp_path):
 def test_metadata_names_the_checkpoint_bytes_that_were_loaded(cfg, tmp_path, monkeypatch):
     path = make_checkpoint(cfg, tmp_path / "last.pt", seed=1)
     loaded = file_sha256(path)
-    real_load = evaluate_module.load_generator
+    real_load = evaluation_core.load_generator
 
     def load_then_replace(*args, **kwargs):          # a training run writes last.pt again mid-evaluation
         result = real_load(*args, **kwargs)
         make_checkpoint(cfg, path, seed=2)
         return result
 
-    monkeypatch.setattr(evaluate_module, "load_generator", load_then_replace)
+    monkeypatch.setattr(evaluation_core, "load_generator", load_then_replace)
     metrics = evaluate(path, tmp_path / "out", baselines=("identity",), breakdown=False, max_images=2,
                        device="cpu", quiet=True)
     assert file_sha256(path) != loaded
@@ -280,7 +291,7 @@ def test_summary_explains_colour_jitter_with_the_identity_psnr():
 
 
 def test_conditions_add_the_originals_degradations_left_out_of_training():
-    from medgan_nb.evaluate import conditions_of
+    from medgan_nb.evaluation import conditions_of
     seed = conditions_of(Config.preset("seed"))
     assert list(seed) == ["all", "noise", "salt_pepper", "blur", "color_jitter"]
     tiny = conditions_of(Config.preset("tiny", degradations=("noise",)))
@@ -291,7 +302,7 @@ def test_conditions_add_the_originals_degradations_left_out_of_training():
 
 # ----------------------------------------------------- goal conditions, machine, true noise level
 def test_goal_conditions_are_the_issues_three():
-    goals = evaluate_module.GOAL_CONDITIONS
+    goals = evaluation_conditions.GOAL_CONDITIONS
     assert list(goals) == ["blur_noise", "seed", "light"]
     assert goals["blur_noise"] == dict(degradations=("blur", "noise"), degradation_order="physical",
                                        blur_sigma=(0.5, 1.5), blur_kernel=9, noise_std=0.075, noise_std_range=0.0,
@@ -302,7 +313,7 @@ def test_goal_conditions_are_the_issues_three():
     assert goals["light"] == dict(degradations=("blur", "noise"), degradation_order="physical",
                                   blur_sigma=(0.3, 0.8), blur_kernel=5, noise_std=0.02, noise_std_range=0.0,
                                   degradation_p=1.0)
-    assert evaluate_module.GOAL_BASELINES[-2:] == ("cbm3d", "median_cbm3d")
+    assert evaluation_conditions.GOAL_BASELINES[-2:] == ("cbm3d", "median_cbm3d")
 
 
 def test_goals_score_each_condition_and_give_the_classics_the_true_noise_std(checkpoint, tmp_path, monkeypatch):
@@ -313,21 +324,21 @@ def test_goals_score_each_condition_and_give_the_classics_the_true_noise_std(che
         return img.copy()
 
     monkeypatch.setitem(BASELINES, "nlm", recording_nlm)
-    metrics = evaluate_module.evaluate_goals(checkpoint, tmp_path / "out", baselines=("identity", "nlm"),
+    metrics = evaluation_core.evaluate_goals(checkpoint, tmp_path / "out", baselines=("identity", "nlm"),
                                              max_images=2, device="cpu", quiet=True)
     assert list(metrics["results"]) == ["blur_noise", "seed", "light"]
     assert metrics["conditions"] == {"blur_noise": ["blur", "noise"], "seed": ["noise", "salt_pepper", "blur"],
                                      "light": ["blur", "noise"]}
     task = evaluation_config(Config.preset("tiny"))
     clean, key = default_dataset("test", task)[0]
-    for cond, overrides in evaluate_module.GOAL_CONDITIONS.items():
+    for cond, overrides in evaluation_conditions.GOAL_CONDITIONS.items():
         d = Degradation(task.replace(**overrides))(clean[None], keys=[key])
         img = to_numpy_images(d.image)[0]
         sigma = next(s for x, s in seen if np.array_equal(x, img))
         assert sigma == pytest.approx(float(d.params["noise_std"][0]))     # the std drawn for this very image
     assert {round(s, 6) for _, s in seen} >= {0.075, 0.02}
     meta = metrics["metadata"]
-    assert meta["torch_threads"] == torch.get_num_threads() and meta["cpu"] == evaluate_module.cpu_model()
+    assert meta["torch_threads"] == torch.get_num_threads() and meta["cpu"] == utils_hardware.cpu_model()
     assert meta["cpu"] and meta["cpu"] != "unknown"
     report = (tmp_path / "out" / "report.md").read_text()
     assert "**Condition blur_noise:** degradations=('blur', 'noise')" in report and "noise_std=0.075" in report
@@ -338,11 +349,11 @@ def test_goals_score_each_condition_and_give_the_classics_the_true_noise_std(che
 
 def test_a_condition_may_not_change_the_evaluation_images(cfg):
     with pytest.raises(ValueError, match="choose the evaluation images"):
-        evaluate_module.build_degraders(cfg, {"big": {"image_size": 64}})
+        evaluation_conditions.build_degraders(cfg, {"big": {"image_size": 64}})
     with pytest.raises(KeyError, match="unknown config key"):
-        evaluate_module.build_degraders(cfg, {"typo": {"noise_sd": 0.1}})
+        evaluation_conditions.build_degraders(cfg, {"typo": {"noise_sd": 0.1}})
     with pytest.raises(ValueError, match="no conditions"):
-        evaluate_module.build_degraders(cfg, {})
+        evaluation_conditions.build_degraders(cfg, {})
 
 
 # ----------------------------------------------------- lesion masks
@@ -357,16 +368,16 @@ def square_masks(dataset, i):
 
 
 def test_lesion_regions_are_scored_inside_and_outside_the_masks(cfg, tmp_path, monkeypatch):
-    monkeypatch.setattr(evaluate_module, "mask_of", square_masks)
+    monkeypatch.setattr(evaluation_core, "mask_of", square_masks)
     metrics = evaluate(None, tmp_path / "out", cfg=cfg, baselines=("identity", "median"), breakdown=False,
                        max_images=4, quiet=True)
     with open(tmp_path / "out" / "lesions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     keys = [r["key"] for r in read_rows(tmp_path / "out") if r["method"] == "identity"]
-    assert tuple(rows[0]) == evaluate_module.LESION_COLUMNS
+    assert tuple(rows[0]) == evaluation_core.LESION_COLUMNS
     assert [(r["method"], r["key"]) for r in rows] == [(m, keys[i]) for m in ("identity", "median") for i in (0, 2)]
     task = evaluation_config(cfg)
-    dataset = evaluate_module.evaluation_data(task, max_images=4)[0]
+    dataset = evaluation_core.evaluation_data(task, max_images=4)[0]
     clean = dataset[0][0][None]
     degraded = Degradation(task)(clean, keys=[keys[0]]).image
     mask = square_masks(dataset, 0)
@@ -384,7 +395,7 @@ def test_lesion_regions_are_scored_inside_and_outside_the_masks(cfg, tmp_path, m
 
 
 def test_without_masks_there_is_no_lesion_table(cfg, tmp_path, monkeypatch):
-    monkeypatch.setattr(evaluate_module, "mask_of", lambda dataset, i: None)
+    monkeypatch.setattr(evaluation_core, "mask_of", lambda dataset, i: None)
     metrics = evaluate(None, tmp_path / "out", cfg=cfg, baselines=("identity",), breakdown=False, max_images=2,
                        quiet=True)
     assert metrics["lesions"] is None
@@ -395,11 +406,11 @@ def test_without_masks_there_is_no_lesion_table(cfg, tmp_path, monkeypatch):
 def test_lesion_box_is_the_padded_bounding_box_inside_the_image():
     mask = torch.zeros(40, 50, dtype=torch.bool)
     mask[10:20, 24:44] = True                          # 10 × 20 pixels
-    assert evaluate_module.lesion_box(mask) == (6, 24, 19, 49)   # padded by max(4 pixels, 25 %): 4 rows, 5 columns
+    assert evaluation_plots.lesion_box(mask) == (6, 24, 19, 49)   # padded by max(4 pixels, 25 %): 4 rows, 5 columns
     mask[10:20, 30:48] = True
-    assert evaluate_module.lesion_box(mask)[3] == 50            # kept inside the image
+    assert evaluation_plots.lesion_box(mask)[3] == 50            # kept inside the image
     with pytest.raises(ValueError, match="empty"):
-        evaluate_module.lesion_box(torch.zeros(8, 8, dtype=torch.bool))
+        evaluation_plots.lesion_box(torch.zeros(8, 8, dtype=torch.bool))
 
 
 # ----------------------------------------------------- degradation grid
@@ -418,20 +429,20 @@ class StandIn(torch.nn.Module):
 @pytest.fixture
 def stand_in(monkeypatch, cfg):
     def use(generator):
-        monkeypatch.setattr(evaluate_module, "load_generator", lambda checkpoint, device: (generator, cfg))
+        monkeypatch.setattr(evaluation_core, "load_generator", lambda checkpoint, device: (generator, cfg))
     return use
 
 
 def test_grid_of_an_identity_model_is_exactly_zero_against_identity(checkpoint, stand_in, tmp_path):
     stand_in(StandIn())
-    grid = evaluate_module.evaluate_grid(checkpoint, tmp_path / "grid", max_images=2, device="cpu", quiet=True)
+    grid = evaluation_core.evaluate_grid(checkpoint, tmp_path / "grid", max_images=2, device="cpu", quiet=True)
     assert grid["noise_stds"] == [0, 0.02, 0.05, 0.075, 0.1, 0.15, 0.2]
     assert grid["blur_sigmas"] == [0, 0.5, 1.0, 1.5, 2.0]
     assert grid["model_minus_identity"] == [[0.0] * 5] * 7
     assert grid["does_no_harm"] and grid["harmful_cells"] == 0
     assert all(name in ("nlm", "tv", "bilateral", "median") for row in grid["best_classic"] for name in row)
     clean = grid["results"]["noise 0, blur 0"]            # no degradation: the input is the clean image
-    assert clean["identity"]["psnr_mean"] == evaluate_module.PSNR_CAP and clean["gan"]["psnr_mean"] == 100
+    assert clean["identity"]["psnr_mean"] == evaluation_core.PSNR_CAP and clean["gan"]["psnr_mean"] == 100
     assert grid["model_minus_best_classic"][0][0] > 0      # every classic changes a clean image
     strong = grid["results"]["noise 0.2, blur 0"]
     assert strong["nlm"]["psnr_mean"] > strong["identity"]["psnr_mean"]    # NLM got the true std and denoised
@@ -443,7 +454,7 @@ def test_grid_of_an_identity_model_is_exactly_zero_against_identity(checkpoint, 
 
 def test_grid_shows_a_harmful_model_as_negative_cells(checkpoint, stand_in, tmp_path):
     stand_in(StandIn(harmful=True))
-    grid = evaluate_module.evaluate_grid(checkpoint, tmp_path / "grid", baselines=("median", "tv"),
+    grid = evaluation_core.evaluate_grid(checkpoint, tmp_path / "grid", baselines=("median", "tv"),
                                          noise_stds=(0, 0.1), blur_sigmas=(0, 1.0, 2.0), max_images=2,
                                          device="cpu", quiet=True)
     gains = np.array(grid["model_minus_identity"])
@@ -456,13 +467,13 @@ def test_grid_shows_a_harmful_model_as_negative_cells(checkpoint, stand_in, tmp_
 
 def test_grid_refuses_bad_input(checkpoint, tmp_path):
     with pytest.raises(ValueError, match="give a checkpoint"):
-        evaluate_module.evaluate_grid(None, tmp_path / "a")
+        evaluation_core.evaluate_grid(None, tmp_path / "a")
     with pytest.raises(ValueError, match="noise_stds must be distinct values >= 0"):
-        evaluate_module.evaluate_grid(checkpoint, tmp_path / "b", noise_stds=(0.1, -0.1))
+        evaluation_core.evaluate_grid(checkpoint, tmp_path / "b", noise_stds=(0.1, -0.1))
     with pytest.raises(ValueError, match="blur_sigmas must be"):
-        evaluate_module.evaluate_grid(checkpoint, tmp_path / "c", blur_sigmas=())
+        evaluation_core.evaluate_grid(checkpoint, tmp_path / "c", blur_sigmas=())
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "grid.json").write_text("{}")
     with pytest.raises(FileExistsError):
-        evaluate_module.evaluate_grid(checkpoint, tmp_path / "d")
+        evaluation_core.evaluate_grid(checkpoint, tmp_path / "d")
     assert (tmp_path / "d" / "grid.json").read_text() == "{}"

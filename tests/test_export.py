@@ -13,15 +13,28 @@ import pytest
 import torch
 from torch import nn
 
+import medgan_nb.inference.backends as inference_backends
+import medgan_nb.inference.engines as inference_engines
+import medgan_nb.utils.hardware as utils_hardware
 from medgan_nb import __version__
-from medgan_nb.checkpoint import file_sha256, save_checkpoint
 from medgan_nb.cli import main
 from medgan_nb.config import Config
-from medgan_nb.enhance import enhance_array
-from medgan_nb import export
-from medgan_nb.export import (BACKENDS, OWN_WEIGHTS, OnnxGenerator, auto_candidates, export_onnx, export_torchscript,
-                              fast_generator, fold_batchnorm, int8_generator, quantize_int8, verify_export)
-from medgan_nb.models import UNetGenerator, build_generator
+from medgan_nb.inference import (
+    BACKENDS,
+    OWN_WEIGHTS,
+    OnnxGenerator,
+    auto_candidates,
+    enhance_array,
+    export_onnx,
+    export_torchscript,
+    fast_generator,
+    fold_batchnorm,
+    int8_generator,
+    quantize_int8,
+    verify_export,
+)
+from medgan_nb.models import UNetGenerator, build_generator, save_checkpoint
+from medgan_nb.utils import file_sha256
 
 TOL = 1e-4
 
@@ -254,18 +267,19 @@ def test_auto_backend_picks_a_measured_candidate_with_the_same_outputs(tiny):
 def test_cli_export_names_the_checkpoint_bytes_that_were_loaded(checkpoint, tmp_path, monkeypatch):
     """Issue 9: export hashed the file after loading it; a training run may have replaced it meanwhile."""
     import json
-    from medgan_nb import checkpoint as ck
+
+    import medgan_nb.models.checkpoint as models_checkpoint
     loaded_sha = file_sha256(checkpoint)
-    real = ck.load_generator
+    real = models_checkpoint.load_generator
 
     def load_then_replace(path, *args, **kwargs):
         result = real(path, *args, **kwargs)
-        state = ck.load_checkpoint(checkpoint)
+        state = models_checkpoint.load_checkpoint(checkpoint)
         state["generator"] = {k: v + 1 if v.is_floating_point() else v for k, v in state["generator"].items()}
-        ck.save_checkpoint({k: v for k, v in state.items() if k not in ("format", "version")}, checkpoint)
+        models_checkpoint.save_checkpoint({k: v for k, v in state.items() if k not in ("format", "version")}, checkpoint)
         return result
 
-    monkeypatch.setattr(ck, "load_generator", load_then_replace)
+    monkeypatch.setattr(models_checkpoint, "load_generator", load_then_replace)
     out = tmp_path / "tiny.ts.pt"
     assert main(["export", str(checkpoint), "--format", "torchscript", "--out", str(out)]) == 0
     extra = {"medgan_nb.json": ""}
@@ -316,21 +330,21 @@ def test_int8_matches_fp32_and_is_refused_where_it_costs_too_much(small, monkeyp
     assert fast.backend == "onnxruntime-int8" and fast.in_channels == c
     assert (fast(x) - eval_output(small, x)).abs().max().item() < INT8_TOL
     clean = image(2, c, 64, 48, seed=2)
-    monkeypatch.setattr(export, "psnr_cost", lambda *args: 0.25)
+    monkeypatch.setattr(inference_engines, "psnr_cost", lambda *args: 0.25)
     with pytest.raises(ValueError, match=r"int8 costs 0\.250 dB .* more than the 0\.1 dB allowed"):
         int8_generator(small, calibration, x, clean)
-    monkeypatch.setattr(export, "psnr_cost", lambda *args: 0.05)
+    monkeypatch.setattr(inference_engines, "psnr_cost", lambda *args: 0.05)
     assert int8_generator(small, calibration, x, clean).psnr_cost_db == 0.05
 
 
 def test_psnr_cost_of_a_backend_is_measured_against_fp32(tiny):
     clean = image(3, 3, 32, 32)
     degraded = (clean + 0.2 * image(3, 3, 32, 32, seed=1)).clamp(-1, 1)
-    assert export.psnr_cost(fold_batchnorm(tiny), tiny, degraded, clean) == 0.0
+    assert inference_engines.psnr_cost(fold_batchnorm(tiny), tiny, degraded, clean) == 0.0
     near_clean = iter((clean + 0.01 * image(3, 3, 32, 32, seed=2)).split(1))      # far better than the model
-    assert export.psnr_cost(lambda x: next(near_clean), tiny, degraded, clean) < -10
+    assert inference_engines.psnr_cost(lambda x: next(near_clean), tiny, degraded, clean) < -10
     noisy = iter((eval_output(tiny, degraded) + 0.5 * image(3, 3, 32, 32, seed=3)).clamp(-1, 1).split(1))
-    assert export.psnr_cost(lambda x: next(noisy), tiny, degraded, clean) > 0.1
+    assert inference_engines.psnr_cost(lambda x: next(noisy), tiny, degraded, clean) > 0.1
 
 
 def test_missing_openvino_names_the_install_command(tiny, monkeypatch):
@@ -342,30 +356,30 @@ def test_missing_openvino_names_the_install_command(tiny, monkeypatch):
 
 
 def test_auto_leaves_bf16_out_without_native_bf16(tiny, monkeypatch):
-    monkeypatch.setattr(export, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_vnni"}))
+    monkeypatch.setattr(utils_hardware, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_vnni"}))
     names = auto_candidates(tiny)
     assert "torch" in names and not any("bf16" in n for n in names)
-    monkeypatch.setattr(export, "onnx_available", lambda: False)         # no exports: seconds, not a minute
-    monkeypatch.setattr(export, "openvino_available", lambda: False)
+    monkeypatch.setattr(inference_backends, "onnx_available", lambda: False)         # no exports: seconds, not a minute
+    monkeypatch.setattr(inference_backends, "openvino_available", lambda: False)
     assert auto_candidates(tiny) == ["torch", "torch-channels-last"]
     assert fast_generator(tiny, "auto", probe_size=32).backend in ("torch", "torch-channels-last")
-    monkeypatch.setattr(export, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    monkeypatch.setattr(utils_hardware, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
     assert "torch-bf16" in auto_candidates(tiny)
-    monkeypatch.setattr(export, "cpu_flags", lambda: frozenset({"amx_bf16", "amx_tile"}))
+    monkeypatch.setattr(utils_hardware, "cpu_flags", lambda: frozenset({"amx_bf16", "amx_tile"}))
     assert "torch-bf16" in auto_candidates(tiny)
 
 
 def test_cpu_flags_reads_proc_cpuinfo(tmp_path):
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512_bf16\n")
-    assert export.cpu_flags(info) == {"fpu", "avx2", "avx512_bf16"}
+    assert utils_hardware.cpu_flags(info) == {"fpu", "avx2", "avx512_bf16"}
     info.write_text("processor\t: 0\n")
-    assert export.cpu_flags(info) == frozenset() and export.cpu_flags(tmp_path / "missing") == frozenset()
+    assert utils_hardware.cpu_flags(info) == frozenset() and utils_hardware.cpu_flags(tmp_path / "missing") == frozenset()
 
 
 def test_auto_keeps_large_models_in_their_own_weights(tiny, monkeypatch):
     """A model over the limit is timed only in backends that share its weights: no second copy."""
-    monkeypatch.setattr(export, "AUTO_OWN_WEIGHTS_MAX_MB", 0)
+    monkeypatch.setattr(inference_backends, "AUTO_OWN_WEIGHTS_MAX_MB", 0)
     names = auto_candidates(tiny)
     assert names and not set(names) & set(OWN_WEIGHTS) and set(names) <= {"torch", "torch-bf16"}
     fast = fast_generator(tiny, "auto", probe_size=32)

@@ -23,14 +23,12 @@ import pytest
 import tifffile
 import torch
 from PIL import Image, ImageFile
+from test_data import png16, rgb16
 
-from medgan_nb.checkpoint import save_checkpoint
 from medgan_nb.config import Config
 from medgan_nb.data import ImageFolderDataset, ImageLoadError, load_image
-from medgan_nb.enhance import enhance
-from medgan_nb.models import build_generator
-
-from test_data import png16, rgb16
+from medgan_nb.inference import enhance
+from medgan_nb.models import build_generator, save_checkpoint
 
 SEED = 9
 EXTENSIONS = (".png", ".jpg", ".tif", ".bmp", ".jpeg", ".tiff")
@@ -249,7 +247,7 @@ def checkpoint(tmp_path_factory):
 def test_enhance_writes_exactly_the_decodable_files_and_counts_the_rest(fuzz, checkpoint, tmp_path, caplog):
     root, files, decoded, errors, foreign = fuzz
     out = tmp_path / "out"
-    with caplog.at_level(logging.WARNING, logger="medgan_nb.enhance"):
+    with caplog.at_level(logging.WARNING, logger="medgan_nb.inference"):
         written = enhance(root, out, checkpoint, device="cpu", on_error="skip", backend="torch", quiet=True)
     expected = {n.rsplit(".", 1)[0] + ".png" for n in decoded}
     print(f"\nenhance(on_error='skip'): {len(written)} written, {len(files) - len(written)} skipped")
@@ -264,7 +262,9 @@ def test_enhance_writes_exactly_the_decodable_files_and_counts_the_rest(fuzz, ch
 
 
 def test_evaluate_scores_the_decodable_files_and_names_a_bad_one(fuzz, tmp_path):
-    from medgan_nb.evaluate import evaluate           # imported here: evaluate.py is being reworked
+    from medgan_nb.evaluation import (
+        evaluate,  # imported here: evaluate.py is being reworked
+    )
     root, files, decoded, errors, foreign = fuzz
     good, mixed = tmp_path / "good", tmp_path / "mixed"
     good.mkdir()

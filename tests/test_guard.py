@@ -1,22 +1,20 @@
-"""The noise guard (medgan_nb.guard): its noise estimate, its blend, and where enhance/evaluate/load_model use it."""
+"""The noise guard (medgan_nb.models.guard): its noise estimate, its blend, and where enhance/evaluate/load_model use it."""
 import json
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_pretrained import REPO, tiny_generator
 
-from medgan_nb import pretrained
+import medgan_nb.models.zoo as models_zoo
 from medgan_nb.cli import main
 from medgan_nb.config import Config
-from medgan_nb.data import from_numpy_images
 from medgan_nb.degrade import gaussian_noise
-from medgan_nb.enhance import enhance_array
-from medgan_nb.evaluate import run_gan
-from medgan_nb.guard import Guard, noise_level
-from medgan_nb.pretrained import load_model, save_model
-
-from test_pretrained import REPO, tiny_generator
+from medgan_nb.evaluation import run_gan
+from medgan_nb.inference import enhance_array
+from medgan_nb.models import Guard, load_model, noise_level, save_model
+from medgan_nb.utils import from_numpy_images
 
 SAMPLE = REPO / "data" / "kvasir-sample" / "images"
 FRAMES = ("cju14pxbaoksp0835qzorx6g6.jpg", sorted(p.name for p in SAMPLE.glob("*.jpg"))[0])
@@ -121,7 +119,7 @@ def guarded_folder(tmp_path, monkeypatch):
                                                    "guard": {"below": 0.008, "full": 0.014, "change_below": 10.0,
                                                              "change_full": 20.0}}, folder)
     save_model(tiny_generator(0), cfg, "plain", {"summary": "without"}, folder)
-    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", folder)
+    monkeypatch.setattr(models_zoo, "WEIGHTS_DIR", folder)
     return folder
 
 
@@ -154,13 +152,13 @@ def test_enhance_writes_clean_images_unchanged_and_logs_the_guard(guarded_folder
 
 @pytest.mark.parametrize("guard", [{"below": 0.02, "full": 0.01}, {"low": 0.0}, [0.1, 0.2]])
 def test_bad_guards_are_refused_before_writing(tmp_path, guard):
-    with pytest.raises(pretrained.PretrainedError, match='"guard" must be'):
+    with pytest.raises(models_zoo.PretrainedError, match='"guard" must be'):
         save_model(tiny_generator(0), Config.preset("tiny"), "x", {"summary": "s", "guard": guard}, tmp_path)
     assert not list(tmp_path.iterdir())
 
 
 def test_evaluate_records_the_guard_and_can_leave_it_out(guarded_folder, tmp_path):
-    from medgan_nb.evaluate import evaluate
+    from medgan_nb.evaluation import evaluate
     common = dict(cfg=Config.preset("tiny", max_images=0), model="guarded", baselines=("identity",),
                   breakdown=False, max_images=2, quiet=True)
     with_guard = evaluate(None, tmp_path / "a", **common)

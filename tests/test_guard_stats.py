@@ -2,10 +2,9 @@
 from pathlib import Path
 
 import pytest
-
-from medgan_nb.guard import Guard
-
 from test_split_scores import load_script
+
+from medgan_nb.models import Guard
 
 SAMPLE = str(Path(__file__).resolve().parents[1] / "data" / "kvasir-sample")
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from medgan_nb.data import from_numpy_images
 from medgan_nb.metrics import psnr, psnr_masked, ssim, ssim_masked
+from medgan_nb.utils import from_numpy_images
 
 
 def wang_ssim(x: np.ndarray, y: np.ndarray) -> float:

@@ -1,15 +1,31 @@
-"""Statistics of the modality degradations (medgan_nb.modality): each test can fail if the physics is wrong."""
+"""Statistics of the modality degradations (medgan_nb.degrade): each test can fail if the physics is wrong."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from medgan_nb.degrade import gaussian_blur
-from medgan_nb.modality import (AIR_HU, ModalityDegradation, detector_blur, fbp, hu_to_mu, low_dose_ct,
-                                low_dose_sinogram, motion_kspace, mri_degrade, mu_to_hu, outside_circle, project,
-                                quantum_noise, rician_noise, sampling_mask, undersample_kspace, view_angles,
-                                xray_degrade)
+from medgan_nb.degrade import (
+    AIR_HU,
+    ModalityDegradation,
+    detector_blur,
+    fbp,
+    gaussian_blur,
+    hu_to_mu,
+    low_dose_ct,
+    low_dose_sinogram,
+    motion_kspace,
+    mri_degrade,
+    mu_to_hu,
+    outside_circle,
+    project,
+    quantum_noise,
+    rician_noise,
+    sampling_mask,
+    undersample_kspace,
+    view_angles,
+    xray_degrade,
+)
 
 S = 64
 YY, XX = np.mgrid[:S, :S]

@@ -4,8 +4,16 @@ from torch import nn
 
 from benchmarks import seed_reference as ref
 from medgan_nb.config import Config
-from medgan_nb.models import (PatchDiscriminator, UNetGenerator, build_discriminator, build_generator,
-                              count_parameters, init_weights, receptive_field, summary)
+from medgan_nb.models import (
+    PatchDiscriminator,
+    UNetGenerator,
+    build_discriminator,
+    build_generator,
+    count_parameters,
+    init_weights,
+    receptive_field,
+    summary,
+)
 
 
 def copy_by_position(src: nn.Module, dst: nn.Module) -> None:
@@ -92,7 +100,7 @@ def test_lite_preset_is_a_small_unet_for_256_frames():
 
 
 # ------------------------------------------------------------------ NAFNet-style and residual generators
-from medgan_nb.models import NAFBlock, NAFNetGenerator, LayerNorm2d  # noqa: E402
+from medgan_nb.models import LayerNorm2d, NAFBlock, NAFNetGenerator  # noqa: E402
 
 
 @pytest.mark.parametrize("stem,depth,size", [(1, 2, 16), (2, 3, 32), (4, 3, 64), (4, 2, 48)])

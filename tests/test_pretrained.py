@@ -1,4 +1,4 @@
-"""Shipped pretrained models (medgan_nb.pretrained): safetensors + model card, checked on load, used by the CLI."""
+"""Shipped pretrained models (medgan_nb.models.zoo): safetensors + model card, checked on load, used by the CLI."""
 import json
 from pathlib import Path
 
@@ -6,14 +6,25 @@ import pytest
 import torch
 from PIL import Image
 
-from medgan_nb import evaluate as evaluate_module
-from medgan_nb import pretrained
-from medgan_nb.checkpoint import file_sha256, load_checkpoint, load_generator, save_checkpoint
+import medgan_nb.evaluation.core as evaluation_core
+import medgan_nb.models.zoo as models_zoo
 from medgan_nb.cli import main
 from medgan_nb.config import Config
-from medgan_nb.models import build_generator, count_parameters
-from medgan_nb.pretrained import (PretrainedError, card_markdown, default_model, list_models, load_model, model_card,
-                                  save_model)
+from medgan_nb.models import (
+    PretrainedError,
+    build_generator,
+    card_markdown,
+    count_parameters,
+    default_model,
+    list_models,
+    load_checkpoint,
+    load_generator,
+    load_model,
+    model_card,
+    save_checkpoint,
+    save_model,
+)
+from medgan_nb.utils import file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 SCORES = {"headline": {"blur+noise": "+1.2 dB over NLM"},
@@ -39,7 +50,7 @@ def folder(tmp_path, monkeypatch):
     save_model(tiny_generator(0), cfg, "tiny-a", {"summary": "a tiny test model", "default": True,
                                                   "scores": SCORES, "limitations": ["only a test"]}, folder)
     save_model(tiny_generator(1), cfg, "tiny-b", {"summary": "another one"}, folder)
-    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", folder)
+    monkeypatch.setattr(models_zoo, "WEIGHTS_DIR", folder)
     return folder
 
 
@@ -57,10 +68,10 @@ def test_round_trip_gives_identical_tensors_and_a_complete_card(tmp_path):
     assert card["default"] is False and "not for diagnosis" in card["intended_use"].lower()
     assert json.loads((tmp_path / "m.json").read_text()) == card
     assert (tmp_path / "m.md").read_text() == card_markdown(card)
-    from safetensors import safe_open                        # a plain safetensors file, tagged as ours
+    from safetensors import safe_open  # a plain safetensors file, tagged as ours
     with safe_open(str(weights), "pt") as f:
         about = json.loads(f.metadata()["medgan_nb"])
-        assert about["format"] == pretrained.FORMAT and about["name"] == "m"
+        assert about["format"] == models_zoo.FORMAT and about["name"] == "m"
     first = weights.read_bytes()
     for _ in range(5):                                        # the same weights: the same bytes, the same SHA-256
         save_model(generator, cfg, "m", {"summary": "again"}, tmp_path, overwrite=True)
@@ -138,8 +149,8 @@ def test_damaged_cards_are_named(folder):
 
 
 def test_card_markdown_shows_every_field_and_score_tables(folder):
-    text = card_markdown(pretrained.model_card("tiny-a"))
-    card = pretrained.model_card("tiny-a")
+    text = card_markdown(models_zoo.model_card("tiny-a"))
+    card = models_zoo.model_card("tiny-a")
     assert text.startswith("# tiny-a\n\na tiny test model\n") and card["weights_sha256"] in text
     assert "- default model: yes" in text and f"- parameters: {card['parameters']:,}" in text
     assert "| method | psnr | ssim |\n|---|---|---|\n| gan | 30.12 | 0.8765 |\n| nlm | 28.9 |  |" in text
@@ -164,7 +175,7 @@ def test_load_generator_prefers_the_ema_weights(tmp_path, ema):
 def test_models_command_lists_and_shows_cards(folder, capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    params = f"{pretrained.model_card('tiny-a')['parameters']:,}"
+    params = f"{models_zoo.model_card('tiny-a')['parameters']:,}"
     assert "* tiny-a" in out and "  tiny-b" in out and params in out and "a tiny test model" in out
     assert "scores: blur+noise: +1.2 dB over NLM" in out
     assert main(["models", "tiny-b"]) == 0 and capsys.readouterr().out.startswith("# tiny-b\n\nanother one")
@@ -172,7 +183,7 @@ def test_models_command_lists_and_shows_cards(folder, capsys):
 
 
 def test_models_command_without_models_says_how_to_publish_one(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(models_zoo, "WEIGHTS_DIR", tmp_path)
     assert main(["models"]) == 0 and "--format pretrained" in capsys.readouterr().out
     for argv in (["enhance", str(tmp_path), "--out", str(tmp_path / "o")], ["evaluate", "--out", str(tmp_path / "e")]):
         assert main(argv) == 1 and "no pretrained models" in capsys.readouterr().err
@@ -196,7 +207,7 @@ def frame(tmp_path):
 def test_enhance_with_a_shipped_model_names_it_in_png_and_audit_log(folder, frame, tmp_path, capsys, flags, name):
     out = tmp_path / "out"
     assert main(["enhance", str(frame), "--out", str(out), "--quiet", *flags]) == 0
-    sha = pretrained.model_card(name)["weights_sha256"]
+    sha = models_zoo.model_card(name)["weights_sha256"]
     png = Image.open(out / "frame.png")
     assert png.text["medgan_nb:model"] == name and png.text["medgan_nb:checkpoint_sha256"] == sha
     record = json.loads((out / "audit.jsonl").read_text())
@@ -217,7 +228,7 @@ def test_model_and_checkpoint_together_are_an_error(folder, frame, tmp_path, cap
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A real tiny training run (1 epoch on a few images, about a second) and a copy of its checkpoint with an EMA."""
-    from medgan_nb.train import train
+    from medgan_nb.training import train
     base = tmp_path_factory.mktemp("trained")
     cfg = Config.preset("tiny", output_dir=str(base), epochs=1, max_images=8, synthetic_frames=4)
     run = train(cfg, name="r", quiet=True)
@@ -262,41 +273,41 @@ def test_export_pretrained_flags_are_checked(trained, capsys, argv, message):
 
 
 # ------------------------------------------------------------------ the models really shipped
-SHIPPED = list_models(pretrained.WEIGHTS_DIR)
+SHIPPED = list_models(models_zoo.WEIGHTS_DIR)
 
 
 @pytest.mark.parametrize("name", SHIPPED or [pytest.param(None, marks=pytest.mark.skip(reason="no shipped models"))])
 def test_shipped_models_load_and_restore_their_reference_frame(name):
-    generator, _, card = load_model(name, folder=pretrained.WEIGHTS_DIR)
-    assert file_sha256(pretrained.WEIGHTS_DIR / f"{name}.safetensors") == card["weights_sha256"]
+    generator, _, card = load_model(name, folder=models_zoo.WEIGHTS_DIR)
+    assert file_sha256(models_zoo.WEIGHTS_DIR / f"{name}.safetensors") == card["weights_sha256"]
     reference = card["reference"]
     assert reference and (REPO / reference["image"]).is_file(), f"{name}: its card's reference image is not shipped"
-    assert evaluate_module.reference_psnr(generator, card) == pytest.approx(reference["psnr"], abs=0.05)
+    assert evaluation_core.reference_psnr(generator, card) == pytest.approx(reference["psnr"], abs=0.05)
 
 
 def test_evaluate_scores_a_shipped_model_and_names_it(folder, tmp_path):
-    metrics = evaluate_module.evaluate(None, tmp_path / "e", cfg=Config.preset("tiny", max_images=0), model="tiny-a",
+    metrics = evaluation_core.evaluate(None, tmp_path / "e", cfg=Config.preset("tiny", max_images=0), model="tiny-a",
                                        baselines=("identity",), breakdown=False, max_images=3, quiet=True)
     meta = metrics["metadata"]
     assert meta["model"] == "tiny-a" and meta["checkpoint"] is None
-    assert meta["checkpoint_sha256"] == pretrained.model_card("tiny-a")["weights_sha256"]
+    assert meta["checkpoint_sha256"] == models_zoo.model_card("tiny-a")["weights_sha256"]
     assert set(metrics["results"]["all"]) == {"gan", "identity"}
     with pytest.raises(ValueError, match="not both"):
-        evaluate_module.evaluate(REPO / "nothing.pt", tmp_path / "f", model="tiny-a")
+        evaluation_core.evaluate(REPO / "nothing.pt", tmp_path / "f", model="tiny-a")
 
 
 def test_reference_psnr_is_the_psnr_of_the_restored_reference_frame(folder):
     generator, _, card = load_model("tiny-a")
     reference = {"image": "data/kvasir-sample/images/cju14pxbaoksp0835qzorx6g6.jpg", "condition": "blur_noise",
                  "image_size": 64}
-    value = evaluate_module.reference_psnr(generator, {**card, "reference": reference})
-    identity = evaluate_module.reference_psnr(torch.nn.Identity(), {**card, "reference": reference})
+    value = evaluation_core.reference_psnr(generator, {**card, "reference": reference})
+    identity = evaluation_core.reference_psnr(torch.nn.Identity(), {**card, "reference": reference})
     assert 10 < identity < 35 and value != identity                  # blur + noise 0.075 at 64²: a real loss
-    assert evaluate_module.reference_psnr(generator, {**card, "reference": reference}) == value   # fixed seed
+    assert evaluation_core.reference_psnr(generator, {**card, "reference": reference}) == value   # fixed seed
 
 
 @pytest.mark.parametrize("name", SHIPPED or [pytest.param(None, marks=pytest.mark.skip(reason="no shipped models"))])
 def test_shipped_cards_markdown_is_up_to_date(name):
-    card = model_card(name, pretrained.WEIGHTS_DIR)
-    assert (pretrained.WEIGHTS_DIR / f"{name}.md").read_text() == card_markdown(card)
+    card = model_card(name, models_zoo.WEIGHTS_DIR)
+    assert (models_zoo.WEIGHTS_DIR / f"{name}.md").read_text() == card_markdown(card)
     assert "guard: inputs with an estimated noise std below" in card_markdown(card)

@@ -50,6 +50,7 @@ def test_no_notebook_cell_and_no_test_bounds_work_by_the_clock():
 
 def test_tiny_mode_has_no_time_cap():
     import os
+
     from medgan_nb.config import Config, notebook_config, notebook_scan_config
     os.environ["MEDGAN_TINY"] = "1"          # as make test sets it (the tests run under it)
     configs = [Config.preset("tiny"), notebook_config(), *(notebook_scan_config(m) for m in ("ct", "mri", "xray"))]

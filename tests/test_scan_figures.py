@@ -1,4 +1,4 @@
-"""Notebook 06's figures (medgan_nb.scan_figures): the right panels, finite pictures, and the physics they show."""
+"""Notebook 06's figures (medgan_nb.figures.scans): the right panels, finite pictures, and the physics they show."""
 import math
 import re
 import sys
@@ -11,8 +11,9 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from medgan_nb import scan_figures as sf  # noqa: E402
-from medgan_nb.scans import Slice, to_model  # noqa: E402
+import medgan_nb.figures.ct as figures_ct
+import medgan_nb.figures.scans as figures_scans
+from medgan_nb.data import Slice, to_model  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +58,7 @@ def images(fig: plt.Figure) -> list[np.ndarray]:
 
 
 def test_ct_chain_figure_shows_measurement_and_images(slices):
-    fig = sf.ct_chain_figure(slices["ct"], 1e4)
+    fig = figures_ct.ct_chain_figure(slices["ct"], 1e4)
     assert isinstance(fig, plt.Figure) and len(fig.axes) == 6
     sino, noisy, diff, stored, ramp, hann = images(fig)
     assert sino.shape == (32, 51) and sino.max() > 0.5           # full_views(32) views; line integrals > 0
@@ -69,12 +70,12 @@ def test_ct_chain_figure_shows_measurement_and_images(slices):
 
 
 def test_ct_noise_std_follows_the_square_root_law(slices):
-    full, half = sf.ct_noise_std(slices["ct"], 1e4), sf.ct_noise_std(slices["ct"], 2.5e3)
+    full, half = figures_ct.ct_noise_std(slices["ct"], 1e4), figures_ct.ct_noise_std(slices["ct"], 2.5e3)
     assert full > 0 and half / full == pytest.approx(2.0, rel=0.15)
 
 
 def test_ct_noise_vs_image_noise_has_a_ring_spectrum(slices):
-    fig = sf.ct_noise_vs_image_noise_figure(slices["ct"], 1e4)
+    fig = figures_ct.ct_noise_vs_image_noise_figure(slices["ct"], 1e4)
     assert len(fig.axes) == 7
     assert len(images(fig)) == 6
     ct_line, white_line = fig.axes[-1].get_lines()
@@ -86,13 +87,13 @@ def test_ct_noise_vs_image_noise_has_a_ring_spectrum(slices):
 
 def test_noise_spectrum_of_white_noise_is_flat():
     noise = torch.randn(64, 64, generator=torch.Generator().manual_seed(0)).numpy()
-    freq, power = sf.noise_spectrum(noise)
+    freq, power = figures_ct.noise_spectrum(noise)
     assert freq[0] > 0 and freq[-1] <= 0.5 and np.isfinite(power).all()
     assert power[1:].std() / power[1:].mean() < 0.4 and power.mean() == pytest.approx(1.0, rel=0.2)
 
 
 def test_ct_dose_curve_falls_with_slope_one_half(slices):
-    fig = sf.ct_dose_curve(slices["ct"], [1e5, 1e3, 1e4])
+    fig = figures_ct.ct_dose_curve(slices["ct"], [1e5, 1e3, 1e4])
     assert len(fig.axes) == 1
     measured, law = fig.axes[0].get_lines()
     doses, stds = measured.get_xdata(), measured.get_ydata()
@@ -102,14 +103,14 @@ def test_ct_dose_curve_falls_with_slope_one_half(slices):
 
 
 def test_ct_sparse_views_streak_without_noise(slices):
-    fig = sf.ct_sparse_views_figure(slices["ct"], views=(6, None))
+    fig = figures_ct.ct_sparse_views_figure(slices["ct"], views=(6, None))
     assert len(fig.axes) == 2
     sparse, full = images(fig)
     assert np.abs(sparse - full).max() > 0.1
 
 
 def test_mri_chain_figure(slices):
-    fig = sf.mri_chain_figure(slices["mri"], acceleration=4, noise=0.01)
+    fig = figures_scans.mri_chain_figure(slices["mri"], acceleration=4, noise=0.01)
     assert len(fig.axes) == 5
     clean, kspace, mask, zero_filled, tv = images(fig)
     assert set(np.unique(mask)) <= {0.0, 1.0} and mask[:, 0].mean() == pytest.approx(0.25, abs=0.05)
@@ -118,15 +119,15 @@ def test_mri_chain_figure(slices):
 
 
 def test_mri_motion_figure_zero_shift_is_the_clean_image(slices):
-    fig = sf.mri_motion_figure(slices["mri"], shifts=(0, 3))
+    fig = figures_scans.mri_motion_figure(slices["mri"], shifts=(0, 3))
     assert len(fig.axes) == 2
     still, moved = images(fig)
-    assert np.allclose(still, sf.reader_view("mri", slices["mri"].image, slices["mri"]), atol=1e-4)
+    assert np.allclose(still, figures_scans.reader_view("mri", slices["mri"].image, slices["mri"]), atol=1e-4)
     assert np.abs(moved - still).max() > 0.01
 
 
 def test_rician_bias_figure_background_mean_is_sigma_sqrt_pi_over_2():
-    fig = sf.rician_bias_figure(sigmas=(0.0, 0.05, 0.1), signal=0.1, size=32)
+    fig = figures_scans.rician_bias_figure(sigmas=(0.0, 0.05, 0.1), signal=0.1, size=32)
     assert len(fig.axes) == 2
     (phantom,) = images(fig)
     assert phantom.shape == (32, 96)
@@ -137,7 +138,7 @@ def test_rician_bias_figure_background_mean_is_sigma_sqrt_pi_over_2():
 
 
 def test_xray_figure(slices):
-    fig = sf.xray_figure(slices["xray"], exposures=(20, 2000), blur_sigma=1.0)
+    fig = figures_scans.xray_figure(slices["xray"], exposures=(20, 2000), blur_sigma=1.0)
     assert len(fig.axes) == 5
     shown, model_view, blurred, low, high = images(fig)
     assert np.allclose(shown, 1 - model_view, atol=1e-6)          # the model sees the radiograph inverted
@@ -145,18 +146,18 @@ def test_xray_figure(slices):
 
 
 def test_modality_explorer_and_its_fixed_stand_in(slices):
-    fig = sf.modality_explorer(slices, dose=1e3, acceleration=4, noise=0.03, exposure=20)
+    fig = figures_scans.modality_explorer(slices, dose=1e3, acceleration=4, noise=0.03, exposure=20)
     assert len(fig.axes) == 6 and len(images(fig)) == 6
     titles = [ax.get_title() for ax in fig.axes[3:]]
     assert all("dB" in t for t in titles)
-    fixed = sf.modality_strengths_figure(slices)
+    fixed = figures_scans.modality_strengths_figure(slices)
     assert len(fixed.axes) == 9 and len(images(fixed)) == 9
 
 
 def test_show_modality_explorer_without_ipywidgets_prints_one_line(slices, monkeypatch, capsys):
-    from medgan_nb.viz import NO_IPYWIDGETS
+    from medgan_nb.figures import NO_IPYWIDGETS
     monkeypatch.setitem(sys.modules, "ipywidgets", None)          # import ipywidgets -> ImportError
-    fig = sf.show_modality_explorer(slices)
+    fig = figures_scans.show_modality_explorer(slices)
     assert capsys.readouterr().out.strip() == NO_IPYWIDGETS
     assert isinstance(fig, plt.Figure) and len(fig.axes) == 9 and len(images(fig)) == 9
 
@@ -164,55 +165,56 @@ def test_show_modality_explorer_without_ipywidgets_prints_one_line(slices, monke
 def test_val_psnr_figure(tmp_path):
     (tmp_path / "val.csv").write_text("step,epoch,psnr,ssim,psnr_degraded,ssim_degraded\n"
                                       "10,1,25.5,0.7,24.0,0.6\n20,2,26.5,0.75,24.0,0.6\n")
-    fig = sf.val_psnr_figure(tmp_path)
+    fig = figures_scans.val_psnr_figure(tmp_path)
     restored, degraded = fig.axes[0].get_lines()
     assert len(fig.axes) == 1 and list(restored.get_ydata()) == [25.5, 26.5] and list(degraded.get_xdata()) == [1, 2]
 
 
 def test_comparison_figure_scores_the_evaluation_s_inputs(monkeypatch):
     from medgan_nb.config import notebook_scan_config
-    from medgan_nb.evaluate_scans import CONDITIONS, evaluate_scans, methods_for
+    from medgan_nb.evaluation import CONDITIONS, evaluate_scans, methods_for
     monkeypatch.setenv("MEDGAN_TINY", "1")
     cfg = notebook_scan_config("mri", scan_size=48)
     identity = torch.nn.Identity()
     condition = next(iter(CONDITIONS["mri"]))
-    s, restored = sf.restorations(identity, cfg, condition)
+    s, restored = figures_scans.restorations(identity, cfg, condition)
     assert list(restored) == methods_for("mri") and np.array_equal(restored["model"], restored["input"])
     rows = evaluate_scans(identity, cfg, realisations=1, conditions={condition: CONDITIONS["mri"][condition]},
                           quiet=True)["rows"]
     scored = {r["method"]: r["psnr"] for r in rows if r["slice"] == s.key}
-    assert sf.psnr_of("mri", restored["input"], s) == pytest.approx(scored["input"])
-    assert sf.psnr_of("mri", restored["tv"], s) == pytest.approx(scored["tv"], abs=1e-4)
-    fig = sf.comparison_figure(identity, cfg, condition)
+    assert figures_scans.psnr_of("mri", restored["input"], s) == pytest.approx(scored["input"])
+    assert figures_scans.psnr_of("mri", restored["tv"], s) == pytest.approx(scored["tv"], abs=1e-4)
+    fig = figures_scans.comparison_figure(identity, cfg, condition)
     assert len(fig.axes) == len(restored) + 1 and len(images(fig)) == len(restored) + 1
     assert f"{scored['input']:.2f} dB" in fig.axes[0].get_title()
 
 
 def test_dicom_figures_and_tags(tmp_path):
     from pydicom.data import get_testdata_file
-    from medgan_nb.dicom import read_dicom, write_derived
+
+    from medgan_nb.data import read_dicom, write_derived
     source = get_testdata_file("CT_small.dcm")
     image = read_dicom(source)
-    fig = sf.dicom_windows_figure(image)
+    fig = figures_scans.dicom_windows_figure(image)
     assert len(fig.axes) == 4
     windowed = images(fig)
     assert len(windowed) == 3 and all(0 <= a.min() and a.max() <= 1 for a in windowed)
     derived = write_derived(image, image.slices + 10, tmp_path / "derived.dcm", weights_sha256="0" * 64)
-    pair = sf.dicom_pair_figure(source, derived)
+    pair = figures_scans.dicom_pair_figure(source, derived)
     assert len(pair.axes) == 3
     _, _, diff = images(pair)
     assert np.allclose(diff, 10, atol=1)
-    table = sf.dicom_tags_markdown(source, derived)
-    assert table.count("\n") == len(sf.DERIVED_TAGS) + 2
+    table = figures_scans.dicom_tags_markdown(source, derived)
+    assert table.count("\n") == len(figures_scans.DERIVED_TAGS) + 2
     assert "| SOPInstanceUID |" in table and "`DERIVED\\SECONDARY\\AXIAL`" in table
     assert image.sop_instance_uid in table.splitlines()[-1]
 
 
 def test_comparison_sentences_and_scans_table():
-    from medgan_nb.scans import SAMPLE_SCANS
+    from medgan_nb.data import SAMPLE_SCANS
     table = {"noise": {"input": {"psnr": 20.0}, "nlm": {"psnr": 24.0}, "tv": {"psnr": 23.0}, "model": {"psnr": 25.5}},
              "hard": {"input": {"psnr": 20.0}, "nlm": {"psnr": 19.0}, "tv": {"psnr": 23.0}, "model": {"psnr": 19.5}}}
-    first, second = sf.comparison_sentences({"table": table})
+    first, second = figures_scans.comparison_sentences({"table": table})
     assert "+5.50 dB" in first and "NLM at 24.00 dB" in first and "1.50 dB above" in first
     assert "-0.50 dB" in second and "not better" in second and "TV at 23.00 dB" in second and "3.50 dB below" in second
-    assert sf.scans_markdown().count("\n") == len(SAMPLE_SCANS) + 1
+    assert figures_scans.scans_markdown().count("\n") == len(SAMPLE_SCANS) + 1

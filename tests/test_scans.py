@@ -8,15 +8,20 @@ import pytest
 import torch
 from pydicom.data import get_testdata_file
 
-from medgan_nb import scans
-from medgan_nb.checkpoint import load_generator
+import medgan_nb.data.scans as data_scans
 from medgan_nb.config import Config
-from medgan_nb.data import default_dataset
-from medgan_nb.dicom import read_dicom
-from medgan_nb.enhance import enhance
-from medgan_nb.evaluate_scans import evaluate_scans, markdown, methods_for, run_model
-from medgan_nb.modality import ModalityDegradation, kspace, mri_acquire, mri_degrade, tv_reconstruction
-from medgan_nb.train import train
+from medgan_nb.data import default_dataset, read_dicom
+from medgan_nb.degrade import (
+    ModalityDegradation,
+    kspace,
+    mri_acquire,
+    mri_degrade,
+    tv_reconstruction,
+)
+from medgan_nb.evaluation import evaluate_scans, markdown, methods_for, run_model
+from medgan_nb.inference import enhance
+from medgan_nb.models import load_generator
+from medgan_nb.training import train
 
 pytest.importorskip("data_store", reason="pydicom-data (the sample scans) is not installed")
 
@@ -30,11 +35,11 @@ def tiny(modality: str, **changes) -> Config:
 @pytest.mark.parametrize("modality", ["ct", "mri", "xray"])
 def test_units_round_trip_and_window(modality):
     values = np.linspace(-1500, 2500, 101, dtype=np.float32).reshape(1, 1, -1)
-    lo, hi = scans.window_of(modality, values)
-    x = scans.to_model(values, modality, lo, hi)
+    lo, hi = data_scans.window_of(modality, values)
+    x = data_scans.to_model(values, modality, lo, hi)
     assert x.min() >= -1 and x.max() <= 1
     inside = (values >= lo) & (values <= hi)
-    back = scans.from_model(x, modality, lo, hi)
+    back = data_scans.from_model(x, modality, lo, hi)
     np.testing.assert_allclose(back[inside], values[inside], atol=1e-3 * (hi - lo))
     if modality == "ct":
         assert (lo, hi) == (-1000.0, 1000.0)
@@ -45,7 +50,7 @@ def test_units_round_trip_and_window(modality):
 def test_splits_never_share_a_scan_region():
     for modality in ("ct", "mri", "xray"):
         seen: dict[tuple, str] = {}
-        for scan in scans.SAMPLE_SCANS:
+        for scan in data_scans.SAMPLE_SCANS:
             if scan.modality != modality:
                 continue
             for other, split in seen.items():
@@ -57,15 +62,15 @@ def test_splits_never_share_a_scan_region():
 
 
 def test_ct_reference_is_the_noiseless_reconstruction():
-    s = scans.sample_slices("ct", "test", 64)[0]                      # CT_small.dcm at 64²
+    s = data_scans.sample_slices("ct", "test", 64)[0]                      # CT_small.dcm at 64²
     inside = np.ones_like(s.image, dtype=bool)
     inside[s.image <= -1 + 1e-6] = False
     assert s.image.shape == (64, 64) and inside.mean() > 0.5
-    noisy, params = scans.degrade_slice(s, ModalityDegradation("ct", dose=2e3), "k")
+    noisy, params = data_scans.degrade_slice(s, ModalityDegradation("ct", dose=2e3), "k")
     assert params["ct_dose"] == 2e3 and params["ct_pixel_mm"] == pytest.approx(s.pixel_mm)
-    again, _ = scans.degrade_slice(s, ModalityDegradation("ct", dose=2e3), "k")
+    again, _ = data_scans.degrade_slice(s, ModalityDegradation("ct", dose=2e3), "k")
     np.testing.assert_array_equal(noisy, again)                       # seeded by key
-    clean, _ = scans.degrade_slice(s, ModalityDegradation("ct", dose=float("inf")), "k")
+    clean, _ = data_scans.degrade_slice(s, ModalityDegradation("ct", dose=float("inf")), "k")
     np.testing.assert_allclose(clean, s.image, atol=1e-5)              # reference = the noiseless FBP of the source
     assert np.abs(s.source - s.image).max() > 0.05                      # which is not the stored image
     assert np.abs(noisy - s.image).mean() > 10 * np.abs(clean - s.image).mean()
@@ -87,12 +92,12 @@ def test_scan_pairs_are_aligned_patches():
 
 
 def test_small_slices_are_left_out_with_a_warning(caplog):
-    big = scans.Slice("big", np.zeros((40, 40), np.float32), None, 0, 1)
-    small = scans.Slice("small", np.zeros((16, 40), np.float32), None, 0, 1)
-    pairs = scans.ScanPairs([big, small], ModalityDegradation("xray", exposure=100.0), 32, 1, random=False)
+    big = data_scans.Slice("big", np.zeros((40, 40), np.float32), None, 0, 1)
+    small = data_scans.Slice("small", np.zeros((16, 40), np.float32), None, 0, 1)
+    pairs = data_scans.ScanPairs([big, small], ModalityDegradation("xray", exposure=100.0), 32, 1, random=False)
     assert len(pairs) == 1 and "small" in caplog.text
     with pytest.raises(ValueError, match="smaller than the 32"):
-        scans.ScanPairs([small], ModalityDegradation("xray", exposure=100.0), 32, 1, random=False)
+        data_scans.ScanPairs([small], ModalityDegradation("xray", exposure=100.0), 32, 1, random=False)
 
 
 def test_config_checks_channels_and_modality():
@@ -210,7 +215,7 @@ def test_notebook_scan_config(monkeypatch, tmp_path):
 
 
 def test_derived_dicom_keeps_the_source_derivation(tmp_path):
-    from medgan_nb.dicom import write_derived
+    from medgan_nb.data import write_derived
     image = read_dicom(get_testdata_file("MR_small.dcm"))
     image.dataset.DerivationDescription = "MEDCOM RESAMPLED"
     out = write_derived(image, image.slices, tmp_path / "d.dcm", weights_sha256="ab" * 32, model_name="m")
@@ -220,17 +225,17 @@ def test_derived_dicom_keeps_the_source_derivation(tmp_path):
 
 
 def test_a_compressed_sample_scan_without_its_decoder_is_left_out(monkeypatch, caplog):
-    from medgan_nb.dicom import DicomError
-    real = scans.read_dicom
+    from medgan_nb.data import DicomError
+    real = data_scans.read_dicom
 
     def no_decoder(path):
         if Path(path).name == "bad_sequence.dcm":
             raise DicomError(f"{path}: JPEG Lossless: no installed decoder; pip install pylibjpeg pylibjpeg-libjpeg")
         return real(path)
-    monkeypatch.setattr(scans, "read_dicom", no_decoder)
-    keys = [s.key for s in scans.sample_slices("ct", "train", 64)]
+    monkeypatch.setattr(data_scans, "read_dicom", no_decoder)
+    keys = [s.key for s in data_scans.sample_slices("ct", "train", 64)]
     assert "ct_neck#0" not in keys and "ct_head#0" in keys
     assert "ct_neck left out" in caplog.text and "pip install" in caplog.text
-    monkeypatch.setattr(scans, "read_dicom", lambda path: (_ for _ in ()).throw(DicomError("broken")))
+    monkeypatch.setattr(data_scans, "read_dicom", lambda path: (_ for _ in ()).throw(DicomError("broken")))
     with pytest.raises(DicomError, match="broken"):              # an uncompressed scan that fails is an error
-        scans.sample_slices("ct", "test", 64)
+        data_scans.sample_slices("ct", "test", 64)

@@ -1,17 +1,16 @@
-"""Results first (medgan_nb.showcase): shipped models beside a classic on shipped test frames."""
+"""Results first (medgan_nb.figures.showcase): shipped models beside a classic on shipped test frames."""
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-from medgan_nb import pretrained
-from medgan_nb.config import Config
-from medgan_nb.evaluate import NO_HARM_DB, run_gan
-from medgan_nb.metrics import psnr
-from medgan_nb.pretrained import load_model, save_model
-from medgan_nb.showcase import compare, hero_figure
-
 from test_pretrained import tiny_generator
+
+import medgan_nb.models.zoo as models_zoo
+from medgan_nb.config import Config
+from medgan_nb.evaluation import NO_HARM_DB, run_gan
+from medgan_nb.figures import compare, hero_figure
+from medgan_nb.metrics import psnr
+from medgan_nb.models import load_model, save_model
 
 GRID = {"noise_stds": [0.0, 0.1], "blur_sigmas": [0.0, 1.0], "no_harm_db": NO_HARM_DB,
         "model_minus_identity": [[0.0, -0.5], [3.0, 2.0]], "images": 2}
@@ -22,7 +21,7 @@ def folder(tmp_path, monkeypatch):
     folder = tmp_path / "weights"
     save_model(tiny_generator(0), Config.preset("tiny"), "tiny-a",
                {"summary": "a test model", "default": True, "scores": {"grid": GRID}}, folder)
-    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", folder)
+    monkeypatch.setattr(models_zoo, "WEIGHTS_DIR", folder)
     return folder
 
 

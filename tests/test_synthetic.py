@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medgan_nb.synthetic import endoscopy_frame, endoscopy_frames
+from medgan_nb.data import endoscopy_frame, endoscopy_frames
 
 REAL_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "endoscopy-sample"
 
@@ -43,7 +43,7 @@ def test_deterministic_whatever_the_call_order():
 def test_bit_identical_whatever_the_blas_threads():
     """The noise fields are exact in float64, so BLAS threading cannot change a single bit."""
     code = (
-        "import hashlib; from medgan_nb.synthetic import endoscopy_frame; "
+        "import hashlib; from medgan_nb.data.synthetic import endoscopy_frame; "
         "print(hashlib.sha256(endoscopy_frame(96, 11).tobytes()).hexdigest())"
     )
     here = hashlib.sha256(endoscopy_frame(96, 11).tobytes()).hexdigest()

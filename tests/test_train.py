@@ -9,12 +9,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from medgan_nb import train as train_module
-from medgan_nb.checkpoint import CheckpointError, file_sha256, load_checkpoint, load_generator, save_checkpoint
+import medgan_nb.training.logs as training_logs
+import medgan_nb.training.loop as training_loop
+import medgan_nb.training.trainer as training_trainer
 from medgan_nb.config import Config
 from medgan_nb.data import ImageLoadError
-from medgan_nb.models import build_generator
-from medgan_nb.train import TrainingDiverged, lr_factor, train
+from medgan_nb.models import (
+    CheckpointError,
+    build_generator,
+    load_checkpoint,
+    load_generator,
+    save_checkpoint,
+)
+from medgan_nb.training import TrainingDiverged, lr_factor, train
+from medgan_nb.utils import file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +39,7 @@ def test_a_short_run_writes_everything_a_user_looks_at(tmp_path):
     assert Config.load(run / "config.json") == cfg
     m = rows(run / "metrics.csv")
     assert [int(r["step"]) for r in m] == list(range(1, 25))            # 2 epochs × 12 batches, log_every 1
-    assert set(m[0]) == set(train_module.METRIC_FIELDS)
+    assert set(m[0]) == set(training_logs.METRIC_FIELDS)
     assert all(float(r["images_per_s"]) > 0 and float(r["l1"]) > 0 for r in m)
     v = rows(run / "val.csv")
     assert [r["epoch"] for r in v] == ["1", "2"]
@@ -39,7 +47,7 @@ def test_a_short_run_writes_everything_a_user_looks_at(tmp_path):
     assert (run / "samples" / "step_000005.png").exists() and (run / "samples" / "final.png").exists()
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert state["epoch"] == 2 and state["step"] == 24 and state["version"]
-    for key in train_module.TRAINING_STATE:
+    for key in training_loop.TRAINING_STATE:
         assert key in state
     best = load_checkpoint(run / "checkpoints" / "best.pt")
     assert best["val"]["psnr"] == best["best_psnr"] == pytest.approx(max(float(r["psnr"]) for r in v), abs=1e-4)
@@ -61,7 +69,7 @@ def test_learning_rate_schedule_is_the_originals():
 
 
 def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    real = train_module.discriminator_loss
+    real = training_trainer.discriminator_loss
     calls = {"n": 0}
 
     def poisoned(*args):
@@ -69,7 +77,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypa
         loss = real(*args)
         return loss * float("nan") if calls["n"] == 15 else loss    # step 15: in epoch 2
 
-    monkeypatch.setattr(train_module, "discriminator_loss", poisoned)
+    monkeypatch.setattr(training_trainer, "discriminator_loss", poisoned)
     cfg = Config.preset("tiny", output_dir=str(tmp_path), epochs=3)
     with pytest.raises(TrainingDiverged, match=r"epoch 2, step 15.*last\.pt"):
         train(cfg, name="nan", quiet=True)
@@ -102,7 +110,7 @@ def test_resume_after_sigkill_gives_the_same_weights(tmp_path):
     code, output = _cli(*settings, "--name", "whole")
     assert code == 0, output
 
-    code, output = _cli(*settings, "--name", "killed", env={train_module.KILL_AT_STEP_ENV: "61"})
+    code, output = _cli(*settings, "--name", "killed", env={training_loop.KILL_AT_STEP_ENV: "61"})
     assert code == -signal.SIGKILL, output
     killed = tmp_path / "runs" / "killed"
     last = killed / "checkpoints" / "last.pt"
@@ -180,8 +188,8 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path):
 def test_each_epoch_writes_its_state_once(tmp_path, monkeypatch):
     """Issue 9: last, epoch_N and best were each written in full (about 650 MB apiece at the seed preset)."""
     writes = []
-    real = train_module.save_checkpoint
-    monkeypatch.setattr(train_module, "save_checkpoint", lambda state, path: writes.append(Path(path).name) or
+    real = training_loop.save_checkpoint
+    monkeypatch.setattr(training_loop, "save_checkpoint", lambda state, path: writes.append(Path(path).name) or
                         real(state, path))
     run = tiny_run(tmp_path, epochs=2, save_every=1)
     assert writes == ["last.pt", "last.pt"]
@@ -219,19 +227,19 @@ def test_process_group_backend_follows_the_configured_device(monkeypatch):
     calls = []
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
-    monkeypatch.setattr(train_module.dist, "is_initialized", lambda: False)
-    monkeypatch.setattr(train_module.dist, "init_process_group", lambda backend: calls.append(backend))
+    monkeypatch.setattr(training_loop.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(training_loop.dist, "init_process_group", lambda backend: calls.append(backend))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert train_module._start_processes(torch.device("cpu")) == (1, 2, True)
-    assert train_module._start_processes(torch.device("cuda", 0)) == (1, 2, True)
+    assert training_loop._start_processes(torch.device("cpu")) == (1, 2, True)
+    assert training_loop._start_processes(torch.device("cuda", 0)) == (1, 2, True)
     assert calls == ["gloo", "nccl"]
 
 
 def test_process_group_is_destroyed_at_the_end(monkeypatch, tmp_path):
     calls = []
-    monkeypatch.setattr(train_module, "_start_processes", lambda device: (0, 1, True))
-    monkeypatch.setattr(train_module.dist, "barrier", lambda: calls.append("barrier"))
-    monkeypatch.setattr(train_module.dist, "destroy_process_group", lambda: calls.append("destroy"))
+    monkeypatch.setattr(training_loop, "_start_processes", lambda device: (0, 1, True))
+    monkeypatch.setattr(training_loop.dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(training_loop.dist, "destroy_process_group", lambda: calls.append("destroy"))
     tiny_run(tmp_path, epochs=1)
     assert calls == ["barrier", "destroy"]                # every rank waits for the others, then leaves
 
@@ -256,26 +264,26 @@ def test_torchrun_two_cpu_processes_keep_identical_weights(tmp_path):
 
 def test_max_minutes_ends_the_run_early_with_a_usable_checkpoint(tmp_path, monkeypatch):
     clock = iter([0.0])                 # a fake clock: the deadline is set at 0 s, every later reading is 1 h on
-    monkeypatch.setattr(train_module.time, "monotonic", lambda: next(clock, 3600.0))
+    monkeypatch.setattr(training_loop.time, "monotonic", lambda: next(clock, 3600.0))
     cfg = Config.preset("tiny", output_dir=str(tmp_path), epochs=3, max_minutes=1.0)
     run = train(cfg, name="short", quiet=True)
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert state["step"] == 1 and state["epoch"] == 1               # one step, then the epoch ends and is saved
     assert [r["epoch"] for r in rows(run / "val.csv")] == ["1"]
     assert (run / "samples" / "final.png").exists()
-    summary = train_module.training_summary(run)
+    summary = training_logs.training_summary(run)
     assert summary.cut_short and summary.capped_epochs == [1] and summary.max_minutes == 1.0
     assert str(summary).startswith("1 of 3 epochs, 1 step (1 G and 1 D updates)")
     assert "CUT SHORT by the max_minutes=1 safety stop in epoch 1" in str(summary)
     train(resume=run, quiet=True)          # the clock no longer runs out: the remaining epochs are trained in full
-    summary = train_module.training_summary(run)
+    summary = training_logs.training_summary(run)
     assert (summary.epochs, summary.steps, summary.capped_epochs) == (3, 25, [1])     # 1 + 2 × 12; still cut short
 
 
 def test_training_summary_counts_updates_and_cpu_time(tmp_path):
     run = train(Config.preset("tiny", output_dir=str(tmp_path), epochs=2, g_steps=2, save_every=1), name="gan",
                 quiet=True)
-    summary = train_module.training_summary(run)
+    summary = training_logs.training_summary(run)
     assert (summary.epochs, summary.epochs_planned, summary.steps) == (2, 2, 24)
     assert (summary.g_updates, summary.d_updates, summary.cut_short) == (48, 24, False)
     cpu = [float(r["cpu_s"]) for r in rows(run / "val.csv")]
@@ -285,7 +293,7 @@ def test_training_summary_counts_updates_and_cpu_time(tmp_path):
     cpu_forked = [float(r["cpu_s"]) for r in rows(forked / "val.csv")]
     assert cpu_forked[0] == cpu[0] and cpu_forked[1] > cpu[0]
     l1 = train(Config.preset("tiny", output_dir=str(tmp_path), epochs=1, lambda_adv=0.0), name="l1", quiet=True)
-    assert (train_module.training_summary(l1).g_updates, train_module.training_summary(l1).d_updates) == (12, 0)
+    assert (training_logs.training_summary(l1).g_updates, training_logs.training_summary(l1).d_updates) == (12, 0)
 
 
 class CountingVGG(torch.nn.Module):
@@ -307,7 +315,7 @@ class CountingVGG(torch.nn.Module):
 def test_train_step_does_no_redundant_work():
     cfg = Config.preset("tiny", g_steps=3, lambda_perceptual=1.0)
     vgg = CountingVGG()
-    step = train_module.make_step(cfg, "cpu", perceptual=vgg)
+    step = training_trainer.make_step(cfg, "cpu", perceptual=vgg)
     forwards = []
     step.G.register_forward_hook(lambda *_: forwards.append("G"))
     d_grads = []
@@ -328,7 +336,7 @@ def test_l1_pretraining_leaves_d_alone_and_the_ema_is_what_is_validated(tmp_path
     cfg = Config.preset("tiny", output_dir=str(tmp_path), epochs=2, lambda_adv=0.0, ema_decay=0.9,
                         generator="nafnet", residual=True, base_channels=8, depth=2, stem=2)
     torch.manual_seed(cfg.seed)
-    d_before = train_module.make_step(cfg).D.state_dict()
+    d_before = training_trainer.make_step(cfg).D.state_dict()
     run = train(cfg, name="l1", quiet=True)
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert all(torch.equal(v, d_before[k]) for k, v in state["discriminator"].items())   # D never updated
@@ -337,16 +345,16 @@ def test_l1_pretraining_leaves_d_alone_and_the_ema_is_what_is_validated(tmp_path
     assert ema is not None and any(not torch.equal(ema[k], g[k]) for k in g)
     generator, _ = load_generator(run / "checkpoints" / "last.pt")
     assert all(torch.equal(v, ema[k]) for k, v in generator.state_dict().items())        # the EMA ships
-    step = train_module.make_step(cfg)
+    step = training_trainer.make_step(cfg)
     step.ema.load_state_dict(ema)
-    data = train_module._load_data(cfg, run, torch.device("cpu"), 0, 1)
-    val = train_module._scores(train_module.restore(step.ema, data.val_degraded, torch.device("cpu")), data.val_clean)
+    data = training_loop._load_data(cfg, run, torch.device("cpu"), 0, 1)
+    val = training_loop._scores(training_loop.restore(step.ema, data.val_degraded, torch.device("cpu")), data.val_clean)
     assert abs(val[0] - state["val"]["psnr"]) < 1e-6
 
 
 def test_ema_decay_warms_up_then_averages():
     cfg = Config.preset("tiny", ema_decay=0.5, lambda_adv=0.0)
-    step = train_module.make_step(cfg)
+    step = training_trainer.make_step(cfg)
     with torch.no_grad():
         for p in step.G.parameters():
             p.fill_(1.0)
@@ -367,16 +375,16 @@ def test_gan_fine_tuning_starts_from_the_pretrained_ema(tmp_path):
     ema = load_checkpoint(pretrained)["generator_ema"]
     cfg = base.replace(lambda_adv=0.01, init_generator=str(pretrained), epochs=1)
     seen = {}
-    original = train_module._init_generator
+    original = training_loop._init_generator
 
     def spy(step_fn, path):
         original(step_fn, path)
         seen["G"] = {k: v.clone() for k, v in step_fn.G.state_dict().items()}
-    train_module._init_generator = spy
+    training_loop._init_generator = spy
     try:
         run = train(cfg, name="gan", quiet=True)
     finally:
-        train_module._init_generator = original
+        training_loop._init_generator = original
     assert all(torch.equal(seen["G"][k], v) for k, v in ema.items())
     assert any(float(r["adv"]) > 0 for r in rows(run / "metrics.csv"))                  # now adversarial
     with pytest.raises(CheckpointError, match="does not fit"):
@@ -384,7 +392,7 @@ def test_gan_fine_tuning_starts_from_the_pretrained_ema(tmp_path):
 
 
 # ------------------------------------------------------------------ per-term gradient norms, TensorBoard
-GRAD_COLUMNS = [f"grad_{t}" for t in train_module.GRAD_TERMS]
+GRAD_COLUMNS = [f"grad_{t}" for t in training_logs.GRAD_TERMS]
 
 
 def test_logging_gradient_norms_changes_no_weight(tmp_path):
@@ -410,7 +418,7 @@ def test_train_step_with_gradient_norms_updates_exactly_as_without():
     steps = []
     for measure in (True, False):
         torch.manual_seed(0)
-        step = train_module.make_step(cfg, "cpu", perceptual=CountingVGG())
+        step = training_trainer.make_step(cfg, "cpu", perceptual=CountingVGG())
         g = torch.Generator().manual_seed(1)
         for _ in range(3):
             clean = torch.rand(4, 3, 32, 32, generator=g) * 2 - 1
@@ -429,9 +437,9 @@ def test_gradient_norms_match_a_hand_computation():
     autograd through the updated D."""
     cfg = Config.preset("tiny", lambda_l1=70.0)
     torch.manual_seed(0)
-    a = train_module.make_step(cfg, "cpu")
+    a = training_trainer.make_step(cfg, "cpu")
     torch.manual_seed(0)
-    b = train_module.make_step(cfg, "cpu")
+    b = training_trainer.make_step(cfg, "cpu")
     g = torch.Generator().manual_seed(3)
     clean = torch.rand(4, 3, 32, 32, generator=g) * 2 - 1
     degraded = (clean + 0.2 * torch.randn(clean.shape, generator=g)).clamp(-1, 1)
@@ -471,7 +479,7 @@ def test_tensorboard_logs_losses_gradient_norms_rates_psnr_and_samples(tmp_path)
     assert files
     events = event_accumulator.EventAccumulator(str(run / "tensorboard")).Reload()
     scalars = set(events.Tags()["scalars"])
-    assert set(train_module.TB_TAGS.values()) | {"val/psnr", "val/ssim"} <= scalars
+    assert set(training_logs.TB_TAGS.values()) | {"val/psnr", "val/ssim"} <= scalars
     m = rows(run / "metrics.csv")                                       # CSV stays the primary log
     assert [e.step for e in events.Scalars("grad_norm/adv")] == [int(r["step"]) for r in m]
     assert [e.value for e in events.Scalars("grad_norm/l1")] == pytest.approx([float(r["grad_l1"]) for r in m],
@@ -480,7 +488,7 @@ def test_tensorboard_logs_losses_gradient_norms_rates_psnr_and_samples(tmp_path)
 
 
 def test_a_metrics_file_from_an_older_version_keeps_its_columns(tmp_path):
-    from medgan_nb.train import _CsvLog
+    from medgan_nb.training.logs import _CsvLog
     path = tmp_path / "metrics.csv"
     path.write_text("step,epoch,loss_d\n1,1,0.5\n")
     _CsvLog(path, ["step", "epoch", "loss_d", "grad_adv"], True).write({"step": 2, "epoch": 1, "loss_d": 0.25,

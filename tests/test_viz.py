@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from medgan_nb.config import Config, notebook_config
+from medgan_nb.figures import degradation_explorer, degradation_widget, plot_training
 from medgan_nb.models import build_discriminator, build_generator, layer_table
-from medgan_nb.viz import degradation_explorer, degradation_widget, plot_training
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_notebook_config_follows_medgan_tiny(monkeypatch):
 
 
 def test_plot_training_reads_a_run(tmp_path):
-    from medgan_nb.train import train
+    from medgan_nb.training import train
     run = train(Config.preset("tiny", output_dir=str(tmp_path), sample_every=0, epochs=1), quiet=True)
     fig = plot_training(run)
     assert [len(ax.lines) for ax in fig.axes] == [2, 1, 2]
@@ -78,6 +78,7 @@ def test_plot_training_reads_a_run(tmp_path):
 def test_explorer_blurs_exactly_as_training_does(clean):
     """Issue 9: the slider used a (2·⌈3σ⌉+1)² kernel while training uses the configured 5×5 one."""
     import matplotlib.pyplot as plt
+
     from medgan_nb.degrade import Degradation
     from medgan_nb.metrics import psnr
     cfg = Config.preset("tiny", degradations=("blur",), blur_sigma=(2.0, 2.0))

@@ -7,10 +7,19 @@ import torch
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
 from medgan_nb.config import DEGRADATION_ORDERS, KNOWN_DEGRADATIONS, Config
+from medgan_nb.figures import (
+    IMAGING_CHAIN,
+    NO_IPYWIDGETS,
+    STATIC_SETTINGS,
+    degradation_explorer,
+    degradation_strengths_figure,
+    explorer_degrade,
+    imaging_chain_figure,
+    logit_footprint,
+    receptive_field_figure,
+    show_degradation_explorer,
+)
 from medgan_nb.models import build_discriminator, receptive_field
-from medgan_nb.viz import (IMAGING_CHAIN, NO_IPYWIDGETS, STATIC_SETTINGS, degradation_explorer,
-                           degradation_strengths_figure, explorer_degrade, imaging_chain_figure, logit_footprint,
-                           receptive_field_figure, show_degradation_explorer)
 
 
 @pytest.fixture

@@ -1,0 +1,46 @@
+"""TODO docstring (cli)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Sequence
+
+from ..config.config import Config
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict:
+    """["epochs=3", "degradations=[\"blur\"]"] -> {"epochs": 3, "degradations": ["blur"]}; values are JSON, else text."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set expects key=value, got {pair!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The config named by --config (a file) or --preset, with --set changes applied."""
+    try:
+        cfg = Config.load(args.config) if args.config else Config.preset(args.preset)
+        return cfg.replace(**parse_overrides(args.set)) if args.set else cfg
+    except (KeyError, ValueError) as e:
+        raise SystemExit(f"error: {e.args[0]}") from None
+
+
+def chosen_model(args: argparse.Namespace) -> str | None:
+    """--model; with neither --model nor --checkpoint, the default shipped model (said on stdout); else None."""
+    from ..models.zoo import default_model
+    if args.checkpoint is not None or args.model is not None:
+        return args.model
+    name = default_model()
+    print(f"no --checkpoint or --model given: using the default shipped model {name!r} "
+          f"(python -m medgan_nb models lists them)")
+    return name
+GUARD_HELP = ("do not apply the shipped model's guard (which returns inputs that show no noise and that the model "
+              "would change only a little unchanged, medgan_nb.models.guard): the model then also deblurs noise-free "
+              "images, and changes clean ones")

@@ -1,0 +1,43 @@
+"""TODO docstring (cli)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .common import config_from_args
+
+
+# ---------------------------------------------------------------- commands
+def cmd_download(args: argparse.Namespace) -> int:
+    if args.name == "vgg19":
+        from ..losses import MissingWeightsError, fetch_vgg19_weights
+        try:
+            print(f"VGG19 weights: {fetch_vgg19_weights()}")
+        except MissingWeightsError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        return 0
+    from ..data.fetch import DownloadError, download
+    try:
+        folder = download(args.name, Path(args.to))
+    except DownloadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"images ready in {folder}\nuse them with: --set data_dir={folder}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from ..data.datasets import default_dataset
+    cfg = config_from_args(args)
+    source = cfg.data_dir or "embedded fundus/histology patches + synthetic endoscopy frames"
+    print(f"data: {source} at {cfg.image_size}² ({cfg.resize})")
+    for split in ("train", "val", "test"):
+        try:
+            print(f"  {split:5s} {len(default_dataset(split, cfg)):6d} images")
+        except (FileNotFoundError, ValueError) as e:
+            print(f"  {split:5s} error: {e}")
+            return 1
+    return 0

@@ -1,0 +1,75 @@
+"""TODO docstring (cli)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ..config.config import Config
+from ..models.checkpoint import make_run_dir
+from .common import chosen_model, parse_overrides
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..evaluation.baselines import FAST_BASELINES
+    from ..evaluation.conditions import GRID_BASELINES
+    from ..evaluation.core import evaluate, evaluate_goals, evaluate_grid
+    from ..models.checkpoint import CheckpointError, load_checkpoint, run_folder_of
+    from ..models.zoo import model_card
+    checkpoint = Path(args.checkpoint) if args.checkpoint is not None else None
+    try:
+        model = chosen_model(args)
+        trained = model_card(model)["config"] if model is not None else load_checkpoint(checkpoint)["config"]
+        cfg = Config.from_dict(trained)
+        cfg = cfg.replace(**parse_overrides(args.set)) if args.set else cfg
+    except (CheckpointError, KeyError, ValueError) as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 1
+    run = run_folder_of(checkpoint) if checkpoint is not None else None
+    out = Path(args.out) if args.out else make_run_dir(run if run else Path(cfg.output_dir) / "eval",
+                                                         "eval" if run else time.strftime("%Y%m%d-%H%M%S"))
+    if cfg.modality != "endoscopy":
+        return _evaluate_scans(checkpoint, model, cfg, out, args)
+    common = dict(cfg=cfg, data_dir=args.data, split=args.split, max_images=args.max_images, device=args.device,
+                  quiet=args.quiet, model=model, guard=not args.no_guard)
+    if args.grid:
+        baselines = [*GRID_BASELINES, *(["cbm3d"] if args.cbm3d else [])]
+        grid = evaluate_grid(checkpoint, out, baselines=baselines, **common)
+        print(f"worst cell: {grid['worst_cell']}; figure: {out / 'grid.png'}")
+        return 0
+    if args.goals:
+        metrics = evaluate_goals(checkpoint, out, **common)
+    else:
+        metrics = evaluate(checkpoint, out, breakdown=not args.no_breakdown,
+                           **({"baselines": (*FAST_BASELINES, "cbm3d", "median_cbm3d")} if args.cbm3d else {}), **common)
+    _print_summary(metrics, out / "report.md")
+    return 0
+
+
+def _evaluate_scans(checkpoint: Path | None, model: str | None, cfg: Config, out: Path,
+                    args: argparse.Namespace) -> int:
+    """A CT, MRI or X-ray model: `medgan_nb.evaluation.scans` on the held-out scans (or --data's DICOM folder)."""
+    from ..evaluation.scans import evaluate_scans, markdown, write_report
+    from ..inference.files import load_weights
+    unsupported = [flag for flag, on in (("--grid", args.grid), ("--goals", args.goals), ("--cbm3d", args.cbm3d),
+                                         ("--max-images", args.max_images)) if on]
+    if unsupported:
+        print(f"error: {', '.join(unsupported)}: for endoscopy models only; a {cfg.modality} model is scored by "
+              "medgan_nb.evaluation.scans (BM3D runs when the bm3d package is installed)", file=sys.stderr)
+        return 1
+    generator = load_weights(checkpoint, model)[0]
+    cfg = cfg.replace(data_dir=args.data) if args.data else cfg
+    result = evaluate_scans(generator, cfg, split=args.split, quiet=args.quiet)
+    print(markdown(result))
+    print(f"report: {write_report(result, out, str(checkpoint or model))}")
+    return 0
+
+
+def _print_summary(metrics: dict, report: Path) -> None:
+    from ..evaluation.report import summarize
+    print(f"{metrics['metadata']['data']} ({metrics['metadata']['n_images']} images):")
+    for line in summarize(metrics):
+        print(f"  - {line}")
+    print(f"report: {report}")

@@ -1,0 +1,456 @@
+"""CT, MRI and X-ray images from DICOM files, in physical units and windowed to [0, 1].
+
+- Rescale: a DICOM file stores integers; ``value = stored * RescaleSlope + RescaleIntercept``
+  gives the physical value (Hounsfield units for CT: air -1000, water 0, bone +300 and up).
+  Without the two tags (most MR and X-ray) the stored values are kept, as float32: 12- and
+  16-bit data keep their full precision, nothing is quantised to 8 bits. (RT dose grids are
+  stored values too: DoseGridScaling is not applied.)
+- Windows: a display window maps the value ``center - width/2 ... center + width/2`` linearly
+  onto [0, 1] (the DICOM linear VOI function, `window`). CT has standard windows in HU
+  (`WINDOWS`); MR and X-ray values have no fixed scale, so they are windowed between
+  percentiles of the image itself (`percentile_window`). `to_unit_range` picks one.
+- MONOCHROME1 (common for X-ray: CR, DX) shows its smallest value as white. `read_dicom` inverts
+  it so that larger values are brighter, like MONOCHROME2, over the stored range in physical
+  units: ``lo + hi - value``, where lo and hi are the smallest and largest values the stored
+  bits can hold (BitsStored, PixelRepresentation) after the rescale. The result stays in the
+  same range and does not depend on the image's content.
+- Colour (RGB, YBR, e.g. ultrasound) is refused: only grayscale is supported, except a colour
+  image whose three channels are identical after pydicom's conversion to RGB (grey stored as
+  colour, common in ultrasound), which is read as that one channel. PALETTE COLOR is refused.
+
+Every failure is a `DicomError` (a `medgan_nb.data.ImageLoadError`) whose message names the
+file: not a DICOM file, truncated or corrupt (this includes an image SOP class without pixel
+data, since pydicom reads a file cut in its header without complaint), no pixel data
+(`NoPixelDataError`: structured reports, DICOMDIR, RT plans, segmentations without pixels),
+colour, or a compressed transfer syntax whose decoder is not installed (the message says which
+one and what to ``pip install``).
+
+Not here yet (later parts of issue 12): enhanced multi-frame files with a rescale per frame
+(refused) or positions per frame (only the top-level tags and the shared functional groups are
+read), the Modality LUT Sequence (refused), degradations and training. `write_derived` writes an
+enhanced image as a new DICOM file (below) but is not yet called by `medgan_nb.inference.files` nor recorded
+in its audit log; it writes no DerivationCodeSequence, keeps SeriesNumber, the equipment tags and the
+per-frame FrameType of enhanced multi-frame files as they were, and refuses float pixel data.
+
+Writing (`write_derived`): an enhanced image is saved as a new, derived instance of the source's SOP
+class, uncompressed (Explicit VR Little Endian), with every header tag of the source kept (patient,
+study, frame of reference, geometry, spacing, modality, rescale, bit depth, BurnedInAnnotation,
+LossyImageCompression) except:
+- ImageType ``DERIVED\\SECONDARY`` followed by the source's values 3 and up (e.g. CT keeps AXIAL, which
+  the CT Image IOD requires as value 3); no private value is added.
+- New SOPInstanceUID and SeriesInstanceUID (the file meta follows), InstanceCreationDate/Time of now,
+  SeriesDescription marked "AI-enhanced", DerivationDescription naming medgan_nb and its version, the
+  model and the weights' SHA-256, and a SourceImageSequence (replacing any) that references the source
+  instance with the purpose (DCM, 121322) "Source image for image processing operation".
+- Pixel data: ``stored = round((value - intercept) / slope)``, clipped (not wrapped) to what BitsStored
+  and PixelRepresentation allow, in the source's BitsAllocated. A MONOCHROME1 source stays MONOCHROME1:
+  `read_dicom`'s inversion is undone first, so the file displays like the source and reads back to the
+  same values. Grey stored as colour (which `read_dicom` reads as one channel) is written as one
+  MONOCHROME2 channel. Smallest/LargestImagePixelValue (no longer true) are dropped.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import io
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+
+from .. import __version__
+from ..utils.files import atomic_write
+from ..utils.images import WINDOWS, percentile_window, window
+from .decode import ImageLoadError
+
+log = logging.getLogger(__name__)
+PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_PREAMBLE = 128      # the 'DICM' marker follows a 128-byte preamble (DICOM PS3.10, 7.1)
+
+
+class DicomError(ImageLoadError):
+    """A DICOM file that cannot be used; the message names the file and the reason."""
+
+
+class NoPixelDataError(DicomError):
+    """A DICOM file without an image (structured report, DICOMDIR, RT structure set, ...)."""
+
+
+@dataclass
+class DicomImage:
+    """One DICOM file's image(s).
+
+    slices: float32 (n_slices, H, W) in physical units (HU for CT); n_slices > 1 for multi-frame files.
+    pixel_spacing: (row, col) spacing in mm from PixelSpacing, else ImagerPixelSpacing (X-ray: at
+    the detector), else None. photometric: as stored (MONOCHROME1 has already been inverted).
+    position: ImagePositionPatient (x, y, z) in mm, orientation: ImageOrientationPatient (6 values),
+    either None when absent. dataset: the pydicom header, with the pixel data removed (`slices`
+    holds it), so that a series in memory costs its pixels once.
+    """
+    slices: np.ndarray
+    modality: str
+    pixel_spacing: tuple[float, float] | None
+    photometric: str
+    bits_stored: int
+    path: Path
+    sop_instance_uid: str
+    series_instance_uid: str
+    dataset: Dataset
+    position: tuple[float, float, float] | None = None
+    orientation: tuple[float, ...] | None = None
+    instance_number: int | None = None
+
+
+# ------------------------------------------------------------------ files
+def is_dicom(path: str | Path) -> bool:
+    """Whether a file carries the 'DICM' marker at byte 128 (the DICOM file format; extensions vary)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_PREAMBLE + 4)
+    except OSError:
+        return False
+    return head[_PREAMBLE:] == b"DICM"
+
+
+def list_dicom(folder: str | Path) -> list[Path]:
+    """DICOM files under `folder`, recursively, found by content (not extension), sorted by relative path."""
+    folder = Path(folder)
+    return sorted((p for p in folder.rglob("*") if p.is_file() and is_dicom(p)),
+                  key=lambda p: p.relative_to(folder).as_posix())
+
+
+def read_dicom(path: str | Path) -> DicomImage:
+    """Read one DICOM file: its slices in physical units, grayscale, MONOCHROME1 inverted (see the module)."""
+    path = Path(path)
+    ds = _parse(path)
+    if not any(k in ds for k in PIXEL_KEYWORDS):
+        sop = ds.get("SOPClassUID") or getattr(ds, "file_meta", Dataset()).get("MediaStorageSOPClassUID", "")
+        kind = UID(str(sop)).name or "unknown SOP class"
+        if "Image Storage" in kind or "Rows" in ds:        # an image without its pixels: damaged, not a report
+            raise DicomError(f"{path}: no pixel data although it is an image ({kind}): the file may be "
+                             "truncated or corrupt, or was saved without its pixels")
+        raise NoPixelDataError(f"{path}: DICOM file without pixel data ({kind}, modality "
+                               f"{ds.get('Modality', '?')}): nothing to read as an image")
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
+    if "ModalityLUTSequence" in ds:
+        raise DicomError(f"{path}: the Modality LUT Sequence is not supported (only RescaleSlope/Intercept)")
+    stored = _grayscale(_decode(path, ds), ds, photometric, path)
+    slope, intercept = _rescale(ds, path)
+    values = stored.astype(np.float64) * slope + intercept
+    if photometric == "MONOCHROME1":
+        lo, hi = _physical_range(ds, stored, slope, intercept)
+        values = lo + hi - values
+    bits = int(ds.get("BitsStored") or 8 * stored.dtype.itemsize)   # float pixel data has no BitsStored
+    return _image(path, ds, values.astype(np.float32), photometric, bits)
+
+
+def read_series(folder: str | Path) -> dict[str, list[DicomImage]]:
+    """The DICOM images under `folder` grouped by SeriesInstanceUID, each series sorted (see `sort_slices`).
+
+    Files without pixel data (DICOMDIR, reports) are skipped with a log line; any other bad file raises.
+    Series are ordered by their first file's path.
+    """
+    series: dict[str, list[DicomImage]] = {}
+    for path in list_dicom(folder):
+        try:
+            image = read_dicom(path)
+        except NoPixelDataError as e:
+            log.info("skipped: %s", e)
+            continue
+        series.setdefault(image.series_instance_uid, []).append(image)
+    return {uid: sort_slices(images) for uid, images in series.items()}
+
+
+def sort_slices(images: list[DicomImage]) -> list[DicomImage]:
+    """Slices in anatomical order: by position along the slice normal (ascending) when all share one
+    orientation and have a position, else by InstanceNumber when all have one, else by path."""
+    by_path = sorted(images, key=lambda im: im.path.as_posix())
+    if all(im.position and im.orientation for im in by_path):
+        first = np.asarray(by_path[0].orientation, dtype=np.float64)
+        if all(np.allclose(im.orientation, first, atol=1e-4) for im in by_path):
+            normal = np.cross(first[:3], first[3:])
+            return sorted(by_path, key=lambda im: float(np.dot(im.position, normal)))
+    if all(im.instance_number is not None for im in by_path):
+        return sorted(by_path, key=lambda im: im.instance_number)
+    return by_path
+
+
+# ----------------------------------------------------------------- decoding
+def _parse(path: Path) -> Dataset:
+    """The parsed file; `DicomError` when it is missing, not DICOM, or cannot be parsed."""
+    if not path.is_file():
+        raise DicomError(f"{path}: no such file")
+    if not is_dicom(path):
+        raise DicomError(f"{path}: not a DICOM file (no 'DICM' marker at byte {_PREAMBLE})")
+    try:
+        return pydicom.dcmread(path)
+    except Exception as e:                    # pydicom raises many types on damaged files
+        raise DicomError(f"{path}: cannot parse the DICOM file, it may be truncated or corrupt "
+                         f"({type(e).__name__}: {e})") from e
+
+
+def _install_hint(ts: UID) -> str:
+    """What to install to decode a compressed transfer syntax."""
+    if ts in pydicom.uid.JPEG2000TransferSyntaxes:      # JPEG 2000 and HTJ2K
+        return "pip install pylibjpeg pylibjpeg-openjpeg (or python-gdcm)"
+    if ts in pydicom.uid.JPEGLSTransferSyntaxes:
+        return "pip install pylibjpeg pylibjpeg-libjpeg (or pyjpegls, or python-gdcm)"
+    if ts in pydicom.uid.JPEGTransferSyntaxes:
+        return "pip install pylibjpeg pylibjpeg-libjpeg (or python-gdcm)"
+    return "pip install python-gdcm"
+
+
+def _decode(path: Path, ds: Dataset) -> np.ndarray:
+    """Stored values as pydicom decodes them (YBR converted to RGB); errors name the file and the fix."""
+    ts = UID(str(ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ExplicitVRLittleEndian)))
+    try:
+        return np.asarray(ds.pixel_array)
+    except Exception as e:
+        msg = str(e)
+        if ts.is_compressed and ("plugin" in msg or "missing dependencies" in msg or "support" in msg):
+            raise DicomError(f"{path}: cannot decode '{ts.name}' ({ts}) pixel data: no installed decoder "
+                             f"handles it; {_install_hint(ts)} (if one is installed, the data may be damaged). "
+                             f"pydicom said: {msg}") from e
+        raise DicomError(f"{path}: cannot decode the pixel data, the file may be truncated or corrupt "
+                         f"({type(e).__name__}: {msg})") from e
+
+
+def _grayscale(arr: np.ndarray, ds: Dataset, photometric: str, path: Path) -> np.ndarray:
+    """(n, H, W) stored values; colour is refused unless its three channels are identical."""
+    frames = int(ds.get("NumberOfFrames") or 1)
+    if photometric == "PALETTE COLOR":
+        raise DicomError(f"{path}: colour image (PALETTE COLOR): only grayscale is supported")
+    if int(ds.get("SamplesPerPixel", 1)) > 1:
+        if arr.ndim < 3 or arr.shape[-1] != 3 or not (np.array_equal(arr[..., 0], arr[..., 1])
+                                                       and np.array_equal(arr[..., 0], arr[..., 2])):
+            raise DicomError(f"{path}: colour image ({photometric}): only grayscale is supported")
+        arr = arr[..., 0]
+    return arr.reshape(frames, *arr.shape[-2:])
+
+
+def _functional(ds: Dataset, sequence: str, keyword: str) -> Any:
+    """A tag from the top level, else from the shared functional groups (enhanced multi-frame files)."""
+    if keyword in ds:
+        return ds.get(keyword)
+    for group in ds.get("SharedFunctionalGroupsSequence", []):
+        for item in group.get(sequence, []):
+            if keyword in item:
+                return item.get(keyword)
+    return None
+
+
+def _rescale(ds: Dataset, path: Path) -> tuple[float, float]:
+    """(slope, intercept) of the modality rescale; (1, 0) when absent. A rescale given only frame by
+    frame is refused rather than ignored (ignoring it would give wrong HU without a word)."""
+    slope = _functional(ds, "PixelValueTransformationSequence", "RescaleSlope")
+    intercept = _functional(ds, "PixelValueTransformationSequence", "RescaleIntercept")
+    if slope is None and any("PixelValueTransformationSequence" in frame
+                             for frame in ds.get("PerFrameFunctionalGroupsSequence", [])):
+        raise DicomError(f"{path}: a rescale per frame (PerFrameFunctionalGroupsSequence) is not supported yet")
+    return (1.0 if slope in (None, "") else float(slope)), (0.0 if intercept in (None, "") else float(intercept))
+
+
+def _physical_range(ds: Dataset, stored: np.ndarray, slope: float, intercept: float) -> tuple[float, float]:
+    """Smallest and largest physical value the stored bits can hold (the data's own for float pixels)."""
+    bits = ds.get("BitsStored")
+    if bits is None or stored.dtype.kind == "f":
+        return float(stored.min()) * slope + intercept, float(stored.max()) * slope + intercept
+    bits = int(bits)
+    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if ds.get("PixelRepresentation", 0) == 1 else (0, 2**bits - 1)
+    ends = sorted((lo * slope + intercept, hi * slope + intercept))
+    return ends[0], ends[1]
+
+
+def _floats(value: Any, n: int) -> tuple[float, ...] | None:
+    """A multi-valued tag as n floats, or None when absent or malformed."""
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return out if len(out) == n else None
+
+
+def _image(path: Path, ds: Dataset, slices: np.ndarray, photometric: str, bits: int) -> DicomImage:
+    """The `DicomImage` of a decoded file; the header keeps no pixel data."""
+    spacing = _floats(_functional(ds, "PixelMeasuresSequence", "PixelSpacing"), 2)
+    spacing = spacing or _floats(ds.get("ImagerPixelSpacing"), 2)
+    for keyword in PIXEL_KEYWORDS:
+        if keyword in ds:
+            del ds[keyword]
+    number = ds.get("InstanceNumber")
+    return DicomImage(
+        slices=np.ascontiguousarray(slices), modality=str(ds.get("Modality", "")), pixel_spacing=spacing,
+        photometric=photometric, bits_stored=bits, path=path,
+        sop_instance_uid=str(ds.get("SOPInstanceUID", "")), series_instance_uid=str(ds.get("SeriesInstanceUID", "")),
+        dataset=ds, position=_floats(_functional(ds, "PlanePositionSequence", "ImagePositionPatient"), 3),
+        orientation=_floats(_functional(ds, "PlaneOrientationSequence", "ImageOrientationPatient"), 6),
+        instance_number=None if number in (None, "") else int(number))
+
+
+_linear = window     # `to_unit_range`'s argument named `window` shadows the function
+
+
+def to_unit_range(image: DicomImage, window: str | tuple[float, float] = "auto") -> np.ndarray:
+    """(n, H, W) float32 in [0, 1]: "auto" (soft_tissue for CT, percentiles otherwise), "percentile",
+    a name in `WINDOWS` (HU), or a (center, width) tuple in the image's physical units."""
+    if isinstance(window, str):
+        if window == "auto":
+            window = "soft_tissue" if image.modality == "CT" else "percentile"
+        if window == "percentile":
+            return percentile_window(image.slices)
+        if window not in WINDOWS:
+            raise ValueError(f"unknown window {window!r}: use 'auto', 'percentile', one of {sorted(WINDOWS)} "
+                             "or a (center, width) tuple")
+        window = WINDOWS[window]
+    center, width = window
+    return _linear(image.slices, center, width)
+
+
+# ----------------------------------------------------------------- writing
+AI_MARK = "AI-enhanced"
+SOURCE_PURPOSE = ("121322", "DCM", "Source image for image processing operation")   # CID 7202
+_STALE = ("LargestImagePixelValue", "SmallestImagePixelValue", "LargestPixelValueInSeries",
+          "SmallestPixelValueInSeries", "ExtendedOffsetTable", "ExtendedOffsetTableLengths",
+          "PixelDataProviderURL", "DataSetTrailingPadding")       # no longer true of the new pixels
+
+
+def write_derived(image: DicomImage, enhanced: np.ndarray, path: str | Path, *, weights_sha256: str,
+                  model_name: str | None = None, description: str | None = None,
+                  overwrite: bool = False) -> Path:
+    """Write `enhanced` ((n, H, W), in the physical units of `image.slices`) as a new derived DICOM file.
+
+    The header is the source's, marked as derived with new UIDs and provenance (see the module);
+    `description` is free text appended to the DerivationDescription. The file is encoded in memory
+    first and written atomically, so a refusal (ValueError for shape, non-finite values, a bad
+    SHA-256 or float pixel data; FileExistsError for an existing `path` without `overwrite`) leaves
+    no file behind. Returns `path`.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    ds = derived_dataset(image, weights_sha256=weights_sha256, model_name=model_name, description=description)
+    _set_pixels(ds, _stored_values(image, enhanced, ds))
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    with atomic_write(path) as f:
+        f.write(buffer.getvalue())
+    return path
+
+
+def derived_dataset(image: DicomImage, *, weights_sha256: str, model_name: str | None = None,
+                    description: str | None = None) -> Dataset:
+    """A copy of the source header marked as a derived image (no pixel data yet); the source is untouched."""
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", weights_sha256 or ""):
+        raise ValueError(f"weights_sha256 must be 64 hex digits (a SHA-256), got {weights_sha256!r}")
+    ds = _plain_copy(image.dataset)
+    for keyword in _STALE:
+        if keyword in ds:
+            del ds[keyword]
+    ds.ImageType = ["DERIVED", "SECONDARY", *list(_values(ds.get("ImageType")))[2:]]
+    ds.SOPInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    now = datetime.datetime.now()
+    ds.InstanceCreationDate, ds.InstanceCreationTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
+    ds.SeriesDescription = _series_description(str(ds.get("SeriesDescription", "") or ""))
+    earlier = str(ds.get("DerivationDescription", "") or "").strip()     # an already derived source keeps its history
+    ds.DerivationDescription = derivation_text(weights_sha256.lower(), model_name,
+                                               "; ".join(filter(None, [description, earlier and f"source: {earlier}"])))
+    ds.SourceImageSequence = [_source_reference(image)]
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    return ds
+
+
+_SWAP = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}      # byte-order-dependent binary VRs: item size
+
+
+def _plain_copy(source: Dataset) -> Dataset:
+    """A deep copy of the header as a plain Dataset, so that pydicom encodes it afresh (little endian);
+    binary values of a big-endian source (OW, OF, ... outside sequences) are byte-swapped to match."""
+    big_endian = source.original_encoding[1] is False
+    ds = Dataset()
+    for elem in copy.deepcopy(source):               # iterating converts raw elements
+        if big_endian and elem.VR in _SWAP and isinstance(elem.value, bytes):
+            elem.value = np.frombuffer(elem.value, dtype=f">u{_SWAP[elem.VR]}").astype(f"<u{_SWAP[elem.VR]}").tobytes()
+        ds.add(elem)
+    return ds
+
+
+def derivation_text(weights_sha256: str, model_name: str | None, description: str | None) -> str:
+    """The DerivationDescription (ST, at most 1024 characters): tool, version, model, weights, note."""
+    text = f"{AI_MARK} by medgan_nb {__version__} (restoration by a neural network)"
+    if model_name:
+        text += f"; model {model_name}"
+    text += f"; weights SHA-256 {weights_sha256}"
+    if description:
+        text += f"; {description}"
+    return text[:1024]
+
+
+def _values(value: Any) -> tuple[str, ...]:
+    """A multi-valued string tag as a tuple (empty when absent)."""
+    if value in (None, ""):
+        return ()
+    return (str(value),) if isinstance(value, str) else tuple(str(v) for v in value)
+
+
+def _series_description(old: str) -> str:
+    """The source's SeriesDescription marked as AI-enhanced, within LO's 64 characters."""
+    suffix = f" ({AI_MARK})"
+    return (old[:64 - len(suffix)].rstrip() + suffix) if old else AI_MARK
+
+
+def _source_reference(image: DicomImage) -> Dataset:
+    """A SourceImageSequence item naming the source instance and why it is referenced."""
+    item, code = Dataset(), Dataset()
+    item.ReferencedSOPClassUID = image.dataset.SOPClassUID
+    item.ReferencedSOPInstanceUID = image.sop_instance_uid
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = SOURCE_PURPOSE
+    item.PurposeOfReferenceCodeSequence = [code]
+    return item
+
+
+def _stored_range(ds: Dataset) -> tuple[int, int]:
+    """Smallest and largest stored integer that BitsStored and PixelRepresentation allow."""
+    bits = int(ds.BitsStored)
+    return (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if int(ds.PixelRepresentation) == 1 else (0, 2**bits - 1)
+
+
+def _stored_values(image: DicomImage, enhanced: np.ndarray, ds: Dataset) -> np.ndarray:
+    """Physical values back to stored integers of the source's type: MONOCHROME1 inverted back, rescale
+    undone, rounded and clipped to the stored range (clipping, not the wrap-around of a bare cast)."""
+    values = np.asarray(enhanced, dtype=np.float64)
+    if values.shape != image.slices.shape:
+        raise ValueError(f"enhanced has shape {values.shape}, the source {image.path} has {image.slices.shape} "
+                         "(n_frames, rows, columns)")
+    if not np.isfinite(values).all():
+        raise ValueError(f"enhanced holds {int((~np.isfinite(values)).sum())} non-finite value(s) (NaN or inf)")
+    if "BitsStored" not in ds or "PixelRepresentation" not in ds or int(ds.BitsAllocated) not in (8, 16, 32):
+        raise ValueError(f"{image.path}: only integer pixel data of 8, 16 or 32 bits can be written")
+    slope, intercept = _rescale(ds, image.path)
+    lo, hi = _stored_range(ds)
+    if image.photometric == "MONOCHROME1":           # undo read_dicom's lo + hi - value
+        ends = sorted((lo * slope + intercept, hi * slope + intercept))
+        values = ends[0] + ends[1] - values
+    stored = np.clip(np.rint((values - intercept) / slope), lo, hi)
+    kind = "i" if int(ds.PixelRepresentation) == 1 else "u"
+    return stored.astype(f"<{kind}{int(ds.BitsAllocated) // 8}")
+
+
+def _set_pixels(ds: Dataset, stored: np.ndarray) -> None:
+    """Native (uncompressed) PixelData from (n, H, W) stored values; grey-as-colour becomes MONOCHROME2."""
+    if int(ds.get("SamplesPerPixel", 1)) > 1:
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        if "PlanarConfiguration" in ds:
+            del ds.PlanarConfiguration
+    data = stored.tobytes()
+    ds.PixelData = data + b"\0" * (len(data) % 2)      # values have even length (PS3.5 7.1.1)
+    ds["PixelData"].VR = "OB" if stored.dtype.itemsize == 1 else "OW"

@@ -1,0 +1,227 @@
+"""TODO docstring (export)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import gc
+import logging
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..config.config import INFERENCE_BACKENDS
+from ..utils.hardware import bf16_native
+from .engines import (
+    OnnxGenerator,
+    OpenVinoGenerator,
+    _require,
+    onnx_available,
+    openvino_available,
+)
+from .export import _channels, _onnx_file
+from .fold import fold_batchnorm
+
+log = logging.getLogger(__name__)
+
+# Backends that hold their own float32 copy of the weights (a new layout, or an engine's copy) instead of sharing the
+# model's. torch-bf16 holds bf16 copies of the conv weights: half their size, allowed for models of any size.
+OWN_WEIGHTS = ("torch-channels-last", "onnxruntime", "openvino", "openvino-bf16")
+ENGINES = ("onnxruntime", "openvino", "openvino-bf16")          # run from the ONNX export
+AUTO_OWN_WEIGHTS_MAX_MB = 64        # "auto" tries those only for models with at most this many MB of weights
+
+
+class ChannelsLast(nn.Module):
+    """Runs `model` in the channels-last memory layout; inputs and outputs stay ordinary NCHW tensors.
+
+    The weights are converted to that layout: a copy of them (the model's own stay as they are).
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model.to(memory_format=torch.channels_last)
+        self.size_multiple, self.in_channels = model.size_multiple, _channels(model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
+class Bf16Autocast(nn.Module):
+    """Runs `model` under bf16 autocast on channels-last inputs; inputs and outputs are float32 NCHW tensors.
+
+    The conv weights are cast to bf16 once, here, and stored channels-last (`_with_bf16_convs`): the very
+    numbers autocast would make in every forward, so the outputs are the same, without a cast per conv and
+    call. On the seed UNet (218 MB of float32 weights) most of the gain measured is the layout, which the
+    channels-last activations want, not the cast; the small shipped models gain a few per cent (figures:
+    README, "Performance").
+    The copies cost half the conv weights' float32 size; every other tensor is shared with `model`. Fast
+    only on CPUs with native bf16 (`bf16_native`); costs about 0.01 dB PSNR on the shipped models (the
+    residual sum and the clamp stay float32).
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = _with_bf16_convs(model)
+        self.size_multiple, self.in_channels = model.size_multiple, _channels(model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # no cast cache: a float32 weight that is still cast (not a conv's) is freed as soon as its layer has run
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, cache_enabled=False):
+            y = self.model(x.contiguous(memory_format=torch.channels_last))
+        return y.float().contiguous()
+
+
+def _with_bf16_convs(module: nn.Module) -> nn.Module:
+    """A copy of `module` whose conv weights (channels-last) and biases are bf16; every other tensor is shared."""
+    shared = {id(t): t for t in (*module.parameters(), *module.buffers())}
+    module = copy.deepcopy(module, shared)
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            for name, t in list(m.named_parameters(recurse=False)):
+                t = t.detach().to(torch.bfloat16)
+                t = t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t
+                setattr(m, name, nn.Parameter(t, requires_grad=False))
+    return module
+
+
+BACKENDS = INFERENCE_BACKENDS
+
+
+def _build(generator: nn.Module, backend: str, onnx_file: Path | None = None) -> Any:
+    """`generator` as one backend (not "auto"), with a ``backend`` attribute naming it.
+
+    onnx_file: the generator's ONNX export, already written (`_onnx_file`): the engines then share it
+    instead of exporting once each.
+    """
+    if backend == "onnxruntime":
+        _require("onnxruntime", "onnx", "onnxscript")
+        fast = OnnxGenerator(onnx_file, generator.size_multiple) if onnx_file else OnnxGenerator.from_module(generator)
+    elif backend in ("openvino", "openvino-bf16"):
+        bf16 = backend == "openvino-bf16"
+        fast = (OpenVinoGenerator(onnx_file, generator.size_multiple, bf16) if onnx_file
+                else OpenVinoGenerator.from_module(generator, bf16))
+    elif backend == "torch-channels-last":
+        fast = ChannelsLast(fold_batchnorm(generator)).eval()
+    elif backend == "torch-bf16":
+        if not bf16_native():
+            log.warning("this CPU has no native bf16 (AVX512-BF16 or AMX): torch-bf16 will be slower than torch")
+        fast = Bf16Autocast(fold_batchnorm(generator)).eval()
+    else:
+        fast = fold_batchnorm(generator)
+    fast.backend = backend
+    return fast
+
+
+def _build_all(generator: nn.Module, names: list[str]) -> dict[str, Any]:
+    """The backends `names` of `generator`, the engines sharing one ONNX export; a backend that cannot be
+    built for this model (an op an engine lacks) is left out, logged."""
+    built = {}
+    with contextlib.ExitStack() as stack:
+        onnx_file = None
+        for name in names:
+            try:
+                if name in ENGINES and onnx_file is None:
+                    onnx_file = stack.enter_context(_onnx_file(generator))
+                built[name] = _build(generator, name, onnx_file)
+            except Exception as e:
+                log.warning("inference backend %s left out: %s: %s", name, type(e).__name__, e)
+    return built
+
+
+def time_in_turns(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 1,
+                  device: torch.device = torch.device("cpu")) -> dict[str, list[float]]:
+    """Seconds per call of each function, `reps` calls taking turns (a, b, c, a, b, c, ...) after `warmup` each.
+
+    Taking turns matters on a shared machine: a slow spell then hits every
+    contender alike instead of whichever ran during it. CUDA work is
+    synchronised before each clock reading.
+    """
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    sync()
+    runs: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            sync()
+            runs[name].append(time.perf_counter() - t)
+    return runs
+
+
+def _fastest(candidates: dict[str, Any], x: torch.Tensor, reps: int = 5) -> str:
+    """The name of the candidate with the lowest median time on x."""
+    with torch.inference_mode():
+        runs = time_in_turns({name: (lambda fn=fn: fn(x)) for name, fn in candidates.items()}, reps)
+    return min(runs, key=lambda name: statistics.median(runs[name]))
+
+
+def weights_mb(model: nn.Module) -> float:
+    """MB of the model's parameters and buffers."""
+    return sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers())) / 2**20
+
+
+def auto_candidates(generator: nn.Module) -> list[str]:
+    """The backends "auto" times for `generator` here.
+
+    bf16 only where the CPU computes it natively (`bf16_native`); ONNX Runtime and OpenVINO where
+    installed; and the backends that hold their own float32 copy of the weights (`OWN_WEIGHTS`) only for
+    models of at most `AUTO_OWN_WEIGHTS_MAX_MB`: for a larger one, a second copy (an engine's copy plus the
+    export's transient memory: 2-5× the weights) would take enhance's memory far past the seed notebook's.
+    torch-bf16's bf16 copy of the conv weights (half their float32 size) is allowed for every model.
+    """
+    bf16 = bf16_native()
+    names = ["torch", "torch-channels-last"] + (["torch-bf16"] if bf16 else [])
+    if weights_mb(generator) > AUTO_OWN_WEIGHTS_MAX_MB:
+        return [n for n in names if n not in OWN_WEIGHTS]     # not even importing the engines (~80 MB of code)
+    if onnx_available():
+        names.append("onnxruntime")
+    if openvino_available():
+        names += ["openvino"] + (["openvino-bf16"] if bf16 else [])
+    return names
+
+
+def fast_generator(generator: nn.Module, backend: str = "auto", probe_size: int = 256) -> Any:
+    """The fastest inference version of `generator` here: a callable (N, C, H, W) -> (N, C, H, W).
+
+    - ``"torch"``: the BN-folded eval copy (`fold_batchnorm`); any device.
+    - ``"torch-channels-last"``: the same in the channels-last memory layout.
+    - ``"torch-bf16"``: the same under bf16 autocast (`Bf16Autocast`).
+    - ``"onnxruntime"``: ``OnnxGenerator.from_module(generator)`` (CPU).
+    - ``"openvino"``, ``"openvino-bf16"``: ``OpenVinoGenerator.from_module(generator)`` (CPU), f32 or bf16.
+    - ``"auto"``: on the CPU, builds the `auto_candidates`, times them in turns on a ``probe_size``² frame,
+      keeps the fastest and drops the others; on a GPU, "torch".
+
+    Why measure instead of a fixed rule: which one wins depends on the model and the machine (on a
+    2-core CPU with AVX512-BF16, README "Performance": torch-bf16 for the shipped realtime UNet and for the
+    218 MB seed UNet, which stays in PyTorch (`auto_candidates`); torch-bf16 or openvino-bf16, from run to
+    run, for the shipped NAFNet). The returned object's ``backend`` attribute names the choice. The engines
+    share one ONNX export, a few seconds once, so `medgan_nb.inference.files` uses "auto" only for larger jobs.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend != "auto":
+        return _build(generator, backend)
+    p = next(generator.parameters(), None)
+    if p is not None and p.device.type != "cpu":
+        return _build(generator, "torch")
+    names = auto_candidates(generator)
+    candidates = _build_all(fold_batchnorm(generator), names)     # folded once: the torch candidates share it
+    m = generator.size_multiple
+    side = max(m, -(-probe_size // m) * m)
+    x = torch.rand(1, _channels(generator), side, side, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    choice = _fastest(candidates, x)
+    fast = candidates.pop(choice)
+    candidates.clear()
+    gc.collect()                                         # the losers' weights go now, not whenever
+    log.info("inference backend: %s (fastest of %s on a %d² frame)", choice, names, side)
+    return fast

@@ -1,0 +1,68 @@
+"""TODO docstring (models)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def down_block(in_ch: int, out_ch: int, norm: bool = True, dropout: float = 0.0) -> nn.Sequential:
+    """Conv 4×4 stride 2 (halves H and W) -> [BatchNorm] -> LeakyReLU(0.2) -> [Dropout]."""
+    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, 4, 2, 1, bias=False)]
+    if norm:
+        layers.append(nn.BatchNorm2d(out_ch))
+    layers.append(nn.LeakyReLU(0.2))
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+def up_block(in_ch: int, out_ch: int, dropout: float = 0.0) -> nn.Sequential:
+    """Transposed conv 4×4 stride 2 (doubles H and W) -> BatchNorm -> ReLU -> [Dropout]."""
+    layers: list[nn.Module] = [nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1, bias=False),
+                               nn.BatchNorm2d(out_ch), nn.ReLU(True)]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+class UNetGenerator(nn.Module):
+    """UNet with `depth` down-samplings; input sides must be multiples of 2**depth."""
+
+    def __init__(self, in_ch: int = 3, out_ch: int = 3, depth: int = 8, base_ch: int = 64,
+                 max_ch: int = 512, dropout: float = 0.5, residual: bool = False):
+        super().__init__()
+        if depth < 2:
+            raise ValueError("depth must be >= 2")
+        if residual and in_ch != out_ch:
+            raise ValueError("a residual generator needs as many output channels as input channels")
+        self.depth, self.residual, self.in_channels = depth, residual, in_ch
+        self.size_multiple = 2**depth                    # input sides must be multiples of this
+        ch = [min(base_ch * 2**i, max_ch) for i in range(depth)]   # encoder widths
+        self.downs = nn.ModuleList()
+        for i in range(depth):                           # no norm on the first and innermost layers
+            self.downs.append(down_block(in_ch if i == 0 else ch[i - 1], ch[i], norm=0 < i < depth - 1,
+                                         dropout=dropout if i >= 3 else 0.0))
+        self.ups = nn.ModuleList()
+        for j in range(depth - 1):                       # j = 0 is the innermost decoder block
+            level = depth - 2 - j                        # the encoder level it joins
+            in_width = ch[depth - 1] if j == 0 else 2 * ch[level + 1]
+            self.ups.append(up_block(in_width, ch[level], dropout=dropout if j < 3 else 0.0))
+        last = nn.ConvTranspose2d(2 * ch[0], out_ch, 4, 2, 1)
+        self.final = nn.Sequential(last) if residual else nn.Sequential(last, nn.Tanh())   # residual: + input
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        m = 2**self.depth
+        if h % m or w % m:
+            raise ValueError(f"input size {h}×{w} is not divisible by 2**depth = {m}: this UNet halves the "
+                             f"image {self.depth} times. Resize, crop or pad the image to a multiple of {m}, "
+                             f"or use a generator with a smaller depth.")
+        skips, image = [], x
+        for down in self.downs:
+            x = down(x)
+            skips.append(x)
+        skips.pop()                                       # the innermost output is x itself
+        for up in self.ups:
+            x = torch.cat([up(x), skips.pop()], dim=1)
+        return (image + self.final(x)).clamp(-1, 1) if self.residual else self.final(x)

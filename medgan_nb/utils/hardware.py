@@ -1,0 +1,59 @@
+"""TODO docstring (evaluate, export, about)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import platform
+from pathlib import Path
+
+import torch
+
+
+def cpu_model() -> str:
+    """The CPU's name: "model name" of /proc/cpuinfo (Linux), else platform.processor(), else "unknown"."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine(device: str) -> dict[str, str | int]:
+    """Where the timings were measured: the device, torch's CPU threads and the CPU model."""
+    return {"device": device, "torch_threads": torch.get_num_threads(), "cpu": cpu_model()}
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})     # /proc/cpuinfo flags of CPUs that compute bf16 natively
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (Linux); empty where it cannot be read."""
+    try:
+        with open(cpuinfo, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def bf16_native() -> bool:
+    """Whether this CPU computes bf16 itself (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower than fp32."""
+    return bool(BF16_FLAGS & cpu_flags())
+
+
+def version_of(package: str) -> str | None:
+    """The installed distribution's version, or None when it is not installed."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def device_line() -> str:
+    """The device the notebooks train on, with the CPU threads or the GPU's name."""
+    if torch.cuda.is_available():
+        return f"CUDA: {torch.cuda.get_device_name(0)} (torch {torch.version.cuda})"
+    return f"CPU: {cpu_model()}, {torch.get_num_threads()} torch threads, no GPU"
