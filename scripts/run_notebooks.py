@@ -28,6 +28,34 @@ from medgan_nb.utils import device_line
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 1800          # per cell
 
+# A widget's picture reaches an executed notebook through nbclient, which plays the browser's part for the widget's
+# output area and sends each picture back to the kernel. If that happens just as the cell finishes, nbclient can miss
+# the kernel's reply and wait forever (nbclient issue #312; the bigger the picture, the likelier). The runner, not the
+# lessons, avoids the race: run in each kernel at start-up (outside the notebook's history), this hook keeps a cell
+# that displayed widgets running for SETTLE_S more seconds before the kernel reports it done.
+SETTLE_S = 2.0
+SETTLE_HOOK = f"""
+def _install_widget_settling(settle_s={SETTLE_S}):
+    import time
+    from IPython import get_ipython
+    try:
+        from ipywidgets import Widget
+    except ImportError:
+        return
+    def widget_count():
+        return len(getattr(Widget, "_active_widgets", None) or getattr(Widget, "widgets", None) or {{}})
+    before = [0]
+    def count_widgets_before(info):
+        before[0] = widget_count()
+    def settle_after_widgets(result):
+        if widget_count() > before[0]:
+            time.sleep(settle_s)
+    get_ipython().events.register("pre_run_cell", count_widgets_before)
+    get_ipython().events.register("post_run_cell", settle_after_widgets)
+_install_widget_settling()
+del _install_widget_settling
+"""
+
 
 def run(notebook: Path, out_dir: Path) -> dict:
     """Execute one notebook (working directory: its folder), write its HTML; its time and any error."""
@@ -36,6 +64,7 @@ def run(notebook: Path, out_dir: Path) -> dict:
     error = None
     try:
         NotebookClient(nb, timeout=TIMEOUT_S, kernel_name="python3",
+                       extra_arguments=[f"--IPKernelApp.exec_lines={SETTLE_HOOK}"],
                        resources={"metadata": {"path": str(notebook.parent)}}).execute()
     except CellExecutionError as e:
         error = str(e).strip().splitlines()[-1] if str(e).strip() else "cell failed"

@@ -11,6 +11,7 @@ import torch
 
 import medgan_nb.training.logs as training_logs
 import medgan_nb.training.loop as training_loop
+import medgan_nb.training.setup as training_setup
 import medgan_nb.training.trainer as training_trainer
 from medgan_nb.config import Config
 from medgan_nb.data import ImageLoadError
@@ -47,12 +48,35 @@ def test_a_short_run_writes_everything_a_user_looks_at(tmp_path):
     assert (run / "samples" / "step_000005.png").exists() and (run / "samples" / "final.png").exists()
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert state["epoch"] == 2 and state["step"] == 24 and state["version"]
-    for key in training_loop.TRAINING_STATE:
+    for key in training_setup.TRAINING_STATE:
         assert key in state
     best = load_checkpoint(run / "checkpoints" / "best.pt")
     assert best["val"]["psnr"] == best["best_psnr"] == pytest.approx(max(float(r["psnr"]) for r in v), abs=1e-4)
     generator, loaded_cfg = load_generator(run)
     assert loaded_cfg == cfg and not generator.training
+
+
+def test_callbacks_see_every_step_in_order_and_can_stop_a_run(tmp_path):
+    cfg = Config.preset("tiny", output_dir=str(tmp_path), epochs=2, log_every=5)
+    seen, order = [], []
+    run = train(cfg, name="watched", quiet=True,
+                callbacks=[lambda e: seen.append(e), lambda e: order.append(("second", e.step))])
+    assert [e.step for e in seen] == list(range(1, 25)) and [e.epoch for e in seen] == [1] * 12 + [2] * 12
+    assert [s for _, s in order] == [e.step for e in seen] and all(e.run == run for e in seen)
+    logged = [e for e in seen if e.logged is not None]
+    assert [e.step for e in logged] == [1, 5, 10, 15, 20]                # the rows of metrics.csv
+    assert [int(r["step"]) for r in rows(run / "metrics.csv")] == [1, 5, 10, 15, 20]
+    assert logged[1].logged["l1"] == pytest.approx(float(rows(run / "metrics.csv")[1]["l1"]), rel=1e-5)
+
+    class Stop(Exception):
+        pass
+
+    def stop_in_epoch_2(event):
+        if event.step == 15:
+            raise Stop
+    with pytest.raises(Stop):
+        train(cfg, name="stopped", quiet=True, callbacks=[stop_in_epoch_2])
+    assert load_checkpoint(tmp_path / "runs" / "stopped" / "checkpoints" / "last.pt")["epoch"] == 1
 
 
 def test_runs_are_never_overwritten(tmp_path):
@@ -93,6 +117,30 @@ def test_foreign_files_are_not_loaded(tmp_path):
             load_generator(tmp_path / name)
 
 
+# The same settings as test_resume_after_sigkill_gives_the_same_weights's CLI runs, through the Python API, with a
+# callback that kills the process right after step 61 (in epoch 2: 40 steps per epoch).
+KILL_AT_STEP_61 = """
+import os, signal, sys
+from medgan_nb import Config, train
+
+def crash_after_step_61(event):
+    if event.step == 61:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+cfg = Config.preset("tiny", epochs=3, max_images=160, sample_every=0, log_every=5, output_dir=sys.argv[1],
+                    data_dir="synthetic", synthetic_frames=200)
+train(cfg, name="killed", quiet=True, callbacks=[crash_after_step_61])
+"""
+
+
+def _python(code, *args):
+    """Run `python -c code args` to the end, as `_cli` runs the command line; (exit code, output)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, timeout=1800)
+    return out.returncode, out.stdout
+
+
 def _cli(*args, env=None):
     """Run `python -m medgan_nb train --quiet ...` to the end; (exit code, output)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env or {})}
@@ -102,15 +150,16 @@ def _cli(*args, env=None):
 
 
 def test_resume_after_sigkill_gives_the_same_weights(tmp_path):
-    """A real training process is killed with SIGKILL in the middle of epoch 2, at a chosen step (it kills
-    itself there: no race with the machine's speed); resuming gives exactly the uninterrupted run's weights."""
+    """A real training process is killed with SIGKILL in the middle of epoch 2, at a chosen step (a training
+    callback kills it there: no race with the machine's speed); resuming gives exactly the uninterrupted run's
+    weights."""
     settings = ["--preset", "tiny", "--set", "epochs=3", "--set", "max_images=160", "--set", "sample_every=0",
                 "--set", "log_every=5", "--set", f"output_dir={tmp_path}",
                 "--set", "data_dir=synthetic", "--set", "synthetic_frames=200"]      # 40 steps per epoch
     code, output = _cli(*settings, "--name", "whole")
     assert code == 0, output
 
-    code, output = _cli(*settings, "--name", "killed", env={training_loop.KILL_AT_STEP_ENV: "61"})
+    code, output = _python(KILL_AT_STEP_61, str(tmp_path))
     assert code == -signal.SIGKILL, output
     killed = tmp_path / "runs" / "killed"
     last = killed / "checkpoints" / "last.pt"
@@ -347,8 +396,8 @@ def test_l1_pretraining_leaves_d_alone_and_the_ema_is_what_is_validated(tmp_path
     assert all(torch.equal(v, ema[k]) for k, v in generator.state_dict().items())        # the EMA ships
     step = training_trainer.make_step(cfg)
     step.ema.load_state_dict(ema)
-    data = training_loop._load_data(cfg, run, torch.device("cpu"), 0, 1)
-    val = training_loop._scores(training_loop.restore(step.ema, data.val_degraded, torch.device("cpu")), data.val_clean)
+    data = training_setup._load_data(cfg, run, torch.device("cpu"), 0, 1)
+    val = training_trainer._scores(training_trainer.restore(step.ema, data.val_degraded, torch.device("cpu")), data.val_clean)
     assert abs(val[0] - state["val"]["psnr"]) < 1e-6
 
 
@@ -375,16 +424,16 @@ def test_gan_fine_tuning_starts_from_the_pretrained_ema(tmp_path):
     ema = load_checkpoint(pretrained)["generator_ema"]
     cfg = base.replace(lambda_adv=0.01, init_generator=str(pretrained), epochs=1)
     seen = {}
-    original = training_loop._init_generator
+    original = training_setup._init_generator
 
     def spy(step_fn, path):
         original(step_fn, path)
         seen["G"] = {k: v.clone() for k, v in step_fn.G.state_dict().items()}
-    training_loop._init_generator = spy
+    training_setup._init_generator = spy
     try:
         run = train(cfg, name="gan", quiet=True)
     finally:
-        training_loop._init_generator = original
+        training_setup._init_generator = original
     assert all(torch.equal(seen["G"][k], v) for k, v in ema.items())
     assert any(float(r["adv"]) > 0 for r in rows(run / "metrics.csv"))                  # now adversarial
     with pytest.raises(CheckpointError, match="does not fit"):

@@ -85,7 +85,7 @@ def test_without_ipywidgets_one_line_and_a_static_figure(clean, monkeypatch, cap
 
 def test_with_ipywidgets_the_sliders(clean, capsys):
     pytest.importorskip("ipywidgets")
-    widget = show_degradation_explorer(clean, settle_s=0)
+    widget = show_degradation_explorer(clean)
     assert hasattr(widget, "children") and NO_IPYWIDGETS not in capsys.readouterr().out
     plt.close("all")
 

@@ -127,14 +127,10 @@ def degradation_strengths_figure(clean: torch.Tensor, settings: Sequence[dict[st
     return fig, scores
 
 
-def show_degradation_explorer(clean: torch.Tensor, settle_s: float = 2.0):
+def show_degradation_explorer(clean: torch.Tensor):
     """Notebook 01's slider cell: display the `degradation_widget` sliders; without ipywidgets, print one
     line (`NO_IPYWIDGETS`) and show `degradation_strengths_figure` instead. Returns the widget or the figure.
-
-    settle_s: seconds to wait after displaying the widget, so that ``jupyter nbconvert --execute`` takes in
-    its first picture before the cell ends (nbclient can otherwise miss the kernel's reply, nbclient #312).
     """
-    import time
     try:
         import ipywidgets  # noqa: F401
     except ImportError:
@@ -145,5 +141,4 @@ def show_degradation_explorer(clean: torch.Tensor, settle_s: float = 2.0):
     from IPython.display import display
     widget = degradation_widget(clean)
     display(widget)
-    time.sleep(settle_s)
     return widget

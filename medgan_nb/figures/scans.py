@@ -251,11 +251,9 @@ def modality_widget(slices: dict[str, Slice]):
     )
 
 
-def show_modality_explorer(slices: dict[str, Slice] | None = None, settle_s: float = 2.0):
+def show_modality_explorer(slices: dict[str, Slice] | None = None):
     """Notebook 06's slider cell: the `modality_widget` sliders; without ipywidgets one line and
     `modality_strengths_figure` instead (as `medgan_nb.figures.show_degradation_explorer`). Returns widget or figure."""
-    import time
-
     from .explorer import NO_IPYWIDGETS
     slices = explorer_slices() if slices is None else slices
     try:
@@ -267,7 +265,6 @@ def show_modality_explorer(slices: dict[str, Slice] | None = None, settle_s: flo
         return fig
     from IPython.display import display
     display(widget)
-    time.sleep(settle_s)            # see show_degradation_explorer: nbclient #312
     return widget
 
 

@@ -1,4 +1,16 @@
-"""TODO docstring (train, reports)."""
+"""A run's logs: writing its CSV files, and reading runs back.
+
+A run folder holds metrics.csv (a row every ``log_every`` steps: `METRIC_FIELDS`) and val.csv (a row per
+validation: `VAL_FIELDS`); `TB_TAGS` names the same numbers for TensorBoard.
+
+- `read_log(path, name, columns)`: a run's CSV, typed (``step`` and ``epoch`` int, the rest float, empty
+  cells NaN); FileNotFoundError naming the file when it is missing.
+- `training_summary(run)`: a `TrainingSummary` from ``checkpoints/last.pt``: steps, G and D updates, CPU
+  minutes, epochs cut by the ``max_minutes`` safety stop. Compare runs by updates, not by wall time.
+- `run_complete(run)`, `latest_run(output_dir, name)`: whether training ended normally, and the newest
+  run folder that matches (FileNotFoundError saying what was looked for when none does).
+- `phase_means(columns, keys, parts)`: a noisy curve read as the means of its early ... late parts.
+"""
 
 from __future__ import annotations
 

@@ -62,108 +62,65 @@ that on GPUs only).
 
 from __future__ import annotations
 
-import csv
 import gc
-import json
 import logging
 import os
-import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 import torch.distributed as dist
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
 from ..config.config import Config
-from ..data.datasets import default_dataset
-from ..degrade.pipeline import Degradation
 from ..losses import GRAD_TERMS, GeneratorLossParts
-from ..metrics import PSNR_CAP, psnr, ssim
 from ..models.build import resolve_device
 from ..models.checkpoint import (
-    CheckpointError,
     checkpoint_path,
     copy_checkpoint,
-    load_checkpoint,
-    make_run_dir,
     run_folder_of,
     save_checkpoint,
-    weights_key,
 )
 from ..utils.images import to_unit
 from ..utils.plots import image_grid
 from ..utils.seeding import seed_epoch, seed_for
-from .logs import METRIC_FIELDS, TB_TAGS, VAL_FIELDS, _CsvLog
+from .logs import TB_TAGS
+from .setup import _build, _Data, _load_data, _open_run, _resumable_state, _Session
 from .trainer import (
     TrainingDiverged,
-    TrainStep,
     _check_in_sync,
+    _scores,
     _unwrap,
-    lr_factor,
-    make_step,
+    restore,
 )
 
 log = logging.getLogger(__name__)
 TENSORBOARD_INSTALL = "pip install tensorboard"
-TRAINING_STATE = ("generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d", "scaler_g", "scaler_d",
-                  "epoch", "step", "best_psnr")       # and "generator_ema" (None without EMA)
-# Tests only: the process kills itself with SIGKILL right after this global step (a crash at a known point).
-KILL_AT_STEP_ENV = "MEDGAN_TEST_KILL_AT_STEP"
 
 
-# ------------------------------------------------------------------ the loop
-@dataclass
-class _Session:
-    """One training process: its settings, where it writes, what it trains and how far it has got."""
-    cfg: Config
+@dataclass(frozen=True)
+class StepEnd:
+    """What a training callback is told after each optimisation step (on every process of a DDP run).
+
+    run: the run folder; epoch: 1-based; step: batches trained so far, all epochs (the ``step`` of metrics.csv);
+    logged: this step's metrics.csv row (losses, gradient norms, learning rates, images/s) when the step was
+    logged (every ``log_every`` steps and the first), else None.
+    """
     run: Path
-    device: torch.device
-    rank: int
-    world: int
-    step_fn: "TrainStep"
-    sched_g: torch.optim.lr_scheduler.LambdaLR
-    sched_d: torch.optim.lr_scheduler.LambdaLR
-    epoch: int = 0                      # epochs completed
-    step: int = 0                       # batches trained, all epochs
-    best_psnr: float = -float("inf")
-    val_psnr: float = float("nan")      # of the last epoch
-    cpu_s: float = 0.0                  # CPU seconds of training so far, all sessions of the run (val.csv)
-    cpu_mark: float = 0.0               # time.process_time() when cpu_s was last brought up to date
-    capped_epochs: list[int] = field(default_factory=list)   # epochs that max_minutes ended early
-    metrics: _CsvLog = field(init=False)
-    val_log: _CsvLog = field(init=False)
-    tb: Any = None                      # a SummaryWriter (rank 0, tensorboard=True), else None
-
-    def __post_init__(self) -> None:
-        self.metrics = _CsvLog(self.run / "metrics.csv", METRIC_FIELDS, self.main)
-        self.val_log = _CsvLog(self.run / "val.csv", VAL_FIELDS, self.main)
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
+    epoch: int
+    step: int
+    logged: dict[str, float] | None
 
 
-@dataclass
-class _Data:
-    """The training loader and the fixed validation batch (degraded once: identical every epoch and run)."""
-    loader: DataLoader
-    order: torch.Generator              # shuffles the training set, re-seeded each epoch
-    degrade: Degradation | None         # None: the data set yields (clean, degraded, key) (CT, MRI, X-ray)
-    val_clean: torch.Tensor
-    val_degraded: torch.Tensor
-    val_input_scores: tuple[float, float]
+Callback = Callable[[StepEnd], None]
 
 
 def train(cfg: Config | None = None, *, resume: str | Path | None = None, name: str | None = None,
-          quiet: bool = False) -> Path:
+          quiet: bool = False, callbacks: Sequence[Callback] = ()) -> Path:
     """Train a generator/discriminator pair; return the run folder.
 
     cfg: the settings (ignored when resuming: the checkpoint's own config is used).
@@ -171,6 +128,9 @@ def train(cfg: Config | None = None, *, resume: str | Path | None = None, name: 
     name: the new run folder's name under ``<output_dir>/runs/`` (default: a timestamp, or
     ``<parent>-from-<checkpoint>`` for a run started from another run's checkpoint); a taken
     name gets a suffix, earlier runs are never overwritten.
+    callbacks: functions called with a `StepEnd` after every optimisation step, in order, on every process
+    (to watch a run, stop it by raising, or crash it at a known step in a test). An exception from a callback
+    ends training there; the last epoch-end checkpoint stays the one to resume from.
     """
     state = _resumable_state(resume) if resume is not None else None
     if state is not None:
@@ -185,7 +145,7 @@ def train(cfg: Config | None = None, *, resume: str | Path | None = None, name: 
                          "on the CPU each process keeps its own BatchNorm statistics")
     rank, world, started = _start_processes(device)
     try:
-        run = _train(cfg, state, resume, name, device, rank, world, quiet)
+        run = _train(cfg, state, resume, name, device, rank, world, quiet, tuple(callbacks))
         if started:
             dist.barrier()              # all ranks end together, after rank 0's last files
         return run
@@ -196,7 +156,7 @@ def train(cfg: Config | None = None, *, resume: str | Path | None = None, name: 
 
 
 def _train(cfg: Config, state: dict | None, resume: str | Path | None, name: str | None, device: torch.device,
-           rank: int, world: int, quiet: bool) -> Path:
+           rank: int, world: int, quiet: bool, callbacks: tuple[Callback, ...]) -> Path:
     """Set up, then train epoch by epoch: each epoch ends validated and saved."""
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -213,6 +173,7 @@ def _train(cfg: Config, state: dict | None, resume: str | Path | None, name: str
     run, in_place = _open_run(cfg, resume, state, name) if rank == 0 else (Path(), True)
     data = _load_data(cfg, run, device, rank, world)
     s = _build(cfg, run, device, rank, world, state, in_place)
+    s.callbacks = callbacks
     if cfg.tensorboard and s.main:
         s.tb = _summary_writer_class()(str(run / "tensorboard"), purge_step=s.step + 1 if s.step else None)
     try:
@@ -280,139 +241,6 @@ def _start_processes(device: torch.device) -> tuple[int, int, bool]:
     return int(os.environ.get("RANK", "0")), world, started
 
 
-def _resumable_state(resume: str | Path) -> dict:
-    """The checkpoint to resume from; it must hold a whole training state, not just weights."""
-    state = load_checkpoint(resume)
-    missing = [k for k in TRAINING_STATE if k not in state]
-    if missing:
-        raise CheckpointError(f"{checkpoint_path(resume)} holds no training state ({', '.join(missing)} missing), "
-                              f"so training cannot continue from it; start a new run instead")
-    return state
-
-
-def _open_run(cfg: Config, resume: str | Path | None, state: dict | None, name: str | None) -> tuple[Path, bool]:
-    """The run folder to write to, and whether it continues in place (see the module docstring)."""
-    if state is None:
-        return _new_run(cfg, name), False
-    checkpoint = checkpoint_path(resume).resolve()
-    parent = run_folder_of(checkpoint)
-    if parent is not None and checkpoint == (parent / "checkpoints" / "last.pt").resolve():
-        return parent, True
-    label = f"{parent.name if parent else checkpoint.parent.name or 'checkpoint'}-from-{checkpoint.stem}"
-    run = _new_run(cfg, name or label)
-    record = {"checkpoint": str(checkpoint), "sha256": state["sha256"], "run": str(parent) if parent else None,
-              "epoch": state["epoch"], "step": state["step"]}
-    (run / "parent.json").write_text(json.dumps(record, indent=2) + "\n")
-    if parent is not None:
-        for log_name, fields in (("metrics.csv", METRIC_FIELDS), ("val.csv", VAL_FIELDS)):
-            _CsvLog(run / log_name, fields, True).keep_until(state["step"], source=parent / log_name)
-    log.info("new run %s starts from %s (epoch %d, step %d)", run, checkpoint, state["epoch"], state["step"])
-    return run, False
-
-
-def _new_run(cfg: Config, name: str | None) -> Path:
-    run = make_run_dir(Path(cfg.output_dir) / "runs", name or time.strftime("%Y%m%d-%H%M%S"))
-    cfg.save(run / "config.json")
-    (run / "checkpoints").mkdir()
-    return run
-
-
-def _load_data(cfg: Config, run: Path, device: torch.device, rank: int, world: int) -> _Data:
-    """The training loader (shuffled per epoch, sharded under torchrun) and the degraded validation batch."""
-    train_set = default_dataset("train", cfg, on_error=cfg.bad_images)
-    val_set = default_dataset("val", cfg, on_error=cfg.bad_images)
-    if rank == 0 and cfg.bad_images == "skip":
-        _write_skipped(run / "skipped_images.csv", [train_set, val_set])
-    if len(train_set) < cfg.batch_size * world:
-        raise ValueError(f"{len(train_set)} training images cannot fill one batch of {cfg.batch_size} × "
-                         f"{world} processes; lower batch_size or add images")
-    order = torch.Generator()
-    sampler = (DistributedSampler(train_set, world, rank, shuffle=True, seed=cfg.seed, drop_last=True)
-               if world > 1 else RandomSampler(train_set, generator=order))
-    loader = DataLoader(train_set, cfg.batch_size, sampler=sampler, drop_last=True, num_workers=cfg.num_workers,
-                        pin_memory=device.type == "cuda", persistent_workers=cfg.num_workers > 0)
-    degrade = Degradation(cfg) if cfg.modality == "endoscopy" else None     # scans come degraded (scans.ScanPairs)
-    val_items = [val_set[i] for i in range(len(val_set))]                    # each image decoded once
-    val_clean = torch.stack([item[0] for item in val_items])
-    val_degraded = (torch.stack([item[1] for item in val_items]) if degrade is None
-                    else degrade(val_clean, keys=[item[-1] for item in val_items]).image)
-    return _Data(loader, order, degrade, val_clean, val_degraded, _scores(val_degraded, val_clean))
-
-
-def _write_skipped(path: Path, datasets: list[Dataset]) -> None:
-    """List the files left out as unreadable (file, reason), once each; log how many."""
-    rows = dict(item for ds in datasets for item in _skipped_files(ds))
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["file", "reason"])
-        writer.writerows(sorted((str(p), reason) for p, reason in rows.items()))
-    if rows:
-        log.warning("left out %d unreadable image file(s); the list is in %s", len(rows), path)
-
-
-def _skipped_files(dataset: Dataset) -> list[tuple[Path, str]]:
-    """The (file, reason) pairs an ImageFolderDataset skipped, looking through Subset/Cached/Concat wrappers."""
-    if hasattr(dataset, "skipped"):
-        return list(dataset.skipped)
-    inner = getattr(dataset, "datasets", None) or ([dataset.dataset] if hasattr(dataset, "dataset") else [])
-    return [item for part in inner for item in _skipped_files(part)]
-
-
-def _build(cfg: Config, run: Path, device: torch.device, rank: int, world: int, state: dict | None,
-           in_place: bool) -> _Session:
-    """Models, optimisers and schedulers, from scratch or from `state`; wrapped for DDP when world > 1."""
-    torch.manual_seed(cfg.seed)
-    step_fn = make_step(cfg, device)
-    sched_g = torch.optim.lr_scheduler.LambdaLR(step_fn.opt_g, lambda e: lr_factor(e, cfg))
-    sched_d = torch.optim.lr_scheduler.LambdaLR(step_fn.opt_d, lambda e: lr_factor(e, cfg))
-    s = _Session(cfg, run, device, rank, world, step_fn, sched_g, sched_d)
-    if state is None and cfg.init_generator:
-        _init_generator(step_fn, cfg.init_generator)
-    if state is not None:
-        step_fn.G.load_state_dict(state["generator"])
-        if step_fn.ema is not None:
-            step_fn.ema.load_state_dict(state[weights_key(state)])
-            step_fn.ema_updates = state["step"] * cfg.g_steps
-        step_fn.D.load_state_dict(state["discriminator"])
-        for obj, key in [(step_fn.opt_g, "opt_g"), (step_fn.opt_d, "opt_d"), (sched_g, "sched_g"),
-                         (sched_d, "sched_d"), (step_fn.scaler_g, "scaler_g"), (step_fn.scaler_d, "scaler_d")]:
-            obj.load_state_dict(state[key])
-        s.epoch, s.step = state["epoch"], state["step"]
-        s.cpu_s, s.capped_epochs = state.get("cpu_s", 0.0), list(state.get("capped_epochs", []))
-        if in_place:                        # the run's own last.pt knows its best so far
-            s.best_psnr = state["best_psnr"]
-            s.metrics.keep_until(s.step)
-            s.val_log.keep_until(s.step)
-            if s.main:
-                log.info("resuming %s at epoch %d, step %d", run, s.epoch + 1, s.step)
-    if world > 1:
-        ids = [device.index] if device.type == "cuda" else None
-        for attr in ("G", "D"):
-            model = getattr(step_fn, attr)
-            if cfg.sync_batchnorm:
-                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)     # shares the optimiser's parameters
-            setattr(step_fn, attr, DistributedDataParallel(model, device_ids=ids))
-    return s
-
-
-def _init_generator(step_fn: "TrainStep", path: str) -> None:
-    """Start G (and its EMA) from another checkpoint's generator: GAN fine-tuning after L1 pre-training.
-
-    The EMA weights are taken when the checkpoint has them (they are the better model). The architectures
-    must match; the optimisers start fresh.
-    """
-    state = load_checkpoint(path)
-    weights = state[weights_key(state)]
-    try:
-        step_fn.G.load_state_dict(weights)
-    except RuntimeError as e:
-        raise CheckpointError(f"init_generator {path}: its generator does not fit this config's generator "
-                              f"({str(e).splitlines()[0]}); use the same generator settings") from None
-    if step_fn.ema is not None:
-        step_fn.ema.load_state_dict(weights)
-    log.info("generator initialised from %s (sha256 %s)", path, state["sha256"][:12])
-
-
 # ------------------------------------------------------------------ one epoch
 def _train_epoch(s: _Session, data: _Data, epoch: int, deadline: float, quiet: bool) -> bool:
     """Train on every batch of one epoch (or until `deadline`); True if the safety stop ended it."""
@@ -423,7 +251,6 @@ def _train_epoch(s: _Session, data: _Data, epoch: int, deadline: float, quiet: b
         data.loader.sampler.set_epoch(epoch)
     noise = torch.Generator(device).manual_seed(seed_for(f"degrade {epoch} rank {s.rank}", cfg.seed))
     memory = torch.channels_last if s.step_fn.amp else torch.contiguous_format     # the models' layout
-    kill_at = int(os.environ.get(KILL_AT_STEP_ENV) or 0)
     s.step_fn.G.train(), s.step_fn.D.train()
     t0, seen = time.perf_counter(), 0
     batches = tqdm(data.loader, desc=f"epoch {epoch + 1}", leave=False, disable=quiet or not s.main)
@@ -452,8 +279,8 @@ def _train_epoch(s: _Session, data: _Data, epoch: int, deadline: float, quiet: b
         if s.main and cfg.sample_every and s.step % cfg.sample_every == 0:
             _save_samples(s.step_fn.shipped, data.val_clean, data.val_degraded,
                           s.run / "samples" / f"step_{s.step:06d}.png", device, writer=s.tb, step=s.step)
-        if s.step == kill_at:
-            os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+        for callback in s.callbacks:
+            callback(StepEnd(s.run, epoch + 1, s.step, row if logged else None))
         if cfg.max_minutes and _all_agree(time.monotonic() > deadline, s):
             return True                       # this epoch ends here, and is validated and saved as done
     return False
@@ -526,23 +353,6 @@ def _save(s: _Session, scores: dict[str, float], best: bool) -> None:
         copy_checkpoint(last, folder / f"epoch_{s.epoch:03d}.pt")
     if best:
         copy_checkpoint(last, folder / "best.pt")
-
-
-@torch.no_grad()
-def restore(generator: torch.nn.Module, degraded: torch.Tensor, device: torch.device,
-            batch_size: int = 32) -> torch.Tensor:
-    """Run the generator in eval mode over a CPU batch, in chunks; returns a CPU tensor."""
-    was_training = generator.training
-    generator.eval()
-    out = torch.cat([generator(degraded[i:i + batch_size].to(device)).float().cpu()
-                     for i in range(0, len(degraded), batch_size)])
-    generator.train(was_training)
-    return out
-
-
-def _scores(images: torch.Tensor, clean: torch.Tensor) -> tuple[float, float]:
-    """Mean PSNR (each capped at PSNR_CAP: an untouched clean input scores inf) and SSIM of a batch."""
-    return float(np.minimum(psnr(images, clean), PSNR_CAP).mean()), float(ssim(images, clean).mean())
 
 
 def _save_samples(generator: torch.nn.Module, clean: torch.Tensor, degraded: torch.Tensor, path: Path,

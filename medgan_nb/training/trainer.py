@@ -1,4 +1,18 @@
-"""TODO docstring (train)."""
+"""One training iteration of the conditional GAN, and what it needs: networks, losses, optimisers, EMA.
+
+- `make_step(cfg, device, perceptual)`: builds G and D (`medgan_nb.models.build`), the generator loss
+  (`medgan_nb.losses`) and the two Adam optimisers of `cfg` on `device`, as a `TrainStep`.
+- `TrainStep(clean, degraded)`: batches (N, C, H, W) in [-1, 1] on the device -> (D's loss, G's last
+  `GeneratorLossParts`): one discriminator update, then ``g_steps`` generator updates on the same batch,
+  and the EMA of G's weights after each (``shipped`` is the generator to validate and save). With
+  ``lambda_adv = 0`` (L1 pre-training) D is neither run nor trained.
+- `lr_factor(epoch, cfg)`: the learning-rate schedule, 1 until ``lr_decay_start``, then linear to 0.
+- `restore(generator, degraded, device, batch_size)`: a CPU batch through the generator in eval mode, in
+  chunks, returned on the CPU (the generator's train/eval mode is restored).
+- `TrainingDiverged`: raised by the loop when a loss becomes NaN or infinite.
+
+The epoch loop and checkpoints are in `medgan_nb.training.loop`, a run's set-up in `medgan_nb.training.setup`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +22,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -20,6 +35,7 @@ from ..losses import (
     discriminator_loss,
     term_grad_norms,
 )
+from ..metrics import PSNR_CAP, psnr, ssim
 from ..models.build import build_discriminator, build_generator
 
 
@@ -52,8 +68,8 @@ class TrainStep:
     - D's weights are frozen during G updates: no gradients are computed for
       them (the original computed and then threw them away);
     - VGG runs in the channels-last layout (see `VGGPerceptualLoss`), while G
-      and D keep the default layout on the CPU, where channels-last measured
-      slower for their transposed convolutions;
+      and D keep the default layout on the CPU, where channels-last is slower
+      for their transposed convolutions;
     - gradients are released with ``set_to_none`` and Adam runs its
       multi-tensor (``foreach``) kernels; on CUDA, AMP with loss scaling.
     """
@@ -177,3 +193,20 @@ def _check_in_sync(models: list[torch.nn.Module], world: int) -> str:
     if len(set(digests)) != 1:
         raise RuntimeError(f"processes ended with different weights: {digests}")
     return digests[0]
+
+
+@torch.no_grad()
+def restore(generator: torch.nn.Module, degraded: torch.Tensor, device: torch.device,
+            batch_size: int = 32) -> torch.Tensor:
+    """Run the generator in eval mode over a CPU batch, in chunks; returns a CPU tensor."""
+    was_training = generator.training
+    generator.eval()
+    out = torch.cat([generator(degraded[i:i + batch_size].to(device)).float().cpu()
+                     for i in range(0, len(degraded), batch_size)])
+    generator.train(was_training)
+    return out
+
+
+def _scores(images: torch.Tensor, clean: torch.Tensor) -> tuple[float, float]:
+    """Mean PSNR (each capped at PSNR_CAP: an untouched clean input scores inf) and SSIM of a batch."""
+    return float(np.minimum(psnr(images, clean), PSNR_CAP).mean()), float(ssim(images, clean).mean())

@@ -1,0 +1,218 @@
+"""Setting a training run up: its folder, its data, its networks and optimisers, and the state it resumes from.
+
+`training.loop.train` calls these in order: `_resumable_state` (a checkpoint to continue from), `_open_run` (the
+run folder: the resumed one, or a new one that never replaces an earlier run), `_load_data` (the training loader
+and a fixed, degraded validation batch) and `_build` (a `_Session`: the trainer, schedulers and logs, restored
+from the checkpoint when resuming). Raises `CheckpointError` for a checkpoint that cannot be resumed.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+
+from ..config.config import Config
+from ..data.datasets import default_dataset
+from ..degrade.pipeline import Degradation
+from ..models.checkpoint import (
+    CheckpointError,
+    checkpoint_path,
+    load_checkpoint,
+    make_run_dir,
+    run_folder_of,
+    weights_key,
+)
+from .logs import METRIC_FIELDS, VAL_FIELDS, _CsvLog
+from .trainer import TrainStep, _scores, lr_factor, make_step
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------ the loop
+@dataclass
+class _Session:
+    """One training process: its settings, where it writes, what it trains and how far it has got."""
+    cfg: Config
+    run: Path
+    device: torch.device
+    rank: int
+    world: int
+    step_fn: "TrainStep"
+    sched_g: torch.optim.lr_scheduler.LambdaLR
+    sched_d: torch.optim.lr_scheduler.LambdaLR
+    epoch: int = 0                      # epochs completed
+    step: int = 0                       # batches trained, all epochs
+    best_psnr: float = -float("inf")
+    val_psnr: float = float("nan")      # of the last epoch
+    cpu_s: float = 0.0                  # CPU seconds of training so far, all sessions of the run (val.csv)
+    cpu_mark: float = 0.0               # time.process_time() when cpu_s was last brought up to date
+    capped_epochs: list[int] = field(default_factory=list)   # epochs that max_minutes ended early
+    metrics: _CsvLog = field(init=False)
+    val_log: _CsvLog = field(init=False)
+    tb: Any = None                      # a SummaryWriter (rank 0, tensorboard=True), else None
+    callbacks: tuple = ()               # called after every step (`loop.StepEnd`)
+
+    def __post_init__(self) -> None:
+        self.metrics = _CsvLog(self.run / "metrics.csv", METRIC_FIELDS, self.main)
+        self.val_log = _CsvLog(self.run / "val.csv", VAL_FIELDS, self.main)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class _Data:
+    """The training loader and the fixed validation batch (degraded once: identical every epoch and run)."""
+    loader: DataLoader
+    order: torch.Generator              # shuffles the training set, re-seeded each epoch
+    degrade: Degradation | None         # None: the data set yields (clean, degraded, key) (CT, MRI, X-ray)
+    val_clean: torch.Tensor
+    val_degraded: torch.Tensor
+    val_input_scores: tuple[float, float]
+
+
+def _resumable_state(resume: str | Path) -> dict:
+    """The checkpoint to resume from; it must hold a whole training state, not just weights."""
+    state = load_checkpoint(resume)
+    missing = [k for k in TRAINING_STATE if k not in state]
+    if missing:
+        raise CheckpointError(f"{checkpoint_path(resume)} holds no training state ({', '.join(missing)} missing), "
+                              f"so training cannot continue from it; start a new run instead")
+    return state
+
+
+def _open_run(cfg: Config, resume: str | Path | None, state: dict | None, name: str | None) -> tuple[Path, bool]:
+    """The run folder to write to, and whether it continues in place (see the module docstring)."""
+    if state is None:
+        return _new_run(cfg, name), False
+    checkpoint = checkpoint_path(resume).resolve()
+    parent = run_folder_of(checkpoint)
+    if parent is not None and checkpoint == (parent / "checkpoints" / "last.pt").resolve():
+        return parent, True
+    label = f"{parent.name if parent else checkpoint.parent.name or 'checkpoint'}-from-{checkpoint.stem}"
+    run = _new_run(cfg, name or label)
+    record = {"checkpoint": str(checkpoint), "sha256": state["sha256"], "run": str(parent) if parent else None,
+              "epoch": state["epoch"], "step": state["step"]}
+    (run / "parent.json").write_text(json.dumps(record, indent=2) + "\n")
+    if parent is not None:
+        for log_name, fields in (("metrics.csv", METRIC_FIELDS), ("val.csv", VAL_FIELDS)):
+            _CsvLog(run / log_name, fields, True).keep_until(state["step"], source=parent / log_name)
+    log.info("new run %s starts from %s (epoch %d, step %d)", run, checkpoint, state["epoch"], state["step"])
+    return run, False
+
+
+def _new_run(cfg: Config, name: str | None) -> Path:
+    run = make_run_dir(Path(cfg.output_dir) / "runs", name or time.strftime("%Y%m%d-%H%M%S"))
+    cfg.save(run / "config.json")
+    (run / "checkpoints").mkdir()
+    return run
+
+
+def _load_data(cfg: Config, run: Path, device: torch.device, rank: int, world: int) -> _Data:
+    """The training loader (shuffled per epoch, sharded under torchrun) and the degraded validation batch."""
+    train_set = default_dataset("train", cfg, on_error=cfg.bad_images)
+    val_set = default_dataset("val", cfg, on_error=cfg.bad_images)
+    if rank == 0 and cfg.bad_images == "skip":
+        _write_skipped(run / "skipped_images.csv", [train_set, val_set])
+    if len(train_set) < cfg.batch_size * world:
+        raise ValueError(f"{len(train_set)} training images cannot fill one batch of {cfg.batch_size} × "
+                         f"{world} processes; lower batch_size or add images")
+    order = torch.Generator()
+    sampler = (DistributedSampler(train_set, world, rank, shuffle=True, seed=cfg.seed, drop_last=True)
+               if world > 1 else RandomSampler(train_set, generator=order))
+    loader = DataLoader(train_set, cfg.batch_size, sampler=sampler, drop_last=True, num_workers=cfg.num_workers,
+                        pin_memory=device.type == "cuda", persistent_workers=cfg.num_workers > 0)
+    degrade = Degradation(cfg) if cfg.modality == "endoscopy" else None     # scans come degraded (scans.ScanPairs)
+    val_items = [val_set[i] for i in range(len(val_set))]                    # each image decoded once
+    val_clean = torch.stack([item[0] for item in val_items])
+    val_degraded = (torch.stack([item[1] for item in val_items]) if degrade is None
+                    else degrade(val_clean, keys=[item[-1] for item in val_items]).image)
+    return _Data(loader, order, degrade, val_clean, val_degraded, _scores(val_degraded, val_clean))
+
+
+def _write_skipped(path: Path, datasets: list[Dataset]) -> None:
+    """List the files left out as unreadable (file, reason), once each; log how many."""
+    rows = dict(item for ds in datasets for item in _skipped_files(ds))
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "reason"])
+        writer.writerows(sorted((str(p), reason) for p, reason in rows.items()))
+    if rows:
+        log.warning("left out %d unreadable image file(s); the list is in %s", len(rows), path)
+
+
+def _skipped_files(dataset: Dataset) -> list[tuple[Path, str]]:
+    """The (file, reason) pairs an ImageFolderDataset skipped, looking through Subset/Cached/Concat wrappers."""
+    if hasattr(dataset, "skipped"):
+        return list(dataset.skipped)
+    inner = getattr(dataset, "datasets", None) or ([dataset.dataset] if hasattr(dataset, "dataset") else [])
+    return [item for part in inner for item in _skipped_files(part)]
+
+
+def _build(cfg: Config, run: Path, device: torch.device, rank: int, world: int, state: dict | None,
+           in_place: bool) -> _Session:
+    """Models, optimisers and schedulers, from scratch or from `state`; wrapped for DDP when world > 1."""
+    torch.manual_seed(cfg.seed)
+    step_fn = make_step(cfg, device)
+    sched_g = torch.optim.lr_scheduler.LambdaLR(step_fn.opt_g, lambda e: lr_factor(e, cfg))
+    sched_d = torch.optim.lr_scheduler.LambdaLR(step_fn.opt_d, lambda e: lr_factor(e, cfg))
+    s = _Session(cfg, run, device, rank, world, step_fn, sched_g, sched_d)
+    if state is None and cfg.init_generator:
+        _init_generator(step_fn, cfg.init_generator)
+    if state is not None:
+        step_fn.G.load_state_dict(state["generator"])
+        if step_fn.ema is not None:
+            step_fn.ema.load_state_dict(state[weights_key(state)])
+            step_fn.ema_updates = state["step"] * cfg.g_steps
+        step_fn.D.load_state_dict(state["discriminator"])
+        for obj, key in [(step_fn.opt_g, "opt_g"), (step_fn.opt_d, "opt_d"), (sched_g, "sched_g"),
+                         (sched_d, "sched_d"), (step_fn.scaler_g, "scaler_g"), (step_fn.scaler_d, "scaler_d")]:
+            obj.load_state_dict(state[key])
+        s.epoch, s.step = state["epoch"], state["step"]
+        s.cpu_s, s.capped_epochs = state.get("cpu_s", 0.0), list(state.get("capped_epochs", []))
+        if in_place:                        # the run's own last.pt knows its best so far
+            s.best_psnr = state["best_psnr"]
+            s.metrics.keep_until(s.step)
+            s.val_log.keep_until(s.step)
+            if s.main:
+                log.info("resuming %s at epoch %d, step %d", run, s.epoch + 1, s.step)
+    if world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        for attr in ("G", "D"):
+            model = getattr(step_fn, attr)
+            if cfg.sync_batchnorm:
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)     # shares the optimiser's parameters
+            setattr(step_fn, attr, DistributedDataParallel(model, device_ids=ids))
+    return s
+
+
+def _init_generator(step_fn: "TrainStep", path: str) -> None:
+    """Start G (and its EMA) from another checkpoint's generator: GAN fine-tuning after L1 pre-training.
+
+    The EMA weights are taken when the checkpoint has them (they are the better model). The architectures
+    must match; the optimisers start fresh.
+    """
+    state = load_checkpoint(path)
+    weights = state[weights_key(state)]
+    try:
+        step_fn.G.load_state_dict(weights)
+    except RuntimeError as e:
+        raise CheckpointError(f"init_generator {path}: its generator does not fit this config's generator "
+                              f"({str(e).splitlines()[0]}); use the same generator settings") from None
+    if step_fn.ema is not None:
+        step_fn.ema.load_state_dict(weights)
+    log.info("generator initialised from %s (sha256 %s)", path, state["sha256"][:12])
+
+
+TRAINING_STATE = ("generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d", "scaler_g", "scaler_d",
+                  "epoch", "step", "best_psnr")       # and "generator_ema" (None without EMA)
