@@ -1,7 +1,7 @@
 """Image quality metrics: PSNR and SSIM, computed with scikit-image on [0, 1] images.
 
 Both take batches in the models' range [-1, 1] and map them to [0, 1] first
-(`medgan_nb.data.to_numpy_images`), so ``data_range=1`` is right.
+(`medgan_nb.utils.images.to_numpy_images`), so ``data_range=1`` is right.
 
 SSIM is Wang et al.'s (2004), the one that papers and the reference levels
 0.85 / 0.90 use: a Gaussian window of sigma 1.5 pixels (11×11, cut at 3.5 sigma),

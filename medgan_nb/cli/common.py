@@ -1,4 +1,13 @@
-"""TODO docstring (cli)."""
+"""What several commands share: the config from the command line, and the model to use.
+
+- `config_from_args(args)`: the `Config` of ``--config FILE`` or ``--preset NAME``, with the
+  ``--set key=value`` changes applied; a bad name or value exits with its message (SystemExit).
+- `parse_overrides(pairs)`: ``["epochs=3", 'degradations=["blur"]']`` -> a dict; values are read as
+  JSON, else kept as text; a pair without ``=`` exits.
+- `chosen_model(args)`: ``--model``; with neither ``--model`` nor ``--checkpoint``, the default shipped model
+  (and says so on stdout).
+- `GUARD_HELP`: the help text of ``--no-guard``.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,11 @@
-"""TODO docstring (cli)."""
+"""``python -m medgan_nb data``: fetch data or weights, and show what a config's data holds.
+
+- `cmd_download(args)`: ``download kvasir-seg --to DIR`` fetches and checks the data set
+  (`medgan_nb.data.fetch.download`); ``download vgg19`` fetches the perceptual loss's weights.
+- `cmd_info(args)`: the data source of a config and the number of images in each split.
+
+Both return the exit status: 0, or 1 with the reason on stderr.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,12 @@
-"""TODO docstring (cli)."""
+"""``python -m medgan_nb demo``: train, then score the result beside the shipped models and the classics.
+
+`cmd_demo(args)` trains the chosen preset (``demo`` by default) on the shipped frames, evaluates the best
+checkpoint on the goal conditions (`medgan_nb.evaluation.core.evaluate_goals`) against `DEMO_BASELINES`,
+scores every shipped model on the same inputs, and writes report.md and models.md (`demo_table`: mean PSNR
+per method and condition) into the run's ``eval`` folder. A run cut short by the ``max_minutes`` safety
+stop is trained for fewer steps than asked; the demo then puts a warning on top of both files and of its
+output, so its scores are not mistaken for those of a fully trained model.
+"""
 
 from __future__ import annotations
 

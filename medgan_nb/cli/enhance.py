@@ -1,4 +1,10 @@
-"""TODO docstring (cli)."""
+"""``python -m medgan_nb enhance``: restore an image or a folder into labelled, audited outputs.
+
+`cmd_enhance(args)` calls `medgan_nb.inference.files.enhance` with a checkpoint, a shipped model or the
+default one, and prints where the outputs and ``audit.jsonl`` went. Returns the exit status: 0, or 1 with
+the reason on stderr for an unusable checkpoint or image, an existing output without ``--overwrite``, a
+missing input, or a backend whose package is not installed.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,13 @@
-"""TODO docstring (cli)."""
+"""``python -m medgan_nb evaluate``: score a checkpoint or a shipped model on held-out images.
+
+`cmd_evaluate(args)` reads the model's training config (``--set`` may change the task) and, for an
+endoscopy model, runs `medgan_nb.evaluation.core.evaluate` (with ``--goals``: `evaluate_goals`; with
+``--grid``: `evaluate_grid`, the noise × blur grid), then prints the report's summary. A CT, MRI or
+X-ray model goes to `medgan_nb.evaluation.scans.evaluate_scans` instead, which takes none of the
+endoscopy-only flags. Results go to ``--out``, else to an ``eval`` folder of the run, or a time-stamped
+folder under the output folder for a shipped model. Returns the exit status: 0, or 1 with the reason on
+stderr.
+"""
 
 from __future__ import annotations
 

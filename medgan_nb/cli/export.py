@@ -1,4 +1,14 @@
-"""TODO docstring (cli)."""
+"""``python -m medgan_nb export``: a checkpoint's generator as ONNX, TorchScript or a shipped model.
+
+- `cmd_export(args)`: writes ONNX or TorchScript (`medgan_nb.inference.export`), then runs the file on a
+  random input and compares it with PyTorch; a difference above 1e-4 is an error. Refuses to overwrite
+  the checkpoint itself, or an existing file without ``--overwrite``.
+- `export_pretrained(args)` (``--format pretrained --name NAME``): publishes the generator (its EMA weights
+  when it has them) as a shipped model with a card (`medgan_nb.models.zoo.save_model`); ``--card`` adds
+  card fields from a JSON file, and `checkpoint_training` fills the training facts the checkpoint tells.
+
+Both return the exit status: 0, or 1 with the reason on stderr.
+"""
 
 from __future__ import annotations
 

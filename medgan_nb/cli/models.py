@@ -1,4 +1,9 @@
-"""TODO docstring (cli)."""
+"""``python -m medgan_nb models [NAME]``: the shipped models, or one model's card.
+
+`cmd_models(args)`: without a name, one line per shipped model (the default marked with ``*``, parameters,
+summary, headline scores); with a name, the card as Markdown (`medgan_nb.models.cards.card_markdown`).
+Returns the exit status: 0, or 1 with the reason on stderr for an unknown model or a broken card.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,11 @@
-"""TODO docstring (cli)."""
+"""``python -m medgan_nb train`` and ``python -m medgan_nb config``.
+
+- `cmd_train(args)`: trains with the config of ``--preset``/``--config``/``--set``
+  (`medgan_nb.training.loop.train`), or continues a run with ``--resume`` (and its own config: ``--set``
+  and ``--config`` are refused there). Returns the exit status: 0, or 1 with the reason on stderr for an
+  unreadable image (and how to skip such files), a diverged loss, an unusable checkpoint or a bad setting.
+- `cmd_config(args)`: prints the resulting config as JSON, without training.
+"""
 
 from __future__ import annotations
 

@@ -262,9 +262,9 @@ def dataset_keys(dataset: Dataset) -> list[str]:
 class CachedDataset(Dataset):
     """Keeps each image after its first load, as float16 (half the memory; its error, < 0.0005, is below 8-bit steps).
 
-    Decoding a JPEG or drawing a synthetic frame at 256² costs 5-30 ms; a small
-    generator trains on a batch faster than that, so from the second epoch on
-    it reads from memory. Memory: 0.4 MB per 256² image. With ``num_workers`` > 0
+    Decoding a JPEG or drawing a synthetic frame can cost more than a small
+    generator's training step on it, so from the second epoch on it reads from
+    memory. Memory: 0.4 MB per 256² image. With ``num_workers`` > 0
     each worker process fills its own copy.
     """
 

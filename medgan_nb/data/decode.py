@@ -1,4 +1,16 @@
-"""TODO docstring (data)."""
+"""Reading image files into float arrays, and finding them on disk.
+
+- `decode_image(path, min_side, at_least)`: a BMP, JPEG, PNG or TIFF file (recognised by its content) ->
+  `DecodedImage`: ``pixels`` float32 (H, W, C) in [0, 1] with C = 1 or 3, the file's bits per sample and
+  the SHA-256 of the bytes decoded. Samples are scaled by their type (8-bit /255, 16-bit /65535, floats
+  as they are), never by their values; 16-bit colour keeps its precision.
+- `load_image(...)`: the same as RGB (H, W, 3).
+- `list_images(root)`: image files under a folder, sorted; `find_layout(root)`: its images folder and, for
+  Kvasir-SEG's ``images/`` + ``masks/`` layout, its masks folder.
+
+Every unusable file (unreadable, truncated, too many pixels, signed or 32-bit integers, NaN, smaller than
+`MIN_SIDE`) raises `ImageLoadError`, whose message names the file and the reason.
+"""
 
 from __future__ import annotations
 
@@ -81,8 +93,8 @@ def decode_image(path: str | Path, min_side: int = MIN_SIDE, at_least: int | Non
 
     at_least: the caller will shrink the image to this side anyway, so a JPEG
     may be decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, Pillow's
-    ``draft``) as long as both sides stay >= at_least (1.7× faster loading of
-    622×530 JPEGs to 256² in `make bench`).
+    ``draft``) as long as both sides stay >= at_least, which makes loading
+    large JPEGs for small models faster.
     """
     path = Path(path)
     try:

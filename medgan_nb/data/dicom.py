@@ -25,12 +25,11 @@ data, since pydicom reads a file cut in its header without complaint), no pixel 
 colour, or a compressed transfer syntax whose decoder is not installed (the message says which
 one and what to ``pip install``).
 
-Not here yet (later parts of issue 12): enhanced multi-frame files with a rescale per frame
-(refused) or positions per frame (only the top-level tags and the shared functional groups are
-read), the Modality LUT Sequence (refused), degradations and training. `write_derived` writes an
-enhanced image as a new DICOM file (below) but is not yet called by `medgan_nb.inference.files` nor recorded
-in its audit log; it writes no DerivationCodeSequence, keeps SeriesNumber, the equipment tags and the
-per-frame FrameType of enhanced multi-frame files as they were, and refuses float pixel data.
+Not supported: enhanced multi-frame files with a rescale per frame (refused) or positions per
+frame (only the top-level tags and the shared functional groups are read), and the Modality LUT
+Sequence (refused). `write_derived` (below, used by `medgan_nb.inference.files`) writes no
+DerivationCodeSequence, keeps SeriesNumber, the equipment tags and the per-frame FrameType of
+enhanced multi-frame files as they were, and refuses float pixel data.
 
 Writing (`write_derived`): an enhanced image is saved as a new, derived instance of the source's SOP
 class, uncompressed (Explicit VR Little Endian), with every header tag of the source kept (patient,

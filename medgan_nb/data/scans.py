@@ -1,16 +1,16 @@
-"""Real CT, MR and X-ray scans for the 1-channel models (issue 12): which scans, how they are split,
+"""Real CT, MR and X-ray scans for the 1-channel models: which scans, how they are split,
 how their physical values become the models' [-1, 1], and the training data made from them.
 
 The scans are the real, uncompressed images that ship with pydicom and with the PyPI package
-``pydicom-data`` (both MIT-licensed; see README, "Data"), plus scikit-image's Shepp-Logan phantom.
+``pydicom-data`` (both MIT-licensed; see docs/multimodal.md), plus scikit-image's Shepp-Logan phantom.
 That is few slices, so the models train on random patches of them; a user with a real collection
-(for example DICOM series from TCIA) points ``data_dir`` at its folder instead (`folder_scans`).
+(for example DICOM series from TCIA) points ``data_dir`` at its folder instead (`folder_slices`).
 
 Split by scan, never by slice: no slice of a test scan is trained on. Where a modality has one
 training scan, its validation images are a band of rows of that scan that training never sees.
 
 Units (`to_model` / `from_model`):
-- CT: HU through the window ``modality.CT_WINDOW`` (-1000 ... +1000 HU) onto [-1, 1], the units
+- CT: HU through the window `medgan_nb.degrade.acquisition.CT_WINDOW` (-1000 ... +1000 HU) onto [-1, 1], the units
   that `medgan_nb.degrade.ModalityDegradation` expects. Values outside the window are clipped for
   the model; `medgan_nb.inference.files` passes such pixels through unchanged.
 - MR: [0, 1] between the 0.5th and 99.5th percentiles of the scan (MR values have no fixed scale).
@@ -18,8 +18,8 @@ Units (`to_model` / `from_model`):
   `medgan_nb.degrade.quantum_noise` needs the detector's photon count: more photons where less
   tissue is in the way.
 
-Degradations cost too much to run per training batch on a CPU (a 256² low-dose CT reconstruction
-takes ~0.5 s), and CT noise depends on the whole slice's attenuation, not on a patch. So
+Degradations cost too much to run per training batch on a CPU (a low-dose CT reconstruction costs
+far more than a training step), and CT noise depends on the whole slice's attenuation, not on a patch. So
 `ScanPairs` degrades each whole slice ``cfg.scan_realisations`` times once, at strengths drawn
 from the config's ranges, and serves aligned random patches of (clean, degraded) pairs.
 """

@@ -1,4 +1,14 @@
-"""TODO docstring (data)."""
+"""Train/val/test splits that stay put when images are added or removed, and near-duplicate frames.
+
+- `split_of(key, ratios)`: "train", "val" or "test" (`SPLITS`) from a SHA-256 hash of a key, so an
+  item's split depends on its key alone, never on which other items exist.
+- `thumbnail_signature(path)`: a 12 × 12 grey thumbnail of an image's centre, zero mean and unit norm.
+- `duplicate_groups(signatures, keys, threshold)`: for each key, the name of its group: frames joined by
+  chains of thumbnail correlations >= `DUPLICATE_CORRELATION` (near-identical frames of one video).
+
+The folder dataset splits by group name instead of by file: consecutive frames of one video in different
+splits would put near-copies of the test images into training.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,15 @@
-"""TODO docstring (data)."""
+"""From decoded frames (H, W, C) to the models' square tensors (C, S, S) in [-1, 1].
+
+- `to_tensor(arr, size, resize, frame_size)`: the fixed view that validation and evaluation use.
+  ``resize="crop"`` scales the shorter side to `frame_size` (default `size`) and cuts the centre
+  `size` × `size`, so round things stay round; ``"squash"`` scales both sides to `size`, as the original
+  notebook did.
+- `random_crop(frame, size, frame_size, generator)`: the training view: a `size`² crop at a random scale
+  between the test scale and twice as fine (never finer than the stored pixels), turned by a random
+  multiple of 90 degrees and mirrored at random, since an endoscope has no up.
+
+Inputs are floats in [0, 1] or uint8 (divided by 255); resizing is bilinear with antialiasing.
+"""
 
 from __future__ import annotations
 

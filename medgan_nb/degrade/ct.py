@@ -1,4 +1,17 @@
-"""TODO docstring (modality)."""
+"""Low-dose and sparse-view CT, simulated where the noise really arises: in the projections.
+
+- `low_dose_ct(hu_images, dose, n_views, pixel_mm, filter_name)`: a batch (N, 1, S, S) in Hounsfield units
+  -> `Degraded` in HU. Each slice is converted to attenuation (`hu_to_mu`), projected (`project`, a
+  sinogram (S, n_views) over 180 degrees), given Poisson photon noise for `dose` photons per detector bin
+  (`photon_noise`) and reconstructed by filtered back-projection (`fbp`). Pixels outside the inscribed
+  circle come back as air, -1000 HU. The noise this gives is streaky and correlated, unlike white image
+  noise, and few views give streaks even without noise.
+- The steps are public for the lessons: `hu_to_mu` / `mu_to_hu`, `view_angles`, `full_views` (the angular
+  Nyquist count for a full scan), `outside_circle`, `low_dose_sinogram`.
+
+Images must be square (radon/iradon); the work runs on the CPU with per-image generators. Invalid doses,
+view counts or pixel sizes raise ValueError.
+"""
 
 from __future__ import annotations
 

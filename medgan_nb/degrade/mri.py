@@ -1,4 +1,17 @@
-"""TODO docstring (modality)."""
+"""MRI acquisition in k-space: thermal (Rician) noise, undersampling and motion between lines.
+
+- `mri_degrade(x, noise_sigma, acceleration, ..., max_shift_px, fraction_of_lines)`: magnitude images
+  (N, 1, H, W) in [0, 1] -> `Degraded`, the magnitude of the inverse FFT of the measured k-space. Order as
+  in a scanner: motion -> complex Gaussian noise (sigma relative to each image's maximum) ->
+  undersampling of phase-encode lines -> magnitude. The params hold the masks and shifts per image.
+- `rician_noise`, `undersample_kspace`, `motion_kspace`: each effect alone.
+- `mri_acquire`: the measured k-space itself (complex128 (N, H, W), centred, zero where not acquired),
+  which `tv_reconstruction` (the compressed-sensing baseline) starts from.
+- Building blocks: `kspace`, `magnitude_image`, `sampling_mask` (a fully sampled centre plus random or
+  equispaced lines, `PATTERNS`), `motion_phases` (the Fourier shift theorem per line).
+
+Work runs on the CPU with per-image generators; invalid strengths raise ValueError.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,15 @@
-"""TODO docstring (degrade, modality)."""
+"""The degradation functions themselves, one per effect, on whole batches with one strength per image.
+
+Each function takes images ``x`` (N, 3, H, W) in [-1, 1] on any device and a strength per image (a number
+or an (N,) tensor; intensities in units of the [0, 1] range) and returns a new batch of the same shape,
+range and device: `gaussian_noise`, `salt_and_pepper`, `gaussian_blur`, `motion_blur`, `color_jitter`
+(with `shift_hue`), `low_light`, `vignetting`, `specular_glare`, `jpeg_compression`. The random ones take
+a ``generator=``. `gaussian_taps` and `gaussian_kernels` give the blur kernels, (N, k) and (N, k, k).
+
+`medgan_nb.degrade.pipeline` samples the strengths and applies these in order; `ct`, `mri` and `xray`
+share the private helpers at the end (per-image generators from ``keys=``, checked per-image values,
+1-channel batch checks that raise ValueError).
+"""
 
 from __future__ import annotations
 
@@ -157,8 +168,8 @@ def color_jitter(x: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tens
 
     The same maths as torchvision's ``adjust_brightness/contrast/saturation/hue``
     (the tests compare them image by image), but one factor per image in a single
-    vectorised pass: torchvision takes one factor per call, and its hue shift
-    alone costs ~4 ms per 256² image. The order is fixed; torchvision's
+    vectorised pass: torchvision takes one factor per call, which would mean one
+    call per image. The order is fixed; torchvision's
     ``ColorJitter`` shuffles it per call, which would make the reported
     parameters ambiguous. Each step is affine in [0, 1], so it runs on the
     [-1, 1] images as they are, without converting there and back.

@@ -1,4 +1,16 @@
-"""TODO docstring (modality)."""
+"""Low-exposure radiographs: detector blur, then photon (quantum) noise.
+
+Intensities are transmitted fractions in [0, 1] of batches (N, 1, H, W):
+
+- `detector_blur(x, sigma)`: a Gaussian point spread of `sigma` pixels per image (focal spot, detector
+  unsharpness); sigma 0 returns a copy.
+- `quantum_noise(x, exposure)`: counts ~ Poisson(exposure * I), image = counts / exposure, so the
+  variance is I / exposure; ``exposure=inf`` adds no noise. Returns `Degraded`.
+- `xray_degrade(x, exposure, blur_sigma)`: both, in that order, with both strengths in the params.
+
+The noise is added after the blur, so it stays white. Outputs are not clamped; invalid strengths raise
+ValueError.
+"""
 
 from __future__ import annotations
 

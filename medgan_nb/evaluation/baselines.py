@@ -10,8 +10,8 @@ per image or per data set. A GAN that cannot beat them has learnt little; one
 that beats them only on some degradations should say so (`medgan_nb.evaluation`
 does). `BASELINES` lists them by name, in the order reports show them.
 
-CBM3D (colour BM3D, PyPI ``bm3d``) is the strongest of them and the slowest,
-about 5 s per 256² image on one CPU thread. It is an optional extra
+CBM3D (colour BM3D, PyPI ``bm3d``) is the strongest of them and by far the
+slowest (seconds per image, where the others take milliseconds). It is an optional extra
 (``pip install medgan_nb[bm3d]``) because its licence allows non-commercial
 use only; `missing_reason` says why a baseline cannot run here, and
 `FAST_BASELINES` are the ones that always can, in milliseconds.
@@ -118,8 +118,7 @@ def cbm3d(img: np.ndarray, noise_std: float | None = None) -> np.ndarray:
     It needs the noise std: the evaluation passes the one drawn for this very image (an oracle,
     as for NLM); without it, sigma is estimated from the image (`estimate_noise_std`), which
     underestimates noise that was blurred afterwards. Salt-and-pepper survives; blur is not undone.
-    Measured (bm3d 4.0.3, one thread of a 2-core CPU): 4700-5300 ms per 256² image, 1600 ms at 64²,
-    900 ms at 32² (mostly a fixed cost per call).
+    Much of its cost is fixed per call, so small crops are not proportionally cheaper.
     Raises ImportError naming the extra when ``bm3d`` is not installed.
     """
     module = _bm3d()
@@ -133,8 +132,7 @@ def median_cbm3d(img: np.ndarray, noise_std: float | None = None) -> np.ndarray:
     """3×3 median, then CBM3D with the image's noise std: the best classic for salt-and-pepper + noise.
 
     The median removes the specks that BM3D cannot (they are not Gaussian); it also lowers the Gaussian
-    noise a little, but passing the true std is as good as a reduced one (27.4 vs 27.5 dB at 0.7×, 27.2 at
-    0.5×, on four Kvasir frames under the seed preset's degradations), so the true std it is.
+    noise a little, but a reduced std does no better than the true one, so the true std it is.
     """
     return cbm3d(median(img), noise_std)
 

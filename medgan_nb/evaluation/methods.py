@@ -1,4 +1,16 @@
-"""TODO docstring (evaluate)."""
+"""Running the methods an evaluation compares: the model and the classical baselines, timed.
+
+- `run_gan(generator, degraded, device)`: a batch (N, 3, H, W) in [-1, 1] through the generator and its
+  ``guard`` when it has one, under ``torch.inference_mode``; returns (output on the CPU, seconds for the
+  batch). CUDA work is synchronised before each clock reading.
+- `run_baseline(name, degraded, noise_std)`: the batch image by image through a function of
+  `medgan_nb.evaluation.baselines.BASELINES`, in [0, 1] numpy and back; returns (output, seconds per
+  image).
+- `run_method(method, degraded, params, generator, device)`: either, by name ("gan" or a baseline);
+  baselines get the true per-image noise std from the degradation's params.
+
+`LABELS` gives each method's name as reports and figures print it.
+"""
 
 from __future__ import annotations
 

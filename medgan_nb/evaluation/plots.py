@@ -1,4 +1,16 @@
-"""TODO docstring (evaluate)."""
+"""The figures of an evaluation, written as PNG files next to report.md.
+
+Each ``plot_*`` function saves its figure to `path` and returns that path:
+
+- `plot_bars(metrics, path)`: mean PSNR and SSIM (± std) per method and condition, with the reference
+  levels as lines.
+- `plot_cases`, `plot_error_maps`, `plot_lesions`: the best, median and worst images of a method,
+  per-pixel absolute error maps (one colour scale for all panels, ending at `ERROR_QUANTILE`), and crops
+  around the lesion masks (`lesion_box`; ValueError for an empty mask). They restore the images again
+  from the dataset and the condition's `Degradation`, so they need the generator.
+- `plot_grid(grid, path)`: heatmaps of the noise σ × blur σ grid, model − input and model − the best
+  classic, in dB (colours end at ± `GRID_COLOUR_DB`; `draw_grid_panel` draws one).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,18 @@
-"""TODO docstring (evaluate, reports)."""
+"""The words and tables of an evaluation: what report.md says, computed from the numbers alone.
+
+All functions take the dict that `medgan_nb.evaluation.core.evaluate` writes as metrics.json (or parts of
+it) and return text:
+
+- `summarize(metrics)`: one sentence per condition: does the model beat the degraded input and the best
+  baseline, by how many dB of PSNR; a baseline that wins is named as the winner.
+- `summarize_lesions(metrics)`: the same inside the lesion masks, where the data has them.
+- `report_markdown(metrics, shown)`: the whole of report.md.
+- `psnr_table`, `condition_table`: Markdown tables per method, or per method and condition.
+- `side_by_side(evaluations, condition)`: the scores of several evaluated models ready for `psnr_table`;
+  raises ValueError when they did not score the very same degraded inputs (``inputs_sha256``).
+
+`REFERENCE_PSNR` and `REFERENCE_SSIM` are the original notebook's "good" and "excellent" levels.
+"""
 
 from __future__ import annotations
 

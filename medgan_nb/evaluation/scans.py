@@ -1,4 +1,4 @@
-"""A 1-channel model on held-out CT, MR and X-ray slices against the classics of each field (issue 12).
+"""A 1-channel model on held-out CT, MR and X-ray slices against the classics of each field.
 
 For every condition (fixed strengths, `CONDITIONS`), every test slice is degraded `realisations` times
 (seeded by slice, condition and realisation, so every method sees the same images) and restored by:
@@ -7,7 +7,7 @@ For every condition (fixed strengths, `CONDITIONS`), every test slice is degrade
 - ``nlm``, ``bm3d``: non-local means and grayscale BM3D (optional package ``bm3d``, non-commercial
   licence) given the true noise std (the RMS of degraded - clean: an oracle the model does not get);
 - CT ``fbp_hann``: the same noisy projections reconstructed with a Hann-windowed ramp filter, the
-  scanner-side answer to noise; MRI ``tv``: total-variation reconstruction (`modality.tv_reconstruction`);
+  scanner-side answer to noise; MRI ``tv``: total-variation reconstruction (`medgan_nb.degrade.mri.tv_reconstruction`);
 - ``model``: the generator (reflect-padded to its size multiple, cropped back).
 
 Scores: PSNR/SSIM in the window a reader uses (CT: soft tissue, 40/400 HU; MR and X-ray: the

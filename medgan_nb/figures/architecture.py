@@ -1,4 +1,14 @@
-"""Pictures: image grids, the degradation explorer behind the notebook sliders, training curves."""
+"""Figures of the architecture lessons: where each degradation arises, and what one PatchGAN logit sees.
+
+- `imaging_chain_figure(chain, order)`: the imaging chain (scene -> optics -> sensor -> processing -> codec)
+  as boxes and arrows, each degradation of `medgan_nb.degrade` under the stage where it happens
+  (`IMAGING_CHAIN`).
+- `logit_footprint(discriminator, size, row, col)`: (top, bottom, left, right), inclusive, of the input
+  pixels that one logit of a conditional discriminator depends on, found with a gradient in eval mode.
+- `receptive_field_figure(discriminator, sizes)`: those footprints drawn on images of several sizes.
+
+The figures are returned, not saved; the discriminator's train/eval mode is restored.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +18,7 @@ import matplotlib.pyplot as plt
 import torch
 
 # ------------------------------------------------------------ notebook 01: the imaging chain
-# Where each degradation of `medgan_nb.degrade` happens in a real endoscope, stage by stage (issue 11).
+# Where each degradation of `medgan_nb.degrade` happens in a real endoscope, stage by stage.
 # (stage, what happens there, [(degradation, what it stands for), ...])
 IMAGING_CHAIN: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
     ("scene", "light source, wet mucosa,\ndistance to the tissue",

@@ -1,4 +1,17 @@
-"""TODO docstring (scan_figures)."""
+"""The CT lesson's figures: from the slice to the measurement and back, and what low dose does.
+
+Every function takes a `medgan_nb.data.scans.Slice` of a CT scan and works in Hounsfield units:
+
+- `ct_hu(s)`: the stored slice in HU, float64 (S, S).
+- `ct_noise(s, dose, seed)`, `ct_noise_std(...)`: a low-dose reconstruction and its noise alone (FBP of
+  Poisson-noisy projections minus FBP of clean ones), and that noise's std inside the scanned circle.
+- `ct_chain_figure`, `ct_noise_vs_image_noise_figure`, `ct_dose_curve`, `ct_sparse_views_figure`: the
+  sinogram and its reconstructions, projection noise against white image noise of the same std (with
+  `noise_spectrum`, a radially averaged power spectrum), noise std against dose beside the 1/sqrt(dose)
+  law, and the streaks of few views. Each returns a matplotlib figure.
+
+Seeded: the same arguments give the same figure.
+"""
 
 from __future__ import annotations
 

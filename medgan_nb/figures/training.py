@@ -1,4 +1,13 @@
-"""TODO docstring (viz, reports)."""
+"""Figures about training: a run's curves, and where each step's gradients go.
+
+- `plot_training(run)`: a run folder -> a figure of its loss curves (metrics.csv) and its validation
+  PSNR/SSIM (val.csv); a missing file leaves its panels empty.
+- `plot_gradient_flow()`: a diagram of the two steps of one iteration: D's step (its loss reaches D only,
+  the restoration is detached) and G's step (the loss flows back through the frozen D into G, and through
+  the L1 term straight into G).
+
+Both return a matplotlib figure; the caller shows, saves or closes it.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,11 @@
-"""TODO docstring (reports)."""
+"""Checking an enhance audit log against the files it names.
+
+`enhance` appends one JSON line per output to ``audit.jsonl``, with the input's and the output's paths and
+SHA-256. `verify_audit(path, fields)` recomputes those hashes and returns one `AuditMismatch` per file that
+is missing or has changed (an empty list: everything is there and unchanged). `path` is the log or the
+folder that holds it. Raises FileNotFoundError when there is no log, and ValueError naming the line when a
+line is not such a record.
+"""
 
 from __future__ import annotations
 

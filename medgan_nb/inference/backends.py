@@ -1,4 +1,19 @@
-"""TODO docstring (export)."""
+"""Faster ways to run a trained generator on the CPU, and the choice among them.
+
+`fast_generator(generator, backend, probe_size)` returns a callable (N, C, H, W) -> (N, C, H, W) with a
+``backend`` attribute naming the choice (`BACKENDS`):
+
+- "torch": the BatchNorm-folded eval copy (`medgan_nb.inference.fold`), on any device;
+- "torch-channels-last" (`ChannelsLast`) and "torch-bf16" (`Bf16Autocast`: bf16 conv weights under
+  autocast, float32 in and out; fast only where the CPU computes bf16 natively);
+- "onnxruntime", "openvino", "openvino-bf16" (`ENGINES`): the engines of `medgan_nb.inference.engines`,
+  sharing one ONNX export;
+- "auto": on a GPU "torch"; on the CPU, times the `auto_candidates` in turns (`time_in_turns`) on one
+  frame and keeps the fastest, as the winner depends on the model and the machine. Backends with a
+  second float32 copy of the weights (`OWN_WEIGHTS`) are candidates only up to `AUTO_OWN_WEIGHTS_MAX_MB`.
+
+An unknown backend raises ValueError.
+"""
 
 from __future__ import annotations
 
@@ -55,11 +70,9 @@ class Bf16Autocast(nn.Module):
 
     The conv weights are cast to bf16 once, here, and stored channels-last (`_with_bf16_convs`): the very
     numbers autocast would make in every forward, so the outputs are the same, without a cast per conv and
-    call. On the seed UNet (218 MB of float32 weights) most of the gain measured is the layout, which the
-    channels-last activations want, not the cast; the small shipped models gain a few per cent (figures:
-    README, "Performance").
+    call; the channels-last layout that the activations want is part of the gain (docs/performance.md).
     The copies cost half the conv weights' float32 size; every other tensor is shared with `model`. Fast
-    only on CPUs with native bf16 (`bf16_native`); costs about 0.01 dB PSNR on the shipped models (the
+    only on CPUs with native bf16 (`bf16_native`); outputs differ from float32 by bf16 rounding only (the
     residual sum and the clamp stay float32).
     """
 
@@ -176,7 +189,7 @@ def auto_candidates(generator: nn.Module) -> list[str]:
     bf16 only where the CPU computes it natively (`bf16_native`); ONNX Runtime and OpenVINO where
     installed; and the backends that hold their own float32 copy of the weights (`OWN_WEIGHTS`) only for
     models of at most `AUTO_OWN_WEIGHTS_MAX_MB`: for a larger one, a second copy (an engine's copy plus the
-    export's transient memory: 2-5× the weights) would take enhance's memory far past the seed notebook's.
+    export's transient memory: several times the weights) would take enhance's memory far past the seed notebook's.
     torch-bf16's bf16 copy of the conv weights (half their float32 size) is allowed for every model.
     """
     bf16 = bf16_native()
@@ -201,11 +214,10 @@ def fast_generator(generator: nn.Module, backend: str = "auto", probe_size: int 
     - ``"auto"``: on the CPU, builds the `auto_candidates`, times them in turns on a ``probe_size``² frame,
       keeps the fastest and drops the others; on a GPU, "torch".
 
-    Why measure instead of a fixed rule: which one wins depends on the model and the machine (on a
-    2-core CPU with AVX512-BF16, README "Performance": torch-bf16 for the shipped realtime UNet and for the
-    218 MB seed UNet, which stays in PyTorch (`auto_candidates`); torch-bf16 or openvino-bf16, from run to
-    run, for the shipped NAFNet). The returned object's ``backend`` attribute names the choice. The engines
-    share one ONNX export, a few seconds once, so `medgan_nb.inference.files` uses "auto" only for larger jobs.
+    Why measure instead of a fixed rule: which one wins depends on the model and the machine, and can
+    change from run to run between close contenders (docs/performance.md). The returned object's
+    ``backend`` attribute names the choice. The engines share one ONNX export, made once per call, so
+    `medgan_nb.inference.files` uses "auto" only for larger jobs.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")

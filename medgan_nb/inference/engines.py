@@ -169,8 +169,8 @@ def quantize_int8(generator: nn.Module, calibration: torch.Tensor, threads: int 
     QDQ format, int8 weights per output channel, uint8 activations whose ranges come from running the
     `calibration` frames ((N, C, H, W) in [-1, 1], real degraded images of the model's task) at the
     0.001st/99.999th percentiles. The first and the last convolution stay float: 8 bits for the image
-    itself and for the correction added to it cost the most PSNR (shipped realtime UNet: 0.55 dB with
-    them quantised, 0.10 dB without). Use `int8_generator` to get it only where it costs little.
+    itself and for the correction added to it cost the most PSNR (`psnr_cost` measures a model's). Use
+    `int8_generator` to get it only where it costs little.
     """
     _require("onnxruntime", "onnx", "onnxscript", purpose="int8 quantisation")
     import onnx

@@ -1,4 +1,12 @@
-"""TODO docstring (export)."""
+"""BatchNorm folded into the convolution before it: the same outputs with fewer layers at inference.
+
+`fold_batchnorm(model, inplace)`: an eval-mode copy of `model` in which each BatchNorm2d that directly
+follows a Conv2d (or an ungrouped ConvTranspose2d) inside an ``nn.Sequential`` is folded into that layer,
+w' = w·s and b' = (b - mean)·s + beta with s = gamma / sqrt(var + eps), and replaced by ``nn.Identity``.
+Outputs equal ``model.eval()``'s up to float rounding. The copy shares every weight that folding leaves
+unchanged with `model` and needs no gradients; `model` itself is not changed unless ``inplace=True``.
+The torch backends run this copy, and the ONNX and TorchScript exports are made from it.
+"""
 
 from __future__ import annotations
 
@@ -43,7 +51,7 @@ def _fold_into(conv: nn.Module, bn: nn.BatchNorm2d, transpose: bool, inplace: bo
     """Fold eval-mode `bn` into `conv`: w' = w·s, b' = (b - mean)·s + beta with s = gamma / sqrt(var + eps).
 
     inplace: scale conv's weight tensor itself (no new allocation: freeing a large block makes glibc keep
-    later ones on its heap, ~40 MB more resident for the seed UNet); else new tensors (the old may be shared).
+    later ones on its heap, which raises resident memory); else new tensors (the old may be shared).
     """
     with torch.no_grad():
         scale = torch.rsqrt(bn.running_var + bn.eps) * (bn.weight if bn.weight is not None else 1)

@@ -1,4 +1,14 @@
-"""TODO docstring (enhance)."""
+"""What an enhanced image file carries: a visible label, AI-enhanced metadata, and its bit depth.
+
+- `burn_label(pixels, text)`: a copy of float pixels (H, W, C) in [0, 1] with `text` (`LABEL_TEXT`) in
+  white on a black box in the top-left corner, sized to the image.
+- `png_metadata(source, source_sha256, checkpoint_sha256, model)`: the PNG text chunks that say the image
+  is AI-enhanced (`DESCRIPTION`) and link it to the SHA-256 of its input and of the weights; the input's
+  name goes in only when given, since file names often hold patient identifiers.
+- `save_png(f, pixels, bits, info)`: pixels (H, W, 1 or 3) in [0, 1] as an 8- or 16-bit grayscale or RGB
+  PNG with those chunks (16-bit colour is written directly, as Pillow writes colour at 8 bits only).
+- `path_text(path)`: a path as valid Unicode text, bad bytes as ``\\xNN`` escapes.
+"""
 
 from __future__ import annotations
 

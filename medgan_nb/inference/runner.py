@@ -1,4 +1,14 @@
-"""TODO docstring (enhance)."""
+"""Restoring one image of any size with a generator: padding, tiles and their blending.
+
+`enhance_array(generator, img, tile, overlap, device, guard)`: an image (H, W, C) float in [0, 1], C the
+generator's channels (3, or 1 for the CT, MRI and X-ray models) -> float32 (H, W, C) in [0, 1]. The image
+is reflect-padded to a multiple of ``generator.size_multiple``; images larger than `tile` go through the
+generator in overlapping tiles blended with cosine ramps whose weights sum to 1, so memory stays bounded
+and no seams appear. A guard (`medgan_nb.models.guard.Guard`) is applied to the whole image after the
+tiles are joined, so that every tile gets the same strength. Runs under ``torch.inference_mode`` in eval
+mode and restores the generator's mode afterwards. Raises ValueError for a wrong shape or channel count,
+integer pixels, or a tile below 1.
+"""
 
 from __future__ import annotations
 

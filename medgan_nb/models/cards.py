@@ -1,4 +1,13 @@
-"""TODO docstring (pretrained)."""
+"""Model cards: the JSON next to each shipped weights file, and how it is shown.
+
+A card is a dict. `FILLED_KEYS` (name, config, weights SHA-256, parameter count) are written by
+`medgan_nb.models.zoo.save_model`, never by hand; every other key has a default in `CARD_DEFAULTS`
+(summary, default, guard, training, scores, reference, limitations, intended use).
+
+- `card_markdown(card)`: the card as Markdown: every field, lists of score rows as tables, the config as
+  JSON. This is what ``python -m medgan_nb models NAME`` prints.
+- `headline(card)`: the card's ``scores["headline"]`` as one line, or None.
+"""
 
 from __future__ import annotations
 

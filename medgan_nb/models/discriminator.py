@@ -1,4 +1,14 @@
-"""TODO docstring (models)."""
+"""The PatchGAN discriminator of pix2pix.
+
+From Isola et al. 2017, "Image-to-Image Translation with Conditional Adversarial Networks" (pix2pix).
+
+`PatchDiscriminator(in_ch, base_ch, n_layers)`: ``D(degraded, candidate)``, both (N, in_ch, H, W) in
+[-1, 1], concatenated on the channels: the discriminator is conditional, it judges a restoration together
+with its input. Returns logits (N, 1, H', W'), no sigmoid: one score per overlapping input patch (70×70
+pixels for the default 3 layers; 30×30 scores for 256² inputs), real pairs high, restored pairs low.
+Judging patches rather than whole images asks the generator for realistic local texture, while the L1
+term takes care of the low frequencies.
+"""
 
 from __future__ import annotations
 

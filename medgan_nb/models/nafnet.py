@@ -1,4 +1,16 @@
-"""TODO docstring (models)."""
+"""A NAFNet-style generator: Chen et al. 2022, "Simple Baselines for Image Restoration" (NAFNet).
+
+- `LayerNorm2d`: LayerNorm over each pixel's channels; no batch statistics, so the model behaves the same
+  in training and inference, for any batch size.
+- `SimpleGate`: splits the channels in two halves and multiplies them, in place of an activation.
+- `NAFBlock(c)`: (N, c, H, W) -> (N, c, H, W), two residual halves (spatial mixing with channel attention,
+  then a feed-forward), each scaled by a learnt factor that starts at 0: a new block is the identity.
+- `NAFNetGenerator(in_ch, out_ch, width, depth, blocks, stem, residual)`: (N, in_ch, H, W) in [-1, 1] ->
+  (N, out_ch, H, W) in [-1, 1], a UNet of NAF blocks; ``stem`` > 1 packs stem × stem pixels into channels
+  first (PixelUnshuffle), so every layer runs on stem² fewer positions. With ``residual=True`` (the
+  default) it predicts a correction added to its input and clamped, and starts as the identity. H and W
+  must be multiples of ``size_multiple`` = stem * 2**depth, else ValueError.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,17 @@
-"""TODO docstring (models)."""
+"""The UNet generator of pix2pix.
+
+The encoder-decoder with skip connections of Ronneberger et al. 2015 ("U-Net: Convolutional Networks for
+Biomedical Image Segmentation"), in the form that Isola et al. 2017 ("Image-to-Image Translation with
+Conditional Adversarial Networks", pix2pix) use as the generator:
+
+- `down_block`: conv 4×4 stride 2 -> [BatchNorm] -> LeakyReLU(0.2) -> [Dropout]; halves H and W.
+- `up_block`: transposed conv 4×4 stride 2 -> BatchNorm -> ReLU -> [Dropout]; doubles H and W.
+- `UNetGenerator(in_ch, out_ch, depth, base_ch, max_ch, dropout, residual)`: (N, in_ch, H, W) in [-1, 1]
+  -> (N, out_ch, H, W) in [-1, 1]. `depth` down blocks, each decoder output concatenated with the encoder
+  output of the same size, a last transposed conv and Tanh; with ``residual=True`` the last layer's output
+  is instead added to the input and clamped (in_ch must equal out_ch). H and W must be multiples of
+  ``size_multiple`` = 2**depth, else ValueError. `medgan_nb.models.build` builds it from a `Config`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,11 @@
-"""TODO docstring (checkpoint)."""
+"""Safe file writes and file hashes: a file written here is never left half-written.
+
+- `atomic_write(path)`: a context manager that yields a binary file; when the block ends without an error
+  the data is fsynced and moved onto `path` with ``os.replace``, so a crash leaves the previous file (or
+  none), never a truncated one. Missing parent folders are created; the file gets the usual permissions
+  of the process's umask.
+- `file_sha256(path)`: the hex SHA-256 of a file's bytes, read in chunks, so any size works.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,14 @@
-"""TODO docstring (evaluate, export, about)."""
+"""Facts about the machine this runs on, for timing records, set-up lines and the choice of backend.
+
+- `cpu_model()`: the CPU's name; `machine(device)`: a dict of the device, torch's CPU threads and the CPU
+  model, stored next to timings so that a reader knows where they come from.
+- `cpu_flags()`, `bf16_native()`: whether the CPU computes bfloat16 itself (AVX512-BF16 or AMX); elsewhere
+  bf16 is emulated and slower than float32, so the bf16 backends are not tried there.
+- `version_of(package)`: an installed distribution's version, or None; `device_line()`: one line naming
+  the GPU, or the CPU and its torch threads.
+
+Nothing here raises for a fact it cannot find: it comes back empty, None or "unknown".
+"""
 
 from __future__ import annotations
 

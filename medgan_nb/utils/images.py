@@ -1,4 +1,16 @@
-"""TODO docstring (data, dicom)."""
+"""Value ranges of images, and the display windows of scans.
+
+Images are floats in [0, 1] on disk and for the classical filters, and in [-1, 1] for the models:
+
+- `to_unit` ([-1, 1] -> [0, 1], not clamped) and `from_unit` ([0, 1] -> [-1, 1], clamped) on tensors;
+- `to_numpy_images`: a tensor (N, C, H, W) or (C, H, W) in [-1, 1] -> float32 numpy (N, H, W, C) or
+  (H, W, C) in [0, 1] on the CPU; `from_numpy_images` is its inverse.
+
+Windows map a scan's physical values onto [0, 1], float32: `window(values, center, width)` is the DICOM
+linear window (PS3.3 C.11.2.1.2.1; ValueError for a width below 1), and `WINDOWS` names the standard CT
+windows in Hounsfield units. `percentile_window` stretches between two percentiles, for MR and X-ray,
+whose values have no fixed scale.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,11 @@
-"""TODO docstring (viz)."""
+"""Matplotlib helpers that show batches of images side by side.
+
+- `to_image(x)`: one image (C, H, W) in [-1, 1] -> a numpy (H, W, C) array in [0, 1], ready for ``imshow``.
+- `image_grid(columns, row_labels)`: a figure with one column per named batch (N, 3, H, W) in [-1, 1] and
+  one row per image; every batch must hold the same N. Returns the figure; the caller saves or closes it.
+
+Not re-exported by `medgan_nb.utils`, so that importing the helpers does not import matplotlib.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,12 @@
-"""TODO docstring (degrade, train)."""
+"""Per-key seeds: the same image, or the same epoch, gets the same random numbers in every run.
+
+- `seed_for(key, base_seed)`: a stable 63-bit int from a key (a string such as an image's relative path, or
+  an int) and a base seed, through SHA-256; any file name works, even one that is not valid UTF-8. The
+  degradations (``keys=``) and the evaluation seed one CPU generator per image with it, so an image is
+  degraded the same way whatever batch it lands in.
+- `seed_epoch(seed, epoch, rank)`: seeds Python's `random`, NumPy and torch for one epoch of one process,
+  so that a resumed run replays that epoch's random numbers exactly.
+"""
 
 from __future__ import annotations
 
