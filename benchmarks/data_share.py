@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.data_share [PRESET ...]``: for each preset (default demo and lite), the first epoch
 warms the caches (decoded frames are kept in memory by ``cache_images``), then `steps` batches are timed
-as the training loop runs them: the loader's next batch, the degradation on the batch, one `TrainStep`.
+as the training loop runs them: the loader's next batch, the degradation on the batch, one `Trainer`.
 The issue's goal is data ≤ 20 % of the step.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from medgan_nb.config import Config
 from medgan_nb.data import default_dataset
 from medgan_nb.degrade import Degradation
-from medgan_nb.training import make_step
+from medgan_nb.training import make_trainer
 
 
 def data_share(preset: str, steps: int = 20, noise_reuse: int | None = None) -> dict:
@@ -31,7 +31,7 @@ def data_share(preset: str, steps: int = 20, noise_reuse: int | None = None) -> 
     loader = DataLoader(dataset, cfg.batch_size, shuffle=True, drop_last=True, num_workers=cfg.num_workers)
     for _ in loader:                                   # one epoch: decodes (and caches) every frame
         pass
-    degrade, step = Degradation(cfg), make_step(cfg)
+    degrade, step = Degradation(cfg), make_trainer(cfg)
     g = torch.Generator().manual_seed(0)
     data_s, model_s = [], []
     batches = itertools.chain.from_iterable(itertools.repeat(loader))

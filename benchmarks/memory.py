@@ -25,11 +25,11 @@ from medgan_nb.data import SHIPPED_DATA, list_images, load_image, to_tensor
 from medgan_nb.utils import to_numpy_images
 from medgan_nb.losses import VGGPerceptualLoss
 from medgan_nb.models import build_discriminator, build_generator
-from medgan_nb.training import make_step
+from medgan_nb.training import make_trainer
 
 from . import seed_reference as ref
 
-PROJECT_CASES = {"infer_project_seed": "seed", "infer_lite": "lite"}
+PROJECT_CASES = {"infer_project_seed": "original", "infer_lite": "lite"}
 
 
 def prepare(folder: Path) -> Path:
@@ -80,7 +80,7 @@ def run(case: str, device: torch.device, folder: Path | None = None) -> dict:
         ref.Trainer(str(device), vgg_weights=None).iteration(batch, batch)
     elif case == "train_project":
         batch = torch.rand(4, 3, 256, 256, device=device) * 2 - 1
-        make_step(Config.preset("seed", device=str(device)), device, VGGPerceptualLoss(weights=None))(batch, batch)
+        make_trainer(Config.preset("original", device=str(device)), device, VGGPerceptualLoss(weights=None))(batch, batch)
     elif case == "infer_seed_reference":                # the original's loading and evaluation forward
         g = ref.UnetGenerator().to(device)
         g.load_state_dict(torch.load(folder / "seed_reference.pth", map_location=device))

@@ -22,7 +22,7 @@ from medgan_nb.data import dataset_keys, default_dataset
 from medgan_nb.degrade import Degradation
 from medgan_nb.evaluation import GOAL_CONDITIONS
 from medgan_nb.metrics import psnr
-from medgan_nb.training import make_step, restore
+from medgan_nb.training import make_trainer, restore
 
 from .common import machine, now
 
@@ -37,7 +37,7 @@ VAL_CONDITION = GOAL_CONDITIONS["blur_noise"]      # blur σ U(0.5, 1.5) + noise
 
 
 def candidate_config(name: str, data_dir: str | None, output_dir: str) -> Config:
-    return Config.preset("seed", **{**RESTORE_RECIPE, **CANDIDATES[name], "data_dir": data_dir,
+    return Config.preset("original", **{**RESTORE_RECIPE, **CANDIDATES[name], "data_dir": data_dir,
                                     "output_dir": output_dir, "device": "cpu"})
 
 
@@ -50,7 +50,7 @@ def run_one(name: str, cpu_seconds: float, eval_every: float, data_dir: str | No
     clean = torch.stack([val[i][0] for i in range(len(val))])
     degraded = Degradation(cfg.replace(**VAL_CONDITION))(clean, keys=dataset_keys(val)).image
     torch.manual_seed(cfg.seed)
-    step = make_step(cfg)
+    step = make_trainer(cfg)
     train_set, degrade = default_dataset("train", cfg), Degradation(cfg)
     loader = torch.utils.data.DataLoader(train_set, cfg.batch_size, shuffle=True, drop_last=True)
     noise = torch.Generator().manual_seed(cfg.seed)

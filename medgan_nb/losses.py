@@ -148,7 +148,7 @@ def log_l1_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """Mean over images of log(L1_i + eps).
 
     Plain L1 over a batch is dominated by its most degraded images: a crop with noise 0.2 has an error
-    ~30x that of a nearly clean crop, so the clean crop hardly shapes the weights, and the model learns to
+    many times that of a nearly clean crop, so the clean crop hardly shapes the weights, and the model learns to
     smooth every input a little. The gradient of log(L1_i) is grad(L1_i) / L1_i: each image counts by its
     relative error, as it does in mean PSNR, so "leave a clean image alone" is learned as firmly as
     "remove heavy noise".
@@ -194,7 +194,7 @@ class GeneratorLoss(nn.Module):
         """VGG features of the clean batch (None without the perceptual term).
 
         The original recomputed them in each of its 3 generator steps per batch;
-        they do not change, so `TrainStep` computes them once.
+        they do not change, so `Trainer` computes them once.
         """
         return self.perceptual.target(real) if self.uses_perceptual else None
 

@@ -5,8 +5,8 @@ import pytest
 from medgan_nb.config import DEGRADATION_SETS, PRESETS, Config, notebook_config
 
 
-def test_seed_preset_is_the_original_recipe():
-    c = Config.preset("seed")
+def test_original_preset_is_the_original_recipe():
+    c = Config.preset("original")
     assert (c.image_size, c.batch_size, c.epochs) == (256, 4, 50)
     assert (c.lr_g, c.lr_d, c.beta1) == (2e-4, 1e-4, 0.5)
     assert (c.lambda_l1, c.lambda_perceptual, c.g_steps) == (70.0, 10.0, 3)
@@ -16,7 +16,7 @@ def test_seed_preset_is_the_original_recipe():
     assert (c.lr_decay_start, c.save_every, c.log_every) == (30, 5, 10)
     assert (c.depth, c.base_channels, c.max_channels, c.dropout) == (8, 64, 512, 0.5)
     assert c.degradations == ("noise", "salt_pepper", "blur", "color_jitter")
-    assert c.degradation_order == "seed" and c.resize == "squash" and c.gan_mode == "vanilla"
+    assert c.degradation_order == "original" and c.resize == "squash" and c.gan_mode == "vanilla"
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -76,11 +76,11 @@ def test_named_degradation_set_and_replace():
         Config.preset("huge")
 
 
-def test_config_without_a_preset_is_the_seed_preset():
-    """Issue 9: the classmethod `preset` used to shadow the field's default, so Config() raised."""
-    assert Config() == Config.preset("seed")
-    assert Config().preset == "seed"
-    assert Config.from_dict({"epochs": 3}).epochs == 3 and Config.from_dict({"epochs": 3}).preset == "seed"
+def test_config_without_a_preset_is_the_original_preset():
+    """The classmethod `preset` must not shadow the field's default (Config() once raised)."""
+    assert Config() == Config.preset("original")
+    assert Config().preset == "original"
+    assert Config.from_dict({"epochs": 3}).epochs == 3 and Config.from_dict({"epochs": 3}).preset == "original"
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -88,7 +88,7 @@ def test_config_without_a_preset_is_the_seed_preset():
     (dict(blur_sigma=(-1.0, 1.0)), "blur_sigma"),
     (dict(split_ratios=(1.0, 0.0, 0.0)), "split_ratios"),             # passed, then crashed on an empty val split
     (dict(jpeg_quality=(0, 500)), "jpeg_quality"),                    # was accepted
-    (dict(degradation_order="seed", degradations=("noise", "jpeg")), "no place in the 'seed' order"),
+    (dict(degradation_order="original", degradations=("noise", "jpeg")), "no place in the 'original' order"),
     (dict(noise_std=0.05, noise_std_range=0.1), "noise_std_range"),
     (dict(bad_images="ignore"), "bad_images"),
 ])
@@ -113,3 +113,14 @@ def test_output_folder_follows_the_environment(monkeypatch, tmp_path):
     assert notebook_config().output_dir == str(tmp_path)
     monkeypatch.delenv("MEDGAN_OUTPUT")
     assert Config.preset("tiny").output_dir == "output"
+
+
+def test_configs_saved_with_the_old_seed_names_load_as_original(tmp_path):
+    """The preset and the degradation order once called "seed" are "original"; old configs and checkpoints load."""
+    old = {**Config.preset("original").to_dict(), "preset": "seed", "degradation_order": "seed"}
+    assert Config.from_dict(old) == Config.preset("original")
+    (tmp_path / "old.json").write_text(json.dumps({"preset": "seed", "epochs": 3}))
+    assert Config.load(tmp_path / "old.json") == Config.preset("original", epochs=3)
+    assert Config.preset("seed") == Config.preset("original")
+    assert Config().replace(degradations="seed", degradation_order="seed") == Config()
+    assert Config.from_dict({"seed": 7}).seed == 7                      # the RNG seed is not a renamed value

@@ -103,7 +103,7 @@ def test_seed_order_blurs_the_salt_and_pepper_physical_order_does_not():
     cfg = Config.preset("tiny", degradations=("noise", "salt_pepper", "blur"), sp_amount=0.05, noise_std=0.0,
                         noise_std_range=0.0, blur_sigma=(1.5, 1.5))
     x = torch.zeros(2, 3, 64, 64)
-    seed = Degradation(cfg.replace(degradation_order="seed"))
+    seed = Degradation(cfg.replace(degradation_order="original"))
     physical = Degradation(cfg.replace(degradation_order="physical"))
     assert seed.steps == ("noise", "salt_pepper", "blur") and physical.steps == ("blur", "noise", "salt_pepper")
     g = torch.Generator().manual_seed(0)
@@ -112,19 +112,19 @@ def test_seed_order_blurs_the_salt_and_pepper_physical_order_does_not():
 
 
 def test_pipeline_returns_per_image_params_and_keeps_shape_and_range():
-    for name in ("seed", "endoscopy"):
+    for name in ("original", "endoscopy"):
         cfg = Config.preset("tiny", degradations=name, degradation_order="physical")
         out = Degradation(cfg)(batch(3))
         assert out.image.shape == (3, 3, 32, 32) and out.image.abs().max() <= 1
         assert all(v.shape[0] == 3 for v in out.params.values())
-    out = Degradation(Config.preset("seed"))(batch(3))
+    out = Degradation(Config.preset("original"))(batch(3))
     assert set(out.params) == {"noise_std", "sp_amount", "blur_sigma", "brightness", "contrast", "saturation", "hue"}
     assert ((out.params["noise_std"] >= 0.1) & (out.params["noise_std"] <= 0.2)).all()
     assert ((out.params["blur_sigma"] >= 0.1) & (out.params["blur_sigma"] <= 2.0)).all()
 
 
 def test_generator_makes_batches_reproducible():
-    d, x = Degradation(Config.preset("seed")), batch(4)
+    d, x = Degradation(Config.preset("original")), batch(4)
     a = d(x, torch.Generator().manual_seed(1))
     b = d(x, torch.Generator().manual_seed(1))
     c = d(x, torch.Generator().manual_seed(2))
@@ -132,7 +132,7 @@ def test_generator_makes_batches_reproducible():
 
 
 def test_keys_give_each_image_the_same_degradation_in_any_batch():
-    d, x = Degradation(Config.preset("seed")), batch(4)
+    d, x = Degradation(Config.preset("original")), batch(4)
     keys = ["a.png", "b.png", "c.png", "d.png"]
     whole = d(x, keys=keys)
     torch.manual_seed(123)                                   # global RNG state must not matter
@@ -145,7 +145,7 @@ def test_keys_give_each_image_the_same_degradation_in_any_batch():
 
 
 def test_switches_and_errors():
-    cfg = Config.preset("seed")
+    cfg = Config.preset("original")
     assert Degradation(cfg, names=("blur",)).steps == ("blur",)
     assert torch.equal(Degradation(cfg, names=())(batch(1)).image, batch(1))
     with pytest.raises(ValueError, match="physical"):
@@ -156,7 +156,7 @@ def test_switches_and_errors():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_keyed_degradations_are_identical_on_gpu():
-    d, x = Degradation(Config.preset("seed")), batch(2)
+    d, x = Degradation(Config.preset("original")), batch(2)
     cpu = d(x, keys=["a", "b"]).image
     gpu = d(x.cuda(), keys=["a", "b"]).image
     assert gpu.is_cuda
@@ -335,9 +335,9 @@ def step_by_step(d, x, g):
     return image, {**params, "physical_order": physical.float()}
 
 
-PIPELINES = {"seed": Config.preset("seed"), "realtime": Config.preset("realtime"),
-             "endoscopy": Config.preset("seed", degradations="endoscopy", degradation_order="physical"),
-             "physical_p": Config.preset("seed", degradation_order="physical", degradation_p=0.5, blur_kernel=7,
+PIPELINES = {"original": Config.preset("original"), "realtime": Config.preset("realtime"),
+             "endoscopy": Config.preset("original", degradations="endoscopy", degradation_order="physical"),
+             "physical_p": Config.preset("original", degradation_order="physical", degradation_p=0.5, blur_kernel=7,
                                          degradations=("glare", "blur", "motion_blur", "vignetting", "color_jitter",
                                                        "low_light", "noise", "salt_pepper"))}
 
@@ -361,7 +361,7 @@ def test_pipeline_draws_the_same_numbers_as_step_by_step(name):
 
 def test_pipeline_result_does_not_depend_on_the_cache_sized_groups(monkeypatch):
     x = batch(6, 64)
-    for cfg in (PIPELINES["seed"], PIPELINES["physical_p"]):
+    for cfg in (PIPELINES["original"], PIPELINES["physical_p"]):
         monkeypatch.setattr(degrade_pipeline, "_CHUNK_BYTES", 1)                 # one image at a time
         one = Degradation(cfg)(x, generator=torch.Generator().manual_seed(5)).image
         monkeypatch.setattr(degrade_pipeline, "_CHUNK_BYTES", 2 ** 40)           # the whole batch at once
@@ -400,7 +400,7 @@ def test_noise_bank_lends_standard_normals_and_draws_one_value_per_reuse_lent():
 
 
 def test_noise_reuse_keeps_the_noise_and_salt_and_pepper_statistics():
-    cfg = Config.preset("seed", degradations=("noise", "salt_pepper"), noise_std=0.1, noise_std_range=0.0,
+    cfg = Config.preset("original", degradations=("noise", "salt_pepper"), noise_std=0.1, noise_std_range=0.0,
                         sp_amount=0.05, sp_salt_ratio=0.25)
     d = Degradation(cfg.replace(noise_reuse=8))
     assert d.bank is not None and Degradation(cfg).bank is None
@@ -434,7 +434,7 @@ def test_noise_reuse_is_reproducible_never_lends_its_memory_and_leaves_keyed_dra
 
 def test_noise_reuse_must_be_positive():
     with pytest.raises(ValueError, match="noise_reuse"):
-        Config.preset("seed", noise_reuse=0)
+        Config.preset("original", noise_reuse=0)
 
 
 def test_noise_bank_lends_every_value_equally_often_wrapping_around_its_end():

@@ -151,8 +151,8 @@ def test_baselines_only_without_a_checkpoint(tmp_path, cfg):
 def test_baselines_only_without_a_config_uses_the_seed_presets_task(tmp_path):
     metrics = evaluate(None, tmp_path / "out", baselines=("identity",), breakdown=False, max_images=2, quiet=True)
     meta = metrics["metadata"]
-    seed = Config.preset("seed")
-    assert meta["image_size"] == seed.image_size and meta["degradations"] == list(DEGRADATION_SETS["seed"])
+    seed = Config.preset("original")
+    assert meta["image_size"] == seed.image_size and meta["degradations"] == list(DEGRADATION_SETS["original"])
     assert meta["n_images"] == 2 and meta["config"]["seed"] == EVAL_SEED and meta["trained_degradations"] is None
     assert (tmp_path / "out" / "report.md").is_file()
 
@@ -292,7 +292,7 @@ def test_summary_explains_colour_jitter_with_the_identity_psnr():
 
 def test_conditions_add_the_originals_degradations_left_out_of_training():
     from medgan_nb.evaluation import conditions_of
-    seed = conditions_of(Config.preset("seed"))
+    seed = conditions_of(Config.preset("original"))
     assert list(seed) == ["all", "noise", "salt_pepper", "blur", "color_jitter"]
     tiny = conditions_of(Config.preset("tiny", degradations=("noise",)))
     assert tiny == {"all": ("noise",), "salt_pepper": ("salt_pepper",), "blur": ("blur",),
@@ -303,11 +303,11 @@ def test_conditions_add_the_originals_degradations_left_out_of_training():
 # ----------------------------------------------------- goal conditions, machine, true noise level
 def test_goal_conditions_are_the_issues_three():
     goals = evaluation_conditions.GOAL_CONDITIONS
-    assert list(goals) == ["blur_noise", "seed", "light"]
+    assert list(goals) == ["blur_noise", "original", "light"]
     assert goals["blur_noise"] == dict(degradations=("blur", "noise"), degradation_order="physical",
                                        blur_sigma=(0.5, 1.5), blur_kernel=9, noise_std=0.075, noise_std_range=0.0,
                                        degradation_p=1.0)
-    assert goals["seed"] == dict(degradations=("noise", "salt_pepper", "blur"), degradation_order="seed",
+    assert goals["original"] == dict(degradations=("noise", "salt_pepper", "blur"), degradation_order="original",
                                  noise_std=0.15, noise_std_range=0.05, blur_kernel=5, blur_sigma=(0.1, 2.0),
                                  sp_amount=0.01, sp_amount_range=0.0, sp_salt_ratio=0.5, degradation_p=1.0)
     assert goals["light"] == dict(degradations=("blur", "noise"), degradation_order="physical",
@@ -326,8 +326,8 @@ def test_goals_score_each_condition_and_give_the_classics_the_true_noise_std(che
     monkeypatch.setitem(BASELINES, "nlm", recording_nlm)
     metrics = evaluation_core.evaluate_goals(checkpoint, tmp_path / "out", baselines=("identity", "nlm"),
                                              max_images=2, device="cpu", quiet=True)
-    assert list(metrics["results"]) == ["blur_noise", "seed", "light"]
-    assert metrics["conditions"] == {"blur_noise": ["blur", "noise"], "seed": ["noise", "salt_pepper", "blur"],
+    assert list(metrics["results"]) == ["blur_noise", "original", "light"]
+    assert metrics["conditions"] == {"blur_noise": ["blur", "noise"], "original": ["noise", "salt_pepper", "blur"],
                                      "light": ["blur", "noise"]}
     task = evaluation_config(Config.preset("tiny"))
     clean, key = default_dataset("test", task)[0]
@@ -343,7 +343,7 @@ def test_goals_score_each_condition_and_give_the_classics_the_true_noise_std(che
     report = (tmp_path / "out" / "report.md").read_text()
     assert "**Condition blur_noise:** degradations=('blur', 'noise')" in report and "noise_std=0.075" in report
     assert f"{torch.get_num_threads()} torch CPU thread(s) on {meta['cpu']}" in report
-    assert "On seed (noise + salt_pepper + blur)" in report and "### light (blur + noise)" in report
+    assert "On original (noise + salt_pepper + blur)" in report and "### light (blur + noise)" in report
     assert "On blur_noise (blur + noise), the model reaches" in report and "not part of" not in report
 
 

@@ -84,7 +84,7 @@ def lite():
 @pytest.fixture(scope="module")
 def seed_unet():
     torch.manual_seed(0)
-    g = build_generator(Config.preset("seed")).eval()
+    g = build_generator(Config.preset("original")).eval()
     assert isinstance(g, UNetGenerator) and g.size_multiple == 256
     assert sum(p.numel() for p in g.parameters()) > 54e6
     return g

@@ -19,12 +19,12 @@ def val_stats():
 
 
 def test_the_shipped_guard_leaves_clean_frames_alone_and_restores_the_degraded_ones(val_stats):
-    assert set(val_stats) == {"clean", "blur_noise", "seed", "light"}
+    assert set(val_stats) == {"clean", "blur_noise", "original", "light"}
     for condition, s in val_stats.items():
         assert s["images"] == 7 and s["treated_wrongly"] == 0, condition
     clean = val_stats["clean"]
     assert clean["change"]["max"] < Guard().change_below and clean["noise_level"]["max"] < Guard().below
-    assert val_stats["seed"]["change"]["min"] > Guard().change_full     # blurred noise: the whole correction
+    assert val_stats["original"]["change"]["min"] > Guard().change_full     # blurred noise: the whole correction
 
 
 def test_largest_changes_name_the_clean_frames_with_the_largest_corrections_first(val_stats):

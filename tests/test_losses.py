@@ -54,8 +54,8 @@ def test_missing_vgg_weights_offline_give_an_actionable_error(tmp_path, monkeypa
     assert str(tmp_path / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth") in message
     assert "python -m medgan_nb data download vgg19" in message and "lambda_perceptual=0" in message
     with pytest.raises(MissingWeightsError):
-        GeneratorLoss(Config.preset("seed"))
-    assert GeneratorLoss(Config.preset("seed", lambda_perceptual=0.0)).perceptual is None
+        GeneratorLoss(Config.preset("original"))
+    assert GeneratorLoss(Config.preset("original", lambda_perceptual=0.0)).perceptual is None
 
 
 def test_cached_vgg_weights_are_loaded_from_disk(tmp_path, monkeypatch):

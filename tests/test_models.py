@@ -25,7 +25,7 @@ def copy_by_position(src: nn.Module, dst: nn.Module) -> None:
 
 def test_seed_generator_reproduces_the_original_exactly():
     torch.manual_seed(0)
-    ours = build_generator(Config.preset("seed"))
+    ours = build_generator(Config.preset("original"))
     seed = ref.UnetGenerator()                   # the original's class, transcribed in benchmarks/seed_reference.py
     copy_by_position(ours, seed)
     ours.eval(), seed.eval()
@@ -37,7 +37,7 @@ def test_seed_generator_reproduces_the_original_exactly():
 
 
 def test_seed_discriminator_reproduces_the_original_exactly():
-    ours = build_discriminator(Config.preset("seed"))
+    ours = build_discriminator(Config.preset("original"))
     seed = ref.Discriminator()
     copy_by_position(ours, seed)
     ours.eval(), seed.eval()
@@ -80,7 +80,7 @@ def test_init_and_determinism_under_a_fixed_seed():
     big = init_weights(nn.Sequential(nn.Conv2d(64, 64, 4), nn.BatchNorm2d(4096)))
     assert abs(big[0].weight.std().item() - 0.02) < 0.001
     assert abs(big[1].weight.mean().item() - 1) < 0.002 and big[1].bias.abs().sum() == 0
-    assert summary(build_generator(Config.preset("seed"))) == "UNetGenerator: 54.41 M parameters"
+    assert summary(build_generator(Config.preset("original"))) == "UNetGenerator: 54.41 M parameters"
 
 
 # ------------------------------------------------------------------ lite preset

@@ -88,7 +88,7 @@ def test_runs_are_never_overwritten(tmp_path):
 
 
 def test_learning_rate_schedule_is_the_originals():
-    cfg = Config.preset("seed")
+    cfg = Config.preset("original")
     assert [lr_factor(e, cfg) for e in (0, 29, 30, 40, 49)] == [1.0, 1.0, 1.0, 0.5, pytest.approx(0.05)]
 
 
@@ -364,7 +364,7 @@ class CountingVGG(torch.nn.Module):
 def test_train_step_does_no_redundant_work():
     cfg = Config.preset("tiny", g_steps=3, lambda_perceptual=1.0)
     vgg = CountingVGG()
-    step = training_trainer.make_step(cfg, "cpu", perceptual=vgg)
+    step = training_trainer.make_trainer(cfg, "cpu", perceptual=vgg)
     forwards = []
     step.G.register_forward_hook(lambda *_: forwards.append("G"))
     d_grads = []
@@ -385,7 +385,7 @@ def test_l1_pretraining_leaves_d_alone_and_the_ema_is_what_is_validated(tmp_path
     cfg = Config.preset("tiny", output_dir=str(tmp_path), epochs=2, lambda_adv=0.0, ema_decay=0.9,
                         generator="nafnet", residual=True, base_channels=8, depth=2, stem=2)
     torch.manual_seed(cfg.seed)
-    d_before = training_trainer.make_step(cfg).D.state_dict()
+    d_before = training_trainer.make_trainer(cfg).D.state_dict()
     run = train(cfg, name="l1", quiet=True)
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert all(torch.equal(v, d_before[k]) for k, v in state["discriminator"].items())   # D never updated
@@ -394,7 +394,7 @@ def test_l1_pretraining_leaves_d_alone_and_the_ema_is_what_is_validated(tmp_path
     assert ema is not None and any(not torch.equal(ema[k], g[k]) for k in g)
     generator, _ = load_generator(run / "checkpoints" / "last.pt")
     assert all(torch.equal(v, ema[k]) for k, v in generator.state_dict().items())        # the EMA ships
-    step = training_trainer.make_step(cfg)
+    step = training_trainer.make_trainer(cfg)
     step.ema.load_state_dict(ema)
     data = training_setup._load_data(cfg, run, torch.device("cpu"), 0, 1)
     val = training_trainer._scores(training_trainer.restore(step.ema, data.val_degraded, torch.device("cpu")), data.val_clean)
@@ -403,7 +403,7 @@ def test_l1_pretraining_leaves_d_alone_and_the_ema_is_what_is_validated(tmp_path
 
 def test_ema_decay_warms_up_then_averages():
     cfg = Config.preset("tiny", ema_decay=0.5, lambda_adv=0.0)
-    step = training_trainer.make_step(cfg)
+    step = training_trainer.make_trainer(cfg)
     with torch.no_grad():
         for p in step.G.parameters():
             p.fill_(1.0)
@@ -426,9 +426,9 @@ def test_gan_fine_tuning_starts_from_the_pretrained_ema(tmp_path):
     seen = {}
     original = training_setup._init_generator
 
-    def spy(step_fn, path):
-        original(step_fn, path)
-        seen["G"] = {k: v.clone() for k, v in step_fn.G.state_dict().items()}
+    def spy(trainer, path):
+        original(trainer, path)
+        seen["G"] = {k: v.clone() for k, v in trainer.G.state_dict().items()}
     training_setup._init_generator = spy
     try:
         run = train(cfg, name="gan", quiet=True)
@@ -462,12 +462,12 @@ def test_logging_gradient_norms_changes_no_weight(tmp_path):
 
 
 def test_train_step_with_gradient_norms_updates_exactly_as_without():
-    """The same at the level of one TrainStep, with several G updates per batch and a perceptual term."""
+    """The same at the level of one Trainer, with several G updates per batch and a perceptual term."""
     cfg = Config.preset("tiny", g_steps=2, lambda_perceptual=1.0)
     steps = []
     for measure in (True, False):
         torch.manual_seed(0)
-        step = training_trainer.make_step(cfg, "cpu", perceptual=CountingVGG())
+        step = training_trainer.make_trainer(cfg, "cpu", perceptual=CountingVGG())
         g = torch.Generator().manual_seed(1)
         for _ in range(3):
             clean = torch.rand(4, 3, 32, 32, generator=g) * 2 - 1
@@ -486,9 +486,9 @@ def test_gradient_norms_match_a_hand_computation():
     autograd through the updated D."""
     cfg = Config.preset("tiny", lambda_l1=70.0)
     torch.manual_seed(0)
-    a = training_trainer.make_step(cfg, "cpu")
+    a = training_trainer.make_trainer(cfg, "cpu")
     torch.manual_seed(0)
-    b = training_trainer.make_step(cfg, "cpu")
+    b = training_trainer.make_trainer(cfg, "cpu")
     g = torch.Generator().manual_seed(3)
     clean = torch.rand(4, 3, 32, 32, generator=g) * 2 - 1
     degraded = (clean + 0.2 * torch.randn(clean.shape, generator=g)).clamp(-1, 1)

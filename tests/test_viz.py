@@ -49,7 +49,7 @@ def test_widget_has_a_slider_per_setting(clean):
 
 
 def test_layer_table_shapes():
-    cfg = Config.preset("seed")
+    cfg = Config.preset("original")
     rows = layer_table(build_discriminator(cfg), torch.zeros(1, 3, 256, 256), torch.zeros(1, 3, 256, 256))
     convs = [r for r in rows if r[1] == "Conv2d"]
     assert [r[2] for r in convs] == [(1, 64, 128, 128), (1, 128, 64, 64), (1, 256, 32, 32), (1, 512, 31, 31),

@@ -90,7 +90,7 @@ def test_with_ipywidgets_the_sliders(clean, capsys):
     plt.close("all")
 
 
-@pytest.mark.parametrize("preset,size,grid", [("notebook", 64, 6), ("seed", 256, 30)])
+@pytest.mark.parametrize("preset,size,grid", [("notebook", 64, 6), ("original", 256, 30)])
 def test_logit_footprint_matches_the_receptive_field(preset, size, grid):
     d = build_discriminator(Config.preset(preset))
     rf = receptive_field(d)

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--to", default="data", help="target folder for data sets (default: data)")
     dl.set_defaults(func=cmd_download)
     with_config(data.add_parser("info", help="how many images each split holds"), "demo").set_defaults(func=cmd_info)
-    with_config(sub.add_parser("config", help="print a config as JSON"), "seed").set_defaults(func=cmd_config)
+    with_config(sub.add_parser("config", help="print a config as JSON"), "original").set_defaults(func=cmd_config)
     tr = with_config(sub.add_parser("train", help="train a restoration GAN (output/runs/<name>/)"), "demo")
     tr.add_argument("--name", help="run folder name (default: a timestamp; never overwrites)")
     tr.add_argument("--resume", metavar="RUN_OR_CHECKPOINT",

@@ -4,11 +4,11 @@ The original notebook kept its settings in a class of globals. Here they live in
 one dataclass that can be printed, saved next to a run, loaded again and edited
 field by field. The presets:
 
-- ``seed``: exactly the original recipe (256², 8-level UNet, 50 epochs, ...).
-  Meant for a GPU: one of its training iterations takes 14-30 s on a 2-core CPU.
+- ``original``: exactly the original notebook's recipe (256², 8-level UNet, 50 epochs, ...).
+  Meant for a GPU: on a CPU each of its training iterations takes seconds.
 - ``realtime`` and ``quality``: the shipped models' recipe (`RESTORE_RECIPE`: L1 pre-training with an
   EMA on random crops of real frames, wide degradations) with the generators the race chose.
-- ``demo``: the real-time model's recipe, from scratch on the shipped frames in minutes on 2 CPU cores.
+- ``demo``: the real-time model's recipe, from scratch on the shipped frames in minutes on a CPU.
 - ``lite``: the earlier real-time GAN recipe (a small UNet at 256²).
 - ``ct``, ``mri``, ``xray``: 1-channel models of the real-time size on patches of real scans (`medgan_nb.data.scans`).
 - ``tiny``: seconds; used by the tests and by the notebooks under ``MEDGAN_TINY=1``.
@@ -30,18 +30,21 @@ from typing import Any
 
 # Named sets of degradations (see medgan_nb.degrade for what each one does).
 DEGRADATION_SETS: dict[str, tuple[str, ...]] = {
-    "seed": ("noise", "salt_pepper", "blur", "color_jitter"),
+    "original": ("noise", "salt_pepper", "blur", "color_jitter"),
     "endoscopy": ("glare", "motion_blur", "vignetting", "low_light", "noise", "jpeg"),
 }
 # The order each ``degradation_order`` applies them in (see medgan_nb.degrade for why).
 DEGRADATION_ORDERS: dict[str, tuple[str, ...]] = {
-    "seed": ("noise", "salt_pepper", "blur", "color_jitter"),
+    "original": ("noise", "salt_pepper", "blur", "color_jitter"),
     "physical": ("glare", "blur", "motion_blur", "vignetting", "color_jitter", "low_light",
                  "noise", "salt_pepper", "jpeg"),
-    "mixed": ("noise", "salt_pepper", "blur", "color_jitter"),   # per image: the seed or the physical order
+    "mixed": ("noise", "salt_pepper", "blur", "color_jitter"),   # per image: the original or the physical order
 }
 KNOWN_DEGRADATIONS = DEGRADATION_ORDERS["physical"]
 MODALITIES = ("endoscopy", "ct", "mri", "xray")
+# Values renamed since configs and checkpoints were first saved: (field, old value) -> new value, applied on loading.
+RENAMED_VALUES = {("preset", "seed"): "original", ("degradation_order", "seed"): "original",
+                  ("degradations", "seed"): "original"}
 PIXEL_LOSSES = ("l1", "log_l1")
 # Inference engines of `medgan_nb.inference.backends.fast_generator` (and `enhance --backend`); "auto" measures them here.
 INFERENCE_BACKENDS = ("auto", "torch", "torch-channels-last", "torch-bf16", "onnxruntime", "openvino", "openvino-bf16")
@@ -55,9 +58,9 @@ def default_output_dir() -> str:
 
 @dataclass
 class Config:
-    """Every setting of a run. Build one with ``Config.preset(name, **overrides)``; ``Config()`` is the seed preset."""
+    """Every setting of a run. Build one with ``Config.preset(name, **overrides)``; ``Config()`` is the original preset."""
 
-    preset: str = "seed"                   # the preset these values started from (the classmethod is set below)
+    preset: str = "original"                 # the preset these values started from (the classmethod is set below)
 
     # data
     image_size: int = 256
@@ -129,8 +132,8 @@ class Config:
     output_dir: str = field(default_factory=default_output_dir)   # runs go to <output_dir>/runs/<name>/
 
     # degradations
-    degradations: tuple[str, ...] = DEGRADATION_SETS["seed"]
-    degradation_order: str = "seed"        # "seed" (noise, s&p, blur, jitter), "physical" or "mixed" (each image
+    degradations: tuple[str, ...] = DEGRADATION_SETS["original"]
+    degradation_order: str = "original"    # "original" (noise, s&p, blur, jitter), "physical" or "mixed" (each image
                                            # one of the two, at random: blurred noise and noisy blur)
     noise_std: float = 0.15
     noise_std_range: float = 0.05          # std drawn from noise_std ± noise_std_range
@@ -184,6 +187,8 @@ class Config:
         hints = typing.get_type_hints(Config)
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if isinstance(value, str):
+                value = RENAMED_VALUES.get((f.name, value), value)
             if f.name == "degradations" and isinstance(value, str):
                 if value not in DEGRADATION_SETS:
                     raise ValueError(f"degradations: unknown set {value!r}; "
@@ -255,7 +260,8 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Config":
-        """Build from a plain dict; an unknown key is an error that names it."""
+        """Build from a plain dict; an unknown key is an error that names it. Configs saved before a rename
+        (`RENAMED_VALUES`, e.g. the preset "seed", now "original") load with the new name."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
@@ -286,19 +292,20 @@ class Config:
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
         try:
-            return cls.preset(data.pop("preset", "seed"), **data)
+            return cls.preset(data.pop("preset", "original"), **data)
         except (KeyError, ValueError) as e:
             raise type(e)(f"{path}: {e.args[0]}") from None
 
 
 def _preset(cls: type[Config], name: str, **overrides: Any) -> Config:
     """The named preset with some fields changed, e.g. ``Config.preset("demo", epochs=2)``."""
+    name = RENAMED_VALUES.get(("preset", name), name)
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     return cls.from_dict({**PRESETS[name], "preset": name, **overrides})
 
 
-# Set after the class is made: defined in its body, the method would replace the field's default ("seed").
+# Set after the class is made: defined in its body, the method would replace the field's default ("original").
 Config.preset = classmethod(_preset)  # type: ignore[assignment,method-assign]
 
 # (low, high) fields and the bounds their values must keep.
@@ -348,8 +355,8 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     raise ValueError(f"{name}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
 
 
-_SEED = {}  # the dataclass defaults are the original recipe
-# Restoration training (issue 10): a wide range of degradations, each present with probability 0.7, so light
+_ORIGINAL = {}  # the dataclass defaults are the original recipe
+# Restoration training: a wide range of degradations, each present with probability 0.7, so light
 # and clean inputs occur (the model must learn to leave them alone); both orders of noise and blur.
 WIDE_DEGRADATIONS = dict(degradations=("blur", "noise", "salt_pepper"), degradation_order="mixed",
                          degradation_p=0.7, blur_sigma=(0.0, 2.0), blur_kernel=9, noise_std=0.1, noise_std_range=0.1,
@@ -359,17 +366,17 @@ RESTORE_RECIPE = dict(image_size=128, frame_size=256, train_crop="random", cache
                       batch_size=16, g_steps=1, lambda_adv=0.0, lambda_l1=1.0, lambda_perceptual=0.0, lr_g=1e-3,
                       beta1=0.9, beta2=0.99, ema_decay=0.999, dropout=0.0, d_base_channels=32,
                       save_every=5, log_every=20, **WIDE_DEGRADATIONS)
-# The generators `python -m benchmarks race` chose at equal CPU time (see README, "Choosing the generator").
+# The generators `python -m benchmarks race` chose at equal CPU time (see docs/model-zoo.md, "Choosing the generators").
 REALTIME_UNET = dict(generator="unet", residual=True, depth=5, base_channels=16, max_channels=128)
 QUALITY_NAFNET = dict(generator="nafnet", residual=True, base_channels=24, depth=3, stem=2, blocks=1)
-# CT, MRI and X-ray (issue 12): the real-time UNet with one channel and the restoration recipe (L1 + EMA) on random
+# CT, MRI and X-ray: the real-time UNet with one channel and the restoration recipe (L1 + EMA) on random
 # 128² patches of the real sample scans (medgan_nb.data.scans), each training slice degraded scan_realisations times.
 SCAN_RECIPE = dict(channels=1, image_size=128, batch_size=16, g_steps=1, lambda_adv=0.0, lambda_l1=1.0,
                    lambda_perceptual=0.0, lr_g=1e-3, beta1=0.9, beta2=0.99, ema_decay=0.999, dropout=0.0,
                    d_base_channels=32, save_every=10, log_every=20, epochs=300, lr_decay_start=150,
                    max_minutes=12.0, **REALTIME_UNET)
 PRESETS: dict[str, dict[str, Any]] = {
-    "seed": _SEED,
+    "original": _ORIGINAL,
     # Minutes on 2 CPU cores: the real-time model's architecture and recipe, trained from scratch on the
     # shipped real frames (random 128² crops, 8 per frame and epoch) for a fixed 80 epochs; the 120-minute
     # safety stop only ends a run on a machine several times slower than 2 quiet cores, and the demo says so.

@@ -10,4 +10,4 @@ from .ct import (MU_WATER_PER_MM, AIR_HU, FOV_MM, hu_to_mu, mu_to_hu, view_angle
 from .mri import (PATTERNS, kspace, magnitude_image, sampling_mask, motion_phases, mri_degrade, mri_acquire,
                   tv_reconstruction, rician_noise, undersample_kspace, motion_kspace)
 from .xray import detector_blur, quantum_noise, xray_degrade
-from .acquisition import CT_WINDOW, MODALITIES, STRENGTHS, ModalityDegradation
+from .acquisition import CT_WINDOW, SCAN_MODALITIES, STRENGTHS, ModalityDegradation

@@ -1,6 +1,6 @@
-"""Degradations that CT, MRI and X-ray images really have (issue 12, part 2).
+"""Degradations that CT, MRI and X-ray images really have.
 
-Unlike `medgan_nb.degrade` (camera-like degradations of RGB endoscopy frames), each one here
+Unlike `medgan_nb.degrade.pipeline` (camera-like degradations of RGB endoscopy frames), each one here
 follows the physics of one modality's acquisition, on 1-channel batches (N, 1, H, W):
 
 - CT, low dose (`low_dose_ct`): photon (Poisson) noise is added to the *projections*, not to the
@@ -45,6 +45,7 @@ import math
 
 import torch
 
+from ..config.config import MODALITIES
 from ..utils.images import WINDOWS, from_unit, to_unit
 from .ct import low_dose_ct
 from .mri import mri_degrade
@@ -53,7 +54,7 @@ from .pipeline import Degraded, Params
 from .xray import xray_degrade
 
 CT_WINDOW = (0.0, 2000.0)    # (center, width) in HU used by ModalityDegradation: -1000 ... +1000 HU
-MODALITIES = ("ct", "mri", "xray")
+SCAN_MODALITIES = tuple(m for m in MODALITIES if m != "endoscopy")   # the ones simulated from a clean slice
 
 
 # ----------------------------------------------------------------- pipeline
@@ -80,8 +81,8 @@ class ModalityDegradation:
     """
 
     def __init__(self, modality: str, seed: int = 0, **strengths):
-        if modality not in MODALITIES:
-            raise ValueError(f"unknown modality {modality!r}; use one of {MODALITIES}")
+        if modality not in SCAN_MODALITIES:
+            raise ValueError(f"unknown modality {modality!r}; use one of {SCAN_MODALITIES}")
         unknown = sorted(set(strengths) - set(STRENGTHS[modality]))
         if unknown:
             raise ValueError(f"unknown strength(s) {unknown} for {modality!r}; use {STRENGTHS[modality]}")

@@ -3,8 +3,8 @@
 Each degradation is a plain function on a batch ``x`` of shape (N, 3, H, W) with
 values in [-1, 1] (the models' range), on whatever device ``x`` lives on. Its
 strength is given per image (a tensor of shape (N,)), so one call degrades a
-whole batch with different settings per image: far faster than the original
-notebook, which degraded one image at a time on the CPU inside the Dataset.
+whole batch with different settings per image, where the original notebook
+degraded one image at a time on the CPU inside the Dataset.
 Intensities are in units of the [0, 1] image range, as in the original.
 
 `Degradation` chains them. It samples the per-image parameters from the
@@ -17,7 +17,7 @@ glare (scene) -> blur / motion blur / vignetting (optics) -> colour and exposure
 transmission) -> JPEG (storage). That is ``degradation_order="physical"``.
 The original applied noise first and blurred afterwards, which smooths the
 noise into soft blobs that look nothing like sensor noise and makes denoising
-easier than it is on real frames; ``degradation_order="seed"`` keeps that order
+easier than it is on real frames; ``degradation_order="original"`` keeps that order
 (noise, salt-and-pepper, blur, colour jitter) to reproduce the original.
 
 Reproducibility. Pass ``generator=`` for a seeded batch, or ``keys=`` (one
@@ -26,8 +26,8 @@ string or int per image, e.g. its file path) for per-image seeds: image
 whether the model runs on the CPU or a GPU (the random numbers are drawn on the
 CPU). Evaluation uses this mode.
 
-Speed. Drawing the random numbers is about half of the work on a CPU (PyTorch's generator is serial:
-about 3 ns per normal; README "Performance" has the profile). With ``noise_reuse=k`` in the config, a
+Speed. Drawing the random numbers is a large part of the work on a CPU (PyTorch's generator is serial;
+docs/performance.md has the profile). With ``noise_reuse=k`` in the config, a
 batch degraded with ``generator=`` (training) takes its Gaussian noise and its salt-and-pepper from a
 `NoiseBank` in which each drawn normal serves about k images, at new positions. Each image still gets
 independent standard normals; only images of different batches share values. ``keys=`` always draws
@@ -78,7 +78,7 @@ def _sample(name: str, cfg: Config, x: torch.Tensor, g: torch.Generator | None) 
     if name == "noise":
         return {"noise_std": u(cfg.noise_std - cfg.noise_std_range, cfg.noise_std + cfg.noise_std_range).clamp(min=0)}
     if name == "salt_pepper":
-        if not cfg.sp_amount_range:             # the seed preset: a fixed amount, no random numbers drawn
+        if not cfg.sp_amount_range:             # the original preset: a fixed amount, no random numbers drawn
             return {"sp_amount": torch.full((n,), cfg.sp_amount, device=x.device)}
         return {"sp_amount": u(cfg.sp_amount - cfg.sp_amount_range, cfg.sp_amount + cfg.sp_amount_range)}
     if name == "blur":
@@ -115,7 +115,7 @@ class NoiseBank:
     values to every batch). The ring's first half is kept a second time after its end, so that every window
     is a view, never a copy. Within a window the values are independent N(0, 1), as fresh draws; windows of
     later batches overlap earlier ones. The bank starts again from new draws when it is given another
-    generator (train.py seeds one per epoch: a resumed epoch gets the same noise).
+    generator (`medgan_nb.training.loop` seeds one per epoch: a resumed epoch gets the same noise).
     """
 
     def __init__(self, reuse: int):

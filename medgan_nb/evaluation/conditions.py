@@ -1,4 +1,18 @@
-"""TODO docstring (evaluate)."""
+"""What an evaluation degrades, and how: the conditions, the goal conditions and the noise × blur grid.
+
+- `evaluation_config(cfg)`: the config the evaluation set is built from: the task of `cfg` (image size,
+  data, degradations and their strengths) with the seeds and sizes that would change the test images
+  fixed (`EVAL_SEED`, `EVAL_SYNTHETIC_FRAMES`), so two models of one task see the same degraded inputs.
+- `conditions_of(cfg, breakdown)`: condition name -> degradation names: "all" of ``cfg.degradations``,
+  then each one alone.
+- `build_degraders(cfg, conditions, breakdown)`: condition name -> its `Degradation`; named conditions
+  are `Config` overrides (`GOAL_CONDITIONS`, or `grid_conditions`' one per (noise σ, blur σ) cell).
+  Raises ValueError for an empty set or for overrides of the fields in `NOT_CONDITION_FIELDS`, which
+  choose the images rather than their degradation.
+
+`GOAL_BASELINES`, `GRID_BASELINES` and `NO_HARM_DB` set which classics each kind of run compares with and
+the grid's "does no harm" line, in dB of PSNR.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +23,16 @@ from ..degrade.pipeline import Degradation
 from .baselines import FAST_BASELINES, NEEDS_BM3D
 
 EVAL_SEED = 0                   # seeds the synthetic test frames and every image's degradation
-EVAL_SYNTHETIC_FRAMES = 1000    # synthetic frames of all splits together, as the seed preset: 100 test frames
+EVAL_SYNTHETIC_FRAMES = 1000    # synthetic frames of all splits together, as the original preset: 100 test frames
 
-# The issue's goal conditions: Config overrides of the task's degradation settings. Every setting that
+# The goal conditions: Config overrides of the task's degradation settings. Every setting that
 # decides the degraded inputs is given, so a checkpoint's own (e.g. its sp_amount_range) never leaks in.
 GOAL_CONDITIONS: dict[str, dict] = {
     "blur_noise": dict(degradations=("blur", "noise"), degradation_order="physical", blur_sigma=(0.5, 1.5),
                        blur_kernel=9, noise_std=0.075, noise_std_range=0.0, degradation_p=1.0),
-    "seed": dict(degradations=("noise", "salt_pepper", "blur"), degradation_order="seed", noise_std=0.15,
-                 noise_std_range=0.05, blur_kernel=5, blur_sigma=(0.1, 2.0), sp_amount=0.01, sp_amount_range=0.0,
-                 sp_salt_ratio=0.5, degradation_p=1.0),
+    "original": dict(degradations=("noise", "salt_pepper", "blur"), degradation_order="original",
+                     noise_std=0.15, noise_std_range=0.05, blur_kernel=5, blur_sigma=(0.1, 2.0), sp_amount=0.01,
+                     sp_amount_range=0.0, sp_salt_ratio=0.5, degradation_p=1.0),
     "light": dict(degradations=("blur", "noise"), degradation_order="physical", blur_sigma=(0.3, 0.8),
                   blur_kernel=5, noise_std=0.02, noise_std_range=0.0, degradation_p=1.0),
 }
@@ -38,7 +52,7 @@ def conditions_of(cfg: Config, breakdown: bool = True) -> dict[str, tuple[str, .
     plus each of the original's four (noise, salt-and-pepper, blur, colour jitter) that training left out."""
     conditions = {"all": tuple(cfg.degradations)}
     if breakdown:
-        for name in dict.fromkeys([*cfg.degradations, *DEGRADATION_SETS["seed"]]):
+        for name in dict.fromkeys([*cfg.degradations, *DEGRADATION_SETS["original"]]):
             if len(cfg.degradations) > 1 or name not in cfg.degradations:
                 conditions[name] = (name,)
     return conditions

@@ -179,7 +179,7 @@ def evaluate(checkpoint: str | Path | None, out_dir: str | Path, *, cfg: Config 
         (or the shipped `model`, a name from ``python -m medgan_nb models``).
     out_dir: a new or empty folder for the results (use `medgan_nb.models.checkpoint.make_run_dir`).
     cfg: the task to score on (image size, data, degradations; see `evaluation_config`) instead of the
-        checkpoint's; with neither, `Config()`'s (the seed preset: 256², the original's four degradations).
+        checkpoint's; with neither, `Config()`'s (the original preset: 256², the original's four degradations).
     data_dir: score every image of this folder instead of a split of the default data.
     split: which split of the default data; "test" unless you really mean otherwise.
     baselines: names in `medgan_nb.evaluation.baselines.BASELINES`; by default the fast ones. "cbm3d" and
@@ -216,7 +216,7 @@ def evaluate_goals(checkpoint: str | Path | None, out_dir: str | Path, *, cfg: C
                    data_dir: str | Path | None = None, split: str = "test",
                    baselines: Sequence[str] = GOAL_BASELINES, max_images: int | None = None,
                    device: str = "auto", quiet: bool = False, model: str | None = None, guard: bool | Guard = True) -> dict:
-    """`evaluate` on the issue's three goal conditions (`GOAL_CONDITIONS`: blur_noise, seed, light), against
+    """`evaluate` on the three goal conditions (`GOAL_CONDITIONS`: blur_noise, original, light), against
     every classic including CBM3D (seconds per image; skipped, and said so, without bm3d)."""
     return evaluate(checkpoint, out_dir, cfg=cfg, data_dir=data_dir, split=split, baselines=baselines,
                     conditions=GOAL_CONDITIONS, max_images=max_images, device=device, quiet=quiet, model=model,
@@ -430,7 +430,7 @@ def evaluate_grid(checkpoint: str | Path, out_dir: str | Path, *, cfg: Config | 
     kernel, per-image seeds (`grid_conditions`). Writes grid.json (the returned dict), per_image.csv and
     grid.png: model − identity per cell ("does no harm" where >= `NO_HARM_DB`) and model − the best classic.
     baselines: the classics to compare with (identity is always scored); "cbm3d" costs seconds per image.
-    Cost: cells × images × (model + classics); about 1 s per 256² image and cell for the default classics.
+    Cost: cells × images × (model + classics).
     """
     if checkpoint is None and model is None:
         raise ValueError("evaluate_grid compares a model with its input and the classics: give a checkpoint "

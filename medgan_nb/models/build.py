@@ -1,6 +1,11 @@
-"""The two networks of pix2pix: a UNet generator and a PatchGAN discriminator.
+"""Building the networks from a `Config`: the generator (UNet or NAFNet) and the PatchGAN discriminator.
 
-At the ``seed`` preset both reproduce the original notebook layer for layer:
+`build_generator(cfg)` picks the generator by ``cfg.generator`` ("unet" or "nafnet") and
+`build_discriminator(cfg)` the PatchGAN, both initialised; `summary`, `receptive_field` and `layer_table`
+describe a built model, `resolve_device` turns "auto" into a device. The networks live in `unet`,
+`nafnet` and `discriminator`.
+
+At the ``seed`` preset the UNet and the PatchGAN reproduce the original notebook layer for layer:
 
 - `UNetGenerator`: 8 stride-2 convolutions take 256² down to 1² (channels
   64-128-256-512-512-512-512-512), 7 transposed convolutions bring it back up,
@@ -8,14 +13,13 @@ At the ``seed`` preset both reproduce the original notebook layer for layer:
   connections), and a last transposed convolution + Tanh gives the image.
   No BatchNorm on the first and the innermost layer; dropout 0.5 on encoder
   layers 4 and deeper and the 3 innermost decoder layers, as the original.
-  Shallower `depth` serves smaller images. ~54.4 M parameters at the seed preset.
+  Shallower `depth` serves smaller images. ~54.4 M parameters at the original preset.
 - `PatchDiscriminator`: the 70×70 PatchGAN. It sees the degraded input and a
   candidate restoration side by side (6 channels) and scores each 70×70 patch
   as real or fake, so its output is a grid whose size follows from the input
   (30×30 for 256²). ~2.77 M parameters.
 
-The ``lite`` preset builds the same UNet, scaled for real time on a CPU
-(8-15 ms per 256² frame on 2 cores against 110-200 ms for the seed UNet):
+The ``lite`` preset builds the same UNet, scaled for real time on a CPU:
 5 levels instead of 8, 16 base channels instead of 64, at most 128 channels
 (no 512-wide bottleneck: the seed UNet's 512-to-512 layers hold 46 M of its 54 M
 weights, all read for every frame), and no dropout. 1.04 M parameters.
@@ -25,10 +29,9 @@ a correction that is added to its input instead of a Tanh image.
 `NAFNetGenerator` (``generator="nafnet"``) is the NAFNet design (Chen et al. 2022):
 blocks without activation functions (LayerNorm, depthwise 3×3, SimpleGate,
 channel attention), an optional PixelUnshuffle stem, residual output, no
-BatchNorm. Raced at equal CPU time on real frames (``python -m benchmarks race``,
-README "Choosing the generator"), the stem-2, width-24 version tied with the
-residual lite UNet at 5 CPU-minutes and became the ``quality`` model; with a
-stem of 4 it plateaued about 5 dB lower.
+BatchNorm. The stem-2, width-24 version is the ``quality`` model, chosen by a
+race at equal CPU time on real frames (``python -m benchmarks race``,
+docs/model-zoo.md "Choosing the generators").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Training: the original's conditional-GAN recipe, made resumable, reproducible and device-agnostic.
 
-One iteration on a batch of clean images (`TrainStep`):
+One iteration on a batch of clean images (`Trainer`):
 
 1. degrade the batch on the training device (`medgan_nb.degrade`);
 2. discriminator step: D learns to tell (degraded, clean) from (degraded, G(degraded));
@@ -206,11 +206,11 @@ def _train_epochs(s: _Session, data: _Data, quiet: bool) -> None:
             break
 
     if world > 1:
-        digest = _check_in_sync([_unwrap(s.step_fn.G), _unwrap(s.step_fn.D)], world)
+        digest = _check_in_sync([_unwrap(s.trainer.G), _unwrap(s.trainer.D)], world)
         if s.main:
             print(f"weights identical on all {world} processes (sha256 {digest[:12]})")
     if s.main:
-        _save_samples(s.step_fn.shipped, data.val_clean, data.val_degraded, run / "samples" / "final.png", device,
+        _save_samples(s.trainer.shipped, data.val_clean, data.val_degraded, run / "samples" / "final.png", device,
                       writer=s.tb, step=s.step)
         if not quiet:
             print(f"run folder: {run}")
@@ -250,8 +250,8 @@ def _train_epoch(s: _Session, data: _Data, epoch: int, deadline: float, quiet: b
     if isinstance(data.loader.sampler, DistributedSampler):
         data.loader.sampler.set_epoch(epoch)
     noise = torch.Generator(device).manual_seed(seed_for(f"degrade {epoch} rank {s.rank}", cfg.seed))
-    memory = torch.channels_last if s.step_fn.amp else torch.contiguous_format     # the models' layout
-    s.step_fn.G.train(), s.step_fn.D.train()
+    memory = torch.channels_last if s.trainer.amp else torch.contiguous_format     # the models' layout
+    s.trainer.G.train(), s.trainer.D.train()
     t0, seen = time.perf_counter(), 0
     batches = tqdm(data.loader, desc=f"epoch {epoch + 1}", leave=False, disable=quiet or not s.main)
     for batch in batches:
@@ -259,15 +259,15 @@ def _train_epoch(s: _Session, data: _Data, epoch: int, deadline: float, quiet: b
         degraded = (data.degrade(clean, generator=noise).image if data.degrade is not None
                     else batch[1].to(device, non_blocking=True, memory_format=memory))
         logged = (s.step + 1) % cfg.log_every == 0 or s.step == 0       # this step gets a row in metrics.csv
-        loss_d, parts = s.step_fn(clean, degraded, grad_norms=logged)
+        loss_d, parts = s.trainer(clean, degraded, grad_norms=logged)
         s.step += 1
         seen += clean.shape[0] * s.world
         _stop_if_diverged(s, loss_d, parts, epoch)
         if logged:
-            norms = s.step_fn.grad_norms
+            norms = s.trainer.grad_norms
             row = {"step": s.step, "epoch": epoch + 1, "loss_d": loss_d.item(), "loss_g": parts.total.item(),
                    "adv": parts.adv.item(), "l1": parts.l1.item(), "perceptual": parts.perceptual.item(),
-                   "lr_g": s.step_fn.opt_g.param_groups[0]["lr"], "lr_d": s.step_fn.opt_d.param_groups[0]["lr"],
+                   "lr_g": s.trainer.opt_g.param_groups[0]["lr"], "lr_d": s.trainer.opt_d.param_groups[0]["lr"],
                    "images_per_s": seen / (time.perf_counter() - t0),
                    **{f"grad_{t}": norms[t].item() for t in GRAD_TERMS}}
             s.metrics.write(row)
@@ -277,7 +277,7 @@ def _train_epoch(s: _Session, data: _Data, epoch: int, deadline: float, quiet: b
             batches.set_postfix(D=f"{row['loss_d']:.3f}", G=f"{row['loss_g']:.2f}",
                                 img_s=f"{row['images_per_s']:.0f}")
         if s.main and cfg.sample_every and s.step % cfg.sample_every == 0:
-            _save_samples(s.step_fn.shipped, data.val_clean, data.val_degraded,
+            _save_samples(s.trainer.shipped, data.val_clean, data.val_degraded,
                           s.run / "samples" / f"step_{s.step:06d}.png", device, writer=s.tb, step=s.step)
         for callback in s.callbacks:
             callback(StepEnd(s.run, epoch + 1, s.step, row if logged else None))
@@ -310,16 +310,16 @@ def _stop_if_diverged(s: _Session, loss_d: torch.Tensor, parts: GeneratorLossPar
 def _end_epoch(s: _Session, data: _Data, epoch: int) -> None:
     """Step the schedules, align BatchNorm statistics across ranks, validate and save (rank 0)."""
     s.sched_g.step()
-    if s.step_fn.adversarial:             # without D updates its schedule would warn of a step before the optimiser's
+    if s.trainer.adversarial:             # without D updates its schedule would warn of a step before the optimiser's
         s.sched_d.step()
     s.epoch = epoch + 1
-    G, D = _unwrap(s.step_fn.G), _unwrap(s.step_fn.D)
+    G, D = _unwrap(s.trainer.G), _unwrap(s.trainer.D)
     if s.world > 1:                       # BatchNorm statistics: make every rank hold rank 0's
         for model in (G, D):
             for buffer in model.buffers():
                 dist.broadcast(buffer, 0)
     if s.main:
-        psnr_out, ssim_out = _scores(restore(s.step_fn.shipped, data.val_degraded, s.device), data.val_clean)
+        psnr_out, ssim_out = _scores(restore(s.trainer.shipped, data.val_degraded, s.device), data.val_clean)
         scores = {"psnr": psnr_out, "ssim": ssim_out, "psnr_degraded": data.val_input_scores[0],
                   "ssim_degraded": data.val_input_scores[1]}
         now = time.process_time()
@@ -338,13 +338,13 @@ def _end_epoch(s: _Session, data: _Data, epoch: int) -> None:
 def _save(s: _Session, scores: dict[str, float], best: bool) -> None:
     """Write the training state once as last.pt; epoch_NNN.pt and best.pt are links to the same bytes."""
     s.best_psnr = max(s.best_psnr, scores["psnr"])
-    opt_g, opt_d = s.step_fn.opt_g, s.step_fn.opt_d
-    ema = s.step_fn.ema
-    state = {"config": s.cfg.to_dict(), "generator": _unwrap(s.step_fn.G).state_dict(),
+    opt_g, opt_d = s.trainer.opt_g, s.trainer.opt_d
+    ema = s.trainer.ema
+    state = {"config": s.cfg.to_dict(), "generator": _unwrap(s.trainer.G).state_dict(),
              "generator_ema": ema.state_dict() if ema is not None else None,
-             "discriminator": _unwrap(s.step_fn.D).state_dict(), "opt_g": opt_g.state_dict(),
+             "discriminator": _unwrap(s.trainer.D).state_dict(), "opt_g": opt_g.state_dict(),
              "opt_d": opt_d.state_dict(), "sched_g": s.sched_g.state_dict(), "sched_d": s.sched_d.state_dict(),
-             "scaler_g": s.step_fn.scaler_g.state_dict(), "scaler_d": s.step_fn.scaler_d.state_dict(),
+             "scaler_g": s.trainer.scaler_g.state_dict(), "scaler_d": s.trainer.scaler_d.state_dict(),
              "epoch": s.epoch, "step": s.step, "best_psnr": s.best_psnr, "val": scores,
              "cpu_s": s.cpu_s, "capped_epochs": list(s.capped_epochs)}
     folder = s.run / "checkpoints"

@@ -32,7 +32,7 @@ from ..models.checkpoint import (
     weights_key,
 )
 from .logs import METRIC_FIELDS, VAL_FIELDS, _CsvLog
-from .trainer import TrainStep, _scores, lr_factor, make_step
+from .trainer import Trainer, _scores, lr_factor, make_trainer
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class _Session:
     device: torch.device
     rank: int
     world: int
-    step_fn: "TrainStep"
+    trainer: "Trainer"
     sched_g: torch.optim.lr_scheduler.LambdaLR
     sched_d: torch.optim.lr_scheduler.LambdaLR
     epoch: int = 0                      # epochs completed
@@ -163,20 +163,20 @@ def _build(cfg: Config, run: Path, device: torch.device, rank: int, world: int, 
            in_place: bool) -> _Session:
     """Models, optimisers and schedulers, from scratch or from `state`; wrapped for DDP when world > 1."""
     torch.manual_seed(cfg.seed)
-    step_fn = make_step(cfg, device)
-    sched_g = torch.optim.lr_scheduler.LambdaLR(step_fn.opt_g, lambda e: lr_factor(e, cfg))
-    sched_d = torch.optim.lr_scheduler.LambdaLR(step_fn.opt_d, lambda e: lr_factor(e, cfg))
-    s = _Session(cfg, run, device, rank, world, step_fn, sched_g, sched_d)
+    trainer = make_trainer(cfg, device)
+    sched_g = torch.optim.lr_scheduler.LambdaLR(trainer.opt_g, lambda e: lr_factor(e, cfg))
+    sched_d = torch.optim.lr_scheduler.LambdaLR(trainer.opt_d, lambda e: lr_factor(e, cfg))
+    s = _Session(cfg, run, device, rank, world, trainer, sched_g, sched_d)
     if state is None and cfg.init_generator:
-        _init_generator(step_fn, cfg.init_generator)
+        _init_generator(trainer, cfg.init_generator)
     if state is not None:
-        step_fn.G.load_state_dict(state["generator"])
-        if step_fn.ema is not None:
-            step_fn.ema.load_state_dict(state[weights_key(state)])
-            step_fn.ema_updates = state["step"] * cfg.g_steps
-        step_fn.D.load_state_dict(state["discriminator"])
-        for obj, key in [(step_fn.opt_g, "opt_g"), (step_fn.opt_d, "opt_d"), (sched_g, "sched_g"),
-                         (sched_d, "sched_d"), (step_fn.scaler_g, "scaler_g"), (step_fn.scaler_d, "scaler_d")]:
+        trainer.G.load_state_dict(state["generator"])
+        if trainer.ema is not None:
+            trainer.ema.load_state_dict(state[weights_key(state)])
+            trainer.ema_updates = state["step"] * cfg.g_steps
+        trainer.D.load_state_dict(state["discriminator"])
+        for obj, key in [(trainer.opt_g, "opt_g"), (trainer.opt_d, "opt_d"), (sched_g, "sched_g"),
+                         (sched_d, "sched_d"), (trainer.scaler_g, "scaler_g"), (trainer.scaler_d, "scaler_d")]:
             obj.load_state_dict(state[key])
         s.epoch, s.step = state["epoch"], state["step"]
         s.cpu_s, s.capped_epochs = state.get("cpu_s", 0.0), list(state.get("capped_epochs", []))
@@ -189,14 +189,14 @@ def _build(cfg: Config, run: Path, device: torch.device, rank: int, world: int, 
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
         for attr in ("G", "D"):
-            model = getattr(step_fn, attr)
+            model = getattr(trainer, attr)
             if cfg.sync_batchnorm:
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)     # shares the optimiser's parameters
-            setattr(step_fn, attr, DistributedDataParallel(model, device_ids=ids))
+            setattr(trainer, attr, DistributedDataParallel(model, device_ids=ids))
     return s
 
 
-def _init_generator(step_fn: "TrainStep", path: str) -> None:
+def _init_generator(trainer: "Trainer", path: str) -> None:
     """Start G (and its EMA) from another checkpoint's generator: GAN fine-tuning after L1 pre-training.
 
     The EMA weights are taken when the checkpoint has them (they are the better model). The architectures
@@ -205,12 +205,12 @@ def _init_generator(step_fn: "TrainStep", path: str) -> None:
     state = load_checkpoint(path)
     weights = state[weights_key(state)]
     try:
-        step_fn.G.load_state_dict(weights)
+        trainer.G.load_state_dict(weights)
     except RuntimeError as e:
         raise CheckpointError(f"init_generator {path}: its generator does not fit this config's generator "
                               f"({str(e).splitlines()[0]}); use the same generator settings") from None
-    if step_fn.ema is not None:
-        step_fn.ema.load_state_dict(weights)
+    if trainer.ema is not None:
+        trainer.ema.load_state_dict(weights)
     log.info("generator initialised from %s (sha256 %s)", path, state["sha256"][:12])
 
 

@@ -1,8 +1,8 @@
 """One training iteration of the conditional GAN, and what it needs: networks, losses, optimisers, EMA.
 
-- `make_step(cfg, device, perceptual)`: builds G and D (`medgan_nb.models.build`), the generator loss
-  (`medgan_nb.losses`) and the two Adam optimisers of `cfg` on `device`, as a `TrainStep`.
-- `TrainStep(clean, degraded)`: batches (N, C, H, W) in [-1, 1] on the device -> (D's loss, G's last
+- `make_trainer(cfg, device, perceptual)`: builds G and D (`medgan_nb.models.build`), the generator loss
+  (`medgan_nb.losses`) and the two Adam optimisers of `cfg` on `device`, as a `Trainer`.
+- `Trainer(clean, degraded)`: batches (N, C, H, W) in [-1, 1] on the device -> (D's loss, G's last
   `GeneratorLossParts`): one discriminator update, then ``g_steps`` generator updates on the same batch,
   and the EMA of G's weights after each (``shipped`` is the generator to validate and save). With
   ``lambda_adv = 0`` (L1 pre-training) D is neither run nor trained.
@@ -55,7 +55,7 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 @dataclass
-class TrainStep:
+class Trainer:
     """The models, losses and optimisers of a run; calling it runs one training iteration on a batch.
 
     One iteration, as in the original: one discriminator update, then
@@ -162,8 +162,8 @@ class TrainStep:
                 e.copy_(g)
 
 
-def make_step(cfg: Config, device: torch.device | str = "cpu", perceptual: nn.Module | None = None) -> TrainStep:
-    """Build G, D (initialised), the losses and the Adam optimisers of `cfg` on `device` as a `TrainStep`.
+def make_trainer(cfg: Config, device: torch.device | str = "cpu", perceptual: nn.Module | None = None) -> Trainer:
+    """Build G, D (initialised), the losses and the Adam optimisers of `cfg` on `device` as a `Trainer`.
 
     perceptual: a ready VGG loss module (e.g. ``VGGPerceptualLoss(weights=None)``
     for benchmarks without the weights); default: built from `cfg`.
@@ -178,7 +178,7 @@ def make_step(cfg: Config, device: torch.device | str = "cpu", perceptual: nn.Mo
     opt_g = torch.optim.Adam(G.parameters(), cfg.lr_g, betas=(cfg.beta1, cfg.beta2), **fast)
     opt_d = torch.optim.Adam(D.parameters(), cfg.lr_d, betas=(cfg.beta1, cfg.beta2), **fast)
     ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
-    return TrainStep(G, D, loss_g, opt_g, opt_d, torch.amp.GradScaler(device.type, enabled=amp),
+    return Trainer(G, D, loss_g, opt_g, opt_d, torch.amp.GradScaler(device.type, enabled=amp),
                      torch.amp.GradScaler(device.type, enabled=amp), cfg.g_steps, amp, ema, cfg.ema_decay)
 
 
