@@ -111,7 +111,7 @@ def test_evaluate_and_enhance_commands(tmp_path, capsys):
     assert main(["enhance", str(frames), "--checkpoint", str(run), "--out", str(out), "--quiet"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["audit.jsonl", "f0.png", "f1.png"]
     assert main(["enhance", str(frames), "--checkpoint", str(run), "--out", str(out), "--quiet"]) == 1
-    assert "already exists" in capsys.readouterr().err
+    assert "already exist" in capsys.readouterr().err
     assert main(["evaluate", str(frames / "f0.jpg"), "--quiet"]) == 1
 
 

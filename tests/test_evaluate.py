@@ -9,6 +9,7 @@ from torch.utils.data import ConcatDataset, Subset
 
 import medgan_nb.evaluation.conditions as evaluation_conditions
 import medgan_nb.evaluation.core as evaluation_core
+import medgan_nb.evaluation.grid as evaluation_grid
 import medgan_nb.evaluation.plots as evaluation_plots
 import medgan_nb.utils.hardware as utils_hardware
 from medgan_nb.config import DEGRADATION_SETS, Config
@@ -24,7 +25,7 @@ from medgan_nb.evaluation import (
     evaluation_config,
     summarize,
 )
-from medgan_nb.metrics import psnr, psnr_masked
+from medgan_nb.metrics import PSNR_CAP, psnr, psnr_masked
 from medgan_nb.models import build_generator, save_checkpoint
 from medgan_nb.utils import file_sha256, to_numpy_images
 
@@ -435,14 +436,14 @@ def stand_in(monkeypatch, cfg):
 
 def test_grid_of_an_identity_model_is_exactly_zero_against_identity(checkpoint, stand_in, tmp_path):
     stand_in(StandIn())
-    grid = evaluation_core.evaluate_grid(checkpoint, tmp_path / "grid", max_images=2, device="cpu", quiet=True)
+    grid = evaluation_grid.evaluate_grid(checkpoint, tmp_path / "grid", max_images=2, device="cpu", quiet=True)
     assert grid["noise_stds"] == [0, 0.02, 0.05, 0.075, 0.1, 0.15, 0.2]
     assert grid["blur_sigmas"] == [0, 0.5, 1.0, 1.5, 2.0]
     assert grid["model_minus_identity"] == [[0.0] * 5] * 7
     assert grid["does_no_harm"] and grid["harmful_cells"] == 0
     assert all(name in ("nlm", "tv", "bilateral", "median") for row in grid["best_classic"] for name in row)
     clean = grid["results"]["noise 0, blur 0"]            # no degradation: the input is the clean image
-    assert clean["identity"]["psnr_mean"] == evaluation_core.PSNR_CAP and clean["gan"]["psnr_mean"] == 100
+    assert clean["identity"]["psnr_mean"] == PSNR_CAP and clean["gan"]["psnr_mean"] == 100
     assert grid["model_minus_best_classic"][0][0] > 0      # every classic changes a clean image
     strong = grid["results"]["noise 0.2, blur 0"]
     assert strong["nlm"]["psnr_mean"] > strong["identity"]["psnr_mean"]    # NLM got the true std and denoised
@@ -454,7 +455,7 @@ def test_grid_of_an_identity_model_is_exactly_zero_against_identity(checkpoint, 
 
 def test_grid_shows_a_harmful_model_as_negative_cells(checkpoint, stand_in, tmp_path):
     stand_in(StandIn(harmful=True))
-    grid = evaluation_core.evaluate_grid(checkpoint, tmp_path / "grid", baselines=("median", "tv"),
+    grid = evaluation_grid.evaluate_grid(checkpoint, tmp_path / "grid", baselines=("median", "tv"),
                                          noise_stds=(0, 0.1), blur_sigmas=(0, 1.0, 2.0), max_images=2,
                                          device="cpu", quiet=True)
     gains = np.array(grid["model_minus_identity"])
@@ -467,13 +468,13 @@ def test_grid_shows_a_harmful_model_as_negative_cells(checkpoint, stand_in, tmp_
 
 def test_grid_refuses_bad_input(checkpoint, tmp_path):
     with pytest.raises(ValueError, match="give a checkpoint"):
-        evaluation_core.evaluate_grid(None, tmp_path / "a")
+        evaluation_grid.evaluate_grid(None, tmp_path / "a")
     with pytest.raises(ValueError, match="noise_stds must be distinct values >= 0"):
-        evaluation_core.evaluate_grid(checkpoint, tmp_path / "b", noise_stds=(0.1, -0.1))
+        evaluation_grid.evaluate_grid(checkpoint, tmp_path / "b", noise_stds=(0.1, -0.1))
     with pytest.raises(ValueError, match="blur_sigmas must be"):
-        evaluation_core.evaluate_grid(checkpoint, tmp_path / "c", blur_sigmas=())
+        evaluation_grid.evaluate_grid(checkpoint, tmp_path / "c", blur_sigmas=())
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "grid.json").write_text("{}")
     with pytest.raises(FileExistsError):
-        evaluation_core.evaluate_grid(checkpoint, tmp_path / "d")
+        evaluation_grid.evaluate_grid(checkpoint, tmp_path / "d")
     assert (tmp_path / "d" / "grid.json").read_text() == "{}"

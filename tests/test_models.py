@@ -146,3 +146,15 @@ def test_build_generator_follows_the_config():
         Config.preset("tiny", stem=2)                       # only the nafnet generator has a stem
     with pytest.raises(ValueError, match="generator must be"):
         Config.preset("tiny", generator="resnet")
+
+
+def test_every_registered_generator_builds_from_a_config_and_unknown_names_fail():
+    from medgan_nb.models import GENERATORS
+    assert set(GENERATORS) == {"unet", "nafnet"}
+    for name in GENERATORS:
+        cfg = Config.preset("tiny", generator=name)
+        g = build_generator(cfg)
+        x = torch.zeros(1, cfg.channels, cfg.size_multiple * 2, cfg.size_multiple * 2)
+        assert g(x).shape == x.shape and g.modality == cfg.modality
+    with pytest.raises(ValueError, match="generator"):
+        Config.preset("tiny", generator="resnet")

@@ -15,7 +15,7 @@ import argparse
 import json
 from typing import Sequence
 
-from ..config.config import Config
+from ..config import PRESETS, Config
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict:
@@ -53,3 +53,12 @@ def chosen_model(args: argparse.Namespace) -> str | None:
 GUARD_HELP = ("do not apply the shipped model's guard (which returns inputs that show no noise and that the model "
               "would change only a little unchanged, medgan_nb.models.guard): the model then also deblurs noise-free "
               "images, and changes clean ones")
+
+
+def with_config(p: argparse.ArgumentParser, preset: str) -> argparse.ArgumentParser:
+    """Add --preset (default `preset`), --config and --set to a command's parser; returns it."""
+    p.add_argument("--preset", default=preset, choices=sorted(PRESETS), help=f"named settings (default {preset})")
+    p.add_argument("--config", help="a JSON or YAML config file (instead of --preset)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change one config field, e.g. --set epochs=3 (repeatable)")
+    return p

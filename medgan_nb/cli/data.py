@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import config_from_args
+from .common import config_from_args, with_config
 
 
 # ---------------------------------------------------------------- commands
@@ -48,3 +48,14 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"  {split:5s} error: {e}")
             return 1
     return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``data`` commands and their options."""
+    data = sub.add_parser("data", help="download data sets and weights, show the data").add_subparsers(
+        dest="data_command", required=True)
+    dl = data.add_parser("download", help="download kvasir-seg (data set) or vgg19 (perceptual-loss weights)")
+    dl.add_argument("name", choices=["kvasir-seg", "vgg19"])
+    dl.add_argument("--to", default="data", help="target folder for data sets (default: data)")
+    dl.set_defaults(func=cmd_download)
+    with_config(data.add_parser("info", help="how many images each split holds"), "demo").set_defaults(func=cmd_info)

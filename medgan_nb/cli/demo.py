@@ -14,7 +14,8 @@ import argparse
 import time
 
 from ..models.checkpoint import make_run_dir
-from .common import config_from_args
+from ..utils.text import markdown_table
+from .common import config_from_args, with_config
 from .evaluate import _print_summary
 
 
@@ -65,6 +66,12 @@ def demo_table(metrics: dict, shipped: dict[str, dict]) -> str:
     for method in metrics["results"][conditions[0]]:
         if method != "gan":
             rows[method] = {c: metrics["results"][c][method]["psnr_mean"] for c in conditions}
-    lines = ["| method | " + " | ".join(conditions) + " |", "|---" * (len(conditions) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(f"{v[c]:.2f}" for c in conditions) + " |" for name, v in rows.items()]
-    return "\n".join(lines)
+    return markdown_table(("method", *conditions), [(name, *(f"{v[c]:.2f}" for c in conditions))
+                                                    for name, v in rows.items()])
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``demo`` command and its options."""
+    demo = with_config(sub.add_parser("demo", help="train + evaluate on the embedded data, write a report"), "demo")
+    demo.add_argument("--quiet", action="store_true")
+    demo.set_defaults(func=cmd_demo)

@@ -18,13 +18,14 @@ from pathlib import Path
 
 from ..config.config import Config
 from ..models.checkpoint import make_run_dir
-from .common import chosen_model, parse_overrides
+from .common import GUARD_HELP, chosen_model, parse_overrides
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..evaluation.baselines import FAST_BASELINES
     from ..evaluation.conditions import GRID_BASELINES
-    from ..evaluation.core import evaluate, evaluate_goals, evaluate_grid
+    from ..evaluation.core import evaluate, evaluate_goals
+    from ..evaluation.grid import evaluate_grid
     from ..models.checkpoint import CheckpointError, load_checkpoint, run_folder_of
     from ..models.zoo import model_card
     checkpoint = Path(args.checkpoint) if args.checkpoint is not None else None
@@ -82,3 +83,34 @@ def _print_summary(metrics: dict, report: Path) -> None:
     for line in summarize(metrics):
         print(f"  - {line}")
     print(f"report: {report}")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``evaluate`` command and its options."""
+    ev = sub.add_parser("evaluate", help="PSNR/SSIM of a checkpoint and classical baselines on held-out images")
+    ev_weights = ev.add_mutually_exclusive_group()
+    ev_weights.add_argument("checkpoint", nargs="?",
+                            help="a checkpoint file, or a run folder (its last checkpoint); "
+                                 "without it or --model: the default shipped model")
+    ev_weights.add_argument("--model", metavar="NAME", help="a shipped model (python -m medgan_nb models)")
+    ev.add_argument("--data", help="evaluate on every image of this folder (clean images; they get degraded)")
+    ev.add_argument("--split", default="test", choices=["train", "val", "test"], help="default data split (test)")
+    ev.add_argument("--out", help="results folder (default: <run>/eval, never overwritten)")
+    ev.add_argument("--max-images", type=int, help="evaluate at most this many images")
+    ev.add_argument("--no-breakdown", action="store_true", help="skip the per-degradation conditions")
+    ev_task = ev.add_mutually_exclusive_group()
+    ev_task.add_argument("--goals", action="store_true",
+                         help="score the three goal conditions (blur + noise 0.075, the original's, light) against "
+                              "every classic, CBM3D included when bm3d is installed (seconds per image)")
+    ev_task.add_argument("--grid", action="store_true",
+                         help="noise σ × blur σ grid: model − input and model − best classic per cell (grid.png)")
+    ev.add_argument("--cbm3d", action="store_true",
+                    help="also run CBM3D (pip install bm3d; non-commercial licence; seconds per 256² image)")
+    ev.add_argument("--no-guard", action="store_true", help=GUARD_HELP)
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="change a task field for the evaluation, e.g. --set image_size=128 or noise_std=0.05; "
+                         "seed, max_images, synthetic_frames and cache_images are fixed by the evaluation, so that "
+                         "every model is scored on the same inputs (use --max-images for a subset)")
+    ev.add_argument("--quiet", action="store_true")
+    ev.set_defaults(func=cmd_evaluate)

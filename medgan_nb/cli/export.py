@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from ..config.config import Config
+from ..utils.files import refuse_existing
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -40,8 +41,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             checkpoint.stem + (".onnx" if args.format == "onnx" else ".ts.pt"))
         if out.resolve() == checkpoint.resolve():
             raise FileExistsError(f"{out} is the checkpoint itself; choose another --out")
-        if out.exists() and not args.overwrite:                  # before the (slow) load and export
-            raise FileExistsError(f"{out} already exists; pass --overwrite to replace it")
+        if not args.overwrite:                                   # before the (slow) load and export
+            refuse_existing([out], "pass --overwrite to replace it")
         generator, _ = load_generator(checkpoint)
         export = export_onnx if args.format == "onnx" else export_torchscript
         started = time.perf_counter()
@@ -97,3 +98,21 @@ def checkpoint_training(state: dict, cfg: Config, weights: str) -> dict:
     return {"data": cfg.data_dir or "embedded fundus/histology patches + synthetic endoscopy frames",
             "degradations": list(cfg.degradations), "recipe": f"preset {cfg.preset}", "steps": state.get("step"),
             "weights": weights, "checkpoint_sha256": state["sha256"]}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``export`` command and its options."""
+    ex = sub.add_parser("export", help="export a checkpoint's generator to ONNX or TorchScript (checked after), "
+                                       "or publish it as a shipped model (--format pretrained)")
+    ex.add_argument("checkpoint", help="a checkpoint file, or a run folder (its last checkpoint)")
+    ex.add_argument("--format", default="onnx", choices=["onnx", "torchscript", "pretrained"],
+                    help="default onnx; pretrained: <name>.safetensors + <name>.json model card (EMA weights "
+                         "when the checkpoint has them)")
+    ex.add_argument("--out", help="output file (default: next to the checkpoint, <stem>.onnx or <stem>.ts.pt); "
+                                  "for pretrained a folder (default: the package's medgan_nb/weights/)")
+    ex.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    ex.add_argument("--name", help="pretrained: the model's name (its file names)")
+    ex.add_argument("--card", metavar="JSON", help="pretrained: a JSON file of card fields (summary, training, "
+                                                   "scores, reference, limitations, intended_use, default)")
+    ex.add_argument("--default", action="store_true", help="pretrained: mark it the default model")
+    ex.set_defaults(func=cmd_export)

@@ -33,3 +33,10 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"  {'':<20} scores: {headline(card)}")
     print("* the default model (enhance/evaluate without --checkpoint); python -m medgan_nb models NAME shows a card")
     return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``models`` command and its options."""
+    mo = sub.add_parser("models", help="list the shipped pretrained models, or print one's model card")
+    mo.add_argument("name", nargs="?", help="a model's name: print its card (Markdown)")
+    mo.set_defaults(func=cmd_models)

@@ -14,7 +14,7 @@ import json
 import logging
 import sys
 
-from .common import config_from_args
+from .common import config_from_args, with_config
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -43,3 +43,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     print(json.dumps(config_from_args(args).to_dict(), indent=2))
     return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``train`` commands and their options."""
+    with_config(sub.add_parser("config", help="print a config as JSON"), "original").set_defaults(func=cmd_config)
+    tr = with_config(sub.add_parser("train", help="train a restoration GAN (output/runs/<name>/)"), "demo")
+    tr.add_argument("--name", help="run folder name (default: a timestamp; never overwrites)")
+    tr.add_argument("--resume", metavar="RUN_OR_CHECKPOINT",
+                    help="a run folder: continue it in place from its last.pt; any other checkpoint "
+                         "(best.pt, epoch_NNN.pt, ...): a new run folder starts from it")
+    tr.add_argument("--quiet", action="store_true", help="no progress bars")
+    tr.set_defaults(func=cmd_train)

@@ -1,5 +1,5 @@
 """Scoring restorations: classical baselines, the degradation conditions, the methods that restore,
-the scoring core, the Markdown report and its plots, and the CT/MRI/X-ray evaluation (`scans`).
+the scoring core (`scoring`), `evaluate` (`core`) and its noise × blur grid (`grid`), the Markdown report and its plots, and the CT/MRI/X-ray evaluation (`scans`).
 """
 from .baselines import (Baseline, identity, median, gaussian, estimate_noise_std, nlm, tv, bilateral, BM3D_MISSING,
                         cbm3d, median_cbm3d, BASELINES, FAST_BASELINES, NEEDS_BM3D, missing_reason)
@@ -11,8 +11,9 @@ from .report import (ERROR_QUANTILE, REFERENCE_PSNR, REFERENCE_SSIM, summarize, 
                      condition_table, side_by_side)
 from .plots import (GRID_COLOUR_DB, plot_bars, plot_cases, plot_error_maps, lesion_box, plot_lesions,
                     GRID_PANELS, plot_grid, draw_grid_panel)
-from .core import (CSV_COLUMNS, LESION_COLUMNS, Row, LesionRow, Model, evaluate, evaluate_goals, dataset_masks,
-                   evaluation_data, Scores, score, lesion_rows, aggregate, aggregate_lesions, write_results,
-                   evaluate_grid, grid_table, reference_psnr)
+from .scoring import Row, LesionRow, Scores, score, lesion_rows, aggregate, aggregate_lesions
+from .core import (CSV_COLUMNS, LESION_COLUMNS, Model, evaluate, evaluate_goals, dataset_masks, evaluation_data,
+                   write_results, reference_psnr)
+from .grid import evaluate_grid, grid_table
 from .scans import (CONDITIONS, READER_WINDOW, run_model, score_slice, methods_for, evaluate_scans, restore_all, markdown,
                     write_report)

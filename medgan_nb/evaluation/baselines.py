@@ -32,6 +32,9 @@ from skimage.restoration import (
     denoise_tv_chambolle,
 )
 
+from ..models.guard import noise_level
+from ..utils.images import from_numpy_images
+
 Baseline = Callable[[np.ndarray, "float | None"], np.ndarray]
 
 
@@ -56,17 +59,9 @@ def gaussian(img: np.ndarray, noise_std: float | None = None) -> np.ndarray:
 
 
 def estimate_noise_std(img: np.ndarray) -> float:
-    """Robust estimate of the Gaussian noise std of an image (H, W, C), averaged over channels.
-
-    Donoho's wavelet MAD estimator, median(|d|) / 0.6745, on the finest diagonal
-    details d of a Haar wavelet, computed by hand (``skimage.restoration.estimate_sigma``
-    needs PyWavelets, which is not installed): d = (a - b - c + e) / 2 over each
-    2×2 block [[a, b], [c, e]] has std sigma for white noise and is near 0 on smooth content.
-    """
-    h, w = img.shape[0] // 2 * 2, img.shape[1] // 2 * 2
-    x = img[:h, :w].astype(np.float64)
-    d = (x[0::2, 0::2] - x[0::2, 1::2] - x[1::2, 0::2] + x[1::2, 1::2]) / 2
-    return float(np.mean(np.median(np.abs(d), axis=(0, 1)) / 0.6745))
+    """Estimated Gaussian noise std of an image (H, W, C) in [0, 1]: the guard's robust estimate
+    (`medgan_nb.models.guard.noise_level`, a median of second differences, near 0 on smooth content)."""
+    return float(noise_level(from_numpy_images(img)[None])[0])
 
 
 def nlm(img: np.ndarray, noise_std: float | None = None) -> np.ndarray:

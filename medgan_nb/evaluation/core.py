@@ -13,7 +13,7 @@
    seed, ``max_images``, ``synthetic_frames`` or ``cache_images``. So two
    models of one task are scored on the very same degraded inputs; the
    fingerprint ``inputs_sha256`` in metrics.json lets you check it.
-3. scoring (`score`): condition "all" applies all of ``cfg.degradations``
+3. scoring (`scoring.score`): condition "all" applies all of ``cfg.degradations``
    together; with ``breakdown=True`` each one is also applied alone, to show
    where the GAN helps and where it does not. Named conditions (``conditions=``,
    e.g. `GOAL_CONDITIONS`: `evaluate_goals`) replace these: each is the task
@@ -22,13 +22,13 @@
    clean image with PSNR and SSIM (`medgan_nb.metrics`), timing every method.
    Where the data has lesion masks (`medgan_nb.data.mask_of`: Kvasir-SEG's
    polyps), PSNR and SSIM are also scored inside and outside the masks.
-4. aggregation (`aggregate`, `aggregate_lesions`): mean, std and ms/image per
+4. aggregation (`scoring.aggregate`, `aggregate_lesions`): mean, std and ms/image per
    condition and method.
 5. writing (`write_results`): ``metrics.json`` (results, metadata),
    ``per_image.csv``, figures and ``report.md``, which says, from the numbers
    alone, where the GAN wins and where a baseline beats it (`summarize`).
 
-`evaluate_grid` scores a grid of fixed noise and blur strengths instead and
+`medgan_nb.evaluation.grid.evaluate_grid` scores a grid of fixed noise and blur strengths instead and
 draws where the model does harm (model − input) and where a classic beats it.
 
 The reference levels of the original notebook (PSNR 25 dB "good", 30 dB
@@ -39,19 +39,16 @@ pass/fail: what is reachable depends on the images and the degradation strength.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
-from tqdm.auto import tqdm
+from torch.utils.data import Dataset, Subset
 
 from .. import __version__
 from ..config.config import Config
@@ -68,7 +65,7 @@ from ..data.datasets import (
 from ..data.decode import load_image
 from ..data.transforms import to_tensor
 from ..degrade.pipeline import Degradation
-from ..metrics import PSNR_CAP, SSIM_DESCRIPTION, psnr, psnr_masked, ssim, ssim_masked
+from ..metrics import SSIM_DESCRIPTION, psnr
 from ..models.build import resolve_device
 from ..models.checkpoint import checkpoint_path, load_generator
 from ..models.guard import Guard
@@ -78,26 +75,17 @@ from .baselines import BASELINES, FAST_BASELINES, missing_reason
 from .conditions import (
     GOAL_BASELINES,
     GOAL_CONDITIONS,
-    GRID_BASELINES,
-    GRID_BLUR_KERNEL,
-    GRID_BLUR_SIGMAS,
-    GRID_NOISE_STDS,
-    NO_HARM_DB,
-    _cell,
     build_degraders,
     evaluation_config,
-    grid_conditions,
 )
-from .methods import run_gan, run_method
-from .plots import plot_bars, plot_cases, plot_error_maps, plot_grid, plot_lesions
+from .methods import run_gan
+from .plots import plot_bars, plot_cases, plot_error_maps, plot_lesions
 from .report import _best_baseline, report_markdown
+from .scoring import Scores, aggregate, aggregate_lesions, score
 
 log = logging.getLogger(__name__)
 CSV_COLUMNS = ("condition", "method", "key", "psnr", "ssim")
 LESION_COLUMNS = ("condition", "method", "key", "psnr_in", "ssim_in", "psnr_out", "ssim_out")
-
-Row = tuple[str, str, str, float, float]      # condition, method, key, PSNR, SSIM
-LesionRow = tuple[str, str, str, float, float, float, float]    # ..., PSNR and SSIM inside, then outside the mask
 
 
 @dataclass
@@ -285,107 +273,6 @@ def _warn_if_trained_on(keys: Sequence[str], trained: Config) -> None:
                     "model (its seed %d): its scores on them may be inflated", len(overlap), overlap[0], trained.seed)
 
 
-@dataclass
-class Scores:
-    """What `score` measured: per-image rows, seconds per (condition, method), the inputs' fingerprint, and
-    per-image rows inside/outside the lesion masks (empty without masks)."""
-    rows: list[Row] = field(default_factory=list)
-    seconds: dict[tuple[str, str], float] = field(default_factory=dict)
-    inputs_sha256: str = ""
-    lesion_rows: list[LesionRow] = field(default_factory=list)
-
-
-def score(dataset: Dataset, degraders: dict[str, Degradation], methods: Sequence[str],
-          generator: nn.Module | None, device: str, batch_size: int = 4, num_workers: int = 0,
-          quiet: bool = False, masks: Sequence[torch.Tensor | None] | None = None) -> Scores:
-    """Degrade, restore and score every image under every condition with every method.
-
-    masks: one lesion mask (H, W) or None per image of the dataset (`dataset_masks`): PSNR and SSIM are then
-    also scored inside and outside them. ``inputs_sha256`` is a SHA-256 of the keys and the float32 bytes of
-    the clean and degraded images of the first condition ("all", or the first named one), in order. Equal
-    fingerprints mean two evaluations scored the very same inputs.
-    """
-    scores = Scores(seconds={(c, m): 0.0 for c in degraders for m in methods})
-    inputs = hashlib.sha256()
-    first = next(iter(degraders))
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    warmed, start = False, 0
-    for clean, keys in tqdm(loader, desc="evaluating", unit="batch", disable=quiet):
-        keys = list(keys)
-        batch_masks = masks[start:start + len(keys)] if masks is not None else None
-        start += len(keys)
-        for cond, degrade in degraders.items():
-            d = degrade(clean, keys=keys)          # on the CPU, seeded per key: identical in every run
-            if cond == first:
-                _fingerprint(inputs, keys, clean, d.image)
-            for method in methods:
-                if method == "gan" and not warmed:     # the first call pays for allocation/cuDNN set-up
-                    run_gan(generator, d.image, device)
-                    warmed = True
-                y, dt = run_method(method, d.image, d.params, generator, device)
-                scores.seconds[cond, method] += dt
-                scores.rows += [(cond, method, key, min(float(p), PSNR_CAP), float(s))
-                                for key, p, s in zip(keys, psnr(y, clean), ssim(y, clean))]
-                if batch_masks is not None:
-                    scores.lesion_rows += lesion_rows(cond, method, keys, y, clean, batch_masks)
-    scores.inputs_sha256 = inputs.hexdigest()
-    return scores
-
-
-def _fingerprint(h: "hashlib._Hash", keys: Sequence[str], clean: torch.Tensor, degraded: torch.Tensor) -> None:
-    for key, x, y in zip(keys, clean, degraded):
-        h.update(key.encode("utf-8", "surrogateescape") + b"\0")
-        h.update(x.float().contiguous().numpy().tobytes())
-        h.update(y.float().contiguous().numpy().tobytes())
-
-
-def lesion_rows(cond: str, method: str, keys: Sequence[str], restored: torch.Tensor, clean: torch.Tensor,
-                masks: Sequence[torch.Tensor | None]) -> list[LesionRow]:
-    """PSNR (capped) and SSIM inside and outside each image's mask; images without a mask give no row."""
-    rows = []
-    for key, y, x, m in zip(keys, restored, clean, masks):
-        if m is None:
-            continue
-        m = torch.as_tensor(m, dtype=torch.bool)
-        rows.append((cond, method, key, *_masked_scores(y, x, m), *_masked_scores(y, x, ~m)))
-    return rows
-
-
-def _masked_scores(restored: torch.Tensor, clean: torch.Tensor, mask: torch.Tensor) -> tuple[float, float]:
-    """PSNR (capped at PSNR_CAP; NaN for an empty mask) and SSIM of one image (3, H, W) within a mask."""
-    p = float(psnr_masked(restored[None], clean[None], mask)[0])
-    return (p if np.isnan(p) else min(p, PSNR_CAP)), float(ssim_masked(restored[None], clean[None], mask)[0])
-
-
-def aggregate(rows: Sequence[Row], seconds: dict[tuple[str, str], float]) -> dict[str, dict[str, dict[str, float]]]:
-    """condition -> method -> mean and std of PSNR and SSIM over images, ms per image and n."""
-    results: dict[str, dict[str, dict[str, float]]] = {}
-    for cond, method in seconds:               # in the order of the conditions and methods scored
-        p = np.array([r[3] for r in rows if r[0] == cond and r[1] == method])
-        s = np.array([r[4] for r in rows if r[0] == cond and r[1] == method])
-        results.setdefault(cond, {})[method] = {
-            "psnr_mean": float(p.mean()), "psnr_std": float(p.std()),
-            "ssim_mean": float(s.mean()), "ssim_std": float(s.std()),
-            "ms_per_image": 1000 * seconds[cond, method] / max(len(p), 1), "n": int(len(p))}
-    return results
-
-
-def aggregate_lesions(rows: Sequence[LesionRow]) -> dict[str, dict[str, dict[str, float | int | None]]]:
-    """condition -> method -> mean PSNR/SSIM inside and outside the masks, over the images where that region
-    is not empty (n_in, n_out); None where no image has such a region."""
-    results: dict[str, dict[str, dict[str, float | int | None]]] = {}
-    for cond, method in dict.fromkeys((r[0], r[1]) for r in rows):
-        values = np.array([r[3:] for r in rows if r[0] == cond and r[1] == method], dtype=np.float64)
-        stats: dict[str, float | int | None] = {}
-        for j, name in enumerate(("psnr_in", "ssim_in", "psnr_out", "ssim_out")):
-            v = values[:, j][~np.isnan(values[:, j])]
-            stats[f"{name}_mean"] = float(v.mean()) if len(v) else None
-        stats["n_in"] = int((~np.isnan(values[:, 0])).sum())
-        stats["n_out"] = int((~np.isnan(values[:, 2])).sum())
-        results.setdefault(cond, {})[method] = stats
-    return results
-
-
 def write_results(out_dir: Path, metrics: dict, scores: Scores, dataset: Dataset,
                   degraders: dict[str, Degradation], model: Model,
                   masks: Sequence[torch.Tensor | None] | None = None) -> None:
@@ -416,63 +303,6 @@ def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[tuple]) -> Non
         writer = csv.writer(f)
         writer.writerow(columns)
         writer.writerows(rows)
-
-
-# --------------------------------------------------------------------- grid
-def evaluate_grid(checkpoint: str | Path, out_dir: str | Path, *, cfg: Config | None = None,
-                  data_dir: str | Path | None = None, split: str = "test",
-                  baselines: Sequence[str] = GRID_BASELINES, noise_stds: Sequence[float] = GRID_NOISE_STDS,
-                  blur_sigmas: Sequence[float] = GRID_BLUR_SIGMAS, max_images: int | None = None,
-                  device: str = "auto", quiet: bool = False, model: str | None = None, guard: bool | Guard = True) -> dict:
-    """Score the model, identity and classical baselines on every cell of a noise σ × blur σ grid.
-
-    Each cell degrades the evaluation images (see `evaluate`) with fixed strengths, physical order, 9×9 blur
-    kernel, per-image seeds (`grid_conditions`). Writes grid.json (the returned dict), per_image.csv and
-    grid.png: model − identity per cell ("does no harm" where >= `NO_HARM_DB`) and model − the best classic.
-    baselines: the classics to compare with (identity is always scored); "cbm3d" costs seconds per image.
-    Cost: cells × images × (model + classics).
-    """
-    if checkpoint is None and model is None:
-        raise ValueError("evaluate_grid compares a model with its input and the classics: give a checkpoint "
-                         "or a shipped model")
-    cells = grid_conditions(noise_stds, blur_sigmas)
-    out_dir, model, runnable, skipped = _set_up(checkpoint, out_dir, baselines, device, model, guard)
-    cfg, dataset, source = _evaluation_set(model, cfg, data_dir, split, max_images)
-    methods = ["gan", "identity", *(b for b in runnable if b != "identity")]
-    scores = score(dataset, build_degraders(cfg, cells), methods, model.generator, model.device, cfg.batch_size,
-                   cfg.num_workers, quiet)
-    results = aggregate(scores.rows, scores.seconds)
-    grid = {"metadata": _metadata(model, cfg, dataset, source, data_dir, split, methods, skipped,
-                                  scores.inputs_sha256),
-            "cells": f"physical order, {GRID_BLUR_KERNEL}×{GRID_BLUR_KERNEL} blur kernel, fixed strengths, every "
-                     "degradation applied; a strength of 0 leaves that degradation out",
-            **grid_table(results, noise_stds, blur_sigmas), "results": results}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "grid.json").write_text(json.dumps(grid, indent=2) + "\n")
-    _write_csv(out_dir / "per_image.csv", CSV_COLUMNS, scores.rows)
-    plot_grid(grid, out_dir / "grid.png")
-    if not quiet:
-        print(f"grid written to {out_dir}: " + ("the model does no harm in any cell" if grid["does_no_harm"] else
-                                                f"the model harms {grid['harmful_cells']} of {len(cells)} cells"))
-    return grid
-
-
-def grid_table(results: dict, noise_stds: Sequence[float], blur_sigmas: Sequence[float]) -> dict:
-    """The grid's numbers, rows = noise σ, columns = blur σ: model − identity and model − best classic (dB),
-    the best classic's name per cell, and whether the model does no harm (>= `NO_HARM_DB`) everywhere."""
-    gain, versus, best = [], [], []
-    for n in noise_stds:
-        cells = [results[_cell(n, b)] for b in blur_sigmas]
-        gain.append([c["gan"]["psnr_mean"] - c["identity"]["psnr_mean"] for c in cells])
-        rivals = [{m: s["psnr_mean"] for m, s in c.items() if m not in ("gan", "identity")} for c in cells]
-        best.append([max(r, key=r.get) if r else None for r in rivals])
-        versus.append([c["gan"]["psnr_mean"] - r[m] if m else None for c, r, m in zip(cells, rivals, best[-1])])
-    flat = [(g, n, b) for row, n in zip(gain, noise_stds) for g, b in zip(row, blur_sigmas)]
-    worst = min(flat)
-    return {"noise_stds": list(noise_stds), "blur_sigmas": list(blur_sigmas), "no_harm_db": NO_HARM_DB,
-            "model_minus_identity": gain, "best_classic": best, "model_minus_best_classic": versus,
-            "does_no_harm": worst[0] >= NO_HARM_DB, "harmful_cells": sum(g < NO_HARM_DB for g, _, _ in flat),
-            "worst_cell": {"noise_std": worst[1], "blur_sigma": worst[2], "model_minus_identity": worst[0]}}
 
 
 # ----------------------------------------------------------------- model cards

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..metrics import PSNR_CAP
+from ..utils.text import markdown_table
 from .methods import LABELS
 
 ERROR_QUANTILE = 0.99   # the error maps' colour scale ends at this quantile: a few salt-and-pepper specks aside
@@ -177,12 +178,7 @@ def report_markdown(metrics: dict, shown: str | None = None) -> str:
         "images). ms/image: the GAN timed per batch divided by its size, baselines per image on the CPU.", ""]
     for cond, methods in metrics["results"].items():
         names = metrics["conditions"].get(cond)
-        lines += [f"### {_where(cond, names)[3:]}", "",
-                  "| method | PSNR (dB) | SSIM | ms/image |", "|---|---|---|---|"]
-        for m, s in sorted(methods.items(), key=lambda kv: -kv[1]["psnr_mean"]):
-            lines.append(f"| {m} | {s['psnr_mean']:.2f} ± {s['psnr_std']:.2f} | "
-                         f"{s['ssim_mean']:.3f} ± {s['ssim_std']:.3f} | {s['ms_per_image']:.2f} |")
-        lines.append("")
+        lines += [f"### {_where(cond, names)[3:]}", "", psnr_table(methods), ""]
     lines += _lesion_tables(metrics.get("lesions"))
     first = next(iter(metrics["results"]))
     lines += ["## Figures", "", "![PSNR and SSIM by method and condition](psnr_ssim_bars.png)", ""]
@@ -209,12 +205,10 @@ def _lesion_tables(lesions: dict | None) -> list[str]:
              "Mean over the images whose mask (inside) or its complement (outside) is not empty; SSIM leaves "
              "out the 5-pixel border, as for the whole image. Per image: lesions.csv.", ""]
     for cond, methods in lesions.items():
-        lines += [f"### {cond}", "", "| method | PSNR inside (dB) | SSIM inside | PSNR outside (dB) | SSIM outside "
-                  "| images |", "|---|---|---|---|---|---|"]
-        for m, s in methods.items():
-            lines.append(f"| {m} | {fmt(s['psnr_in_mean'], '.2f')} | {fmt(s['ssim_in_mean'], '.3f')} | "
-                         f"{fmt(s['psnr_out_mean'], '.2f')} | {fmt(s['ssim_out_mean'], '.3f')} | {s['n_in']} |")
-        lines.append("")
+        rows = [(m, fmt(s["psnr_in_mean"], ".2f"), fmt(s["ssim_in_mean"], ".3f"), fmt(s["psnr_out_mean"], ".2f"),
+                 fmt(s["ssim_out_mean"], ".3f"), s["n_in"]) for m, s in methods.items()]
+        lines += [f"### {cond}", "", markdown_table(("method", "PSNR inside (dB)", "SSIM inside", "PSNR outside (dB)",
+                                                     "SSIM outside", "images"), rows), ""]
     return lines
 
 
@@ -222,9 +216,9 @@ def _lesion_tables(lesions: dict | None) -> list[str]:
 def psnr_table(methods: dict[str, dict[str, float]]) -> str:
     """Markdown table of {method: scores of metrics.json} (psnr_mean/std, ssim_mean/std, ms_per_image),
     best PSNR first."""
-    rows = [f"| {m} | {s['psnr_mean']:.2f} ± {s['psnr_std']:.2f} | {s['ssim_mean']:.3f} ± {s['ssim_std']:.3f} | "
-            f"{s['ms_per_image']:.2f} |" for m, s in sorted(methods.items(), key=lambda kv: -kv[1]["psnr_mean"])]
-    return "| method | PSNR (dB) | SSIM | ms/image |\n|---|---|---|---|\n" + "\n".join(rows)
+    rows = [(m, f"{s['psnr_mean']:.2f} ± {s['psnr_std']:.2f}", f"{s['ssim_mean']:.3f} ± {s['ssim_std']:.3f}",
+             f"{s['ms_per_image']:.2f}") for m, s in sorted(methods.items(), key=lambda kv: -kv[1]["psnr_mean"])]
+    return markdown_table(("method", "PSNR (dB)", "SSIM", "ms/image"), rows)
 
 
 def condition_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -241,8 +235,7 @@ def condition_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
         text = f"{results[c][m]['psnr_mean']:.2f}"
         return f"**{text}**" if winner[c] == m else text
 
-    rows = [f"| {m} | " + " | ".join(cell(c, m) for c in conds) + " |" for m in results[conds[0]]]
-    return "| method | " + " | ".join(conds) + " |\n|---" + "|---" * len(conds) + "|\n" + "\n".join(rows)
+    return markdown_table(("method", *conds), [(m, *(cell(c, m) for c in conds)) for m in results[conds[0]]])
 
 
 def side_by_side(evaluations: dict[str, dict], condition: str = "all", baselines: bool = True

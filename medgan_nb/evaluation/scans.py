@@ -42,6 +42,7 @@ from ..metrics import psnr, ssim
 from ..utils.files import atomic_write
 from ..utils.images import WINDOWS, window
 from ..utils.seeding import seed_for
+from ..utils.text import markdown_table
 from .baselines import _bm3d, nlm
 
 CONDITIONS: dict[str, dict[str, dict]] = {
@@ -165,13 +166,10 @@ def _table(rows: list[dict]) -> dict:
 def markdown(result: dict) -> str:
     """The table as Markdown: one row per condition and method."""
     ct = result["modality"] == "ct"
-    head = "| condition | method | PSNR (dB) | SSIM |" + (" RMSE (HU) |" if ct else "") + " ms / slice |"
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for condition, by_method in result["table"].items():
-        for method, v in by_method.items():
-            hu = f" {v['rmse_hu']:.1f} |" if ct else ""
-            lines.append(f"| {condition} | {method} | {v['psnr']:.2f} | {v['ssim']:.3f} |{hu} {v['ms']:.0f} |")
-    return "\n".join(lines)
+    header = ("condition", "method", "PSNR (dB)", "SSIM", *(("RMSE (HU)",) if ct else ()), "ms / slice")
+    rows = [(condition, method, f"{v['psnr']:.2f}", f"{v['ssim']:.3f}", *((f"{v['rmse_hu']:.1f}",) if ct else ()),
+             f"{v['ms']:.0f}") for condition, by_method in result["table"].items() for method, v in by_method.items()]
+    return markdown_table(header, rows)
 
 
 

@@ -3,7 +3,7 @@ showcase comparison, and the CT/MRI/X-ray figures.
 """
 from ..utils.plots import image_grid, to_image
 from .architecture import IMAGING_CHAIN, imaging_chain_figure, logit_footprint, receptive_field_figure
-from .explorer import (degradation_explorer, degradation_widget, NO_IPYWIDGETS, STATIC_SETTINGS, explorer_degrade,
+from .explorer import (show_sliders, degradation_explorer, degradation_widget, NO_IPYWIDGETS, STATIC_SETTINGS, explorer_degrade,
                        degradation_strengths_figure, show_degradation_explorer)
 from .training import plot_training, plot_gradient_flow
 from .showcase import Comparison, best_available_classic, compare, hero_figure

@@ -17,6 +17,8 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import torch
 
+from ..models.build import eval_mode
+
 # ------------------------------------------------------------ notebook 01: the imaging chain
 # Where each degradation of `medgan_nb.degrade` happens in a real endoscope, stage by stage.
 # (stage, what happens there, [(degradation, what it stands for), ...])
@@ -81,13 +83,11 @@ def logit_footprint(discriminator: torch.nn.Module, size: int, row: int, col: in
     """(top, bottom, left, right), inclusive, of the input pixels of a size² image that logit (row, col) of
     the (conditional) discriminator depends on, measured with a gradient in eval mode: its receptive field
     clipped to the image."""
-    was_training = discriminator.training
-    discriminator.eval()
     try:
-        probe = torch.zeros(1, 3, size, size, requires_grad=True)
-        discriminator(probe, probe)[0, 0, row, col].backward()
+        with eval_mode(discriminator):
+            probe = torch.zeros(1, 3, size, size, requires_grad=True)
+            discriminator(probe, probe)[0, 0, row, col].backward()
     finally:
-        discriminator.train(was_training)
         discriminator.zero_grad(set_to_none=True)
     ys, xs = probe.grad.abs().sum(dim=(0, 1)).nonzero(as_tuple=True)
     return int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
@@ -99,11 +99,9 @@ def receptive_field_figure(discriminator: torch.nn.Module, sizes: Sequence[int] 
     and a centre logit drawn on it, titled with the logit grid and how much of the image one logit sees."""
     from matplotlib.patches import Rectangle
     fig, axes = plt.subplots(1, len(sizes), figsize=(panel * len(sizes), panel + 0.4), squeeze=False)
-    was_training = discriminator.training
     for ax, size in zip(axes[0], sizes):
-        with torch.no_grad():
-            grid = discriminator.eval()(torch.zeros(1, 3, size, size), torch.zeros(1, 3, size, size)).shape[-1]
-        discriminator.train(was_training)
+        with eval_mode(discriminator), torch.no_grad():
+            grid = discriminator(torch.zeros(1, 3, size, size), torch.zeros(1, 3, size, size)).shape[-1]
         ax.add_patch(Rectangle((0, 0), size, size, facecolor="#eeeeee", edgecolor="black"))
         shares = []
         for (r, c), colour in [((0, 0), "tab:red"), ((grid // 2, grid // 2), "tab:blue")]:

@@ -1,8 +1,17 @@
-"""TODO docstring (viz)."""
+"""Notebook 01's degradation explorer: one clean frame degraded by sliders, with PSNR and SSIM beside it.
+
+- `explorer_degrade(clean, ...)`: the degraded frame (1, 3, H, W) in [-1, 1] for one setting of the sliders,
+  in the physical order (blur, colour, noise, salt-and-pepper, JPEG), the same random numbers for a fixed seed.
+- `degradation_explorer(clean, ...)`: that frame beside the clean one, with its PSNR (dB) and SSIM.
+- `degradation_widget(clean)`: ipywidgets sliders that redraw `degradation_explorer` (needs ipywidgets).
+- `show_degradation_explorer(clean)`: the slider cell; without ipywidgets one line (`NO_IPYWIDGETS`) and
+  `degradation_strengths_figure` (a fixed set of strengths, `STATIC_SETTINGS`) instead, so that a static run of
+  the notebook still shows what the sliders do.
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import matplotlib.pyplot as plt
 import torch
@@ -127,18 +136,21 @@ def degradation_strengths_figure(clean: torch.Tensor, settings: Sequence[dict[st
     return fig, scores
 
 
-def show_degradation_explorer(clean: torch.Tensor):
-    """Notebook 01's slider cell: display the `degradation_widget` sliders; without ipywidgets, print one
-    line (`NO_IPYWIDGETS`) and show `degradation_strengths_figure` instead. Returns the widget or the figure.
-    """
+def show_sliders(make_widget: Callable[[], Any], static_figure: Callable[[], plt.Figure]) -> Any:
+    """A notebook's slider cell: display ``make_widget()``; where it raises ImportError (no ipywidgets), print
+    one line (`NO_IPYWIDGETS`) and show ``static_figure()`` instead. Returns the widget or the figure."""
     try:
-        import ipywidgets  # noqa: F401
+        widget = make_widget()
     except ImportError:
         print(NO_IPYWIDGETS)
-        fig, _ = degradation_strengths_figure(clean)
+        fig = static_figure()
         plt.show()
         return fig
     from IPython.display import display
-    widget = degradation_widget(clean)
     display(widget)
     return widget
+
+
+def show_degradation_explorer(clean: torch.Tensor) -> Any:
+    """Notebook 01's slider cell: the `degradation_widget` sliders, or `degradation_strengths_figure`."""
+    return show_sliders(lambda: degradation_widget(clean), lambda: degradation_strengths_figure(clean)[0])

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -40,9 +40,9 @@ from ..degrade.mri import (
     tv_reconstruction,
 )
 from ..degrade.xray import detector_blur, xray_degrade
-from ..evaluation.scans import score_slice
-from ..evaluation.scans import CONDITIONS, restore_all
+from ..evaluation.scans import CONDITIONS, restore_all, score_slice
 from ..utils.images import WINDOWS, window
+from ..utils.text import markdown_table
 
 SOFT = WINDOWS["soft_tissue"]
 # The sliders' fixed stand-in without ipywidgets: three strengths per modality, mild to strong.
@@ -96,12 +96,10 @@ def _model_units(unit: torch.Tensor | np.ndarray) -> np.ndarray:
 
 def scans_markdown() -> str:
     """`SAMPLE_SCANS` as a Markdown table: which file, which split, which rows."""
-    lines = ["| scan | modality | file | split | rows used | what |", "|---|---|---|---|---|---|"]
-    for s in SAMPLE_SCANS:
-        rows = "all" if s.rows == (0.0, 1.0) else f"{s.rows[0]:.0%} – {s.rows[1]:.0%}"
-        lines.append(f"| {s.name} | {s.modality} | {s.file or '(scikit-image)'} | {s.split} | {rows} | "
-                     f"{s.description} |")
-    return "\n".join(lines)
+    rows = [(s.name, s.modality, s.file or "(scikit-image)", s.split,
+             "all" if s.rows == (0.0, 1.0) else f"{s.rows[0]:.0%} – {s.rows[1]:.0%}", s.description)
+            for s in SAMPLE_SCANS]
+    return markdown_table(("scan", "modality", "file", "split", "rows used", "what"), rows)
 
 
 # ---------------------------------------------------------------------- MRI
@@ -251,21 +249,12 @@ def modality_widget(slices: dict[str, Slice]):
     )
 
 
-def show_modality_explorer(slices: dict[str, Slice] | None = None):
-    """Notebook 06's slider cell: the `modality_widget` sliders; without ipywidgets one line and
-    `modality_strengths_figure` instead (as `medgan_nb.figures.show_degradation_explorer`). Returns widget or figure."""
-    from .explorer import NO_IPYWIDGETS
+def show_modality_explorer(slices: dict[str, Slice] | None = None) -> Any:
+    """Notebook 06's slider cell: the `modality_widget` sliders, or `modality_strengths_figure`
+    (`medgan_nb.figures.explorer.show_sliders`)."""
+    from .explorer import show_sliders
     slices = explorer_slices() if slices is None else slices
-    try:
-        widget = modality_widget(slices)
-    except ImportError:
-        print(NO_IPYWIDGETS)
-        fig = modality_strengths_figure(slices)
-        plt.show()
-        return fig
-    from IPython.display import display
-    display(widget)
-    return widget
+    return show_sliders(lambda: modality_widget(slices), lambda: modality_strengths_figure(slices))
 
 
 # ------------------------------------------------------------------ training and comparison
@@ -384,9 +373,7 @@ def dicom_tags_markdown(source: str | Path, derived: str | Path, keywords: Seque
     """A Markdown table of header tags of a source DICOM file and its derived file, read again with pydicom."""
     import pydicom
     a, b = (pydicom.dcmread(p, stop_before_pixels=True) for p in (source, derived))
-    lines = ["| tag | source | derived | changed |", "|---|---|---|---|"]
-    for k in keywords:
-        lines.append(f"| {k} | `{_tag(a, k)}` | `{_tag(b, k)}` | {'yes' if _tag(a, k) != _tag(b, k) else 'no'} |")
+    rows = [(k, f"`{_tag(a, k)}`", f"`{_tag(b, k)}`", "yes" if _tag(a, k) != _tag(b, k) else "no") for k in keywords]
     refs = [str(item.get("ReferencedSOPInstanceUID")) for item in b.get("SourceImageSequence", [])]
-    lines.append(f"| SourceImageSequence → ReferencedSOPInstanceUID | | `{', '.join(refs) or '(absent)'}` | |")
-    return "\n".join(lines)
+    rows.append(("SourceImageSequence → ReferencedSOPInstanceUID", "", f"`{', '.join(refs) or '(absent)'}`", ""))
+    return markdown_table(("tag", "source", "derived", "changed"), rows)

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
+from ..models.build import eval_mode
 from .export import OPSET, _onnx_file, _require, onnx_model
 from .fold import fold_batchnorm
 
@@ -147,12 +148,8 @@ def verify_export(path: str | Path, generator: nn.Module, x: torch.Tensor) -> fl
     path = Path(path)
     x = x.float().cpu()
     p = next(generator.parameters(), None)
-    was_training = generator.training
-    try:
-        with torch.no_grad():
-            expected = generator.eval()(x.to(p.device if p is not None else "cpu")).float().cpu()
-    finally:
-        generator.train(was_training)
+    with eval_mode(generator), torch.no_grad():
+        expected = generator(x.to(p.device if p is not None else "cpu")).float().cpu()
     if path.suffix == ".onnx":
         got = OnnxGenerator(path, size_multiple=generator.size_multiple)(x)
     else:

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..utils.files import atomic_write
+from ..utils.files import atomic_write, refuse_existing
 from .fold import _inference_copy
 
 log = logging.getLogger(__name__)
@@ -41,10 +41,9 @@ INPUT_RANGE = "[-1, 1]"
 
 
 def _check_target(path: str | Path, overwrite: bool) -> Path:
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
-    return path
+    if not overwrite:
+        refuse_existing([path], "pass overwrite=True (CLI: --overwrite) to replace it")
+    return Path(path)
 
 
 def _channels(generator: Any) -> int:

@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,12 +46,13 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..data.decode import IMAGE_EXTENSIONS, ImageLoadError, decode_image, list_images
-from ..data.dicom import DicomImage, is_dicom, list_dicom, read_dicom, write_derived
+from ..data.dicom import DicomImage, is_dicom, list_dicom, read_dicom
+from ..data.dicom_write import write_derived
 from ..models.build import resolve_device
 from ..models.checkpoint import checkpoint_path, load_generator
 from ..models.guard import Guard
 from ..models.zoo import load_model
-from ..utils.files import atomic_write, file_sha256
+from ..utils.files import atomic_write, file_sha256, refuse_existing
 from ..utils.images import WINDOWS, from_numpy_images, to_numpy_images, window
 from .backends import fast_generator
 from .fold import fold_batchnorm
@@ -198,7 +201,7 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
 
     DICOM files (found by content, any extension) need a CT, MRI or X-ray model of their modality (a
     ``ct``/``mri``/``xray`` preset run): each becomes a derived DICOM ``out_dir/<rel>.dcm`` (see
-    `medgan_nb.data.dicom.write_derived`: new UIDs, the weights' SHA-256 in DerivationDescription, the stored
+    `medgan_nb.data.dicom_write.write_derived`: new UIDs, the weights' SHA-256 in DerivationDescription, the stored
     bit depth and rescale) plus a 16-bit PNG of its first slice beside it; the audit line records both.
 
     Outputs keep each file's relative path and stem, as PNGs under `out_dir`
@@ -209,18 +212,16 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
     ``record_source_name=True``. Each output is written atomically and then
     logged in ``out_dir/audit.jsonl``.
 
-    Existing outputs raise `FileExistsError` before any work unless
-    ``overwrite=True``. An unreadable input raises `ImageLoadError`
-    (``on_error="raise"``) or is logged, counted and left out (``"skip"``).
-    A checkpoint that is not ours raises `CheckpointError`.
+    Existing outputs raise `FileExistsError` before any work unless ``overwrite=True``. An unreadable input
+    raises `ImageLoadError` (``on_error="raise"``) or is logged, counted and left out (``"skip"``). A
+    checkpoint that is not ours raises `CheckpointError`.
 
     The weights: `checkpoint` (a file or run folder), `model` (a shipped model's name,
     `medgan_nb.models.zoo`) or `generator` (already loaded), at most one of them; with none, the
     default shipped model. Outputs and the audit log record the weights' SHA-256 and the model's name.
 
-    backend: one of `medgan_nb.config.INFERENCE_BACKENDS` ("torch", ... "openvino-bf16"), or "auto": for
-    `ONNX_MIN_IMAGES` images or more on the CPU the fastest of them measured
-    here, else "torch".
+    backend: one of `medgan_nb.config.INFERENCE_BACKENDS`, or "auto": for `ONNX_MIN_IMAGES` images or more
+    on the CPU the fastest of them measured here, else "torch".
 
     guard: apply the weights' guard (shipped models carry one, `medgan_nb.models.guard`): an image that shows no
     noise and that the model would change only a little is written unchanged. Each audit line records the
@@ -231,82 +232,111 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
     inputs, out_dir = Path(inputs), Path(out_dir)
     jobs = _jobs(inputs, out_dir)
     if not overwrite:
-        existing = [target for src, _, dst in jobs for target in _outputs(src, dst) if target.exists()]
-        if existing:
-            raise FileExistsError(f"{existing[0]} already exists ({len(existing)} of {len(jobs)} outputs do); "
-                                  f"pass overwrite=True or choose another output folder")
+        refuse_existing([target for src, _, dst in jobs for target in _outputs(src, dst)],
+                        "pass overwrite=True or choose another output folder")
+    run = _open_weights(checkpoint, model, generator, resolve_device(device), guard, backend, len(jobs))
+    run.tile, run.label, run.record_source_name = tile, label, record_source_name
+    log.info("enhancing %d image(s) with %s (sha256 %s…) on %s (%s)", len(jobs),
+             run.checkpoint_file or f"model {run.model_name}", run.checkpoint_sha256[:12], run.device, run.backend)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for src, rel, dst in tqdm(jobs, desc="enhancing", unit="img", disable=quiet):
+        source = _read(src, dst, on_error)
+        if source is not None:
+            record = _enhance_file(run, src, rel, dst, source)
+            with open(out_dir / AUDIT_LOG, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+            written.append(dst)
 
-    device = resolve_device(device)
+    if len(written) < len(jobs):
+        log.warning("skipped %d of %d input file(s) that cannot be read", len(jobs) - len(written), len(jobs))
+    log.info("wrote %d image(s) to %s; audit log %s", len(written), out_dir, out_dir / AUDIT_LOG)
+    return written
+
+
+def _read(src: Path, dst: Path, on_error: str) -> Any:
+    """The decoded input (a `DicomImage` for a ``.dcm`` target), or None for an unreadable one with
+    ``on_error="skip"`` (logged); ImageLoadError with ``"raise"``."""
+    try:
+        return read_dicom(src) if dst.suffix == ".dcm" else decode_image(src)
+    except ImageLoadError as e:
+        if on_error == "raise":
+            raise
+        log.warning("skipped: %s", e)
+        return None
+
+
+@dataclass
+class _Weights:
+    """The loaded generator of an `enhance` call, what identifies it, and the call's output settings."""
+    generator: Any                      # the generator or its fast backend (`fast_generator`)
+    model_name: str | None
+    checkpoint_file: Path | None
+    checkpoint_sha256: str              # of the bytes loaded: a run may replace the file at any time
+    guard: Any                          # the weights' `Guard`, or None (none shipped, or guard=False)
+    modality: str
+    device: torch.device
+    backend: str
+    tile: int = 512
+    label: bool = False
+    record_source_name: bool = False
+
+
+def _open_weights(checkpoint: str | Path | None, model: str | None, generator: torch.nn.Module | None,
+                  device: torch.device, guard: bool, backend: str, n_images: int) -> _Weights:
+    """Load the weights (see `enhance`), fold BatchNorm if loaded here, and pick the backend."""
     owned = generator is None                          # loaded here: nobody else runs or trains these weights
     generator, model_name, checkpoint_file = load_weights(checkpoint, model, generator, device)
     if owned:                                          # so fold in place: the fast copies share them, none doubles them
         fold_batchnorm(generator, inplace=True)
-    checkpoint_sha256 = generator.checkpoint_sha256      # of the bytes loaded: a run may replace the file any time
+    sha256 = generator.checkpoint_sha256
     noise_guard = getattr(generator, "guard", None) if guard else None
-    model_modality = getattr(generator, "modality", "endoscopy")
-    if backend == "auto" and len(jobs) < ONNX_MIN_IMAGES:
+    modality = getattr(generator, "modality", "endoscopy")
+    if backend == "auto" and n_images < ONNX_MIN_IMAGES:
         backend = "torch"
-    generator = fast_generator(generator, backend)
-    backend = generator.backend
-    log.info("enhancing %d image(s) with %s (sha256 %s…) on %s (%s)", len(jobs),
-             checkpoint_file or f"model {model_name}", checkpoint_sha256[:12], device, backend)
+    fast = fast_generator(generator, backend)
+    return _Weights(fast, model_name, checkpoint_file, sha256, noise_guard, modality, device, fast.backend)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    skipped = 0
-    for src, rel, dst in tqdm(jobs, desc="enhancing", unit="img", disable=quiet):
-        dicom = dst.suffix == ".dcm"
-        try:
-            source = read_dicom(src) if dicom else decode_image(src)     # a decoded image's sha256 is of its bytes
-        except ImageLoadError as e:
-            if on_error == "raise":
-                raise
-            log.warning("skipped: %s", e)
-            skipped += 1
-            continue
-        if dicom:
-            input_sha256 = file_sha256(src)
-            details = {"dicom": _write_dicom_job(generator, src, dst, source, model_modality, input_sha256,
-                                                 checkpoint_sha256, model_name, tile, device, label), "guard": None}
-            (height, width), channels, bits = source.slices.shape[1:], 1, source.bits_stored
-        else:
-            rgb = source.rgb()
-            restored = enhance_array(generator, rgb, tile=tile, device=device)
-            restored, guarded = _guarded(noise_guard, rgb, restored)
-            pixels = restored.mean(axis=2, keepdims=True) if source.grayscale else restored
-            if label:
-                pixels = burn_label(pixels)
-            bits = 16 if source.bits > 8 else 8
-            info = png_metadata(rel if record_source_name else None, source.sha256, checkpoint_sha256, model_name)
-            with atomic_write(dst) as f:                    # never a half-written output
-                save_png(f, pixels, bits, info)
-            input_sha256, (height, width, channels), details = source.sha256, pixels.shape, {"guard": guarded}
 
-        record = {
-            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "input": path_text(src.resolve()),
-            "input_sha256": input_sha256,
-            "output": path_text(dst.resolve()),
-            "output_sha256": file_sha256(dst),
-            "checkpoint": path_text(checkpoint_file.resolve()) if checkpoint_file is not None else None,
-            "model": model_name,
-            "checkpoint_sha256": checkpoint_sha256,
-            "medgan_nb_version": __version__,
-            "device": str(device),
-            "backend": backend,
-            "width": width,
-            "height": height,
-            "channels": channels,
-            "bits": bits,
-            "label": label,
-            "source_name_in_png": record_source_name,
-            **details,
-        }
-        with open(out_dir / AUDIT_LOG, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-        written.append(dst)
-
-    if skipped:
-        log.warning("skipped %d of %d input file(s) that cannot be read", skipped, len(jobs))
-    log.info("wrote %d image(s) to %s; audit log %s", len(written), out_dir, out_dir / AUDIT_LOG)
-    return written
+def _enhance_file(run: _Weights, src: Path, rel: str, dst: Path, source: Any) -> dict[str, Any]:
+    """Enhance one decoded file (a `DicomImage` for a ``.dcm`` target, else a `DecodedImage`) to `dst`, written
+    atomically; returns its audit record."""
+    if dst.suffix == ".dcm":
+        input_sha256 = file_sha256(src)
+        details = {"dicom": _write_dicom_job(run.generator, src, dst, source, run.modality, input_sha256,
+                                             run.checkpoint_sha256, run.model_name, run.tile, run.device,
+                                             run.label), "guard": None}
+        (height, width), channels, bits = source.slices.shape[1:], 1, source.bits_stored
+    else:
+        rgb = source.rgb()                             # a decoded image's sha256 is of its bytes
+        restored = enhance_array(run.generator, rgb, tile=run.tile, device=run.device)
+        restored, guarded = _guarded(run.guard, rgb, restored)
+        pixels = restored.mean(axis=2, keepdims=True) if source.grayscale else restored
+        if run.label:
+            pixels = burn_label(pixels)
+        bits = 16 if source.bits > 8 else 8
+        info = png_metadata(rel if run.record_source_name else None, source.sha256, run.checkpoint_sha256,
+                            run.model_name)
+        with atomic_write(dst) as f:                    # never a half-written output
+            save_png(f, pixels, bits, info)
+        input_sha256, (height, width, channels), details = source.sha256, pixels.shape, {"guard": guarded}
+    return {
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "input": path_text(src.resolve()),
+        "input_sha256": input_sha256,
+        "output": path_text(dst.resolve()),
+        "output_sha256": file_sha256(dst),
+        "checkpoint": path_text(run.checkpoint_file.resolve()) if run.checkpoint_file is not None else None,
+        "model": run.model_name,
+        "checkpoint_sha256": run.checkpoint_sha256,
+        "medgan_nb_version": __version__,
+        "device": str(run.device),
+        "backend": run.backend,
+        "width": width,
+        "height": height,
+        "channels": channels,
+        "bits": bits,
+        "label": run.label,
+        "source_name_in_png": run.record_source_name,
+        **details,
+    }

@@ -17,6 +17,7 @@ import math
 import numpy as np
 import torch
 
+from ..models.build import eval_mode
 from ..models.guard import Guard
 from ..utils.images import from_numpy_images, to_numpy_images
 
@@ -93,23 +94,18 @@ def enhance_array(generator: torch.nn.Module, img: np.ndarray, *, tile: int = 51
     out = torch.zeros(channels, hp, wp)
     weight = torch.zeros(1, hp, wp)
     rows, cols = _tile_starts(hp, tile, tile - overlap), _tile_starts(wp, tile, tile - overlap)
-    was_training = generator.training
-    generator.eval()
-    try:
-        with torch.inference_mode():
-            for i, top in enumerate(rows):
-                th = min(tile, hp)
-                wy = _ramp(th, overlap, fade_in=i > 0, fade_out=i < len(rows) - 1)
-                for j, left in enumerate(cols):
-                    tw = min(tile, wp)
-                    wx = _ramp(tw, overlap, fade_in=j > 0, fade_out=j < len(cols) - 1)
-                    patch = x[:, top:top + th, left:left + tw][None].to(device)
-                    y = generator(patch)[0].float().cpu()
-                    wt = wy[:, None] * wx[None, :]
-                    out[:, top:top + th, left:left + tw] += y * wt
-                    weight[:, top:top + th, left:left + tw] += wt
-    finally:
-        generator.train(was_training)
+    with eval_mode(generator), torch.inference_mode():
+        for i, top in enumerate(rows):
+            th = min(tile, hp)
+            wy = _ramp(th, overlap, fade_in=i > 0, fade_out=i < len(rows) - 1)
+            for j, left in enumerate(cols):
+                tw = min(tile, wp)
+                wx = _ramp(tw, overlap, fade_in=j > 0, fade_out=j < len(cols) - 1)
+                patch = x[:, top:top + th, left:left + tw][None].to(device)
+                y = generator(patch)[0].float().cpu()
+                wt = wy[:, None] * wx[None, :]
+                out[:, top:top + th, left:left + tw] += y * wt
+                weight[:, top:top + th, left:left + tw] += wt
     out = (out / weight)[:, :h, :w]
     if guard is not None:
         out = guard(x[None, :, :h, :w], out[None])[0]

@@ -5,7 +5,7 @@ cards.
 from .unet import down_block, up_block, UNetGenerator
 from .nafnet import LayerNorm2d, SimpleGate, NAFBlock, NAFNetGenerator
 from .discriminator import PatchDiscriminator
-from .build import (init_weights, build_generator, build_discriminator, count_parameters, summary, receptive_field,
+from .build import (GENERATORS, eval_mode, init_weights, build_generator, build_discriminator, count_parameters, summary, receptive_field,
                     resolve_device, layer_table)
 from .guard import SAMPLES, MAD_TO_STD, MASK_NORM, noise_level, CHANGE_STATS, change_of, Guard
 from .checkpoint import (FORMAT, CheckpointError, make_run_dir, save_checkpoint, copy_checkpoint, checkpoint_path,

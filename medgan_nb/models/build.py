@@ -36,6 +36,9 @@ docs/model-zoo.md "Choosing the generators").
 
 from __future__ import annotations
 
+import contextlib
+from typing import Callable, Iterator
+
 import torch
 from torch import nn
 
@@ -56,15 +59,28 @@ def init_weights(module: nn.Module) -> nn.Module:
     return module
 
 
+def _unet(cfg: Config) -> nn.Module:
+    return init_weights(UNetGenerator(cfg.channels, cfg.channels, cfg.depth, cfg.base_channels, cfg.max_channels,
+                                      cfg.dropout, cfg.residual))
+
+
+def _nafnet(cfg: Config) -> nn.Module:
+    return NAFNetGenerator(cfg.channels, cfg.channels, cfg.base_channels, cfg.depth, cfg.blocks, cfg.stem,
+                           cfg.residual)
+
+
+# The generators by `Config.generator` name. To add one: its network in a file of its own under models/, a
+# function here that builds it from a Config, and its name here (and in the names `Config` accepts).
+GENERATORS: dict[str, Callable[[Config], nn.Module]] = {"unet": _unet, "nafnet": _nafnet}
+
+
 def build_generator(cfg: Config) -> nn.Module:
     """The generator described by `cfg`, initialised (the UNet as the original; NAFNet with PyTorch's defaults
-    and its blocks starting as the identity); ``generator.modality`` records ``cfg.modality``."""
-    if cfg.generator == "nafnet":
-        generator: nn.Module = NAFNetGenerator(cfg.channels, cfg.channels, cfg.base_channels, cfg.depth, cfg.blocks,
-                                               cfg.stem, cfg.residual)
-    else:
-        generator = init_weights(UNetGenerator(cfg.channels, cfg.channels, cfg.depth, cfg.base_channels,
-                                               cfg.max_channels, cfg.dropout, cfg.residual))
+    and its blocks starting as the identity); ``generator.modality`` records ``cfg.modality``. ValueError for a
+    name not in `GENERATORS`."""
+    if cfg.generator not in GENERATORS:
+        raise ValueError(f"unknown generator {cfg.generator!r}; choose one of {sorted(GENERATORS)}")
+    generator = GENERATORS[cfg.generator](cfg)
     generator.modality = cfg.modality          # what it was trained on: enhance maps a DICOM's units by it
     return generator
 
@@ -72,6 +88,18 @@ def build_generator(cfg: Config) -> nn.Module:
 def build_discriminator(cfg: Config) -> PatchDiscriminator:
     """The discriminator described by `cfg`, initialised."""
     return init_weights(PatchDiscriminator(cfg.channels, cfg.d_base_channels, cfg.d_layers))
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """`model` in eval mode inside the block (dropout off, BatchNorm on its running statistics), then back in the
+    mode it was in, also after an exception: for code that runs a model that may be in the middle of training."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
@@ -115,13 +143,10 @@ def layer_table(model: nn.Module, *inputs: torch.Tensor) -> list[tuple[str, str,
     hooks = [m.register_forward_hook(lambda mod, _, out, name=name: rows.append(
         (name, type(mod).__name__, tuple(out.shape), sum(p.numel() for p in mod.parameters()))))
         for name, m in model.named_modules() if not list(m.children())]
-    was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(*inputs)
     finally:
-        model.train(was_training)
         for h in hooks:
             h.remove()
     return rows

@@ -36,7 +36,7 @@ from ..losses import (
     term_grad_norms,
 )
 from ..metrics import PSNR_CAP, psnr, ssim
-from ..models.build import build_discriminator, build_generator
+from ..models.build import build_discriminator, build_generator, eval_mode
 
 
 class TrainingDiverged(RuntimeError):
@@ -199,12 +199,9 @@ def _check_in_sync(models: list[torch.nn.Module], world: int) -> str:
 def restore(generator: torch.nn.Module, degraded: torch.Tensor, device: torch.device,
             batch_size: int = 32) -> torch.Tensor:
     """Run the generator in eval mode over a CPU batch, in chunks; returns a CPU tensor."""
-    was_training = generator.training
-    generator.eval()
-    out = torch.cat([generator(degraded[i:i + batch_size].to(device)).float().cpu()
-                     for i in range(0, len(degraded), batch_size)])
-    generator.train(was_training)
-    return out
+    with eval_mode(generator):
+        return torch.cat([generator(degraded[i:i + batch_size].to(device)).float().cpu()
+                          for i in range(0, len(degraded), batch_size)])
 
 
 def _scores(images: torch.Tensor, clean: torch.Tensor) -> tuple[float, float]:

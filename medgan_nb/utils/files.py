@@ -14,7 +14,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 
 @contextlib.contextmanager
@@ -55,3 +55,15 @@ def _sha256_of(f: BinaryIO) -> str:
     for chunk in iter(lambda: f.read(1 << 20), b""):
         h.update(chunk)
     return h.hexdigest()
+
+
+def refuse_existing(paths: Iterable[str | Path], hint: str = "pass overwrite=True to replace") -> None:
+    """Raise FileExistsError naming every one of `paths` that exists (``a and b already exist; <hint>``).
+
+    Called before any work, so that a refused call has neither spent time nor written anything.
+    """
+    taken = [str(p) for p in paths if Path(p).exists()]
+    if len(taken) > 3:
+        taken = [*taken[:2], f"{len(taken) - 2} more"]
+    if taken:
+        raise FileExistsError(f"{' and '.join(taken)} already exist{'s' if len(taken) == 1 else ''}; {hint}")

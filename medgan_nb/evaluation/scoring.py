@@ -1,0 +1,132 @@
+"""The scoring core of an evaluation: degrade, restore and score every image, then aggregate.
+
+- `score(dataset, degraders, methods, generator, device)`: every image under every condition (a `Degradation`
+  each) restored by every method (the GAN and the classical baselines), scored against its clean image with
+  PSNR (dB, capped at `medgan_nb.metrics.PSNR_CAP`) and SSIM, each method timed; with lesion masks also inside and
+  outside each mask. Returns `Scores`, whose ``inputs_sha256`` fingerprints the keys, clean and degraded images,
+  so two evaluations can prove that they scored the same inputs.
+- `aggregate`, `aggregate_lesions`: mean, std and ms per image per condition and method.
+
+Rows are plain tuples (`Row`, `LesionRow`), written as CSV by `medgan_nb.evaluation.core.write_results`.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from ..degrade.pipeline import Degradation
+from ..metrics import PSNR_CAP, psnr, psnr_masked, ssim, ssim_masked
+from .methods import run_gan, run_method
+
+Row = tuple[str, str, str, float, float]      # condition, method, key, PSNR, SSIM
+
+
+LesionRow = tuple[str, str, str, float, float, float, float]    # ..., PSNR and SSIM inside, then outside the mask
+
+
+@dataclass
+class Scores:
+    """What `score` measured: per-image rows, seconds per (condition, method), the inputs' fingerprint, and
+    per-image rows inside/outside the lesion masks (empty without masks)."""
+    rows: list[Row] = field(default_factory=list)
+    seconds: dict[tuple[str, str], float] = field(default_factory=dict)
+    inputs_sha256: str = ""
+    lesion_rows: list[LesionRow] = field(default_factory=list)
+
+
+def score(dataset: Dataset, degraders: dict[str, Degradation], methods: Sequence[str],
+          generator: nn.Module | None, device: str, batch_size: int = 4, num_workers: int = 0,
+          quiet: bool = False, masks: Sequence[torch.Tensor | None] | None = None) -> Scores:
+    """Degrade, restore and score every image under every condition with every method.
+
+    masks: one lesion mask (H, W) or None per image of the dataset (`dataset_masks`): PSNR and SSIM are then
+    also scored inside and outside them. ``inputs_sha256`` is a SHA-256 of the keys and the float32 bytes of
+    the clean and degraded images of the first condition ("all", or the first named one), in order. Equal
+    fingerprints mean two evaluations scored the very same inputs.
+    """
+    scores = Scores(seconds={(c, m): 0.0 for c in degraders for m in methods})
+    inputs = hashlib.sha256()
+    first = next(iter(degraders))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    warmed, start = False, 0
+    for clean, keys in tqdm(loader, desc="evaluating", unit="batch", disable=quiet):
+        keys = list(keys)
+        batch_masks = masks[start:start + len(keys)] if masks is not None else None
+        start += len(keys)
+        for cond, degrade in degraders.items():
+            d = degrade(clean, keys=keys)          # on the CPU, seeded per key: identical in every run
+            if cond == first:
+                _fingerprint(inputs, keys, clean, d.image)
+            for method in methods:
+                if method == "gan" and not warmed:     # the first call pays for allocation/cuDNN set-up
+                    run_gan(generator, d.image, device)
+                    warmed = True
+                y, dt = run_method(method, d.image, d.params, generator, device)
+                scores.seconds[cond, method] += dt
+                scores.rows += [(cond, method, key, min(float(p), PSNR_CAP), float(s))
+                                for key, p, s in zip(keys, psnr(y, clean), ssim(y, clean))]
+                if batch_masks is not None:
+                    scores.lesion_rows += lesion_rows(cond, method, keys, y, clean, batch_masks)
+    scores.inputs_sha256 = inputs.hexdigest()
+    return scores
+
+
+def _fingerprint(h: "hashlib._Hash", keys: Sequence[str], clean: torch.Tensor, degraded: torch.Tensor) -> None:
+    for key, x, y in zip(keys, clean, degraded):
+        h.update(key.encode("utf-8", "surrogateescape") + b"\0")
+        h.update(x.float().contiguous().numpy().tobytes())
+        h.update(y.float().contiguous().numpy().tobytes())
+
+
+def lesion_rows(cond: str, method: str, keys: Sequence[str], restored: torch.Tensor, clean: torch.Tensor,
+                masks: Sequence[torch.Tensor | None]) -> list[LesionRow]:
+    """PSNR (capped) and SSIM inside and outside each image's mask; images without a mask give no row."""
+    rows = []
+    for key, y, x, m in zip(keys, restored, clean, masks):
+        if m is None:
+            continue
+        m = torch.as_tensor(m, dtype=torch.bool)
+        rows.append((cond, method, key, *_masked_scores(y, x, m), *_masked_scores(y, x, ~m)))
+    return rows
+
+
+def _masked_scores(restored: torch.Tensor, clean: torch.Tensor, mask: torch.Tensor) -> tuple[float, float]:
+    """PSNR (capped at PSNR_CAP; NaN for an empty mask) and SSIM of one image (3, H, W) within a mask."""
+    p = float(psnr_masked(restored[None], clean[None], mask)[0])
+    return (p if np.isnan(p) else min(p, PSNR_CAP)), float(ssim_masked(restored[None], clean[None], mask)[0])
+
+
+def aggregate(rows: Sequence[Row], seconds: dict[tuple[str, str], float]) -> dict[str, dict[str, dict[str, float]]]:
+    """condition -> method -> mean and std of PSNR and SSIM over images, ms per image and n."""
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for cond, method in seconds:               # in the order of the conditions and methods scored
+        p = np.array([r[3] for r in rows if r[0] == cond and r[1] == method])
+        s = np.array([r[4] for r in rows if r[0] == cond and r[1] == method])
+        results.setdefault(cond, {})[method] = {
+            "psnr_mean": float(p.mean()), "psnr_std": float(p.std()),
+            "ssim_mean": float(s.mean()), "ssim_std": float(s.std()),
+            "ms_per_image": 1000 * seconds[cond, method] / max(len(p), 1), "n": int(len(p))}
+    return results
+
+
+def aggregate_lesions(rows: Sequence[LesionRow]) -> dict[str, dict[str, dict[str, float | int | None]]]:
+    """condition -> method -> mean PSNR/SSIM inside and outside the masks, over the images where that region
+    is not empty (n_in, n_out); None where no image has such a region."""
+    results: dict[str, dict[str, dict[str, float | int | None]]] = {}
+    for cond, method in dict.fromkeys((r[0], r[1]) for r in rows):
+        values = np.array([r[3:] for r in rows if r[0] == cond and r[1] == method], dtype=np.float64)
+        stats: dict[str, float | int | None] = {}
+        for j, name in enumerate(("psnr_in", "ssim_in", "psnr_out", "ssim_out")):
+            v = values[:, j][~np.isnan(values[:, j])]
+            stats[f"{name}_mean"] = float(v.mean()) if len(v) else None
+        stats["n_in"] = int((~np.isnan(values[:, 0])).sum())
+        stats["n_out"] = int((~np.isnan(values[:, 2])).sum())
+        results.setdefault(cond, {})[method] = stats
+    return results
