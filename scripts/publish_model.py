@@ -69,7 +69,8 @@ def main() -> None:
     args = p.parse_args()
     if args.rescore:
         args.name, args.run = args.rescore, Path("output/rescore")
-        generator, trained, card = load_model(args.name)
+        generator, _, card = load_model(args.name)
+        trained = Config.from_dict(card["config"])           # the training record, not load_model's user view
         args.no_guard = card["guard"] is None
         fields = {k: card[k] for k in ("summary", "default", "training", "limitations", "intended_use")}
         return publish(args, generator, trained, {**fields, "guard": card["guard"] and Guard().to_dict()})
@@ -131,7 +132,8 @@ def with_headline(scores: dict) -> dict:
 
 def update_speed(name: str) -> None:
     """Re-time a published model and rewrite its card's speed and headline (the weights do not change)."""
-    generator, cfg, card = load_model(name)
+    generator, _, card = load_model(name)
+    cfg = Config.from_dict(card["config"])                   # the training record, not load_model's user view
     scores = with_headline({**card["scores"], "speed": speed(name)})
     fields = {k: card[k] for k in ("summary", "default", "guard", "training", "reference", "limitations",
                                    "intended_use")}

@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 import medgan_nb.evaluation.core as evaluation_core
+import medgan_nb.models.cards as cards
 import medgan_nb.models.zoo as models_zoo
 from medgan_nb.cli import main
 from medgan_nb.config import Config
@@ -151,11 +152,59 @@ def test_damaged_cards_are_named(folder):
 def test_card_markdown_shows_every_field_and_score_tables(folder):
     text = card_markdown(models_zoo.model_card("tiny-a"))
     card = models_zoo.model_card("tiny-a")
-    assert text.startswith("# tiny-a\n\na tiny test model\n") and card["weights_sha256"] in text
-    assert "- default model: yes" in text and f"- parameters: {card['parameters']:,}" in text
-    assert "| method | psnr | ssim |\n|---|---|---|\n| gan | 30.12 | 0.8765 |\n| nlm | 28.9 |  |" in text
+    front, body = text.split("\n---\n", 1)
+    assert front.startswith("---\nlibrary_name: medgan_nb\nlicense: mit\n") and "- image-restoration" in front
+    assert "metrics:\n- psnr\n- ssim" in front and body.startswith("\n# tiny-a\n\na tiny test model\n")
+    assert card["weights_sha256"] in text and "- default model: yes" in text
+    assert f"- parameters: {card['parameters']:,}" in text
+    assert "| method | psnr | ssim |\n|---|---|---|\n| gan | 30.1 | 0.88 |\n| nlm | 28.9 |  |" in text
     assert "- blur+noise: +1.2 dB over NLM" in text and "- only a test" in text
-    assert "## Intended use" in text and '"base_channels": 8' in text and "## Reference restoration" in text
+    assert '"base_channels": 8' in text and text.endswith("```\n")
+    headings = [line[3:] for line in text.splitlines() if line.startswith("## ")]
+    assert headings == list(cards.SECTIONS)
+
+
+def test_card_numbers_are_rounded_for_readers_and_kept_in_the_json(tmp_path):
+    rows = [{"condition": "blur_noise", "model": 30.7349, "identity": 22.5213, "model_ssim": 0.83712,
+             "model_ms": 57.24, "psnr": 30.7349, "ssim": 0.83712}]
+    scores = {"goals": rows, "speed": {"ms_per_frame": 6.83, "backends_ms": {"torch": 26.64}},
+              "grid": {"noise_stds": [0.0, 0.075], "blur_sigmas": [0.0, 1.5],
+                       "model_minus_identity": [[0.0, 0.1234], [11.0507, 9.2729]], "no_harm_db": -0.1}}
+    save_model(tiny_generator(), Config.preset("tiny"), "m", {"summary": "s", "scores": scores,
+               "training": {"wall_minutes": 92.1234, "steps": 12000}}, tmp_path)
+    card = json.loads((tmp_path / "m.json").read_text())
+    text = (tmp_path / "m.md").read_text()
+    assert card["scores"]["goals"] == rows                                      # the JSON: full precision
+    assert "| condition | model | identity | model_ssim | model_ms | psnr | ssim |" in text
+    assert "| blur_noise | 30.7 | 22.5 | 0.84 | 57 | 30.7 | 0.84 |" in text
+    assert "- ms_per_frame: 6.8" in text and "- backends_ms: torch: 27" in text
+    assert "| noise std / blur sigma | 0 | 1.5 |" in text and "| 0.075 | 11.1 | 9.3 |" in text
+    assert "- wall_minutes: 92.1\n" in text and "- steps: 12,000" in text and "- no_harm_db: -0.1" in text
+
+
+@pytest.mark.parametrize("key, value, shown", [
+    ("psnr", 30.7349, "30.7"), ("model_ssim", 0.83712, "0.84"), ("model_ms", 51.0, "51"), ("ms", 6.83, "6.8"),
+    ("cbm3d_in", 31.04, "31.0"), ("parameters", 908292, "908,292"), ("noise_std", 0.075, "0.075"),
+    ("change_below", 0.0115, "0.0115"), ("wall_minutes", 65.43, "65.4"), ("backends_ms.torch", 26.6, "27"),
+    ("does_no_harm", True, "yes"), ("blur_sigma", [0.0, 2.0], "[0, 2]"), ("classics", ["nlm", "tv"], "nlm, tv"),
+])
+def test_card_values_are_formatted_by_their_key(key, value, shown):
+    assert cards._fmt(key, value) == shown
+
+
+def test_development_data_paths_are_shown_and_loaded_as_the_users_folder(tmp_path, monkeypatch):
+    development = next(iter(cards.DEVELOPMENT_PATHS))
+    cfg = Config.preset("tiny", data_dir=development)
+    save_model(tiny_generator(), cfg, "m", {"summary": "s", "training": {"data": f"Kvasir-SEG ({development})"}},
+               tmp_path)
+    assert json.loads((tmp_path / "m.json").read_text())["config"]["data_dir"] == development   # the record
+    assert development not in (tmp_path / "m.md").read_text()
+    assert "- data: Kvasir-SEG (data/Kvasir-SEG)" in (tmp_path / "m.md").read_text()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(models_zoo, "PACKAGE_ROOT", tmp_path / "no-repository")
+    assert load_model("m", folder=tmp_path)[1].data_dir is None          # the default data: the shipped sample
+    (tmp_path / "data" / "Kvasir-SEG" / "images").mkdir(parents=True)    # after `data download kvasir-seg`
+    assert load_model("m", folder=tmp_path)[1].data_dir == str(tmp_path.resolve() / "data" / "Kvasir-SEG")
 
 
 # ------------------------------------------------------------------ checkpoints with an EMA
@@ -178,7 +227,7 @@ def test_models_command_lists_and_shows_cards(folder, capsys):
     params = f"{models_zoo.model_card('tiny-a')['parameters']:,}"
     assert "* tiny-a" in out and "  tiny-b" in out and params in out and "a tiny test model" in out
     assert "scores: blur+noise: +1.2 dB over NLM" in out
-    assert main(["models", "tiny-b"]) == 0 and capsys.readouterr().out.startswith("# tiny-b\n\nanother one")
+    assert main(["models", "tiny-b"]) == 0 and "\n---\n\n# tiny-b\n\nanother one\n" in capsys.readouterr().out
     assert main(["models", "nope"]) == 1 and "available: tiny-a, tiny-b" in capsys.readouterr().err
 
 
@@ -309,5 +358,12 @@ def test_reference_psnr_is_the_psnr_of_the_restored_reference_frame(folder):
 @pytest.mark.parametrize("name", SHIPPED or [pytest.param(None, marks=pytest.mark.skip(reason="no shipped models"))])
 def test_shipped_cards_markdown_is_up_to_date(name):
     card = model_card(name, models_zoo.WEIGHTS_DIR)
-    assert (models_zoo.WEIGHTS_DIR / f"{name}.md").read_text() == card_markdown(card)
-    assert "guard: inputs with an estimated noise std below" in card_markdown(card)
+    text = card_markdown(card)
+    assert (models_zoo.WEIGHTS_DIR / f"{name}.md").read_text() == text
+    assert "guard: inputs with an estimated noise std below" in text
+
+
+@pytest.mark.parametrize("name", SHIPPED or [pytest.param(None, marks=pytest.mark.skip(reason="no shipped models"))])
+def test_shipped_cards_and_configs_name_no_development_path(name):
+    assert "../shared" not in (models_zoo.WEIGHTS_DIR / f"{name}.md").read_text()
+    assert "../shared" not in str(load_model(name, folder=models_zoo.WEIGHTS_DIR)[1].data_dir)

@@ -15,13 +15,16 @@ Each shipped model is two files in `WEIGHTS_DIR` (``medgan_nb/weights/``):
 
 A model gets there with ``python -m medgan_nb export CHECKPOINT --format pretrained --name NAME``
 (`save_model`). `load_model` checks the weights' SHA-256 against the card before using them, and hashes
-the very bytes it deserialises, so the hash it reports names the weights that ran.
+the very bytes it deserialises, so the hash it reports names the weights that ran. The card's config is the
+training record and stays as trained; the `Config` that `load_model` returns reads data a user has instead
+of a development-only data folder (`user_config`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -31,10 +34,13 @@ from torch import nn
 
 from .. import __version__
 from ..config.config import Config
+from ..data.datasets import PACKAGE_ROOT
 from ..utils.files import atomic_write
 from .build import build_generator, count_parameters
-from .cards import CARD_DEFAULTS, CARD_KEYS, FILLED_KEYS, card_markdown
+from .cards import CARD_DEFAULTS, CARD_KEYS, DEVELOPMENT_PATHS, FILLED_KEYS, card_markdown
 from .guard import Guard
+
+log = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 FORMAT = "medgan_nb-pretrained"
@@ -110,6 +116,8 @@ def load_model(name: str | None = None, device: str | torch.device = "cpu",
                folder: str | Path | None = None) -> tuple[nn.Module, Config, dict[str, Any]]:
     """(generator in eval mode on `device`, its config, its card) of model `name` (None: the default one).
 
+    The config is the card's, with a development-only data folder replaced by the user's (`user_config`);
+    ``Config.from_dict(card["config"])`` is the config exactly as trained.
     Raises `PretrainedError` if the weights' SHA-256 differs from the card's. The generator carries
     ``checkpoint_sha256`` (the weights' hash) and ``model_name`` so outputs can name what made them, and
     ``guard`` (the card's `Guard`, or None), which `enhance` and `evaluate` apply to its outputs.
@@ -134,10 +142,29 @@ def load_model(name: str | None = None, device: str | torch.device = "cpu",
     except (KeyError, ValueError, RuntimeError) as e:
         raise PretrainedError(f"model {name!r}: its card's config does not rebuild the weights in {path}: "
                               f"{e.args[0] if e.args else e}") from None
+    cfg = user_config(cfg, name)
     generator.checkpoint_sha256 = sha
     generator.model_name = name
     generator.guard = Guard.from_card(card["guard"]) if card.get("guard") else None
     return generator.to(device).eval(), cfg, card
+
+
+def user_config(cfg: Config, name: str = "this model") -> Config:
+    """`cfg` reading data a user has when its ``data_dir`` is a development-only folder (`DEVELOPMENT_PATHS`):
+    the same data set's user folder (e.g. data/Kvasir-SEG after ``python -m medgan_nb data download
+    kvasir-seg``) when it holds images, in the working directory or else the repository, as an absolute path;
+    otherwise ``None``, the default data (`medgan_nb.data.datasets.data_source`), with one log line saying so.
+    Any other config is returned unchanged.
+    """
+    user = DEVELOPMENT_PATHS.get(cfg.data_dir or "")
+    if user is None:
+        return cfg
+    for folder in (Path.cwd() / user, PACKAGE_ROOT / user):
+        if (folder / "images").is_dir():
+            return cfg.replace(data_dir=str(folder.resolve()))
+    log.info("model %r was trained on %s, which is not here; its config reads the default data (the shipped "
+             "sample) instead: `python -m medgan_nb data download kvasir-seg` fetches the full data set", name, user)
+    return cfg.replace(data_dir=None)
 
 
 # ------------------------------------------------------------------ writing
