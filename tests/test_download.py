@@ -14,13 +14,7 @@ from pathlib import Path
 import pytest
 
 import medgan_nb.data.fetch as data_fetch
-from medgan_nb.data import (
-    DATASETS,
-    DownloadError,
-    RemoteDataset,
-    download,
-    safe_extract,
-)
+from medgan_nb.data import DATASETS, DownloadError, RemoteDataset, download, safe_extract
 
 URL = "https://example.invalid/kvasir-seg.zip"
 MEMBERS = {

@@ -15,13 +15,7 @@ from medgan_nb import __version__
 from medgan_nb.config import Config
 from medgan_nb.data import ImageLoadError, decode_image
 from medgan_nb.inference import enhance, enhance_array
-from medgan_nb.models import (
-    CheckpointError,
-    UNetGenerator,
-    build_generator,
-    resolve_device,
-    save_checkpoint,
-)
+from medgan_nb.models import CheckpointError, UNetGenerator, build_generator, resolve_device, save_checkpoint
 from medgan_nb.utils import file_sha256
 
 

@@ -262,9 +262,7 @@ def test_enhance_writes_exactly_the_decodable_files_and_counts_the_rest(fuzz, ch
 
 
 def test_evaluate_scores_the_decodable_files_and_names_a_bad_one(fuzz, tmp_path):
-    from medgan_nb.evaluation import (
-        evaluate,  # imported here: evaluate.py is being reworked
-    )
+    from medgan_nb.evaluation import evaluate  # imported here: evaluate.py is being reworked
     root, files, decoded, errors, foreign = fuzz
     good, mixed = tmp_path / "good", tmp_path / "mixed"
     good.mkdir()

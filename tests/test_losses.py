@@ -6,13 +6,7 @@ import torch
 
 from medgan_nb import losses
 from medgan_nb.config import Config
-from medgan_nb.losses import (
-    GANLoss,
-    GeneratorLoss,
-    MissingWeightsError,
-    VGGPerceptualLoss,
-    discriminator_loss,
-)
+from medgan_nb.losses import GANLoss, GeneratorLoss, MissingWeightsError, VGGPerceptualLoss, discriminator_loss
 
 
 def test_gan_loss_values_and_any_shape():

@@ -11,13 +11,7 @@ from pydicom.data import get_testdata_file
 import medgan_nb.data.scans as data_scans
 from medgan_nb.config import Config
 from medgan_nb.data import default_dataset, read_dicom
-from medgan_nb.degrade import (
-    ModalityDegradation,
-    kspace,
-    mri_acquire,
-    mri_degrade,
-    tv_reconstruction,
-)
+from medgan_nb.degrade import ModalityDegradation, kspace, mri_acquire, mri_degrade, tv_reconstruction
 from medgan_nb.evaluation import evaluate_scans, markdown, methods_for, run_model
 from medgan_nb.inference import enhance
 from medgan_nb.models import load_generator

@@ -15,13 +15,7 @@ import medgan_nb.training.setup as training_setup
 import medgan_nb.training.trainer as training_trainer
 from medgan_nb.config import Config
 from medgan_nb.data import ImageLoadError
-from medgan_nb.models import (
-    CheckpointError,
-    build_generator,
-    load_checkpoint,
-    load_generator,
-    save_checkpoint,
-)
+from medgan_nb.models import CheckpointError, build_generator, load_checkpoint, load_generator, save_checkpoint
 from medgan_nb.training import TrainingDiverged, lr_factor, train
 from medgan_nb.utils import file_sha256
 

@@ -26,11 +26,7 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage
 from skimage.filters import gaussian as _gaussian_filter
-from skimage.restoration import (
-    denoise_bilateral,
-    denoise_nl_means,
-    denoise_tv_chambolle,
-)
+from skimage.restoration import denoise_bilateral, denoise_nl_means, denoise_tv_chambolle
 
 from ..models.guard import noise_level
 from ..utils.images import from_numpy_images

@@ -72,12 +72,7 @@ from ..models.guard import Guard
 from ..models.zoo import load_model
 from ..utils.hardware import machine
 from .baselines import BASELINES, FAST_BASELINES, missing_reason
-from .conditions import (
-    GOAL_BASELINES,
-    GOAL_CONDITIONS,
-    build_degraders,
-    evaluation_config,
-)
+from .conditions import GOAL_BASELINES, GOAL_CONDITIONS, build_degraders, evaluation_config
 from .methods import run_gan
 from .plots import plot_bars, plot_cases, plot_error_maps, plot_lesions
 from .report import _best_baseline, report_markdown

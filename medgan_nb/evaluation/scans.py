@@ -28,13 +28,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..config.config import Config
-from ..data.scans import (
-    Slice,
-    ct_degradation,
-    degrade_slice,
-    from_model,
-    modality_slices,
-)
+from ..data.scans import Slice, ct_degradation, degrade_slice, from_model, modality_slices
 from ..degrade.acquisition import ModalityDegradation
 from ..degrade.ct import outside_circle
 from ..degrade.mri import mri_acquire, tv_reconstruction

@@ -21,24 +21,9 @@ import torch
 
 from ..config.config import Config
 from ..data.dicom import DicomImage, read_dicom
-from ..data.scans import (
-    MODALITY_OF_DICOM,
-    SAMPLE_SCANS,
-    Slice,
-    degrade_slice,
-    from_model,
-    sample_slices,
-    window_of,
-)
+from ..data.scans import MODALITY_OF_DICOM, SAMPLE_SCANS, Slice, degrade_slice, from_model, sample_slices, window_of
 from ..degrade.acquisition import ModalityDegradation
-from ..degrade.mri import (
-    kspace,
-    magnitude_image,
-    motion_kspace,
-    mri_acquire,
-    rician_noise,
-    tv_reconstruction,
-)
+from ..degrade.mri import kspace, magnitude_image, motion_kspace, mri_acquire, rician_noise, tv_reconstruction
 from ..degrade.xray import detector_blur, xray_degrade
 from ..evaluation.scans import CONDITIONS, restore_all, score_slice
 from ..utils.images import WINDOWS, window

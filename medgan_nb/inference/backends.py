@@ -31,13 +31,7 @@ from torch import nn
 
 from ..config.config import INFERENCE_BACKENDS
 from ..utils.hardware import bf16_native
-from .engines import (
-    OnnxGenerator,
-    OpenVinoGenerator,
-    _require,
-    onnx_available,
-    openvino_available,
-)
+from .engines import OnnxGenerator, OpenVinoGenerator, _require, onnx_available, openvino_available
 from .export import _channels, _onnx_file
 from .fold import fold_batchnorm
 

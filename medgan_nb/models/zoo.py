@@ -35,7 +35,7 @@ from torch import nn
 from .. import __version__
 from ..config.config import Config
 from ..data.datasets import PACKAGE_ROOT
-from ..utils.files import atomic_write
+from ..utils.files import atomic_write, refuse_existing
 from .build import build_generator, count_parameters
 from .cards import CARD_DEFAULTS, CARD_KEYS, DEVELOPMENT_PATHS, FILLED_KEYS, card_markdown
 from .guard import Guard
@@ -182,9 +182,8 @@ def save_model(generator: nn.Module, cfg: Config, name: str, card_fields: dict[s
     state = _plain_state(generator, cfg)
     card = _new_card(_check_name(name), card_fields)
     weights, card_path = folder / f"{name}.safetensors", folder / f"{name}.json"
-    taken = [str(p) for p in (weights, card_path) if p.exists()]
-    if taken and not overwrite:
-        raise FileExistsError(f"{' and '.join(taken)} already exist(s); pass overwrite=True (--overwrite) to replace")
+    if not overwrite:
+        refuse_existing([weights, card_path], "pass overwrite=True (--overwrite) to replace")
     if card["default"]:
         others = [n for n in list_models(folder) if n != name and model_card(n, folder)["default"] is True]
         if others:

@@ -29,12 +29,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..config.config import Config
-from ..losses import (
-    GeneratorLoss,
-    GeneratorLossParts,
-    discriminator_loss,
-    term_grad_norms,
-)
+from ..losses import GeneratorLoss, GeneratorLossParts, discriminator_loss, term_grad_norms
 from ..metrics import PSNR_CAP, psnr, ssim
 from ..models.build import build_discriminator, build_generator, eval_mode
 

@@ -45,16 +45,14 @@ def _umask() -> int:
 
 
 def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MB chunks."""
+    """Hex SHA-256 of a file, read in chunks (`hashlib.file_digest`)."""
     with open(path, "rb") as f:
         return _sha256_of(f)
 
 
 def _sha256_of(f: BinaryIO) -> str:
-    h = hashlib.sha256()
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-        h.update(chunk)
-    return h.hexdigest()
+    """Hex SHA-256 of an open binary file from its current position to its end."""
+    return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def refuse_existing(paths: Iterable[str | Path], hint: str = "pass overwrite=True to replace") -> None:
