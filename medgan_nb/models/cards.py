@@ -21,6 +21,7 @@ import json
 import re
 from typing import Any
 
+from ..utils.text import markdown_table
 from .guard import Guard
 
 FILLED_KEYS = ("name", "config", "weights_sha256", "parameters")      # written by save_model, never by hand
@@ -161,8 +162,7 @@ def _is_rows(value: Any) -> bool:
 def _table(rows: list[dict[str, Any]]) -> list[str]:
     """A Markdown table of `rows`; the columns are every key, in the order first seen; cells by `_fmt`."""
     columns = list(dict.fromkeys(k for r in rows for k in r))
-    return ([f"| {' | '.join(columns)} |", f"|{'---|' * len(columns)}"]
-            + [f"| {' | '.join(_fmt(c, r[c]) if c in r else '' for c in columns)} |" for r in rows])
+    return markdown_table(columns, [[_fmt(c, r[c]) if c in r else "" for c in columns] for r in rows]).split("\n")
 
 
 def _grid_items(value: dict[str, Any], parent: str) -> list[str]:
@@ -172,11 +172,9 @@ def _grid_items(value: dict[str, Any], parent: str) -> list[str]:
              and all(isinstance(row, list) and len(row) == len(blur) for row in v)]
     lines = _items({k: v for k, v in value.items() if k not in grids and k not in GRID_AXES}, parent)
     for key in grids:
-        lines += ["", f"{key} (rows: noise std; columns: blur sigma):", "",
-                  f"| noise std / blur sigma | {' | '.join(_fmt('blur_sigma', b) for b in blur)} |",
-                  f"|{'---|' * (len(blur) + 1)}",
-                  *(f"| {_fmt('noise_std', n)} | {' | '.join(_fmt(key, x) for x in row)} |"
-                    for n, row in zip(noise, value[key]))]
+        table = markdown_table(["noise std / blur sigma", *(_fmt("blur_sigma", b) for b in blur)],
+                               [[_fmt("noise_std", n), *(_fmt(key, x) for x in row)] for n, row in zip(noise, value[key])])
+        lines += ["", f"{key} (rows: noise std; columns: blur sigma):", "", *table.split("\n")]
     return lines
 
 
