@@ -18,6 +18,8 @@ from typing import Literal, Sequence
 
 import numpy as np
 from PIL import BmpImagePlugin, Image, JpegImagePlugin, PngImagePlugin, TiffImagePlugin  # noqa: F401 (registers PIL_FORMATS)
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
 
 SPLITS = ("train", "val", "test")
 Split = Literal["train", "val", "test"]
@@ -69,21 +71,9 @@ def duplicate_groups(signatures: np.ndarray, keys: Sequence[str],
     at >= 0.948 showed one scene (consecutive frames of a video), those at <= 0.941 different scenes; 0.945
     joins 8 pairs there, and splits them 780 / 103 / 108 (train / val / test) frames.
     """
-    n = len(keys)
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    if n > 1:
-        close = np.argwhere(np.triu(signatures @ signatures.T, 1) >= threshold)
-        for i, j in close:
-            parent[root(int(i))] = root(int(j))
+    close = np.triu(signatures @ signatures.T, 1) >= threshold          # (n, n): the linked pairs, i < j
+    _, labels = connected_components(csr_matrix(close), directed=False)
     smallest: dict[int, str] = {}
-    for i in range(n):
-        r = root(i)
-        smallest[r] = min(smallest.get(r, keys[i]), keys[i])
-    return [smallest[root(i)] for i in range(n)]
+    for label, key in zip(labels, keys):
+        smallest[label] = min(smallest.get(label, key), key)
+    return [smallest[label] for label in labels]
