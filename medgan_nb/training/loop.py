@@ -11,7 +11,7 @@ Learning rates stay constant until ``lr_decay_start`` and then fall linearly to 
 at the last epoch. A run lives in ``<output_dir>/runs/<name>/``:
 
     config.json     the settings         metrics.csv  losses, gradient norms, learning rates, images/s
-    val.csv         PSNR/SSIM, CPU time  samples/     degraded | restored | clean grids
+    val.csv         PSNR/SSIM, CPU time  samples/     grids: rows degraded, restored, clean
     checkpoints/    last.pt (every epoch), epoch_NNN.pt (every save_every), best.pt (val PSNR);
                     each state is written once, the other names are hard links to it (or copies)
     parent.json     only in a run started from another run's checkpoint: which one
@@ -70,10 +70,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import matplotlib.pyplot as plt
 import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler
+from torchvision.utils import make_grid, save_image
 from tqdm.auto import tqdm
 
 from ..config.config import Config
@@ -81,7 +81,6 @@ from ..losses import GRAD_TERMS, GeneratorLossParts
 from ..models.build import resolve_device
 from ..models.checkpoint import checkpoint_path, copy_checkpoint, run_folder_of, save_checkpoint
 from ..utils.images import to_unit
-from ..utils.plots import image_grid
 from ..utils.seeding import seed_epoch, seed_for
 from .logs import TB_TAGS
 from .setup import _build, _Data, _load_data, _open_run, _resumable_state, _Session
@@ -346,13 +345,10 @@ def _save(s: _Session, scores: dict[str, float], best: bool) -> None:
 
 def _save_samples(generator: torch.nn.Module, clean: torch.Tensor, degraded: torch.Tensor, path: Path,
                   device: torch.device, n: int = 4, writer: Any = None, step: int = 0) -> None:
-    """A degraded | restored | clean grid of the first `n` validation images as a PNG (and to TensorBoard)."""
+    """A grid of the first `n` validation images as a PNG (and to TensorBoard): rows degraded, restored, clean."""
     restored = restore(generator, degraded[:n], device)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig = image_grid({"degraded": degraded[:n], "restored": restored, "clean": clean[:n]})
-    fig.savefig(path, dpi=72)
-    plt.close(fig)
-    if writer is not None:              # rows: degraded, restored, clean
-        from torchvision.utils import make_grid
-        images = to_unit(torch.cat([degraded[:n], restored, clean[:n]]).float()).clamp(0, 1)
+    images = to_unit(torch.cat([degraded[:n], restored, clean[:n]]).float()).clamp(0, 1)
+    save_image(images, path, nrow=len(restored))
+    if writer is not None:
         writer.add_image("samples/degraded_restored_clean", make_grid(images, nrow=len(restored)), step)
