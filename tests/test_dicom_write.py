@@ -1,4 +1,4 @@
-"""medgan_nb.data.dicom.write_derived: enhanced images written back as derived DICOM files, read again."""
+"""medgan_nb.data.dicom_write.write_derived: enhanced images written back as derived DICOM files, read again."""
 from pathlib import Path
 
 import numpy as np

@@ -1,17 +1,11 @@
-"""One place for every knob: the `Config` dataclass and its named presets.
+"""One place for every knob: the `Config` dataclass, its checks, and the values some fields choose from
+(degradation sets and orders, modalities, pixel losses, inference backends).
 
 The original notebook kept its settings in a class of globals. Here they live in
 one dataclass that can be printed, saved next to a run, loaded again and edited
-field by field. The presets:
-
-- ``original``: exactly the original notebook's recipe (256², 8-level UNet, 50 epochs, ...).
-  Meant for a GPU: on a CPU each of its training iterations takes seconds.
-- ``realtime`` and ``quality``: the shipped models' recipe (`RESTORE_RECIPE`: L1 pre-training with an
-  EMA on random crops of real frames, wide degradations) with the generators the race chose.
-- ``demo``: the real-time model's recipe, from scratch on the shipped frames in minutes on a CPU.
-- ``lite``: the earlier real-time GAN recipe (a small UNet at 256²).
-- ``ct``, ``mri``, ``xray``: 1-channel models of the real-time size on patches of real scans (`medgan_nb.data.scans`).
-- ``tiny``: seconds; used by the tests and by the notebooks under ``MEDGAN_TINY=1``.
+field by field. ``Config.preset(name, **overrides)`` starts from one of the named
+presets (`PRESETS`, defined in `medgan_nb.config.presets`); every config is validated
+when it is made, so a bad value fails early with a message that names the field.
 
 Intensities of the degradations (``noise_std``, ``sp_amount``, ...) are in
 units of the [0, 1] image range, as in the original notebook, even though the
@@ -27,6 +21,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .presets import PRESETS
 
 # Named sets of degradations (see medgan_nb.degrade for what each one does).
 DEGRADATION_SETS: dict[str, tuple[str, ...]] = {
@@ -183,7 +179,19 @@ class Config:
 
     # ------------------------------------------------------------ validation
     def validate(self) -> None:
-        """Coerce JSON/YAML types (lists -> tuples) and reject values that cannot work."""
+        """Coerce JSON/YAML types (lists -> tuples) and reject values that cannot work (ValueError naming the
+        field). Values renamed since configs were first saved (`RENAMED_VALUES`) take their new name."""
+        self._coerce_fields()
+        unknown = [d for d in self.degradations if d not in KNOWN_DEGRADATIONS]
+        if unknown:
+            raise ValueError(f"degradations: unknown {unknown}; known: {list(KNOWN_DEGRADATIONS)}")
+        for ok, message in _value_checks(self):
+            if not ok:
+                raise ValueError(message)
+
+    def _coerce_fields(self) -> None:
+        """Each field to its declared type, renamed values to their new name, a named degradation set to its
+        degradations."""
         hints = typing.get_type_hints(Config)
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -195,63 +203,6 @@ class Config:
                                      f"use one of {sorted(DEGRADATION_SETS)} or a list of names")
                 value = DEGRADATION_SETS[value]
             setattr(self, f.name, _coerce(f.name, value, hints[f.name]))
-        unknown = [d for d in self.degradations if d not in KNOWN_DEGRADATIONS]
-        if unknown:
-            raise ValueError(f"degradations: unknown {unknown}; known: {list(KNOWN_DEGRADATIONS)}")
-        order = DEGRADATION_ORDERS.get(self.degradation_order, ())
-        misplaced = [d for d in self.degradations if d not in order]
-        checks = [
-            (self.image_size >= 8, "image_size must be >= 8"),
-            (self.depth >= 2, "depth must be >= 2"),
-            (self.image_size % self.size_multiple == 0,
-             f"image_size {self.image_size} is not divisible by {self.size_multiple} (the generator halves it "
-             f"{self.depth} times{' after its stem' if self.stem > 1 else ''}); use depth <= "
-             f"{_max_depth(self.image_size // self.stem if self.image_size % self.stem == 0 else 1)} or an "
-             f"image_size that is a multiple of {self.size_multiple}"),
-            (self.stem in (1, 2, 4) and (self.generator == "nafnet" or self.stem == 1),
-             "stem must be 1, 2 or 4, and only the nafnet generator has a stem"),
-            (abs(sum(self.split_ratios) - 1) < 1e-6 and min(self.split_ratios) > 0,
-             "split_ratios must be three positive numbers summing to 1 (train, validation and test each need "
-             "images)"),
-            (self.resize in ("squash", "crop"), "resize must be 'squash' or 'crop'"),
-            (self.train_crop in ("none", "random"), "train_crop must be 'none' or 'random'"),
-            (self.frame_size == 0 or self.frame_size >= self.image_size,
-             f"frame_size must be 0 or >= image_size ({self.image_size}): val/test take image_size crops of frames"),
-            (self.generator in ("unet", "nafnet"), "generator must be 'unet' or 'nafnet'"),
-            (self.blocks >= 1 and self.crops_per_frame >= 1, "blocks and crops_per_frame must be >= 1"),
-            (0 <= self.ema_decay < 1, "ema_decay must be in [0, 1) (0: no EMA)"),
-            (0 <= self.degradation_p <= 1, "degradation_p must be in [0, 1]"),
-            (self.noise_reuse >= 1, "noise_reuse must be >= 1 (1: fresh noise for every batch)"),
-            (0 <= self.sp_amount_range <= self.sp_amount,
-             "need 0 <= sp_amount_range <= sp_amount (the amount is drawn from sp_amount ± sp_amount_range)"),
-            (self.gan_mode in ("vanilla", "lsgan"), "gan_mode must be 'vanilla' or 'lsgan'"),
-            (self.degradation_order in DEGRADATION_ORDERS,
-             f"degradation_order must be one of {sorted(DEGRADATION_ORDERS)}"),
-            (not misplaced, f"degradation(s) {misplaced} have no place in the {self.degradation_order!r} order "
-                            f"{order}; use degradation_order='physical'"),
-            (self.bad_images in ("raise", "skip"), "bad_images must be 'raise' or 'skip'"),
-            (self.blur_kernel % 2 == 1 and self.blur_kernel > 0, "blur_kernel must be a positive odd number"),
-            (0 <= self.noise_std_range <= self.noise_std <= 1,
-             "need 0 <= noise_std_range <= noise_std <= 1 (the std is drawn from noise_std ± noise_std_range)"),
-            *_range_checks(self),
-            (self.max_images >= 0 and self.synthetic_frames >= 0, "max_images and synthetic_frames must be >= 0"),
-            (self.max_minutes >= 0, "max_minutes must be >= 0 (0: no time limit)"),
-            (self.batch_size >= 1 and self.epochs >= 1 and self.g_steps >= 1,
-             "batch_size, epochs and g_steps must be >= 1"),
-            (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
-            (0 <= self.sp_amount <= 1 and 0 <= self.sp_salt_ratio <= 1, "sp_amount and sp_salt_ratio must be in [0, 1]"),
-            (min(self.lambda_l1, self.lambda_perceptual, self.lambda_adv) >= 0, "loss weights must be >= 0"),
-            (self.pixel_loss in PIXEL_LOSSES, f"pixel_loss must be one of {PIXEL_LOSSES}"),
-            (self.modality in MODALITIES, f"modality must be one of {MODALITIES}"),
-            (self.channels == (3 if self.modality == "endoscopy" else 1),
-             f"channels must be {3 if self.modality == 'endoscopy' else 1} for modality {self.modality!r}"),
-            (self.scan_size >= self.image_size and self.scan_realisations >= 1,
-             "need scan_size >= image_size and scan_realisations >= 1"),
-            (self.ct_views == (0, 0) or self.ct_views[0] >= 1, "ct_views must be (0, 0) (full scan) or >= 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
 
     # ------------------------------------------------------------ file I/O
     def to_dict(self) -> dict[str, Any]:
@@ -308,6 +259,62 @@ def _preset(cls: type[Config], name: str, **overrides: Any) -> Config:
 # Set after the class is made: defined in its body, the method would replace the field's default ("original").
 Config.preset = classmethod(_preset)  # type: ignore[assignment,method-assign]
 
+def _value_checks(cfg: Config) -> list[tuple[bool, str]]:
+    """(ok, message) for every rule a config's values must keep, in the order they are reported; the fields
+    already have their declared types."""
+    order = DEGRADATION_ORDERS.get(cfg.degradation_order, ())
+    misplaced = [d for d in cfg.degradations if d not in order]
+    return [
+        (cfg.image_size >= 8, "image_size must be >= 8"),
+        (cfg.depth >= 2, "depth must be >= 2"),
+        (cfg.image_size % cfg.size_multiple == 0,
+         f"image_size {cfg.image_size} is not divisible by {cfg.size_multiple} (the generator halves it "
+         f"{cfg.depth} times{' after its stem' if cfg.stem > 1 else ''}); use depth <= "
+         f"{_max_depth(cfg.image_size // cfg.stem if cfg.image_size % cfg.stem == 0 else 1)} or an "
+         f"image_size that is a multiple of {cfg.size_multiple}"),
+        (cfg.stem in (1, 2, 4) and (cfg.generator == "nafnet" or cfg.stem == 1),
+         "stem must be 1, 2 or 4, and only the nafnet generator has a stem"),
+        (abs(sum(cfg.split_ratios) - 1) < 1e-6 and min(cfg.split_ratios) > 0,
+         "split_ratios must be three positive numbers summing to 1 (train, validation and test each need "
+         "images)"),
+        (cfg.resize in ("squash", "crop"), "resize must be 'squash' or 'crop'"),
+        (cfg.train_crop in ("none", "random"), "train_crop must be 'none' or 'random'"),
+        (cfg.frame_size == 0 or cfg.frame_size >= cfg.image_size,
+         f"frame_size must be 0 or >= image_size ({cfg.image_size}): val/test take image_size crops of frames"),
+        (cfg.generator in ("unet", "nafnet"), "generator must be 'unet' or 'nafnet'"),
+        (cfg.blocks >= 1 and cfg.crops_per_frame >= 1, "blocks and crops_per_frame must be >= 1"),
+        (0 <= cfg.ema_decay < 1, "ema_decay must be in [0, 1) (0: no EMA)"),
+        (0 <= cfg.degradation_p <= 1, "degradation_p must be in [0, 1]"),
+        (cfg.noise_reuse >= 1, "noise_reuse must be >= 1 (1: fresh noise for every batch)"),
+        (0 <= cfg.sp_amount_range <= cfg.sp_amount,
+         "need 0 <= sp_amount_range <= sp_amount (the amount is drawn from sp_amount ± sp_amount_range)"),
+        (cfg.gan_mode in ("vanilla", "lsgan"), "gan_mode must be 'vanilla' or 'lsgan'"),
+        (cfg.degradation_order in DEGRADATION_ORDERS,
+         f"degradation_order must be one of {sorted(DEGRADATION_ORDERS)}"),
+        (not misplaced, f"degradation(s) {misplaced} have no place in the {cfg.degradation_order!r} order "
+                        f"{order}; use degradation_order='physical'"),
+        (cfg.bad_images in ("raise", "skip"), "bad_images must be 'raise' or 'skip'"),
+        (cfg.blur_kernel % 2 == 1 and cfg.blur_kernel > 0, "blur_kernel must be a positive odd number"),
+        (0 <= cfg.noise_std_range <= cfg.noise_std <= 1,
+         "need 0 <= noise_std_range <= noise_std <= 1 (the std is drawn from noise_std ± noise_std_range)"),
+        *_range_checks(cfg),
+        (cfg.max_images >= 0 and cfg.synthetic_frames >= 0, "max_images and synthetic_frames must be >= 0"),
+        (cfg.max_minutes >= 0, "max_minutes must be >= 0 (0: no time limit)"),
+        (cfg.batch_size >= 1 and cfg.epochs >= 1 and cfg.g_steps >= 1,
+         "batch_size, epochs and g_steps must be >= 1"),
+        (0 <= cfg.dropout < 1, "dropout must be in [0, 1)"),
+        (0 <= cfg.sp_amount <= 1 and 0 <= cfg.sp_salt_ratio <= 1, "sp_amount and sp_salt_ratio must be in [0, 1]"),
+        (min(cfg.lambda_l1, cfg.lambda_perceptual, cfg.lambda_adv) >= 0, "loss weights must be >= 0"),
+        (cfg.pixel_loss in PIXEL_LOSSES, f"pixel_loss must be one of {PIXEL_LOSSES}"),
+        (cfg.modality in MODALITIES, f"modality must be one of {MODALITIES}"),
+        (cfg.channels == (3 if cfg.modality == "endoscopy" else 1),
+         f"channels must be {3 if cfg.modality == 'endoscopy' else 1} for modality {cfg.modality!r}"),
+        (cfg.scan_size >= cfg.image_size and cfg.scan_realisations >= 1,
+         "need scan_size >= image_size and scan_realisations >= 1"),
+        (cfg.ct_views == (0, 0) or cfg.ct_views[0] >= 1, "ct_views must be (0, 0) (full scan) or >= 1"),
+    ]
+
+
 # (low, high) fields and the bounds their values must keep.
 _RANGES: dict[str, tuple[float, float]] = {
     "blur_sigma": (0.0, 10.0), "jpeg_quality": (1, 100), "motion_blur_length": (0.0, 64.0),
@@ -353,68 +360,3 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     if hint in (int, str) and isinstance(value, hint) and not isinstance(value, bool):
         return value
     raise ValueError(f"{name}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
-
-
-_ORIGINAL = {}  # the dataclass defaults are the original recipe
-# Restoration training: a wide range of degradations, each present with probability 0.7, so light
-# and clean inputs occur (the model must learn to leave them alone); both orders of noise and blur.
-WIDE_DEGRADATIONS = dict(degradations=("blur", "noise", "salt_pepper"), degradation_order="mixed",
-                         degradation_p=0.7, blur_sigma=(0.0, 2.0), blur_kernel=9, noise_std=0.1, noise_std_range=0.1,
-                         sp_amount=0.01, sp_amount_range=0.01)
-# PSNR-oriented pre-training on random 128² crops of real frames (L1 only: D is not run), with an EMA of G.
-RESTORE_RECIPE = dict(image_size=128, frame_size=256, train_crop="random", cache_images=True, resize="crop",
-                      batch_size=16, g_steps=1, lambda_adv=0.0, lambda_l1=1.0, lambda_perceptual=0.0, lr_g=1e-3,
-                      beta1=0.9, beta2=0.99, ema_decay=0.999, dropout=0.0, d_base_channels=32,
-                      save_every=5, log_every=20, **WIDE_DEGRADATIONS)
-# The generators `python -m benchmarks race` chose at equal CPU time (see docs/model-zoo.md, "Choosing the generators").
-REALTIME_UNET = dict(generator="unet", residual=True, depth=5, base_channels=16, max_channels=128)
-QUALITY_NAFNET = dict(generator="nafnet", residual=True, base_channels=24, depth=3, stem=2, blocks=1)
-# CT, MRI and X-ray: the real-time UNet with one channel and the restoration recipe (L1 + EMA) on random
-# 128² patches of the real sample scans (medgan_nb.data.scans), each training slice degraded scan_realisations times.
-SCAN_RECIPE = dict(channels=1, image_size=128, batch_size=16, g_steps=1, lambda_adv=0.0, lambda_l1=1.0,
-                   lambda_perceptual=0.0, lr_g=1e-3, beta1=0.9, beta2=0.99, ema_decay=0.999, dropout=0.0,
-                   d_base_channels=32, save_every=10, log_every=20, epochs=300, lr_decay_start=150,
-                   max_minutes=12.0, **REALTIME_UNET)
-PRESETS: dict[str, dict[str, Any]] = {
-    "original": _ORIGINAL,
-    # Minutes on 2 CPU cores: the real-time model's architecture and recipe, trained from scratch on the
-    # shipped real frames (random 128² crops, 8 per frame and epoch) for a fixed 80 epochs; the 120-minute
-    # safety stop only ends a run on a machine several times slower than 2 quiet cores, and the demo says so.
-    "demo": {**RESTORE_RECIPE, **REALTIME_UNET, "crops_per_frame": 8, "epochs": 80, "lr_decay_start": 40,
-             "max_minutes": 120.0, "save_every": 10},
-    # Minutes on 2 CPU cores, for the notebooks: the original's pix2pix recipe (adversarial + L1 x 70, no VGG
-    # term: its weights need a download) at 64², a 5-level UNet with 32 base channels, on the shipped real
-    # frames (random crops, 4 per frame and epoch), 12 epochs; a 10-minute safety stop per run.
-    "notebook": dict(
-        image_size=64, frame_size=128, train_crop="random", crops_per_frame=4, cache_images=True, resize="crop",
-        depth=5, base_channels=32, max_channels=256, d_base_channels=32, batch_size=16, epochs=12,
-        lr_decay_start=6, g_steps=1, lambda_perceptual=0.0, degradation_order="physical",
-        degradations=("blur", "noise", "salt_pepper"), max_minutes=10.0, save_every=2, log_every=20,
-    ),
-    # Real time on a CPU: the original's UNet scaled down (5 levels, 16-128 channels, no dropout; 1.04 M
-    # parameters, ~8-15 ms per 256² frame on 2 cores), trained at 256² on the demo's data and degradations,
-    # with a narrow discriminator (16 base channels: at 64 it would cost several times the generator) and
-    # the images cached in memory after the first epoch. See medgan_nb.models for the design.
-    "lite": dict(
-        image_size=256, depth=5, base_channels=16, max_channels=128, dropout=0.0, d_base_channels=16,
-        batch_size=8, epochs=10, lr_decay_start=5, g_steps=1, lambda_perceptual=0.0, synthetic_frames=800,
-        resize="crop", degradation_order="physical", degradations=("blur", "noise", "salt_pepper"),
-        cache_images=True, save_every=2, log_every=20,
-    ),
-    # The shipped models, trained on real frames with the restoration recipe (L1 pre-training + EMA):
-    # real time: the lite UNet with a residual output (1.04 M parameters, 6-11 ms per 256² frame on 2 cores);
-    # quality: a NAFNet-style UNet on 2×2-packed pixels (0.91 M parameters, 2.5-7× the time per frame).
-    "realtime": dict(**RESTORE_RECIPE, **REALTIME_UNET, epochs=400, lr_decay_start=200),
-    "quality": dict(**RESTORE_RECIPE, **QUALITY_NAFNET, epochs=100, lr_decay_start=50),
-    # One per modality; CT works at 256² (a low-dose reconstruction costs ~0.6 s there, 4 s at 512²).
-    "ct": dict(**SCAN_RECIPE, modality="ct", scan_size=256, scan_realisations=24, crops_per_frame=4),
-    "mri": dict(**SCAN_RECIPE, modality="mri", scan_size=512, scan_realisations=24, crops_per_frame=4),
-    "xray": dict(**SCAN_RECIPE, modality="xray", scan_size=512, scan_realisations=24, crops_per_frame=8),
-    # Seconds: for tests and notebooks in tiny mode; still learns enough to beat its degraded input.
-    "tiny": dict(
-        image_size=32, depth=3, base_channels=8, max_channels=32, d_base_channels=8, d_layers=2, residual=True,
-        batch_size=4, epochs=3, lr_decay_start=2, lr_g=1e-3, lr_d=5e-4, g_steps=1, lambda_perceptual=0.0,
-        synthetic_frames=40, max_images=48, resize="crop", degradation_order="physical",
-        degradations=("blur", "noise", "salt_pepper"), save_every=1, log_every=1,
-    ),
-}

@@ -27,45 +27,23 @@ one and what to ``pip install``).
 
 Not supported: enhanced multi-frame files with a rescale per frame (refused) or positions per
 frame (only the top-level tags and the shared functional groups are read), and the Modality LUT
-Sequence (refused). `write_derived` (below, used by `medgan_nb.inference.files`) writes no
-DerivationCodeSequence, keeps SeriesNumber, the equipment tags and the per-frame FrameType of
-enhanced multi-frame files as they were, and refuses float pixel data.
+Sequence (refused).
 
-Writing (`write_derived`): an enhanced image is saved as a new, derived instance of the source's SOP
-class, uncompressed (Explicit VR Little Endian), with every header tag of the source kept (patient,
-study, frame of reference, geometry, spacing, modality, rescale, bit depth, BurnedInAnnotation,
-LossyImageCompression) except:
-- ImageType ``DERIVED\\SECONDARY`` followed by the source's values 3 and up (e.g. CT keeps AXIAL, which
-  the CT Image IOD requires as value 3); no private value is added.
-- New SOPInstanceUID and SeriesInstanceUID (the file meta follows), InstanceCreationDate/Time of now,
-  SeriesDescription marked "AI-enhanced", DerivationDescription naming medgan_nb and its version, the
-  model and the weights' SHA-256, and a SourceImageSequence (replacing any) that references the source
-  instance with the purpose (DCM, 121322) "Source image for image processing operation".
-- Pixel data: ``stored = round((value - intercept) / slope)``, clipped (not wrapped) to what BitsStored
-  and PixelRepresentation allow, in the source's BitsAllocated. A MONOCHROME1 source stays MONOCHROME1:
-  `read_dicom`'s inversion is undone first, so the file displays like the source and reads back to the
-  same values. Grey stored as colour (which `read_dicom` reads as one channel) is written as one
-  MONOCHROME2 channel. Smallest/LargestImagePixelValue (no longer true) are dropped.
+Writing an enhanced image back as a derived DICOM file is `medgan_nb.data.dicom_write`.
 """
 
 from __future__ import annotations
 
-import copy
-import datetime
-import io
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import UID
 
-from .. import __version__
-from ..utils.files import atomic_write
 from ..utils.images import WINDOWS, percentile_window, window
 from .decode import ImageLoadError
 
@@ -141,7 +119,7 @@ def read_dicom(path: str | Path) -> DicomImage:
     if "ModalityLUTSequence" in ds:
         raise DicomError(f"{path}: the Modality LUT Sequence is not supported (only RescaleSlope/Intercept)")
     stored = _grayscale(_decode(path, ds), ds, photometric, path)
-    slope, intercept = _rescale(ds, path)
+    slope, intercept = rescale_of(ds, path)
     values = stored.astype(np.float64) * slope + intercept
     if photometric == "MONOCHROME1":
         lo, hi = _physical_range(ds, stored, slope, intercept)
@@ -245,7 +223,7 @@ def _functional(ds: Dataset, sequence: str, keyword: str) -> Any:
     return None
 
 
-def _rescale(ds: Dataset, path: Path) -> tuple[float, float]:
+def rescale_of(ds: Dataset, path: Path) -> tuple[float, float]:
     """(slope, intercept) of the modality rescale; (1, 0) when absent. A rescale given only frame by
     frame is refused rather than ignored (ignoring it would give wrong HU without a word)."""
     slope = _functional(ds, "PixelValueTransformationSequence", "RescaleSlope")
@@ -311,145 +289,3 @@ def to_unit_range(image: DicomImage, window: str | tuple[float, float] = "auto")
     center, width = window
     return _linear(image.slices, center, width)
 
-
-# ----------------------------------------------------------------- writing
-AI_MARK = "AI-enhanced"
-SOURCE_PURPOSE = ("121322", "DCM", "Source image for image processing operation")   # CID 7202
-_STALE = ("LargestImagePixelValue", "SmallestImagePixelValue", "LargestPixelValueInSeries",
-          "SmallestPixelValueInSeries", "ExtendedOffsetTable", "ExtendedOffsetTableLengths",
-          "PixelDataProviderURL", "DataSetTrailingPadding")       # no longer true of the new pixels
-
-
-def write_derived(image: DicomImage, enhanced: np.ndarray, path: str | Path, *, weights_sha256: str,
-                  model_name: str | None = None, description: str | None = None,
-                  overwrite: bool = False) -> Path:
-    """Write `enhanced` ((n, H, W), in the physical units of `image.slices`) as a new derived DICOM file.
-
-    The header is the source's, marked as derived with new UIDs and provenance (see the module);
-    `description` is free text appended to the DerivationDescription. The file is encoded in memory
-    first and written atomically, so a refusal (ValueError for shape, non-finite values, a bad
-    SHA-256 or float pixel data; FileExistsError for an existing `path` without `overwrite`) leaves
-    no file behind. Returns `path`.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    ds = derived_dataset(image, weights_sha256=weights_sha256, model_name=model_name, description=description)
-    _set_pixels(ds, _stored_values(image, enhanced, ds))
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    with atomic_write(path) as f:
-        f.write(buffer.getvalue())
-    return path
-
-
-def derived_dataset(image: DicomImage, *, weights_sha256: str, model_name: str | None = None,
-                    description: str | None = None) -> Dataset:
-    """A copy of the source header marked as a derived image (no pixel data yet); the source is untouched."""
-    if not re.fullmatch(r"[0-9a-fA-F]{64}", weights_sha256 or ""):
-        raise ValueError(f"weights_sha256 must be 64 hex digits (a SHA-256), got {weights_sha256!r}")
-    ds = _plain_copy(image.dataset)
-    for keyword in _STALE:
-        if keyword in ds:
-            del ds[keyword]
-    ds.ImageType = ["DERIVED", "SECONDARY", *list(_values(ds.get("ImageType")))[2:]]
-    ds.SOPInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    now = datetime.datetime.now()
-    ds.InstanceCreationDate, ds.InstanceCreationTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
-    ds.SeriesDescription = _series_description(str(ds.get("SeriesDescription", "") or ""))
-    earlier = str(ds.get("DerivationDescription", "") or "").strip()     # an already derived source keeps its history
-    ds.DerivationDescription = derivation_text(weights_sha256.lower(), model_name,
-                                               "; ".join(filter(None, [description, earlier and f"source: {earlier}"])))
-    ds.SourceImageSequence = [_source_reference(image)]
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    return ds
-
-
-_SWAP = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}      # byte-order-dependent binary VRs: item size
-
-
-def _plain_copy(source: Dataset) -> Dataset:
-    """A deep copy of the header as a plain Dataset, so that pydicom encodes it afresh (little endian);
-    binary values of a big-endian source (OW, OF, ... outside sequences) are byte-swapped to match."""
-    big_endian = source.original_encoding[1] is False
-    ds = Dataset()
-    for elem in copy.deepcopy(source):               # iterating converts raw elements
-        if big_endian and elem.VR in _SWAP and isinstance(elem.value, bytes):
-            elem.value = np.frombuffer(elem.value, dtype=f">u{_SWAP[elem.VR]}").astype(f"<u{_SWAP[elem.VR]}").tobytes()
-        ds.add(elem)
-    return ds
-
-
-def derivation_text(weights_sha256: str, model_name: str | None, description: str | None) -> str:
-    """The DerivationDescription (ST, at most 1024 characters): tool, version, model, weights, note."""
-    text = f"{AI_MARK} by medgan_nb {__version__} (restoration by a neural network)"
-    if model_name:
-        text += f"; model {model_name}"
-    text += f"; weights SHA-256 {weights_sha256}"
-    if description:
-        text += f"; {description}"
-    return text[:1024]
-
-
-def _values(value: Any) -> tuple[str, ...]:
-    """A multi-valued string tag as a tuple (empty when absent)."""
-    if value in (None, ""):
-        return ()
-    return (str(value),) if isinstance(value, str) else tuple(str(v) for v in value)
-
-
-def _series_description(old: str) -> str:
-    """The source's SeriesDescription marked as AI-enhanced, within LO's 64 characters."""
-    suffix = f" ({AI_MARK})"
-    return (old[:64 - len(suffix)].rstrip() + suffix) if old else AI_MARK
-
-
-def _source_reference(image: DicomImage) -> Dataset:
-    """A SourceImageSequence item naming the source instance and why it is referenced."""
-    item, code = Dataset(), Dataset()
-    item.ReferencedSOPClassUID = image.dataset.SOPClassUID
-    item.ReferencedSOPInstanceUID = image.sop_instance_uid
-    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = SOURCE_PURPOSE
-    item.PurposeOfReferenceCodeSequence = [code]
-    return item
-
-
-def _stored_range(ds: Dataset) -> tuple[int, int]:
-    """Smallest and largest stored integer that BitsStored and PixelRepresentation allow."""
-    bits = int(ds.BitsStored)
-    return (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if int(ds.PixelRepresentation) == 1 else (0, 2**bits - 1)
-
-
-def _stored_values(image: DicomImage, enhanced: np.ndarray, ds: Dataset) -> np.ndarray:
-    """Physical values back to stored integers of the source's type: MONOCHROME1 inverted back, rescale
-    undone, rounded and clipped to the stored range (clipping, not the wrap-around of a bare cast)."""
-    values = np.asarray(enhanced, dtype=np.float64)
-    if values.shape != image.slices.shape:
-        raise ValueError(f"enhanced has shape {values.shape}, the source {image.path} has {image.slices.shape} "
-                         "(n_frames, rows, columns)")
-    if not np.isfinite(values).all():
-        raise ValueError(f"enhanced holds {int((~np.isfinite(values)).sum())} non-finite value(s) (NaN or inf)")
-    if "BitsStored" not in ds or "PixelRepresentation" not in ds or int(ds.BitsAllocated) not in (8, 16, 32):
-        raise ValueError(f"{image.path}: only integer pixel data of 8, 16 or 32 bits can be written")
-    slope, intercept = _rescale(ds, image.path)
-    lo, hi = _stored_range(ds)
-    if image.photometric == "MONOCHROME1":           # undo read_dicom's lo + hi - value
-        ends = sorted((lo * slope + intercept, hi * slope + intercept))
-        values = ends[0] + ends[1] - values
-    stored = np.clip(np.rint((values - intercept) / slope), lo, hi)
-    kind = "i" if int(ds.PixelRepresentation) == 1 else "u"
-    return stored.astype(f"<{kind}{int(ds.BitsAllocated) // 8}")
-
-
-def _set_pixels(ds: Dataset, stored: np.ndarray) -> None:
-    """Native (uncompressed) PixelData from (n, H, W) stored values; grey-as-colour becomes MONOCHROME2."""
-    if int(ds.get("SamplesPerPixel", 1)) > 1:
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        if "PlanarConfiguration" in ds:
-            del ds.PlanarConfiguration
-    data = stored.tobytes()
-    ds.PixelData = data + b"\0" * (len(data) % 2)      # values have even length (PS3.5 7.1.1)
-    ds["PixelData"].VR = "OB" if stored.dtype.itemsize == 1 else "OW"

@@ -33,65 +33,13 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
 from ..utils.files import file_sha256
-
-
-@dataclass(frozen=True)
-class RemoteDataset:
-    """Where a data set lives, how to check it, and the rules for using it.
-
-    ``size`` and ``sha256`` describe the archive at ``url``; either may be
-    ``None`` when unknown. ``image_dir`` is the images folder inside the
-    extracted tree, relative to the download folder.
-    """
-
-    name: str
-    url: str
-    filename: str
-    size: int | None
-    sha256: str | None
-    image_dir: str
-    citation: str
-    terms: str
-
-
-DATASETS: dict[str, RemoteDataset] = {
-    "kvasir-seg": RemoteDataset(
-        name="kvasir-seg",
-        url="https://datasets.simula.no/downloads/kvasir-seg.zip",
-        filename="kvasir-seg.zip",
-        # Neither value is published by Simula. The SHA-256 is the one pinned
-        # by torch-em (github.com/constantinpape/torch-em,
-        # torch_em/data/datasets/medical/kvasir.py, CHECKSUM), and the same
-        # value appears in several unrelated projects' download scripts. The
-        # size, 46,227,172 bytes, comes from a project's data report that
-        # quotes it together with that same SHA-256; it agrees with the
-        # "46.2 MB" given by the dataset authors' MedAI starter repository
-        # (github.com/Nordic-Machine-Intelligence/
-        # MedAI-Transparency-in-Medical-Image-Segmentation, README.rst).
-        size=46_227_172,
-        sha256="03b30e21d584e04facf49397a2576738fd626815771afbbf788f74a7153478f7",
-        image_dir="Kvasir-SEG/images",
-        citation=(
-            "D. Jha, P. H. Smedsrud, M. A. Riegler, P. Halvorsen, T. de Lange, "
-            "D. Johansen, H. D. Johansen. Kvasir-SEG: A Segmented Polyp Dataset. "
-            "MultiMedia Modeling (MMM 2020), LNCS 11962, pp. 451-462, Springer. "
-            "doi:10.1007/978-3-030-37734-2_37"
-        ),
-        terms=(
-            "Free for research and educational purposes only; commercial use "
-            "needs prior written permission. Cite the Kvasir-SEG paper (Jha et al., "
-            "MMM 2020) in any publication that uses the data. "
-            "See https://datasets.simula.no/kvasir-seg/"
-        ),
-    ),
-}
+from .remote import DATASETS, RemoteDataset
 
 
 class DownloadError(RuntimeError):
@@ -167,15 +115,40 @@ def _fetch(
     if ds.size is not None and offset >= ds.size:
         return part  # already complete (or too long): let verification decide
 
+    manual = _manual_instructions(ds, zip_path.parent)
+    response = _request(ds, offset, manual, urlopen=urlopen, timeout=timeout)
+    if response is None:
+        return part
+    with response:
+        length = response.headers.get("Content-Length")
+        offset, mode = _write_mode(ds, response, offset, part, manual)
+        total = offset + int(length) if length is not None else ds.size
+        received = _receive(ds, response, part, mode, offset, total, progress)
+    if length is not None and received < int(length):
+        raise DownloadError(
+            f"The server closed the connection after {offset + received:,} bytes. "
+            f"Re-run the same command to resume from {part}."
+        )
+    return part
+
+
+def _request(
+    ds: RemoteDataset, offset: int, manual: str, *, urlopen: Callable[..., Any], timeout: float
+) -> Any:
+    """The server's response for ``ds.url`` from byte ``offset`` on, or None when nothing is left to send.
+
+    HTTP 416 for a resumed download means the ``.part`` file is already complete. Every other HTTP
+    error and every network failure (refused, timed out, certificate) is a DownloadError that ends
+    with ``manual``, the instructions for downloading by hand.
+    """
     headers = {"User-Agent": "medgan_nb (python urllib)"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
-    manual = _manual_instructions(ds, zip_path.parent)
     try:
-        response = urlopen(urllib.request.Request(ds.url, headers=headers), timeout=timeout)
+        return urlopen(urllib.request.Request(ds.url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as err:
         if err.code == 416 and offset:  # nothing left to send: .part is complete
-            return part
+            return None
         raise DownloadError(
             f"The server answered HTTP {err.code} ({err.reason}) for {ds.url}.\n{manual}"
         ) from err
@@ -189,47 +162,52 @@ def _fetch(
             )
         raise DownloadError(f"No network access to {ds.url} ({reason}).{hint}\n{manual}") from err
 
-    with response:
-        length = response.headers.get("Content-Length")
-        if response.status == 206:
-            content_range = response.headers.get("Content-Range", "")
-            if content_range and not content_range.startswith(f"bytes {offset}-"):
-                raise DownloadError(
-                    f"The server resumed {ds.url} at the wrong place ({content_range!r}, "
-                    f"wanted byte {offset}). Delete {part} and re-run."
-                )
-            mode = "ab"
-        elif response.status == 200:
-            if offset:
-                _say("The server does not support resuming; starting over.")
-            offset, mode = 0, "wb"
-        else:
-            raise DownloadError(f"Unexpected HTTP status {response.status} for {ds.url}.\n{manual}")
-        total = offset + int(length) if length is not None else ds.size
-        received = 0
-        with open(part, mode) as f, tqdm(
-            total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-            desc=ds.filename, disable=not progress,
-        ) as bar:
-            try:
-                while block := response.read(1 << 16):
-                    f.write(block)
-                    received += len(block)
-                    bar.update(len(block))
-            except OSError as err:  # connection reset, timeout, incomplete read
-                raise DownloadError(
-                    f"The download of {ds.url} was interrupted after "
-                    f"{offset + received:,} bytes ({err}). Re-run the same command "
-                    f"to resume from {part}."
-                ) from err
-            f.flush()
-            os.fsync(f.fileno())
-    if length is not None and received < int(length):
-        raise DownloadError(
-            f"The server closed the connection after {offset + received:,} bytes. "
-            f"Re-run the same command to resume from {part}."
-        )
-    return part
+
+def _write_mode(ds: RemoteDataset, response: Any, offset: int, part: Path, manual: str) -> tuple[int, str]:
+    """(offset, file mode) for the response body: ("ab") after ``offset`` bytes when the server resumed
+    (206, at the right byte), (0, "wb") when it sends the whole file (200); DownloadError otherwise."""
+    if response.status == 206:
+        content_range = response.headers.get("Content-Range", "")
+        if content_range and not content_range.startswith(f"bytes {offset}-"):
+            raise DownloadError(
+                f"The server resumed {ds.url} at the wrong place ({content_range!r}, "
+                f"wanted byte {offset}). Delete {part} and re-run."
+            )
+        return offset, "ab"
+    if response.status == 200:
+        if offset:
+            _say("The server does not support resuming; starting over.")
+        return 0, "wb"
+    raise DownloadError(f"Unexpected HTTP status {response.status} for {ds.url}.\n{manual}")
+
+
+def _receive(
+    ds: RemoteDataset, response: Any, part: Path, mode: str, offset: int, total: int | None, progress: bool
+) -> int:
+    """Copy the response body into ``part`` (opened with ``mode``), synced to disk; return the bytes received.
+
+    ``offset`` and ``total`` (bytes, None when unknown) only set the progress bar. A connection that
+    fails midway is a DownloadError saying how to resume; what arrived stays in ``part``.
+    """
+    received = 0
+    with open(part, mode) as f, tqdm(
+        total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+        desc=ds.filename, disable=not progress,
+    ) as bar:
+        try:
+            while block := response.read(1 << 16):
+                f.write(block)
+                received += len(block)
+                bar.update(len(block))
+        except OSError as err:  # connection reset, timeout, incomplete read
+            raise DownloadError(
+                f"The download of {ds.url} was interrupted after "
+                f"{offset + received:,} bytes ({err}). Re-run the same command "
+                f"to resume from {part}."
+            ) from err
+        f.flush()
+        os.fsync(f.fileno())
+    return received
 
 
 # -------------------------------------------------------------- extracting
@@ -356,12 +334,30 @@ def download(
         return images
 
     to.mkdir(parents=True, exist_ok=True)
-    # Without a published checksum, trust on first use: the SHA-256 of the first
-    # file we got is recorded next to it (sha256sum format) and checked from then on.
     pin = zip_path.with_name(zip_path.name + ".sha256")
-    recorded = pin.read_text(encoding="utf-8").split() if pin.is_file() else []
-    sha256 = ds.sha256 or (recorded[0].lower() if recorded else None)
+    sha256 = ds.sha256 or _recorded_sha256(pin)
+    _obtain(ds, zip_path, sha256, urlopen=urlopen, progress=progress, timeout=timeout)
+    if sha256 is None:
+        _record_sha256(ds, zip_path, pin)
 
+    _say(f"Extracting {zip_path} into {to}")
+    safe_extract(zip_path, to)
+    if not images.is_dir():
+        raise DownloadError(
+            f"{zip_path} was extracted, but it has no folder {ds.image_dir}. "
+            f"The archive layout may have changed; look inside {to}."
+        )
+    _say(f"Done: {images}\nPlease cite: {ds.citation}")
+    return images
+
+
+def _obtain(
+    ds: RemoteDataset, zip_path: Path, sha256: str | None, *, urlopen: Callable[..., Any], progress: bool,
+    timeout: float,
+) -> None:
+    """Put a verified archive at ``zip_path``: the file already there (downloaded earlier, or placed by
+    hand), else a download. A file that fails verification is kept as ``*.corrupt`` and the DownloadError
+    says how to get it again."""
     if zip_path.exists():  # downloaded earlier, or placed here by hand
         got = zip_path
     else:
@@ -374,26 +370,28 @@ def download(
         raise DownloadError(
             f"{err}\nThe file was kept as {corrupt}. Re-run the same command to download "
             f"it again; if it fails the same way, the publisher may have changed the "
-            f"archive. {_manual_instructions(ds, to)}"
+            f"archive. {_manual_instructions(ds, zip_path.parent)}"
         ) from err
     if got != zip_path:
         os.replace(got, zip_path)
 
-    if sha256 is None:
-        digest = file_sha256(zip_path)
-        pin.write_text(f"{digest}  {zip_path.name}\n", encoding="utf-8")
-        _say(
-            f"No published checksum is known for {ds.filename}. Got "
-            f"{zip_path.stat().st_size:,} bytes, SHA-256 {digest}; recorded in {pin}. "
-            f"Please compare these with the values from the publisher ({ds.url})."
-        )
 
-    _say(f"Extracting {zip_path} into {to}")
-    safe_extract(zip_path, to)
-    if not images.is_dir():
-        raise DownloadError(
-            f"{zip_path} was extracted, but it has no folder {ds.image_dir}. "
-            f"The archive layout may have changed; look inside {to}."
-        )
-    _say(f"Done: {images}\nPlease cite: {ds.citation}")
-    return images
+def _recorded_sha256(pin: Path) -> str | None:
+    """The SHA-256 recorded in ``pin`` (lower case), or None when there is none.
+
+    Without a published checksum we trust on first use: the SHA-256 of the first file we got is
+    recorded next to it (``<zip name>.sha256``, sha256sum format) and checked from then on.
+    """
+    recorded = pin.read_text(encoding="utf-8").split() if pin.is_file() else []
+    return recorded[0].lower() if recorded else None
+
+
+def _record_sha256(ds: RemoteDataset, zip_path: Path, pin: Path) -> None:
+    """Record the archive's SHA-256 in ``pin`` and ask the user to compare it with the publisher's."""
+    digest = file_sha256(zip_path)
+    pin.write_text(f"{digest}  {zip_path.name}\n", encoding="utf-8")
+    _say(
+        f"No published checksum is known for {ds.filename}. Got "
+        f"{zip_path.stat().st_size:,} bytes, SHA-256 {digest}; recorded in {pin}. "
+        f"Please compare these with the values from the publisher ({ds.url})."
+    )

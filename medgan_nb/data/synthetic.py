@@ -227,9 +227,7 @@ def endoscopy_frame(size: int, seed: int, *, polyp: bool | None = None, overlays
     fov = field_of_view(rng, x, y, px)
 
     # the lumen (far end of the tube): in view, near the rim, or off to the side when facing the wall
-    lx, ly = (float(v * rng.choice([0.5, 0.9, 1.6])) for v in rng.uniform(-1.0, 1.0, 2))
-    squash = rng.uniform(0.6, 1.0)
-    r = np.sqrt((x - lx) ** 2 + ((y - ly) * squash) ** 2) * np.exp(0.25 * smooth_noise(rng, size, 3))
+    r = _lumen_distance(rng, size, x, y)
     lx_dir, ly_dir = (float(v) for v in rng.uniform(-0.3, 0.3, 2))  # light beside the lens, slightly oblique
 
     # relief: folds + large undulations + micro-relief (+ polyp); the polyp is drawn either way
@@ -243,14 +241,8 @@ def endoscopy_frame(size: int, seed: int, *, polyp: bool | None = None, overlays
         height += dome + 0.001 * dome_mask * fine_texture
 
     # shading: Lambert with the light at the lens, light falling off with depth, vignetting
-    gy, gx = np.gradient(height, px)
-    lambert = (1 - gx * lx_dir - gy * ly_dir) / np.sqrt((1 + gx * gx + gy * gy) * (1 + lx_dir**2 + ly_dir**2))
-    lambert = np.clip(lambert, 0, 1)
-    falloff = 1 - rng.uniform(0.6, 0.9) * np.exp(-((r * (1 / rng.uniform(0.25, 0.6))) ** 2))  # dark lumen
-    rim = np.clip((x * x + y * y) * (1 / 1.44), 0, 1)
-    vignette = 1 - rng.uniform(0.25, 0.55) * rim * np.sqrt(rim)
-    light = falloff * vignette * (1 + 0.2 * smooth_noise(rng, size, 2))
-    light *= rng.uniform(0.9, 1.2) * fov.sum() / (light * fov).sum()  # the endoscope's auto exposure
+    lambert, gx, gy = _lambert(height, px, lx_dir, ly_dir)
+    falloff, light = _illumination(rng, size, x, y, r, fov)
     fold_shadow = rng.uniform(0.4, 0.7) * occlusion * (1 - dome_mask * has_polyp)  # the polyp stands in front
     light *= (0.2 + 0.8 * lambert * lambert) * (1 - fold_shadow) * (1 + 0.12 * crest)
     if has_polyp:  # the dome is closer to the lens and lit from one side: bright flank, dark flank, shadow
@@ -261,34 +253,78 @@ def endoscopy_frame(size: int, seed: int, *, polyp: bool | None = None, overlays
     albedo = mucosa_albedo(rng, size)
     if has_polyp:
         albedo *= 1 + dome_mask * (polyp_tint - 1)
+    img, dirt = _lit_surface(rng, size, albedo, light, fine_texture)
+    img = _jpeg_smoothness(img, size)
+
+    # wet highlights: on fold crests and bumps, where facing the lens, on the dome top and on debris
+    l4 = (lambert * lambert) ** 2
+    sites = crest + 0.4 * np.clip(micro - 1, 0, 1) + 0.6 * l4 * falloff + 0.3 * dirt
+    if has_polyp:
+        sites += dome_mask * l4
+    img = _wet_highlights(rng, size, img, np.clip(sites, 0, 1))
+    img = img * fov
+    extras = np.random.default_rng([seed, 1])            # its own stream: the scene does not change
+    if overlays or (overlays is None and extras.random() < 0.75):
+        img = screen_overlays(extras, img)
+    return np.ascontiguousarray(img.transpose(1, 2, 0), dtype=np.float32)
+
+
+def _lumen_distance(rng: np.random.Generator, size: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(size, size) distance to the lumen, elliptical and wobbly; the lumen's centre may lie outside the view."""
+    lx, ly = (float(v * rng.choice([0.5, 0.9, 1.6])) for v in rng.uniform(-1.0, 1.0, 2))
+    squash = rng.uniform(0.6, 1.0)
+    return np.sqrt((x - lx) ** 2 + ((y - ly) * squash) ** 2) * np.exp(0.25 * smooth_noise(rng, size, 3))
+
+
+def _lambert(height: np.ndarray, px: float, lx_dir: float, ly_dir: float):
+    """(lambert, gx, gy): Lambertian shading in [0, 1] of the height field lit from direction (lx_dir, ly_dir, 1),
+    and the height's gradients (per unit of the frame's [-1, 1] coordinates; `px` is one pixel there)."""
+    gy, gx = np.gradient(height, px)
+    lambert = (1 - gx * lx_dir - gy * ly_dir) / np.sqrt((1 + gx * gx + gy * gy) * (1 + lx_dir**2 + ly_dir**2))
+    return np.clip(lambert, 0, 1), gx, gy
+
+
+def _illumination(rng: np.random.Generator, size: int, x: np.ndarray, y: np.ndarray, r: np.ndarray,
+                  fov: np.ndarray):
+    """(falloff, light): the fall-off with depth (a dark lumen, `r` its distance), and the light on the wall:
+    that fall-off times vignetting and a slow unevenness, scaled by the endoscope's auto exposure over `fov`."""
+    falloff = 1 - rng.uniform(0.6, 0.9) * np.exp(-((r * (1 / rng.uniform(0.25, 0.6))) ** 2))  # dark lumen
+    rim = np.clip((x * x + y * y) * (1 / 1.44), 0, 1)
+    vignette = 1 - rng.uniform(0.25, 0.55) * rim * np.sqrt(rim)
+    light = falloff * vignette * (1 + 0.2 * smooth_noise(rng, size, 2))
+    light *= rng.uniform(0.9, 1.2) * fov.sum() / (light * fov).sum()  # the endoscope's auto exposure
+    return falloff, light
+
+
+def _lit_surface(rng: np.random.Generator, size: int, albedo: np.ndarray, light: np.ndarray,
+                 fine_texture: np.ndarray):
+    """(img, dirt): the surface colour (3, size, size) under `light` with a camera's soft shoulder, and debris
+    (coverage `dirt`, 0..1) lying on top of it."""
     img = albedo * np.exp(np.log(light) * rgb(1.0, 1.28, 1.47))  # shadows go red-brown
     bright = img > 0.8
     img[bright] = 0.8 + 0.2 * np.tanh((img[bright] - 0.8) * 5)  # soft shoulder, like a camera's
     dirt = debris(rng, size)  # lies on top, closer to the light: less darkened
     dirt_colour = rgb(0.85, rng.uniform(0.5, 0.6), rng.uniform(0.18, 0.26)) * (1 + 0.12 * fine_texture)
     img += dirt * (dirt_colour * np.sqrt(light) - img)
+    return img, dirt
 
-    # JPEG-like smoothness: a little luma blur, more chroma blur
+
+def _jpeg_smoothness(img: np.ndarray, size: int) -> np.ndarray:
+    """JPEG-like smoothness of a video frame (3, size, size): a little luma blur, more chroma blur."""
     luma = 0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2]
     cr, cb = (gaussian_filter(img[c] - luma, size / 256, truncate=2.0) for c in (0, 2))
     luma = gaussian_filter(luma, 0.3 * size / 256, truncate=2.5)
-    img = np.stack([luma + cr, luma - (0.299 * cr + 0.114 * cb) / 0.587, luma + cb])
+    return np.stack([luma + cr, luma - (0.299 * cr + 0.114 * cb) / 0.587, luma + cb])
 
-    # wet highlights: on fold crests and bumps, where facing the lens, on the dome top and on debris;
-    # added last because they saturate the sensor: near-white cores with a faint warm halo
-    l4 = (lambert * lambert) ** 2
-    sites = crest + 0.4 * np.clip(micro - 1, 0, 1) + 0.6 * l4 * falloff + 0.3 * dirt
-    if has_polyp:
-        sites += dome_mask * l4
-    spec = specular_highlights(rng, size, np.clip(sites, 0, 1))
+
+def _wet_highlights(rng: np.random.Generator, size: int, img: np.ndarray, sites: np.ndarray) -> np.ndarray:
+    """`img` with specular highlights where `sites` (0..1) is high, clipped to [0, 1]: added last because they
+    saturate the sensor, near-white cores with a faint warm halo."""
+    spec = specular_highlights(rng, size, sites)
     halo = gaussian_filter(spec, max(0.7, size / 200), truncate=2.5)
     img = np.clip(img + 0.3 * halo * rgb(1.0, 0.8, 0.55), 0, 1)
     img += (1 - img) * np.clip(spec * 1.5, 0, 1)
-    img = img * fov
-    extras = np.random.default_rng([seed, 1])            # its own stream: the scene does not change
-    if overlays or (overlays is None and extras.random() < 0.75):
-        img = screen_overlays(extras, img)
-    return np.ascontiguousarray(img.transpose(1, 2, 0), dtype=np.float32)
+    return img
 
 
 def endoscopy_frames(n: int, size: int, seed: int = 0) -> np.ndarray:
