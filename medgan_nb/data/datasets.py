@@ -33,22 +33,8 @@ from tqdm.auto import tqdm
 
 from ..config.config import Config
 from ..utils.images import from_numpy_images
-from .decode import (
-    IMAGE_EXTENSIONS,
-    ImageLoadError,
-    decode_image,
-    find_layout,
-    list_images,
-    load_image,
-)
-from .splits import (
-    SPLITS,
-    Split,
-    _check_split,
-    duplicate_groups,
-    split_of,
-    thumbnail_signature,
-)
+from .decode import IMAGE_EXTENSIONS, ImageLoadError, decode_image, find_layout, list_images, load_image
+from .splits import SPLITS, Split, _check_split, duplicate_groups, split_of, thumbnail_signature
 from .transforms import _shrink, random_crop, to_tensor
 
 log = logging.getLogger(__name__)
@@ -313,9 +299,7 @@ def default_dataset(split: Split, cfg: Config, on_error: Literal["raise", "skip"
     """
     _check_split(split)
     if cfg.modality != "endoscopy":
-        from .scans import (
-            modality_dataset,  # imports medgan_nb.degrade, which imports this module
-        )
+        from .scans import modality_dataset  # imports medgan_nb.degrade, which imports this module
         return _evenly_spread(modality_dataset(split, cfg), cfg.max_images)
     source = data_source(cfg)
     random_crop = split == "train" and cfg.train_crop == "random"

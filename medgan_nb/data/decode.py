@@ -23,14 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import (  # noqa: F401 (registers PIL_FORMATS)
-    BmpImagePlugin,
-    Image,
-    JpegImagePlugin,
-    PngImagePlugin,
-    TiffImagePlugin,
-    UnidentifiedImageError,
-)
+from PIL import BmpImagePlugin, Image, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, UnidentifiedImageError  # noqa: F401 (registers PIL_FORMATS)
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from .. import __version__
-from ..utils.files import atomic_write
+from ..utils.files import atomic_write, refuse_existing
 from .dicom import DicomImage, rescale_of
 
 AI_MARK = "AI-enhanced"
@@ -57,8 +57,8 @@ def write_derived(image: DicomImage, enhanced: np.ndarray, path: str | Path, *, 
     no file behind. Returns `path`.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    if not overwrite:
+        refuse_existing([path])
     ds = derived_dataset(image, weights_sha256=weights_sha256, model_name=model_name, description=description)
     _set_pixels(ds, _stored_values(image, enhanced, ds))
     buffer = io.BytesIO()
