@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import pydicom
+import pydicom.misc
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
@@ -89,11 +90,9 @@ class DicomImage:
 def is_dicom(path: str | Path) -> bool:
     """Whether a file carries the 'DICM' marker at byte 128 (the DICOM file format; extensions vary)."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(_PREAMBLE + 4)
+        return pydicom.misc.is_dicom(path)
     except OSError:
         return False
-    return head[_PREAMBLE:] == b"DICM"
 
 
 def list_dicom(folder: str | Path) -> list[Path]:
