@@ -25,7 +25,7 @@ from medgan_nb.training import make_trainer
 def data_share(preset: str, steps: int = 20, noise_reuse: int | None = None) -> dict:
     """Median seconds per step spent on data and on the model, and the data's share, for one preset
     (noise_reuse: instead of the preset's)."""
-    cfg = Config.preset(preset, output_dir=tempfile.mkdtemp(prefix="medgan-bench-"))
+    cfg = Config.from_preset(preset, output_dir=tempfile.mkdtemp(prefix="medgan-bench-"))
     cfg = cfg if noise_reuse is None else cfg.replace(noise_reuse=noise_reuse)
     dataset = default_dataset("train", cfg)
     loader = DataLoader(dataset, cfg.batch_size, shuffle=True, drop_last=True, num_workers=cfg.num_workers)

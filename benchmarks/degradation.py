@@ -38,7 +38,7 @@ def degradation(size: int = 256, batch: int = 32, reps: int = 5) -> dict:
     torch.manual_seed(0)
     unit = torch.rand(batch, 3, size, size)                  # the original works on [0, 1] images,
     x = unit * 2 - 1                                         # the project on [-1, 1] (as its data sets give them)
-    cfg = Config.preset("original")                          # noise, salt-and-pepper, blur, colour jitter
+    cfg = Config.from_preset("original")                          # noise, salt-and-pepper, blur, colour jitter
     pipeline, reuse = Degradation(cfg), Degradation(cfg.replace(noise_reuse=NOISE_REUSE))
     fns = {"seed": lambda: [ref.apply_degradation(img) for img in unit],
            "project": lambda: pipeline(x),
@@ -69,7 +69,7 @@ def degradation(size: int = 256, batch: int = 32, reps: int = 5) -> dict:
 def profile_table(size: int = 256, batch: int = 32, reps: int = 3, noise_reuse: int = 1) -> str:
     """torch.profiler's top 15 operators (by self CPU time) of `reps` calls of the seed pipeline, after 2 warm-ups."""
     x = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    pipeline = Degradation(Config.preset("original", noise_reuse=noise_reuse))
+    pipeline = Degradation(Config.from_preset("original", noise_reuse=noise_reuse))
     g = torch.Generator().manual_seed(0)
     for _ in range(2):
         pipeline(x, generator=g)

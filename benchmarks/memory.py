@@ -40,7 +40,7 @@ def prepare(folder: Path) -> Path:
     Image.fromarray((frame * 255).round().astype(np.uint8)).save(folder / "frames" / "frame.png")
     torch.save(ref.UnetGenerator().state_dict(), folder / "seed_reference.pth")      # the original's file
     for case, preset in PROJECT_CASES.items():
-        cfg = Config.preset(preset)
+        cfg = Config.from_preset(preset)
         g, d = build_generator(cfg), build_discriminator(cfg)
         save_checkpoint({"config": cfg.to_dict(), "generator": g.state_dict(), "generator_ema": g.state_dict(),
                          "discriminator": d.state_dict(), "opt_g": _adam_state(g), "opt_d": _adam_state(d)},
@@ -80,7 +80,7 @@ def run(case: str, device: torch.device, folder: Path | None = None) -> dict:
         ref.Trainer(str(device), vgg_weights=None).iteration(batch, batch)
     elif case == "train_project":
         batch = torch.rand(4, 3, 256, 256, device=device) * 2 - 1
-        make_trainer(Config.preset("original", device=str(device)), device, VGGPerceptualLoss(weights=None))(batch, batch)
+        make_trainer(Config.from_preset("original", device=str(device)), device, VGGPerceptualLoss(weights=None))(batch, batch)
     elif case == "infer_seed_reference":                # the original's loading and evaluation forward
         g = ref.UnetGenerator().to(device)
         g.load_state_dict(torch.load(folder / "seed_reference.pth", map_location=device))

@@ -27,8 +27,8 @@ SEED_ARCHITECTURE = dict(depth=8, base_channels=64, max_channels=512, dropout=0.
 def configs(minutes: float, output_dir: str, device: str = "auto") -> dict[str, Config]:
     common = dict(max_minutes=minutes, epochs=1000, lr_decay_start=1000, output_dir=output_dir, device=device,
                   sample_every=0, save_every=1000)
-    return {"lite": Config.preset("lite", **common),
-            "seed_architecture": Config.preset("lite", **common, **SEED_ARCHITECTURE)}
+    return {"lite": Config.from_preset("lite", **common),
+            "seed_architecture": Config.from_preset("lite", **common, **SEED_ARCHITECTURE)}
 
 
 def test_scores(run_dir, cfg: Config) -> dict:

@@ -37,7 +37,7 @@ VAL_CONDITION = GOAL_CONDITIONS["blur_noise"]      # blur σ U(0.5, 1.5) + noise
 
 
 def candidate_config(name: str, data_dir: str | None, output_dir: str) -> Config:
-    return Config.preset("original", **{**RESTORE_RECIPE, **CANDIDATES[name], "data_dir": data_dir,
+    return Config.from_preset("original", **{**RESTORE_RECIPE, **CANDIDATES[name], "data_dir": data_dir,
                                     "output_dir": output_dir, "device": "cpu"})
 
 

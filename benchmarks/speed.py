@@ -51,7 +51,7 @@ def training(device: torch.device, size: int = 256, batch: int = 4, reps: int = 
     clean = torch.rand(batch, 3, size, size, device=device) * 2 - 1
     degraded = (clean + 0.3 * torch.randn_like(clean)).clamp(-1, 1)
     trainer = ref.Trainer(device=str(device), vgg_weights=None)       # random VGG19 weights: same layers, same cost
-    cfg = Config.preset("original", device=str(device))
+    cfg = Config.from_preset("original", device=str(device))
     step = make_trainer(cfg, device, perceptual=VGGPerceptualLoss(weights=None))
     fns = {"seed": lambda: trainer.iteration(degraded, clean), "project": lambda: step(clean, degraded)}
     if channels_last and device.type == "cpu":            # the project's models in channels-last too: measured, not assumed
@@ -100,7 +100,7 @@ def data_loading(n: int = 200, size: int = 256, batch: int = 32, reps: int = 2) 
         seed_plain = ref.KvasirSEGDataset(tmp, size)
         seed_degr = ref.KvasirSEGDataset(tmp, size, degradation_transform=ref.apply_degradation)
         ours = ImageFolderDataset(tmp, size, resize="squash")
-        pipeline = Degradation(Config.preset("original"))
+        pipeline = Degradation(Config.from_preset("original"))
         runs = measure({"seed_load": lambda: drain(seed_plain), "project_load": lambda: drain(ours),
                         "seed_load_degrade": lambda: drain(seed_degr),
                         "project_load_degrade": lambda: drain(ours, lambda x: pipeline(x))}, reps)
@@ -236,7 +236,7 @@ def inference(device: torch.device, size: int = 256, reps: int = 25, frames: int
                     "models": {}}
     for name in models:
         if name == "seed_architecture":
-            model, cfg = build_generator(Config.preset("original")).eval(), Config.preset("original")
+            model, cfg = build_generator(Config.from_preset("original")).eval(), Config.from_preset("original")
             seed_g = ref.UnetGenerator().to(device)
             seed_g.apply(ref.weights_init)
             reference = lambda x, g=seed_g: ref.enhance(g, x)  # noqa: E731

@@ -26,7 +26,7 @@ def main() -> None:
     p.add_argument("--images", type=int, default=36)
     p.add_argument("--conditions", nargs="+", default=list(GOAL_CONDITIONS), choices=list(GOAL_CONDITIONS))
     args = p.parse_args()
-    task = Config.preset("realtime").replace(image_size=256, frame_size=256, data_dir=args.data)
+    task = Config.from_preset("realtime").replace(image_size=256, frame_size=256, data_dir=args.data)
     for cond in args.conditions:
         m = evaluate(None, args.out / f"classics-{cond}", cfg=task, split="test", max_images=args.images,
                      baselines=(*FAST_BASELINES, STRONGEST[cond]), conditions={cond: GOAL_CONDITIONS[cond]},

@@ -13,7 +13,7 @@ SHARED_SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" 
 @pytest.fixture
 def tiny_cfg(tmp_path):
     from medgan_nb.config import Config
-    return Config.preset("tiny", output_dir=str(tmp_path / "output"))
+    return Config.from_preset("tiny", output_dir=str(tmp_path / "output"))
 
 
 @pytest.hookimpl(hookwrapper=True)

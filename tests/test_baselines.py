@@ -64,7 +64,7 @@ def test_median_then_cbm3d_removes_salt_and_pepper_that_cbm3d_keeps(images):
 
 @needs_bm3d
 def test_evaluation_with_bm3d_scores_cbm3d_above_the_input(tmp_path):
-    cfg = Config.preset("tiny", degradations=("noise",), noise_std=0.1, noise_std_range=0.0)
+    cfg = Config.from_preset("tiny", degradations=("noise",), noise_std=0.1, noise_std_range=0.0)
     metrics = evaluate(None, tmp_path / "out", cfg=cfg, baselines=("identity", "cbm3d"), breakdown=False,
                        max_images=1, quiet=True)      # one image: the figures restore it again, ~1 s each
     results = metrics["results"]["all"]
@@ -91,7 +91,7 @@ def test_without_bm3d_cbm3d_says_how_to_install_it(without_bm3d, images):
 
 
 def test_without_bm3d_evaluation_skips_cbm3d_and_says_so(without_bm3d, tmp_path):
-    metrics = evaluate(None, tmp_path / "out", cfg=Config.preset("tiny"),
+    metrics = evaluate(None, tmp_path / "out", cfg=Config.from_preset("tiny"),
                        baselines=("identity", "cbm3d", "median_cbm3d", "median"), breakdown=False,
                        max_images=2, quiet=True)
     assert list(metrics["results"]["all"]) == ["identity", "median"]

@@ -12,7 +12,7 @@ from medgan_nb.models import build_generator
 
 def small_state(seed=0):
     torch.manual_seed(seed)
-    cfg = Config.preset("tiny")
+    cfg = Config.from_preset("tiny")
     return {"config": cfg.to_dict(), "generator": build_generator(cfg).state_dict()}
 
 

@@ -6,7 +6,7 @@ from medgan_nb.config import DEGRADATION_SETS, PRESETS, Config, notebook_config
 
 
 def test_original_preset_is_the_original_recipe():
-    c = Config.preset("original")
+    c = Config.from_preset("original")
     assert (c.image_size, c.batch_size, c.epochs) == (256, 4, 50)
     assert (c.lr_g, c.lr_d, c.beta1) == (2e-4, 1e-4, 0.5)
     assert (c.lambda_l1, c.lambda_perceptual, c.g_steps) == (70.0, 10.0, 3)
@@ -21,14 +21,14 @@ def test_original_preset_is_the_original_recipe():
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_presets_are_valid_and_consistent(name):
-    c = Config.preset(name)
+    c = Config.from_preset(name)
     assert c.preset == name
     assert c.image_size % 2**c.depth == 0
 
 
 @pytest.mark.parametrize("suffix", [".json", ".yaml"])
 def test_save_load_round_trip(tmp_path, suffix):
-    c = Config.preset("demo", epochs=3, blur_sigma=(0.5, 1.5), data_dir="x/y")
+    c = Config.from_preset("demo", epochs=3, blur_sigma=(0.5, 1.5), data_dir="x/y")
     path = c.save(tmp_path / f"cfg{suffix}")
     back = Config.load(path)
     assert back == c
@@ -48,7 +48,7 @@ def test_a_partial_file_takes_the_rest_from_its_preset(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("preset: tiny\nepochs: 7\n")
     c = Config.load(path)
-    assert c.epochs == 7 and c.image_size == Config.preset("tiny").image_size
+    assert c.epochs == 7 and c.image_size == Config.from_preset("tiny").image_size
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -65,20 +65,20 @@ def test_a_partial_file_takes_the_rest_from_its_preset(tmp_path):
 ])
 def test_bad_values_are_rejected_with_a_message(changes, message):
     with pytest.raises(ValueError, match=message):
-        Config.preset("tiny", **changes)
+        Config.from_preset("tiny", **changes)
 
 
 def test_named_degradation_set_and_replace():
-    c = Config.preset("tiny").replace(degradations="endoscopy")
+    c = Config.from_preset("tiny").replace(degradations="endoscopy")
     assert c.degradations == DEGRADATION_SETS["endoscopy"]
     assert c.replace(lr_g=1).lr_g == 1.0 and isinstance(c.replace(lr_g=1).lr_g, float)
     with pytest.raises(ValueError, match="unknown preset"):
-        Config.preset("huge")
+        Config.from_preset("huge")
 
 
 def test_config_without_a_preset_is_the_original_preset():
-    """The classmethod `preset` must not shadow the field's default (Config() once raised)."""
-    assert Config() == Config.preset("original")
+    """`Config()` is the original preset, and the field `preset` says which preset a config started from."""
+    assert Config() == Config.from_preset("original")
     assert Config().preset == "original"
     assert Config.from_dict({"epochs": 3}).epochs == 3 and Config.from_dict({"epochs": 3}).preset == "original"
 
@@ -94,7 +94,7 @@ def test_config_without_a_preset_is_the_original_preset():
 ])
 def test_values_that_would_fail_later_are_rejected_now(changes, message):
     with pytest.raises(ValueError, match=message):
-        Config.preset("tiny", **changes)
+        Config.from_preset("tiny", **changes)
 
 
 def test_zero_blur_sigma_is_valid_and_means_no_blur():
@@ -102,25 +102,25 @@ def test_zero_blur_sigma_is_valid_and_means_no_blur():
     import torch
 
     from medgan_nb.degrade import Degradation
-    cfg = Config.preset("tiny", degradations=("blur",), blur_sigma=(0.0, 0.0))
+    cfg = Config.from_preset("tiny", degradations=("blur",), blur_sigma=(0.0, 0.0))
     x = torch.rand(2, 3, 16, 16) * 2 - 1
     assert torch.equal(Degradation(cfg)(x).image, x)
 
 
 def test_output_folder_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("MEDGAN_OUTPUT", str(tmp_path))
-    assert Config.preset("tiny").output_dir == str(tmp_path)
+    assert Config.from_preset("tiny").output_dir == str(tmp_path)
     assert notebook_config().output_dir == str(tmp_path)
     monkeypatch.delenv("MEDGAN_OUTPUT")
-    assert Config.preset("tiny").output_dir == "output"
+    assert Config.from_preset("tiny").output_dir == "output"
 
 
 def test_configs_saved_with_the_old_seed_names_load_as_original(tmp_path):
     """The preset and the degradation order once called "seed" are "original"; old configs and checkpoints load."""
-    old = {**Config.preset("original").to_dict(), "preset": "seed", "degradation_order": "seed"}
-    assert Config.from_dict(old) == Config.preset("original")
+    old = {**Config.from_preset("original").to_dict(), "preset": "seed", "degradation_order": "seed"}
+    assert Config.from_dict(old) == Config.from_preset("original")
     (tmp_path / "old.json").write_text(json.dumps({"preset": "seed", "epochs": 3}))
-    assert Config.load(tmp_path / "old.json") == Config.preset("original", epochs=3)
-    assert Config.preset("seed") == Config.preset("original")
+    assert Config.load(tmp_path / "old.json") == Config.from_preset("original", epochs=3)
+    assert Config.from_preset("seed") == Config.from_preset("original")
     assert Config().replace(degradations="seed", degradation_order="seed") == Config()
     assert Config.from_dict({"seed": 7}).seed == 7                      # the RNG seed is not a renamed value

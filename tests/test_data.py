@@ -406,7 +406,7 @@ def test_synthetic_frames_differ_between_splits_and_repeat_exactly():
 
 
 def test_default_dataset_mixes_real_patches_and_synthetic_frames():
-    cfg = Config.preset("tiny", max_images=0, data_dir="synthetic")
+    cfg = Config.from_preset("tiny", max_images=0, data_dir="synthetic")
     ds = default_dataset("train", cfg)
     kinds = {ds[i][1].split("/")[0] for i in range(len(ds))}
     assert kinds == {"retina", "ihc", "synthetic"}
@@ -415,7 +415,7 @@ def test_default_dataset_mixes_real_patches_and_synthetic_frames():
 
 
 def test_max_images_takes_an_evenly_spread_subset():
-    cfg = Config.preset("tiny", max_images=0, data_dir="synthetic")
+    cfg = Config.from_preset("tiny", max_images=0, data_dir="synthetic")
     full = default_dataset("train", cfg)
     part = default_dataset("train", cfg.replace(max_images=10))
     keys = [part[i][1] for i in range(len(part))]
@@ -426,7 +426,7 @@ def test_max_images_takes_an_evenly_spread_subset():
 
 def test_default_dataset_uses_the_configured_folder(folder):
     ratios = (0.98, 0.01, 0.01)                         # Config wants every split non-empty
-    cfg = Config.preset("tiny", data_dir=str(folder), split_ratios=ratios)
+    cfg = Config.from_preset("tiny", data_dir=str(folder), split_ratios=ratios)
     ds = default_dataset("train", cfg)
     expected = [k for k in ImageFolderDataset(folder, 32).keys if split_of(k, ratios) == "train"]
     assert isinstance(ds, ImageFolderDataset) and ds.keys == expected and len(ds) == 5
@@ -444,7 +444,7 @@ def test_real_endoscopy_frames_load():
 
 def test_dataset_keys_match_the_items_without_decoding():
     from medgan_nb.data import dataset_keys
-    ds = default_dataset("val", Config.preset("tiny", max_images=12))
+    ds = default_dataset("val", Config.from_preset("tiny", max_images=12))
     assert dataset_keys(ds) == [ds[i][1] for i in range(len(ds))]
 
 
@@ -478,7 +478,7 @@ def test_cached_dataset_loads_each_image_once():
     assert inner.calls == 3 and len(cached) == 3
     assert first[4][1] == "k1" and first[4][0].dtype == torch.float32
     assert (first[4][0] - 0.11).abs().max() < 1e-3 and torch.equal(first[1][0], first[4][0])
-    cfg = Config.preset("tiny", cache_images=True)
+    cfg = Config.from_preset("tiny", cache_images=True)
     data = default_dataset("val", cfg)
     assert isinstance(data, CachedDataset) and dataset_keys(data) == dataset_keys(default_dataset("val", cfg.replace(cache_images=False)))
 
@@ -597,7 +597,7 @@ def test_a_uint8_frame_crops_and_resizes_as_its_float_copy():
 
 
 def test_random_crop_training_split_and_its_cache(kvasir):
-    cfg = Config.preset("tiny", data_dir=str(kvasir), train_crop="random", frame_size=48, cache_images=True,
+    cfg = Config.from_preset("tiny", data_dir=str(kvasir), train_crop="random", frame_size=48, cache_images=True,
                         split_ratios=(0.8, 0.1, 0.1), max_images=0)
     train = default_dataset("train", cfg)
     assert isinstance(train, ImageFolderDataset) and train.random_crop and train.cache
@@ -615,7 +615,7 @@ def test_the_repository_ships_real_frames_with_attribution_and_uses_them_by_defa
     assert sum(p.stat().st_size for p in [*images, *masks]) < 8e6
     notice = (SHIPPED_DATA / "NOTICE.md").read_text()
     assert "CC BY 4.0" in notice and "Kvasir-SEG" in notice and "HyperKvasir" in notice
-    cfg = Config.preset("tiny", max_images=0)
+    cfg = Config.from_preset("tiny", max_images=0)
     assert data_source(cfg) == str(SHIPPED_DATA)
     sizes = {s: len(default_dataset(s, cfg)) for s in ("train", "val", "test")}
     assert sizes["train"] > 5 * sizes["test"] > 0 and sum(sizes.values()) == len(images)

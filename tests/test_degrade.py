@@ -100,7 +100,7 @@ def test_low_light_vignetting_glare_and_jpeg():
 
 
 def test_seed_order_blurs_the_salt_and_pepper_physical_order_does_not():
-    cfg = Config.preset("tiny", degradations=("noise", "salt_pepper", "blur"), sp_amount=0.05, noise_std=0.0,
+    cfg = Config.from_preset("tiny", degradations=("noise", "salt_pepper", "blur"), sp_amount=0.05, noise_std=0.0,
                         noise_std_range=0.0, blur_sigma=(1.5, 1.5))
     x = torch.zeros(2, 3, 64, 64)
     seed = Degradation(cfg.replace(degradation_order="original"))
@@ -113,18 +113,18 @@ def test_seed_order_blurs_the_salt_and_pepper_physical_order_does_not():
 
 def test_pipeline_returns_per_image_params_and_keeps_shape_and_range():
     for name in ("original", "endoscopy"):
-        cfg = Config.preset("tiny", degradations=name, degradation_order="physical")
+        cfg = Config.from_preset("tiny", degradations=name, degradation_order="physical")
         out = Degradation(cfg)(batch(3))
         assert out.image.shape == (3, 3, 32, 32) and out.image.abs().max() <= 1
         assert all(v.shape[0] == 3 for v in out.params.values())
-    out = Degradation(Config.preset("original"))(batch(3))
+    out = Degradation(Config.from_preset("original"))(batch(3))
     assert set(out.params) == {"noise_std", "sp_amount", "blur_sigma", "brightness", "contrast", "saturation", "hue"}
     assert ((out.params["noise_std"] >= 0.1) & (out.params["noise_std"] <= 0.2)).all()
     assert ((out.params["blur_sigma"] >= 0.1) & (out.params["blur_sigma"] <= 2.0)).all()
 
 
 def test_generator_makes_batches_reproducible():
-    d, x = Degradation(Config.preset("original")), batch(4)
+    d, x = Degradation(Config.from_preset("original")), batch(4)
     a = d(x, torch.Generator().manual_seed(1))
     b = d(x, torch.Generator().manual_seed(1))
     c = d(x, torch.Generator().manual_seed(2))
@@ -132,7 +132,7 @@ def test_generator_makes_batches_reproducible():
 
 
 def test_keys_give_each_image_the_same_degradation_in_any_batch():
-    d, x = Degradation(Config.preset("original")), batch(4)
+    d, x = Degradation(Config.from_preset("original")), batch(4)
     keys = ["a.png", "b.png", "c.png", "d.png"]
     whole = d(x, keys=keys)
     torch.manual_seed(123)                                   # global RNG state must not matter
@@ -145,7 +145,7 @@ def test_keys_give_each_image_the_same_degradation_in_any_batch():
 
 
 def test_switches_and_errors():
-    cfg = Config.preset("original")
+    cfg = Config.from_preset("original")
     assert Degradation(cfg, names=("blur",)).steps == ("blur",)
     assert torch.equal(Degradation(cfg, names=())(batch(1)).image, batch(1))
     with pytest.raises(ValueError, match="physical"):
@@ -156,7 +156,7 @@ def test_switches_and_errors():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_keyed_degradations_are_identical_on_gpu():
-    d, x = Degradation(Config.preset("original")), batch(2)
+    d, x = Degradation(Config.from_preset("original")), batch(2)
     cpu = d(x, keys=["a", "b"]).image
     gpu = d(x.cuda(), keys=["a", "b"]).image
     assert gpu.is_cuda
@@ -165,7 +165,7 @@ def test_keyed_degradations_are_identical_on_gpu():
 
 # ------------------------------------------------------------------ probabilistic and mixed-order degradation
 def test_degradation_p_leaves_some_images_clean_and_reports_the_true_noise():
-    cfg = Config.preset("tiny", degradations=("noise",), degradation_p=0.5, noise_std=0.1, noise_std_range=0.0)
+    cfg = Config.from_preset("tiny", degradations=("noise",), degradation_p=0.5, noise_std=0.1, noise_std_range=0.0)
     x = torch.zeros(200, 3, 8, 8)
     out = Degradation(cfg)(x, generator=torch.Generator().manual_seed(0))
     hit = out.params["noise_applied"].bool()
@@ -176,7 +176,7 @@ def test_degradation_p_leaves_some_images_clean_and_reports_the_true_noise():
 
 
 def test_degradation_p_one_draws_nothing_extra_so_the_seed_streams_stay():
-    cfg = Config.preset("tiny")
+    cfg = Config.from_preset("tiny")
     x = torch.rand(4, 3, 16, 16) * 2 - 1
     a = Degradation(cfg)(x, keys=list("abcd"))
     b = Degradation(cfg.replace(degradation_p=1.0))(x, keys=list("abcd"))
@@ -184,15 +184,15 @@ def test_degradation_p_one_draws_nothing_extra_so_the_seed_streams_stay():
 
 
 def test_salt_and_pepper_amount_range():
-    cfg = Config.preset("tiny", degradations=("salt_pepper",), sp_amount=0.02, sp_amount_range=0.01)
+    cfg = Config.from_preset("tiny", degradations=("salt_pepper",), sp_amount=0.02, sp_amount_range=0.01)
     amounts = Degradation(cfg)(torch.zeros(100, 3, 4, 4), generator=torch.Generator().manual_seed(1)).params["sp_amount"]
     assert 0.01 <= amounts.min() < 0.013 and 0.027 < amounts.max() <= 0.03
     with pytest.raises(ValueError, match="sp_amount_range"):
-        Config.preset("tiny", sp_amount=0.01, sp_amount_range=0.02)
+        Config.from_preset("tiny", sp_amount=0.01, sp_amount_range=0.02)
 
 
 def test_mixed_order_blurs_the_noise_for_some_images_and_noises_the_blur_for_others():
-    cfg = Config.preset("tiny", degradations=("noise", "blur"), degradation_order="mixed", blur_sigma=(2.0, 2.0),
+    cfg = Config.from_preset("tiny", degradations=("noise", "blur"), degradation_order="mixed", blur_sigma=(2.0, 2.0),
                         blur_kernel=9, noise_std=0.1, noise_std_range=0.0)
     x = torch.zeros(64, 3, 32, 32)
     out = Degradation(cfg)(x, generator=torch.Generator().manual_seed(0))
@@ -204,7 +204,7 @@ def test_mixed_order_blurs_the_noise_for_some_images_and_noises_the_blur_for_oth
     per_image = Degradation(cfg)(x[:6], keys=list("abcdef")).params["physical_order"]   # one image per call
     assert per_image.shape == (6,) and set(per_image.tolist()) <= {0.0, 1.0}
     with pytest.raises(ValueError, match="no place"):
-        Config.preset("tiny", degradations=("glare",), degradation_order="mixed")
+        Config.from_preset("tiny", degradations=("glare",), degradation_order="mixed")
 
 
 # ------------------------------------------------------------------ issue 13: the fast pipeline equals the old formulas
@@ -335,9 +335,9 @@ def step_by_step(d, x, g):
     return image, {**params, "physical_order": physical.float()}
 
 
-PIPELINES = {"original": Config.preset("original"), "realtime": Config.preset("realtime"),
-             "endoscopy": Config.preset("original", degradations="endoscopy", degradation_order="physical"),
-             "physical_p": Config.preset("original", degradation_order="physical", degradation_p=0.5, blur_kernel=7,
+PIPELINES = {"original": Config.from_preset("original"), "realtime": Config.from_preset("realtime"),
+             "endoscopy": Config.from_preset("original", degradations="endoscopy", degradation_order="physical"),
+             "physical_p": Config.from_preset("original", degradation_order="physical", degradation_p=0.5, blur_kernel=7,
                                          degradations=("glare", "blur", "motion_blur", "vignetting", "color_jitter",
                                                        "low_light", "noise", "salt_pepper"))}
 
@@ -400,7 +400,7 @@ def test_noise_bank_lends_standard_normals_and_draws_one_value_per_reuse_lent():
 
 
 def test_noise_reuse_keeps_the_noise_and_salt_and_pepper_statistics():
-    cfg = Config.preset("original", degradations=("noise", "salt_pepper"), noise_std=0.1, noise_std_range=0.0,
+    cfg = Config.from_preset("original", degradations=("noise", "salt_pepper"), noise_std=0.1, noise_std_range=0.0,
                         sp_amount=0.05, sp_salt_ratio=0.25)
     d = Degradation(cfg.replace(noise_reuse=8))
     assert d.bank is not None and Degradation(cfg).bank is None
@@ -416,7 +416,7 @@ def test_noise_reuse_keeps_the_noise_and_salt_and_pepper_statistics():
 
 
 def test_noise_reuse_is_reproducible_never_lends_its_memory_and_leaves_keyed_draws_alone():
-    cfg = Config.preset("realtime", noise_reuse=4)                        # mixed order, degradation_p < 1
+    cfg = Config.from_preset("realtime", noise_reuse=4)                        # mixed order, degradation_p < 1
     x = batch(6, 64)
 
     def run(d):
@@ -434,7 +434,7 @@ def test_noise_reuse_is_reproducible_never_lends_its_memory_and_leaves_keyed_dra
 
 def test_noise_reuse_must_be_positive():
     with pytest.raises(ValueError, match="noise_reuse"):
-        Config.preset("original", noise_reuse=0)
+        Config.from_preset("original", noise_reuse=0)
 
 
 def test_noise_bank_lends_every_value_equally_often_wrapping_around_its_end():

@@ -45,7 +45,7 @@ def rgb(h, w, seed=0):
 
 @pytest.fixture
 def checkpoint(tmp_path):
-    cfg = Config.preset("tiny")
+    cfg = Config.from_preset("tiny")
     torch.manual_seed(0)
     path = tmp_path / "ckpt" / "model.pt"
     save_checkpoint({"config": cfg.to_dict(), "generator": build_generator(cfg).state_dict()}, path)
@@ -76,7 +76,7 @@ def read_audit(out):
 @pytest.mark.parametrize("h, w", [(17, 45), (300, 260)])
 def test_output_has_the_input_size(h, w):
     torch.manual_seed(0)
-    g = build_generator(Config.preset("tiny"))
+    g = build_generator(Config.from_preset("tiny"))
     img = rgb(h, w).astype(np.float32) / 255
     out = enhance_array(g, img, tile=64)
     assert out.shape == (h, w, 3) and out.dtype == np.float32
@@ -262,7 +262,7 @@ def test_provenance_names_the_checkpoint_bytes_that_were_loaded(images, checkpoi
 
     def load_then_training_replaces_the_file(path, device):
         result = real_load(path, device)
-        cfg = Config.preset("tiny")
+        cfg = Config.from_preset("tiny")
         torch.manual_seed(1)
         save_checkpoint({"config": cfg.to_dict(), "generator": build_generator(cfg).state_dict(), "epoch": 2}, path)
         return result

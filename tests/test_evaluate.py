@@ -35,7 +35,7 @@ STAT_KEYS = {"psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "ms_per_image", "
 
 @pytest.fixture(scope="module")
 def cfg():
-    return Config.preset("tiny")
+    return Config.from_preset("tiny")
 
 
 def make_checkpoint(cfg, path, seed=0):
@@ -152,7 +152,7 @@ def test_baselines_only_without_a_checkpoint(tmp_path, cfg):
 def test_baselines_only_without_a_config_uses_the_seed_presets_task(tmp_path):
     metrics = evaluate(None, tmp_path / "out", baselines=("identity",), breakdown=False, max_images=2, quiet=True)
     meta = metrics["metadata"]
-    seed = Config.preset("original")
+    seed = Config.from_preset("original")
     assert meta["image_size"] == seed.image_size and meta["degradations"] == list(DEGRADATION_SETS["original"])
     assert meta["n_images"] == 2 and meta["config"]["seed"] == EVAL_SEED and meta["trained_degradations"] is None
     assert (tmp_path / "out" / "report.md").is_file()
@@ -293,12 +293,12 @@ def test_summary_explains_colour_jitter_with_the_identity_psnr():
 
 def test_conditions_add_the_originals_degradations_left_out_of_training():
     from medgan_nb.evaluation import conditions_of
-    seed = conditions_of(Config.preset("original"))
+    seed = conditions_of(Config.from_preset("original"))
     assert list(seed) == ["all", "noise", "salt_pepper", "blur", "color_jitter"]
-    tiny = conditions_of(Config.preset("tiny", degradations=("noise",)))
+    tiny = conditions_of(Config.from_preset("tiny", degradations=("noise",)))
     assert tiny == {"all": ("noise",), "salt_pepper": ("salt_pepper",), "blur": ("blur",),
                     "color_jitter": ("color_jitter",)}
-    assert conditions_of(Config.preset("tiny"), breakdown=False) == {"all": ("blur", "noise", "salt_pepper")}
+    assert conditions_of(Config.from_preset("tiny"), breakdown=False) == {"all": ("blur", "noise", "salt_pepper")}
 
 
 # ----------------------------------------------------- goal conditions, machine, true noise level
@@ -330,7 +330,7 @@ def test_goals_score_each_condition_and_give_the_classics_the_true_noise_std(che
     assert list(metrics["results"]) == ["blur_noise", "original", "light"]
     assert metrics["conditions"] == {"blur_noise": ["blur", "noise"], "original": ["noise", "salt_pepper", "blur"],
                                      "light": ["blur", "noise"]}
-    task = evaluation_config(Config.preset("tiny"))
+    task = evaluation_config(Config.from_preset("tiny"))
     clean, key = default_dataset("test", task)[0]
     for cond, overrides in evaluation_conditions.GOAL_CONDITIONS.items():
         d = Degradation(task.replace(**overrides))(clean[None], keys=[key])

@@ -70,13 +70,13 @@ def eval_output(model, x):
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    return randomize_bn(build_generator(Config.preset("tiny")))           # UNetGenerator, size_multiple 8
+    return randomize_bn(build_generator(Config.from_preset("tiny")))           # UNetGenerator, size_multiple 8
 
 
 @pytest.fixture(scope="module")
 def lite():
     torch.manual_seed(0)
-    g = randomize_bn(build_generator(Config.preset("lite")))
+    g = randomize_bn(build_generator(Config.from_preset("lite")))
     assert g.size_multiple == 32
     return g
 
@@ -84,7 +84,7 @@ def lite():
 @pytest.fixture(scope="module")
 def seed_unet():
     torch.manual_seed(0)
-    g = build_generator(Config.preset("original")).eval()
+    g = build_generator(Config.from_preset("original")).eval()
     assert isinstance(g, UNetGenerator) and g.size_multiple == 256
     assert sum(p.numel() for p in g.parameters()) > 54e6
     return g
@@ -217,7 +217,7 @@ def test_existing_files_are_not_overwritten(tiny, tmp_path, fmt):
 @pytest.fixture
 def checkpoint(tmp_path, tiny):
     path = tmp_path / "ckpt" / "model.pt"
-    save_checkpoint({"config": Config.preset("tiny").to_dict(), "generator": tiny.state_dict()}, path)
+    save_checkpoint({"config": Config.from_preset("tiny").to_dict(), "generator": tiny.state_dict()}, path)
     return path
 
 
@@ -301,7 +301,7 @@ def small(request):
     """A tiny UNet with BatchNorm statistics, RGB or 1-channel (a CT model's input)."""
     torch.manual_seed(0)
     extra = {} if request.param == 3 else {"channels": 1, "modality": "ct"}
-    g = randomize_bn(build_generator(Config.preset("tiny", **extra))).eval()
+    g = randomize_bn(build_generator(Config.from_preset("tiny", **extra))).eval()
     assert g.in_channels == request.param
     return g
 
@@ -387,7 +387,7 @@ def test_auto_keeps_large_models_in_their_own_weights(tiny, monkeypatch):
 
 
 def test_fold_batchnorm_shares_unchanged_weights_and_folds_in_place(tiny):
-    model = build_generator(Config.preset("tiny", generator="nafnet")).eval()      # LayerNorm, no BatchNorm
+    model = build_generator(Config.from_preset("tiny", generator="nafnet")).eval()      # LayerNorm, no BatchNorm
     copy_ = fold_batchnorm(model)
     assert all(a.data_ptr() == b.data_ptr() for a, b in zip(model.parameters(), copy_.parameters()))
     assert all(p.requires_grad for p in model.parameters()) and not any(p.requires_grad for p in copy_.parameters())

@@ -238,7 +238,7 @@ def test_folder_dataset_skips_and_counts_exactly_the_bad_files(fuzz, caplog):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    cfg = Config.preset("tiny")
+    cfg = Config.from_preset("tiny")
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "model.pt"
     return save_checkpoint({"config": cfg.to_dict(), "generator": build_generator(cfg).state_dict()}, path)

@@ -114,7 +114,7 @@ def test_enhance_array_applies_the_guard_to_the_whole_image():
 def guarded_folder(tmp_path, monkeypatch):
     """A weights folder with one guarded model (the default) and one without a guard."""
     folder = tmp_path / "weights"
-    cfg = Config.preset("tiny")
+    cfg = Config.from_preset("tiny")
     save_model(tiny_generator(0), cfg, "guarded", {"summary": "with a guard", "default": True,
                                                    "guard": {"below": 0.008, "full": 0.014, "change_below": 10.0,
                                                              "change_full": 20.0}}, folder)
@@ -153,13 +153,13 @@ def test_enhance_writes_clean_images_unchanged_and_logs_the_guard(guarded_folder
 @pytest.mark.parametrize("guard", [{"below": 0.02, "full": 0.01}, {"low": 0.0}, [0.1, 0.2]])
 def test_bad_guards_are_refused_before_writing(tmp_path, guard):
     with pytest.raises(models_zoo.PretrainedError, match='"guard" must be'):
-        save_model(tiny_generator(0), Config.preset("tiny"), "x", {"summary": "s", "guard": guard}, tmp_path)
+        save_model(tiny_generator(0), Config.from_preset("tiny"), "x", {"summary": "s", "guard": guard}, tmp_path)
     assert not list(tmp_path.iterdir())
 
 
 def test_evaluate_records_the_guard_and_can_leave_it_out(guarded_folder, tmp_path):
     from medgan_nb.evaluation import evaluate
-    common = dict(cfg=Config.preset("tiny", max_images=0), model="guarded", baselines=("identity",),
+    common = dict(cfg=Config.from_preset("tiny", max_images=0), model="guarded", baselines=("identity",),
                   breakdown=False, max_images=2, quiet=True)
     with_guard = evaluate(None, tmp_path / "a", **common)
     without = evaluate(None, tmp_path / "b", guard=False, **common)

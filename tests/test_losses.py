@@ -48,8 +48,8 @@ def test_missing_vgg_weights_offline_give_an_actionable_error(tmp_path, monkeypa
     assert str(tmp_path / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth") in message
     assert "python -m medgan_nb data download vgg19" in message and "lambda_perceptual=0" in message
     with pytest.raises(MissingWeightsError):
-        GeneratorLoss(Config.preset("original"))
-    assert GeneratorLoss(Config.preset("original", lambda_perceptual=0.0)).perceptual is None
+        GeneratorLoss(Config.from_preset("original"))
+    assert GeneratorLoss(Config.from_preset("original", lambda_perceptual=0.0)).perceptual is None
 
 
 def test_cached_vgg_weights_are_loaded_from_disk(tmp_path, monkeypatch):
@@ -67,7 +67,7 @@ def test_cached_vgg_weights_are_loaded_from_disk(tmp_path, monkeypatch):
 
 
 def test_generator_loss_parts_are_weighted_and_sum_to_the_total():
-    cfg = Config.preset("tiny", lambda_l1=70.0, lambda_perceptual=10.0, lambda_adv=2.0)
+    cfg = Config.from_preset("tiny", lambda_l1=70.0, lambda_perceptual=10.0, lambda_adv=2.0)
     loss = GeneratorLoss(cfg, perceptual=VGGPerceptualLoss(weights=None))
     fake, real = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
     logits = torch.zeros(2, 1, 2, 2)
@@ -95,15 +95,15 @@ def test_log_l1_weighs_each_image_by_its_relative_error():
 def test_pixel_loss_is_chosen_by_the_config_and_checked():
 
     fake, real = torch.full((2, 3, 4, 4), 0.5), torch.zeros(2, 3, 4, 4)
-    l1 = GeneratorLoss(Config.preset("tiny", lambda_l1=2.0))(None, fake, real).l1
-    log_l1 = GeneratorLoss(Config.preset("tiny", lambda_l1=2.0, pixel_loss="log_l1"))(None, fake, real).l1
+    l1 = GeneratorLoss(Config.from_preset("tiny", lambda_l1=2.0))(None, fake, real).l1
+    log_l1 = GeneratorLoss(Config.from_preset("tiny", lambda_l1=2.0, pixel_loss="log_l1"))(None, fake, real).l1
     assert l1.item() == pytest.approx(1.0) and log_l1.item() == pytest.approx(2 * math.log(0.5 + 1e-3))
     with pytest.raises(ValueError, match="pixel_loss must be one of"):
         Config(pixel_loss="l2")
 
 
 def test_term_grad_norms_measure_each_term_at_the_output_and_touch_no_grad():
-    cfg = Config.preset("tiny", lambda_l1=70.0, lambda_perceptual=2.0)
+    cfg = Config.from_preset("tiny", lambda_l1=70.0, lambda_perceptual=2.0)
     loss = GeneratorLoss(cfg, perceptual=VGGPerceptualLoss(weights=None))
     fake = (torch.rand(2, 3, 32, 32) * 2 - 1).requires_grad_()
     real = torch.rand(2, 3, 32, 32) * 2 - 1
@@ -118,7 +118,7 @@ def test_term_grad_norms_measure_each_term_at_the_output_and_touch_no_grad():
         assert norms[name].item() == pytest.approx(grad.double().norm().item(), rel=1e-9)
     assert losses.term_grad_norms(parts, fake, scale=1024.0)["adv"].item() == pytest.approx(norms["adv"].item(),
                                                                                           rel=1e-5)
-    off = GeneratorLoss(Config.preset("tiny"))(None, fake, real)      # no adversarial, no perceptual term
+    off = GeneratorLoss(Config.from_preset("tiny"))(None, fake, real)      # no adversarial, no perceptual term
     norms = losses.term_grad_norms(off, fake)
     assert norms["adv"] == 0 and norms["perceptual"] == 0 and norms["l1"] > 0
 
@@ -127,7 +127,7 @@ def test_halving_the_discriminator_loss_does_not_change_adams_step():
     """The docstring's claim: Adam's step m / (sqrt(v) + eps) is invariant to scaling the loss (exactly with
     eps = 0, to within eps with the default 1e-8); halving the learning rate halves it."""
     from medgan_nb.models import build_discriminator
-    cfg = Config.preset("tiny")
+    cfg = Config.from_preset("tiny")
     torch.manual_seed(0)
     x, y = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
     start = build_discriminator(cfg).state_dict()

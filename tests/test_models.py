@@ -25,7 +25,7 @@ def copy_by_position(src: nn.Module, dst: nn.Module) -> None:
 
 def test_seed_generator_reproduces_the_original_exactly():
     torch.manual_seed(0)
-    ours = build_generator(Config.preset("original"))
+    ours = build_generator(Config.from_preset("original"))
     seed = ref.UnetGenerator()                   # the original's class, transcribed in benchmarks/seed_reference.py
     copy_by_position(ours, seed)
     ours.eval(), seed.eval()
@@ -37,7 +37,7 @@ def test_seed_generator_reproduces_the_original_exactly():
 
 
 def test_seed_discriminator_reproduces_the_original_exactly():
-    ours = build_discriminator(Config.preset("original"))
+    ours = build_discriminator(Config.from_preset("original"))
     seed = ref.Discriminator()
     copy_by_position(ours, seed)
     ours.eval(), seed.eval()
@@ -70,7 +70,7 @@ def test_wrong_size_for_depth_is_a_clear_error():
 
 
 def test_init_and_determinism_under_a_fixed_seed():
-    cfg = Config.preset("tiny")
+    cfg = Config.from_preset("tiny")
     torch.manual_seed(3)
     a = build_generator(cfg)
     torch.manual_seed(3)
@@ -80,12 +80,12 @@ def test_init_and_determinism_under_a_fixed_seed():
     big = init_weights(nn.Sequential(nn.Conv2d(64, 64, 4), nn.BatchNorm2d(4096)))
     assert abs(big[0].weight.std().item() - 0.02) < 0.001
     assert abs(big[1].weight.mean().item() - 1) < 0.002 and big[1].bias.abs().sum() == 0
-    assert summary(build_generator(Config.preset("original"))) == "UNetGenerator: 54.41 M parameters"
+    assert summary(build_generator(Config.from_preset("original"))) == "UNetGenerator: 54.41 M parameters"
 
 
 # ------------------------------------------------------------------ lite preset
 def test_lite_preset_is_a_small_unet_for_256_frames():
-    cfg = Config.preset("lite")
+    cfg = Config.from_preset("lite")
     g = build_generator(cfg).eval()
     assert (cfg.image_size, cfg.cache_images, g.size_multiple) == (256, True, 32)
     assert count_parameters(g) == 1_043_619                         # 1/52 of the seed UNet's 54.4 M
@@ -136,25 +136,25 @@ def test_nafblock_starts_as_identity_and_layernorm_normalises_each_pixel():
 def test_build_generator_follows_the_config():
     from medgan_nb.config import Config
     from medgan_nb.models import build_generator, count_parameters
-    g = build_generator(Config.preset("quality"))
+    g = build_generator(Config.from_preset("quality"))
     assert isinstance(g, NAFNetGenerator) and g.size_multiple == 16 and g.residual
     assert 0.8e6 < count_parameters(g) < 1.0e6
-    unet = build_generator(Config.preset("tiny", residual=True)).eval()
+    unet = build_generator(Config.from_preset("tiny", residual=True)).eval()
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     assert unet(x).shape == x.shape and unet(x).abs().max() <= 1
     with pytest.raises(ValueError, match="stem"):
-        Config.preset("tiny", stem=2)                       # only the nafnet generator has a stem
+        Config.from_preset("tiny", stem=2)                       # only the nafnet generator has a stem
     with pytest.raises(ValueError, match="generator must be"):
-        Config.preset("tiny", generator="resnet")
+        Config.from_preset("tiny", generator="resnet")
 
 
 def test_every_registered_generator_builds_from_a_config_and_unknown_names_fail():
     from medgan_nb.models import GENERATORS
     assert set(GENERATORS) == {"unet", "nafnet"}
     for name in GENERATORS:
-        cfg = Config.preset("tiny", generator=name)
+        cfg = Config.from_preset("tiny", generator=name)
         g = build_generator(cfg)
         x = torch.zeros(1, cfg.channels, cfg.size_multiple * 2, cfg.size_multiple * 2)
         assert g(x).shape == x.shape and g.modality == cfg.modality
     with pytest.raises(ValueError, match="generator"):
-        Config.preset("tiny", generator="resnet")
+        Config.from_preset("tiny", generator="resnet")

@@ -35,7 +35,7 @@ SCORES = {"headline": {"blur+noise": "+1.2 dB over NLM"},
 def tiny_generator(seed=0):
     """A tiny generator with random weights and random BatchNorm statistics (so buffers are checked too)."""
     torch.manual_seed(seed)
-    generator = build_generator(Config.preset("tiny"))
+    generator = build_generator(Config.from_preset("tiny"))
     with torch.no_grad():
         for buffer in generator.buffers():
             if buffer.is_floating_point():
@@ -47,7 +47,7 @@ def tiny_generator(seed=0):
 def folder(tmp_path, monkeypatch):
     """A weights folder holding tiny-a (the default) and tiny-b; the package's WEIGHTS_DIR points at it."""
     folder = tmp_path / "weights"
-    cfg = Config.preset("tiny")
+    cfg = Config.from_preset("tiny")
     save_model(tiny_generator(0), cfg, "tiny-a", {"summary": "a tiny test model", "default": True,
                                                   "scores": SCORES, "limitations": ["only a test"]}, folder)
     save_model(tiny_generator(1), cfg, "tiny-b", {"summary": "another one"}, folder)
@@ -56,7 +56,7 @@ def folder(tmp_path, monkeypatch):
 
 
 def test_round_trip_gives_identical_tensors_and_a_complete_card(tmp_path):
-    generator, cfg = tiny_generator(), Config.preset("tiny")
+    generator, cfg = tiny_generator(), Config.from_preset("tiny")
     weights = save_model(generator, cfg, "m", {"summary": "s"}, tmp_path)
     loaded, loaded_cfg, card = load_model("m", folder=tmp_path)
     assert weights == tmp_path / "m.safetensors"
@@ -99,23 +99,23 @@ def test_unknown_names_list_the_available_ones(folder, tmp_path):
 def test_the_default_model_is_the_one_marked(folder, tmp_path):
     assert default_model() == "tiny-a" and load_model()[2]["name"] == "tiny-a"
     unmarked = tmp_path / "unmarked"
-    save_model(tiny_generator(), Config.preset("tiny"), "x", {"summary": "s"}, unmarked)
+    save_model(tiny_generator(), Config.from_preset("tiny"), "x", {"summary": "s"}, unmarked)
     with pytest.raises(PretrainedError, match=r"holds x but none of them is marked \"default\": true"):
         load_model(folder=unmarked)
 
 
 def test_a_second_default_is_refused(folder):
     with pytest.raises(PretrainedError, match=r"'tiny-a' is already the default model"):
-        save_model(tiny_generator(), Config.preset("tiny"), "tiny-c", {"summary": "s", "default": True}, folder)
+        save_model(tiny_generator(), Config.from_preset("tiny"), "tiny-c", {"summary": "s", "default": True}, folder)
     assert list_models() == ["tiny-a", "tiny-b"]
 
 
 def test_existing_models_are_not_overwritten_unless_asked(folder):
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     with pytest.raises(FileExistsError, match=r"tiny-b.safetensors and .*tiny-b.json already exist"):
-        save_model(tiny_generator(5), Config.preset("tiny"), "tiny-b", {"summary": "new"}, folder)
+        save_model(tiny_generator(5), Config.from_preset("tiny"), "tiny-b", {"summary": "new"}, folder)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
-    save_model(tiny_generator(5), Config.preset("tiny"), "tiny-b", {"summary": "new"}, folder, overwrite=True)
+    save_model(tiny_generator(5), Config.from_preset("tiny"), "tiny-b", {"summary": "new"}, folder, overwrite=True)
     generator, _, card = load_model("tiny-b")
     expected = tiny_generator(5).state_dict()
     assert card["summary"] == "new" and all(torch.equal(v, expected[k]) for k, v in generator.state_dict().items())
@@ -130,13 +130,13 @@ def test_existing_models_are_not_overwritten_unless_asked(folder):
 ])
 def test_bad_names_and_card_fields_are_refused_before_writing(tmp_path, name, fields, message):
     with pytest.raises(PretrainedError, match=message):
-        save_model(tiny_generator(), Config.preset("tiny"), name, fields, tmp_path / "w")
+        save_model(tiny_generator(), Config.from_preset("tiny"), name, fields, tmp_path / "w")
     assert not (tmp_path / "w").exists()
 
 
 def test_a_config_that_does_not_rebuild_the_generator_is_refused(tmp_path):
     with pytest.raises(PretrainedError, match="the config does not describe this generator"):
-        save_model(tiny_generator(), Config.preset("tiny", base_channels=4), "m", {"summary": "s"}, tmp_path)
+        save_model(tiny_generator(), Config.from_preset("tiny", base_channels=4), "m", {"summary": "s"}, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -170,7 +170,7 @@ def test_card_numbers_are_rounded_for_readers_and_kept_in_the_json(tmp_path):
     scores = {"goals": rows, "speed": {"ms_per_frame": 6.83, "backends_ms": {"torch": 26.64}},
               "grid": {"noise_stds": [0.0, 0.075], "blur_sigmas": [0.0, 1.5],
                        "model_minus_identity": [[0.0, 0.1234], [11.0507, 9.2729]], "no_harm_db": -0.1}}
-    save_model(tiny_generator(), Config.preset("tiny"), "m", {"summary": "s", "scores": scores,
+    save_model(tiny_generator(), Config.from_preset("tiny"), "m", {"summary": "s", "scores": scores,
                "training": {"wall_minutes": 92.1234, "steps": 12000}}, tmp_path)
     card = json.loads((tmp_path / "m.json").read_text())
     text = (tmp_path / "m.md").read_text()
@@ -194,7 +194,7 @@ def test_card_values_are_formatted_by_their_key(key, value, shown):
 
 def test_development_data_paths_are_shown_and_loaded_as_the_users_folder(tmp_path, monkeypatch):
     development = next(iter(cards.DEVELOPMENT_PATHS))
-    cfg = Config.preset("tiny", data_dir=development)
+    cfg = Config.from_preset("tiny", data_dir=development)
     save_model(tiny_generator(), cfg, "m", {"summary": "s", "training": {"data": f"Kvasir-SEG ({development})"}},
                tmp_path)
     assert json.loads((tmp_path / "m.json").read_text())["config"]["data_dir"] == development   # the record
@@ -210,7 +210,7 @@ def test_development_data_paths_are_shown_and_loaded_as_the_users_folder(tmp_pat
 # ------------------------------------------------------------------ checkpoints with an EMA
 @pytest.mark.parametrize("ema", ["weights", None, "absent"])
 def test_load_generator_prefers_the_ema_weights(tmp_path, ema):
-    cfg = Config.preset("tiny")
+    cfg = Config.from_preset("tiny")
     state = {"config": cfg.to_dict(), "generator": tiny_generator(0).state_dict()}
     if ema != "absent":
         state["generator_ema"] = tiny_generator(1).state_dict() if ema == "weights" else None
@@ -279,7 +279,7 @@ def trained(tmp_path_factory):
     """A real tiny training run (1 epoch on a few images, about a second) and a copy of its checkpoint with an EMA."""
     from medgan_nb.training import train
     base = tmp_path_factory.mktemp("trained")
-    cfg = Config.preset("tiny", output_dir=str(base), epochs=1, max_images=8, synthetic_frames=4)
+    cfg = Config.from_preset("tiny", output_dir=str(base), epochs=1, max_images=8, synthetic_frames=4)
     run = train(cfg, name="r", quiet=True)
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     state["generator_ema"] = tiny_generator(7).state_dict()
@@ -335,7 +335,7 @@ def test_shipped_models_load_and_restore_their_reference_frame(name):
 
 
 def test_evaluate_scores_a_shipped_model_and_names_it(folder, tmp_path):
-    metrics = evaluation_core.evaluate(None, tmp_path / "e", cfg=Config.preset("tiny", max_images=0), model="tiny-a",
+    metrics = evaluation_core.evaluate(None, tmp_path / "e", cfg=Config.from_preset("tiny", max_images=0), model="tiny-a",
                                        baselines=("identity",), breakdown=False, max_images=3, quiet=True)
     meta = metrics["metadata"]
     assert meta["model"] == "tiny-a" and meta["checkpoint"] is None

@@ -53,7 +53,7 @@ def test_tiny_mode_has_no_time_cap():
 
     from medgan_nb.config import Config, notebook_config, notebook_scan_config
     os.environ["MEDGAN_TINY"] = "1"          # as make test sets it (the tests run under it)
-    configs = [Config.preset("tiny"), notebook_config(), *(notebook_scan_config(m) for m in ("ct", "mri", "xray"))]
+    configs = [Config.from_preset("tiny"), notebook_config(), *(notebook_scan_config(m) for m in ("ct", "mri", "xray"))]
     assert all(c.max_minutes == 0 and c.preset in ("tiny", "ct", "mri", "xray") for c in configs)
 
 

@@ -22,7 +22,7 @@ pytest.importorskip("data_store", reason="pydicom-data (the sample scans) is not
 
 def tiny(modality: str, **changes) -> Config:
     """A tiny 1-channel config: small scans, few realisations, seconds to train."""
-    return Config.preset("tiny", channels=1, modality=modality, scan_size=64 if modality == "ct" else 128,
+    return Config.from_preset("tiny", channels=1, modality=modality, scan_size=64 if modality == "ct" else 128,
                          image_size=32, scan_realisations=2, crops_per_frame=4, epochs=1, **changes)
 
 
@@ -96,11 +96,11 @@ def test_small_slices_are_left_out_with_a_warning(caplog):
 
 def test_config_checks_channels_and_modality():
     with pytest.raises(ValueError, match="channels must be 1"):
-        Config.preset("tiny", modality="ct")
+        Config.from_preset("tiny", modality="ct")
     with pytest.raises(ValueError, match="modality must be one of"):
-        Config.preset("tiny", modality="pet", channels=1)
+        Config.from_preset("tiny", modality="pet", channels=1)
     for name in ("ct", "mri", "xray"):
-        cfg = Config.preset(name)
+        cfg = Config.from_preset(name)
         assert cfg.channels == 1 and cfg.modality == name and cfg.residual
 
 

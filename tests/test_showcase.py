@@ -19,7 +19,7 @@ GRID = {"noise_stds": [0.0, 0.1], "blur_sigmas": [0.0, 1.0], "no_harm_db": NO_HA
 @pytest.fixture
 def folder(tmp_path, monkeypatch):
     folder = tmp_path / "weights"
-    save_model(tiny_generator(0), Config.preset("tiny"), "tiny-a",
+    save_model(tiny_generator(0), Config.from_preset("tiny"), "tiny-a",
                {"summary": "a test model", "default": True, "scores": {"grid": GRID}}, folder)
     monkeypatch.setattr(models_zoo, "WEIGHTS_DIR", folder)
     return folder

@@ -28,7 +28,7 @@ def rows(path):
 
 
 def test_a_short_run_writes_everything_a_user_looks_at(tmp_path):
-    cfg = Config.preset("tiny", output_dir=str(tmp_path), epochs=2, save_every=1, sample_every=5)
+    cfg = Config.from_preset("tiny", output_dir=str(tmp_path), epochs=2, save_every=1, sample_every=5)
     run = train(cfg, name="r", quiet=True)
     assert run == tmp_path / "runs" / "r"
     assert Config.load(run / "config.json") == cfg
@@ -51,7 +51,7 @@ def test_a_short_run_writes_everything_a_user_looks_at(tmp_path):
 
 
 def test_callbacks_see_every_step_in_order_and_can_stop_a_run(tmp_path):
-    cfg = Config.preset("tiny", output_dir=str(tmp_path), epochs=2, log_every=5)
+    cfg = Config.from_preset("tiny", output_dir=str(tmp_path), epochs=2, log_every=5)
     seen, order = [], []
     run = train(cfg, name="watched", quiet=True,
                 callbacks=[lambda e: seen.append(e), lambda e: order.append(("second", e.step))])
@@ -74,7 +74,7 @@ def test_callbacks_see_every_step_in_order_and_can_stop_a_run(tmp_path):
 
 
 def test_runs_are_never_overwritten(tmp_path):
-    cfg = Config.preset("tiny", output_dir=str(tmp_path), epochs=1)
+    cfg = Config.from_preset("tiny", output_dir=str(tmp_path), epochs=1)
     first = train(cfg, name="same", quiet=True)
     digest = file_sha256(first / "checkpoints" / "last.pt")
     second = train(cfg, name="same", quiet=True)
@@ -82,7 +82,7 @@ def test_runs_are_never_overwritten(tmp_path):
 
 
 def test_learning_rate_schedule_is_the_originals():
-    cfg = Config.preset("original")
+    cfg = Config.from_preset("original")
     assert [lr_factor(e, cfg) for e in (0, 29, 30, 40, 49)] == [1.0, 1.0, 1.0, 0.5, pytest.approx(0.05)]
 
 
@@ -96,7 +96,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypa
         return loss * float("nan") if calls["n"] == 15 else loss    # step 15: in epoch 2
 
     monkeypatch.setattr(training_trainer, "discriminator_loss", poisoned)
-    cfg = Config.preset("tiny", output_dir=str(tmp_path), epochs=3)
+    cfg = Config.from_preset("tiny", output_dir=str(tmp_path), epochs=3)
     with pytest.raises(TrainingDiverged, match=r"epoch 2, step 15.*last\.pt"):
         train(cfg, name="nan", quiet=True)
     state = load_checkpoint(tmp_path / "runs" / "nan" / "checkpoints" / "last.pt")
@@ -121,7 +121,7 @@ def crash_after_step_61(event):
     if event.step == 61:
         os.kill(os.getpid(), signal.SIGKILL)
 
-cfg = Config.preset("tiny", epochs=3, max_images=160, sample_every=0, log_every=5, output_dir=sys.argv[1],
+cfg = Config.from_preset("tiny", epochs=3, max_images=160, sample_every=0, log_every=5, output_dir=sys.argv[1],
                     data_dir="synthetic", synthetic_frames=200)
 train(cfg, name="killed", quiet=True, callbacks=[crash_after_step_61])
 """
@@ -176,7 +176,7 @@ def test_resume_after_sigkill_gives_the_same_weights(tmp_path):
 
 
 def tiny_run(tmp_path, name="r", **changes):
-    cfg = Config.preset("tiny", output_dir=str(tmp_path), sample_every=0, **changes)
+    cfg = Config.from_preset("tiny", output_dir=str(tmp_path), sample_every=0, **changes)
     return train(cfg, name=name, quiet=True)
 
 
@@ -215,7 +215,7 @@ def test_resuming_a_loose_checkpoint_writes_under_output_dir_not_next_to_it(tmp_
 
 
 def test_weights_alone_cannot_be_resumed(tmp_path):
-    cfg = Config.preset("tiny", output_dir=str(tmp_path))
+    cfg = Config.from_preset("tiny", output_dir=str(tmp_path))
     save_checkpoint({"config": cfg.to_dict(), "generator": build_generator(cfg).state_dict()}, tmp_path / "g.pt")
     with pytest.raises(CheckpointError, match="no training state"):
         train(resume=tmp_path / "g.pt", quiet=True)
@@ -254,7 +254,7 @@ def test_training_can_skip_unreadable_files_and_lists_them(tmp_path):
         Image.fromarray((torch.rand(40, 40, 3, generator=g) * 255).byte().numpy()).save(folder / f"{i:02d}.png")
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     (folder / "empty.jpg").write_bytes(b"")
-    cfg = Config.preset("tiny", output_dir=str(tmp_path / "out"), data_dir=str(folder), sample_every=0,
+    cfg = Config.from_preset("tiny", output_dir=str(tmp_path / "out"), data_dir=str(folder), sample_every=0,
                         epochs=1, max_images=0, split_ratios=(0.6, 0.2, 0.2))
     with pytest.raises(ImageLoadError, match="broken.png|empty.jpg"):
         train(cfg, name="strict", quiet=True)
@@ -308,7 +308,7 @@ def test_torchrun_two_cpu_processes_keep_identical_weights(tmp_path):
 def test_max_minutes_ends_the_run_early_with_a_usable_checkpoint(tmp_path, monkeypatch):
     clock = iter([0.0])                 # a fake clock: the deadline is set at 0 s, every later reading is 1 h on
     monkeypatch.setattr(training_loop.time, "monotonic", lambda: next(clock, 3600.0))
-    cfg = Config.preset("tiny", output_dir=str(tmp_path), epochs=3, max_minutes=1.0)
+    cfg = Config.from_preset("tiny", output_dir=str(tmp_path), epochs=3, max_minutes=1.0)
     run = train(cfg, name="short", quiet=True)
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert state["step"] == 1 and state["epoch"] == 1               # one step, then the epoch ends and is saved
@@ -324,7 +324,7 @@ def test_max_minutes_ends_the_run_early_with_a_usable_checkpoint(tmp_path, monke
 
 
 def test_training_summary_counts_updates_and_cpu_time(tmp_path):
-    run = train(Config.preset("tiny", output_dir=str(tmp_path), epochs=2, g_steps=2, save_every=1), name="gan",
+    run = train(Config.from_preset("tiny", output_dir=str(tmp_path), epochs=2, g_steps=2, save_every=1), name="gan",
                 quiet=True)
     summary = training_logs.training_summary(run)
     assert (summary.epochs, summary.epochs_planned, summary.steps) == (2, 2, 24)
@@ -335,7 +335,7 @@ def test_training_summary_counts_updates_and_cpu_time(tmp_path):
     forked = train(resume=run / "checkpoints" / "epoch_001.pt", quiet=True)   # CPU time carries over a resume
     cpu_forked = [float(r["cpu_s"]) for r in rows(forked / "val.csv")]
     assert cpu_forked[0] == cpu[0] and cpu_forked[1] > cpu[0]
-    l1 = train(Config.preset("tiny", output_dir=str(tmp_path), epochs=1, lambda_adv=0.0), name="l1", quiet=True)
+    l1 = train(Config.from_preset("tiny", output_dir=str(tmp_path), epochs=1, lambda_adv=0.0), name="l1", quiet=True)
     assert (training_logs.training_summary(l1).g_updates, training_logs.training_summary(l1).d_updates) == (12, 0)
 
 
@@ -356,7 +356,7 @@ class CountingVGG(torch.nn.Module):
 
 
 def test_train_step_does_no_redundant_work():
-    cfg = Config.preset("tiny", g_steps=3, lambda_perceptual=1.0)
+    cfg = Config.from_preset("tiny", g_steps=3, lambda_perceptual=1.0)
     vgg = CountingVGG()
     step = training_trainer.make_trainer(cfg, "cpu", perceptual=vgg)
     forwards = []
@@ -376,7 +376,7 @@ def test_train_step_does_no_redundant_work():
 
 # ------------------------------------------------------------------ L1 pre-training, EMA, GAN fine-tuning
 def test_l1_pretraining_leaves_d_alone_and_the_ema_is_what_is_validated(tmp_path):
-    cfg = Config.preset("tiny", output_dir=str(tmp_path), epochs=2, lambda_adv=0.0, ema_decay=0.9,
+    cfg = Config.from_preset("tiny", output_dir=str(tmp_path), epochs=2, lambda_adv=0.0, ema_decay=0.9,
                         generator="nafnet", residual=True, base_channels=8, depth=2, stem=2)
     torch.manual_seed(cfg.seed)
     d_before = training_trainer.make_trainer(cfg).D.state_dict()
@@ -396,7 +396,7 @@ def test_l1_pretraining_leaves_d_alone_and_the_ema_is_what_is_validated(tmp_path
 
 
 def test_ema_decay_warms_up_then_averages():
-    cfg = Config.preset("tiny", ema_decay=0.5, lambda_adv=0.0)
+    cfg = Config.from_preset("tiny", ema_decay=0.5, lambda_adv=0.0)
     step = training_trainer.make_trainer(cfg)
     with torch.no_grad():
         for p in step.G.parameters():
@@ -413,7 +413,7 @@ def test_ema_decay_warms_up_then_averages():
 
 
 def test_gan_fine_tuning_starts_from_the_pretrained_ema(tmp_path):
-    base = Config.preset("tiny", output_dir=str(tmp_path), epochs=1, lambda_adv=0.0, ema_decay=0.9)
+    base = Config.from_preset("tiny", output_dir=str(tmp_path), epochs=1, lambda_adv=0.0, ema_decay=0.9)
     pretrained = train(base, name="l1", quiet=True) / "checkpoints" / "last.pt"
     ema = load_checkpoint(pretrained)["generator_ema"]
     cfg = base.replace(lambda_adv=0.01, init_generator=str(pretrained), epochs=1)
@@ -457,7 +457,7 @@ def test_logging_gradient_norms_changes_no_weight(tmp_path):
 
 def test_train_step_with_gradient_norms_updates_exactly_as_without():
     """The same at the level of one Trainer, with several G updates per batch and a perceptual term."""
-    cfg = Config.preset("tiny", g_steps=2, lambda_perceptual=1.0)
+    cfg = Config.from_preset("tiny", g_steps=2, lambda_perceptual=1.0)
     steps = []
     for measure in (True, False):
         torch.manual_seed(0)
@@ -478,7 +478,7 @@ def test_gradient_norms_match_a_hand_computation():
     """One iteration (g_steps=1): the norms the step reports are those of d(term)/d(G's output), computed here
     by hand on an identical copy: L1 in closed form (lambda * sign(fake - clean) / N), the adversarial term by
     autograd through the updated D."""
-    cfg = Config.preset("tiny", lambda_l1=70.0)
+    cfg = Config.from_preset("tiny", lambda_l1=70.0)
     torch.manual_seed(0)
     a = training_trainer.make_trainer(cfg, "cpu")
     torch.manual_seed(0)
@@ -516,7 +516,7 @@ def test_tensorboard_without_the_package_is_a_clear_error_before_anything_is_wri
 def test_tensorboard_logs_losses_gradient_norms_rates_psnr_and_samples(tmp_path):
     pytest.importorskip("torch.utils.tensorboard", reason="tensorboard is not installed (optional)")
     event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
-    cfg = Config.preset("tiny", output_dir=str(tmp_path), epochs=1, tensorboard=True, sample_every=5, log_every=2)
+    cfg = Config.from_preset("tiny", output_dir=str(tmp_path), epochs=1, tensorboard=True, sample_every=5, log_every=2)
     run = train(cfg, name="tb", quiet=True)
     files = list((run / "tensorboard").glob("events.out.tfevents.*"))
     assert files

@@ -49,12 +49,12 @@ def test_widget_has_a_slider_per_setting(clean):
 
 
 def test_layer_table_shapes():
-    cfg = Config.preset("original")
+    cfg = Config.from_preset("original")
     rows = layer_table(build_discriminator(cfg), torch.zeros(1, 3, 256, 256), torch.zeros(1, 3, 256, 256))
     convs = [r for r in rows if r[1] == "Conv2d"]
     assert [r[2] for r in convs] == [(1, 64, 128, 128), (1, 128, 64, 64), (1, 256, 32, 32), (1, 512, 31, 31),
                                      (1, 1, 30, 30)]
-    g = build_generator(Config.preset("tiny"))
+    g = build_generator(Config.from_preset("tiny"))
     rows = layer_table(g, torch.zeros(1, 3, 32, 32))
     assert rows[-1][2] == (1, 3, 32, 32) and sum(r[3] for r in rows) == sum(p.numel() for p in g.parameters())
     assert g.training
@@ -69,7 +69,7 @@ def test_notebook_config_follows_medgan_tiny(monkeypatch):
 
 def test_plot_training_reads_a_run(tmp_path):
     from medgan_nb.training import train
-    run = train(Config.preset("tiny", output_dir=str(tmp_path), sample_every=0, epochs=1), quiet=True)
+    run = train(Config.from_preset("tiny", output_dir=str(tmp_path), sample_every=0, epochs=1), quiet=True)
     fig = plot_training(run)
     assert [len(ax.lines) for ax in fig.axes] == [2, 1, 2]
     plt.close(fig)
@@ -81,7 +81,7 @@ def test_explorer_blurs_exactly_as_training_does(clean):
 
     from medgan_nb.degrade import Degradation
     from medgan_nb.metrics import psnr
-    cfg = Config.preset("tiny", degradations=("blur",), blur_sigma=(2.0, 2.0))
+    cfg = Config.from_preset("tiny", degradations=("blur",), blur_sigma=(2.0, 2.0))
     trained = Degradation(cfg)(clean[None]).image
     fig, s = degradation_explorer(clean, noise_std=0.0, blur_sigma=2.0)
     plt.close(fig)

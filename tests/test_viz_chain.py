@@ -92,7 +92,7 @@ def test_with_ipywidgets_the_sliders(clean, capsys):
 
 @pytest.mark.parametrize("preset,size,grid", [("notebook", 64, 6), ("original", 256, 30)])
 def test_logit_footprint_matches_the_receptive_field(preset, size, grid):
-    d = build_discriminator(Config.preset(preset))
+    d = build_discriminator(Config.from_preset(preset))
     rf = receptive_field(d)
     assert rf == 70
     top, bottom, left, right = logit_footprint(d, size, grid // 2, grid // 2)
@@ -106,7 +106,7 @@ def test_logit_footprint_matches_the_receptive_field(preset, size, grid):
 
 
 def test_receptive_field_figure_one_panel_per_size():
-    d = build_discriminator(Config.preset("tiny"))
+    d = build_discriminator(Config.from_preset("tiny"))
     fig = receptive_field_figure(d, sizes=(32, 64))
     assert len(fig.axes) == 2
     assert all(len([p for p in ax.patches if isinstance(p, Rectangle)]) == 3 for ax in fig.axes)

@@ -35,7 +35,7 @@ def parse_overrides(pairs: Sequence[str]) -> dict:
 def config_from_args(args: argparse.Namespace) -> Config:
     """The config named by --config (a file) or --preset, with --set changes applied."""
     try:
-        cfg = Config.load(args.config) if args.config else Config.preset(args.preset)
+        cfg = Config.load(args.config) if args.config else Config.from_preset(args.preset)
         return cfg.replace(**parse_overrides(args.set)) if args.set else cfg
     except (KeyError, ValueError) as e:
         raise SystemExit(f"error: {e.args[0]}") from None

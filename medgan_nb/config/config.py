@@ -3,7 +3,7 @@
 
 The original notebook kept its settings in a class of globals. Here they live in
 one dataclass that can be printed, saved next to a run, loaded again and edited
-field by field. ``Config.preset(name, **overrides)`` starts from one of the named
+field by field. ``Config.from_preset(name, **overrides)`` starts from one of the named
 presets (`PRESETS`, defined in `medgan_nb.config.presets`); every config is validated
 when it is made, so a bad value fails early with a message that names the field.
 
@@ -54,9 +54,9 @@ def default_output_dir() -> str:
 
 @dataclass
 class Config:
-    """Every setting of a run. Build one with ``Config.preset(name, **overrides)``; ``Config()`` is the original preset."""
+    """Every setting of a run. Build one with ``Config.from_preset(name, **overrides)``; ``Config()`` is the original preset."""
 
-    preset: str = "original"                 # the preset these values started from (the classmethod is set below)
+    preset: str = "original"                 # the preset these values started from (`from_preset`)
 
     # data
     image_size: int = 256
@@ -210,6 +210,15 @@ class Config:
                 for f in dataclasses.fields(self)}
 
     @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "Config":
+        """The named preset (`PRESETS`) with some fields changed, e.g. ``Config.from_preset("demo", epochs=2)``;
+        ValueError for an unknown name. A renamed preset's old name (`RENAMED_VALUES`) gives the new one."""
+        name = RENAMED_VALUES.get(("preset", name), name)
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        return cls.from_dict({**PRESETS[name], "preset": name, **overrides})
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Config":
         """Build from a plain dict; an unknown key is an error that names it. Configs saved before a rename
         (`RENAMED_VALUES`, e.g. the preset "seed", now "original") load with the new name."""
@@ -243,21 +252,10 @@ class Config:
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
         try:
-            return cls.preset(data.pop("preset", "original"), **data)
+            return cls.from_preset(data.pop("preset", "original"), **data)
         except (KeyError, ValueError) as e:
             raise type(e)(f"{path}: {e.args[0]}") from None
 
-
-def _preset(cls: type[Config], name: str, **overrides: Any) -> Config:
-    """The named preset with some fields changed, e.g. ``Config.preset("demo", epochs=2)``."""
-    name = RENAMED_VALUES.get(("preset", name), name)
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    return cls.from_dict({**PRESETS[name], "preset": name, **overrides})
-
-
-# Set after the class is made: defined in its body, the method would replace the field's default ("original").
-Config.preset = classmethod(_preset)  # type: ignore[assignment,method-assign]
 
 def _value_checks(cfg: Config) -> list[tuple[bool, str]]:
     """(ok, message) for every rule a config's values must keep, in the order they are reported; the fields

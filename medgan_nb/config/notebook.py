@@ -33,7 +33,7 @@ def notebook_config(**overrides: Any) -> Config:
     mix with yours), else to the repository's ``output/`` folder even though notebooks run from ``notebooks/``.
     """
     name = "tiny" if os.environ.get("MEDGAN_TINY") == "1" else "notebook"
-    return Config.preset(name, **{"output_dir": _notebook_output(), **overrides})
+    return Config.from_preset(name, **{"output_dir": _notebook_output(), **overrides})
 
 
 def notebook_scan_config(modality: str, **overrides: Any) -> Config:

@@ -1,6 +1,6 @@
 """The named presets of `medgan_nb.config.Config`: each a dict of the fields that differ from the defaults.
 
-``Config.preset(name, **overrides)`` builds one; ``Config()`` is ``original``. The presets:
+``Config.from_preset(name, **overrides)`` builds one; ``Config()`` is ``original``. The presets:
 
 - ``original``: exactly the original notebook's recipe (256², 8-level UNet, 50 epochs, ...).
   Meant for a GPU: on a CPU each of its training iterations takes seconds.
