@@ -299,7 +299,7 @@ def default_dataset(split: Split, cfg: Config, on_error: Literal["raise", "skip"
     """
     _check_split(split)
     if cfg.modality != "endoscopy":
-        from .scans import modality_dataset  # imports medgan_nb.degrade, which imports this module
+        from .scans import modality_dataset  # only CT, MRI and X-ray configs need the scans
         return _evenly_spread(modality_dataset(split, cfg), cfg.max_images)
     source = data_source(cfg)
     random_crop = split == "train" and cfg.train_crop == "random"

@@ -1,4 +1,4 @@
-"""Figures of notebook 06 (CT, MRI and X-ray, issue 12): the physics of each degradation, sliders, the
+"""Figures of notebook 06 (CT, MRI and X-ray): the physics of each degradation, sliders, the
 comparison with the classics and the DICOM output. Every function computes with `medgan_nb.degrade`,
 `medgan_nb.data.scans`, `medgan_nb.data.dicom` and `medgan_nb.evaluation.scans` (no physics of its own) and returns
 the matplotlib Figure; the notebook only calls them.
