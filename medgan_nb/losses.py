@@ -116,8 +116,8 @@ class VGGPerceptualLoss(nn.Module):
 
     def __init__(self, weights: str | None = "IMAGENET1K_V1", layers: int = 21):
         super().__init__()
-        # channels-last layout, which oneDNN's convolutions on the CPU and tensor cores on CUDA prefer (commit
-        # 0e80f24 chose it after timing VGG both ways). Same numbers, other memory order.
+        # channels-last layout, which oneDNN's convolutions on the CPU and tensor cores on CUDA prefer.
+        # Same numbers, other memory order.
         self.features = load_vgg19_features(weights, layers).to(memory_format=torch.channels_last)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
