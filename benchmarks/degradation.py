@@ -38,7 +38,7 @@ def degradation(size: int = 256, batch: int = 32, reps: int = 5) -> dict:
     torch.manual_seed(0)
     unit = torch.rand(batch, 3, size, size)                  # the original works on [0, 1] images,
     x = unit * 2 - 1                                         # the project on [-1, 1] (as its data sets give them)
-    cfg = Config.from_preset("original")                          # noise, salt-and-pepper, blur, colour jitter
+    cfg = Config.from_preset("original")                     # noise, salt-and-pepper, blur, colour jitter
     pipeline, reuse = Degradation(cfg), Degradation(cfg.replace(noise_reuse=NOISE_REUSE))
     fns = {"seed": lambda: [ref.apply_degradation(img) for img in unit],
            "project": lambda: pipeline(x),

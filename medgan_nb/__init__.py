@@ -6,7 +6,7 @@ Use it through this facade::
     mg.print_setup()                                  # versions, device, the config
     generator, cfg, card = mg.load_model("quality")   # a shipped model, in eval mode
     mg.enhance("my_frames/", "enhanced/")             # files in, labelled PNG/DICOM out
-    run = mg.train(mg.Config.from_preset("demo"))          # a run folder under output/runs/
+    run = mg.train(mg.Config.from_preset("demo"))     # a run folder under output/runs/
     metrics = mg.evaluate(run, "output/eval/demo")    # scores, report.md and figures
 
 Subpackages, each importing only from the ones before it (``tests/test_layers.py`` checks it):

@@ -416,7 +416,7 @@ def test_noise_reuse_keeps_the_noise_and_salt_and_pepper_statistics():
 
 
 def test_noise_reuse_is_reproducible_never_lends_its_memory_and_leaves_keyed_draws_alone():
-    cfg = Config.from_preset("realtime", noise_reuse=4)                        # mixed order, degradation_p < 1
+    cfg = Config.from_preset("realtime", noise_reuse=4)                   # mixed order, degradation_p < 1
     x = batch(6, 64)
 
     def run(d):

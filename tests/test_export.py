@@ -70,7 +70,7 @@ def eval_output(model, x):
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    return randomize_bn(build_generator(Config.from_preset("tiny")))           # UNetGenerator, size_multiple 8
+    return randomize_bn(build_generator(Config.from_preset("tiny")))      # UNetGenerator, size_multiple 8
 
 
 @pytest.fixture(scope="module")

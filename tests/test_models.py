@@ -143,7 +143,7 @@ def test_build_generator_follows_the_config():
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     assert unet(x).shape == x.shape and unet(x).abs().max() <= 1
     with pytest.raises(ValueError, match="stem"):
-        Config.from_preset("tiny", stem=2)                       # only the nafnet generator has a stem
+        Config.from_preset("tiny", stem=2)                  # only the nafnet generator has a stem
     with pytest.raises(ValueError, match="generator must be"):
         Config.from_preset("tiny", generator="resnet")
 
