@@ -37,7 +37,7 @@ FACADE = {
     "model_card": "models.zoo", "load_generator": "models.checkpoint",
     "train": "training.loop", "training_summary": "training.logs",
     "evaluate": "evaluation.core", "evaluate_scans": "evaluation.scans",
-    "enhance": "inference.files", "enhance_array": "inference.runner", "export_onnx": "inference.export",
+    "enhance": "inference.files", "enhance_array": "models.runner", "export_onnx": "inference.export",
 }
 
 __all__ = ["__version__", *SUBPACKAGES, *FACADE]

@@ -24,7 +24,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..config.config import Config
@@ -33,8 +32,9 @@ from ..degrade.acquisition import ModalityDegradation
 from ..degrade.ct import outside_circle
 from ..degrade.mri import mri_acquire, tv_reconstruction
 from ..metrics import psnr, ssim
+from ..models.runner import enhance_array
 from ..utils.files import atomic_write
-from ..utils.images import WINDOWS, window
+from ..utils.images import WINDOWS, to_unit, window
 from ..utils.seeding import seed_for
 from ..utils.text import markdown_table
 from .baselines import _bm3d, nlm
@@ -49,13 +49,9 @@ READER_WINDOW = {"ct": "soft_tissue 40/400 HU", "mri": "percentile 0.5-99.5", "x
 
 
 def run_model(generator: torch.nn.Module, image: np.ndarray) -> np.ndarray:
-    """One slice (H, W) in [-1, 1] through the generator, reflect-padded to its size multiple."""
-    m = getattr(generator, "size_multiple", 1)
-    h, w = image.shape
-    x = torch.from_numpy(image)[None, None]
-    x = F.pad(x, (0, -w % m, 0, -h % m), mode="reflect") if (h % m or w % m) else x
-    with torch.inference_mode():
-        return generator.eval()(x)[0, 0, :h, :w].float().numpy()
+    """One slice (H, W) in [-1, 1] through the generator (`medgan_nb.models.runner.enhance_array`: reflect-padded
+    to its size multiple, in eval mode, tiled above 512 pixels); float32 (H, W) in [-1, 1]."""
+    return enhance_array(generator, to_unit(torch.from_numpy(image))[..., None].numpy())[..., 0] * 2 - 1
 
 
 def _unit_std(degraded: np.ndarray, clean: np.ndarray) -> float:

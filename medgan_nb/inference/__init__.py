@@ -1,7 +1,7 @@
 """Using a trained generator: the tiled runner, fast CPU backends (BatchNorm folding, channels-last,
 bf16, ONNX Runtime, OpenVINO), export, labelled outputs, `enhance` and its audit log.
 """
-from .runner import enhance_array
+from ..models.runner import enhance_array
 from .fold import fold_batchnorm
 from .backends import (OWN_WEIGHTS, ENGINES, AUTO_OWN_WEIGHTS_MAX_MB, ChannelsLast, Bf16Autocast, BACKENDS,
                        time_in_turns, weights_mb, auto_candidates, fast_generator)

@@ -24,7 +24,7 @@ from .fold import fold_batchnorm
 
 
 class _EngineGenerator:
-    """What `medgan_nb.inference.runner.enhance_array` uses of a generator, for an inference engine outside PyTorch:
+    """What `medgan_nb.models.runner.enhance_array` uses of a generator, for an inference engine outside PyTorch:
     ``size_multiple``, ``in_channels``, ``training = False``, no parameters, and ``eval()``/``train()``/``to()``
     that do nothing and return self."""
 

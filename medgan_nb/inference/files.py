@@ -57,7 +57,7 @@ from ..utils.images import WINDOWS, from_numpy_images, to_numpy_images, window
 from .backends import fast_generator
 from .fold import fold_batchnorm
 from .outputs import burn_label, path_text, png_metadata, save_png
-from .runner import enhance_array
+from ..models.runner import enhance_array
 
 log = logging.getLogger(__name__)
 

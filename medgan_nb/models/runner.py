@@ -17,8 +17,8 @@ import math
 import numpy as np
 import torch
 
-from ..models.build import eval_mode
-from ..models.guard import Guard
+from .build import eval_mode
+from .guard import Guard
 from ..utils.images import from_numpy_images, to_numpy_images
 
 
@@ -80,7 +80,7 @@ def enhance_array(generator: torch.nn.Module, img: np.ndarray, *, tile: int = 51
         raise ValueError(f"expected floats in [0, 1], got {img.dtype}; divide 8-bit images by 255")
     if tile < 1 or overlap < 0:
         raise ValueError(f"tile must be >= 1 and overlap >= 0, got tile={tile}, overlap={overlap}")
-    m = generator.size_multiple
+    m = getattr(generator, "size_multiple", 1)            # 1: a module without a size constraint
     overlap = _round_up(overlap, m)
     tile = max(_round_up(tile, m), 2 * overlap, m)
     device = torch.device(device) if device is not None else _module_device(generator)
