@@ -13,6 +13,7 @@ import torch
 
 import medgan_nb
 from medgan_nb.inference import time_in_turns
+from medgan_nb.utils.hardware import cpu_model
 
 
 def measure(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 1,
@@ -23,19 +24,9 @@ def measure(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 1,
             for name, r in runs.items()}
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine(device: torch.device) -> dict:
     """What the numbers were measured on."""
-    info = {"device": str(device), "cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    info = {"device": str(device), "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "python": platform.python_version(), "torch": torch.__version__, "medgan_nb": medgan_nb.__version__,
             "platform": platform.platform()}
     if device.type == "cuda":

@@ -20,33 +20,35 @@ from pathlib import Path
 import torch
 
 
-def cpu_model() -> str:
-    """The CPU's name: "model name" of /proc/cpuinfo (Linux), else platform.processor(), else "unknown"."""
+def _cpuinfo_field(name: str, cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
+    """The value of the first line of /proc/cpuinfo (Linux) that starts with `name`; None where there is no such
+    line or the file cannot be read."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and ":" in line:
-                return line.split(":", 1)[1].strip()
+        with open(cpuinfo, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(name) and ":" in line:
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    return None
+
+
+def cpu_model() -> str:
+    """The CPU's name: "model name" of /proc/cpuinfo (Linux), else platform.processor(), else "unknown"."""
+    return _cpuinfo_field("model name") or platform.processor() or "unknown"
 
 
 def machine(device: str) -> dict[str, str | int]:
     """Where the timings were measured: the device, torch's CPU threads and the CPU model."""
     return {"device": device, "torch_threads": torch.get_num_threads(), "cpu": cpu_model()}
+
+
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})     # /proc/cpuinfo flags of CPUs that compute bf16 natively
 
 
 def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
     """The CPU's feature flags from /proc/cpuinfo (Linux); empty where it cannot be read."""
-    try:
-        with open(cpuinfo, encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
+    return frozenset((_cpuinfo_field("flags", cpuinfo) or "").split())
 
 
 def bf16_native() -> bool:
