@@ -234,8 +234,8 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
     if not overwrite:
         refuse_existing([target for src, _, dst in jobs for target in _outputs(src, dst)],
                         "pass overwrite=True or choose another output folder")
-    run = _open_weights(checkpoint, model, generator, resolve_device(device), guard, backend, len(jobs))
-    run.tile, run.label, run.record_source_name = tile, label, record_source_name
+    run = _open_weights(checkpoint, model, generator, resolve_device(device), guard, backend, len(jobs),
+                        tile=tile, label=label, record_source_name=record_source_name)
     log.info("enhancing %d image(s) with %s (sha256 %s…) on %s (%s)", len(jobs),
              run.checkpoint_file or f"model {run.model_name}", run.checkpoint_sha256[:12], run.device, run.backend)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -283,8 +283,9 @@ class _Weights:
 
 
 def _open_weights(checkpoint: str | Path | None, model: str | None, generator: torch.nn.Module | None,
-                  device: torch.device, guard: bool, backend: str, n_images: int) -> _Weights:
-    """Load the weights (see `enhance`), fold BatchNorm if loaded here, and pick the backend."""
+                  device: torch.device, guard: bool, backend: str, n_images: int, **outputs: Any) -> _Weights:
+    """Load the weights (see `enhance`), fold BatchNorm if loaded here, and pick the backend; `outputs` are the
+    call's output settings (`_Weights`' tile, label, record_source_name)."""
     owned = generator is None                          # loaded here: nobody else runs or trains these weights
     generator, model_name, checkpoint_file = load_weights(checkpoint, model, generator, device)
     if owned:                                          # so fold in place: the fast copies share them, none doubles them
@@ -295,7 +296,8 @@ def _open_weights(checkpoint: str | Path | None, model: str | None, generator: t
     if backend == "auto" and n_images < ONNX_MIN_IMAGES:
         backend = "torch"
     fast = fast_generator(generator, backend)
-    return _Weights(fast, model_name, checkpoint_file, sha256, noise_guard, modality, device, fast.backend)
+    return _Weights(fast, model_name, checkpoint_file, sha256, noise_guard, modality, device, fast.backend,
+                    **outputs)
 
 
 def _enhance_file(run: _Weights, src: Path, rel: str, dst: Path, source: Any) -> dict[str, Any]:

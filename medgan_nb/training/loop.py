@@ -267,8 +267,10 @@ def _train_epoch(s: _Session, data: _Data, epoch: int, deadline: float, quiet: b
         if s.main and cfg.sample_every and s.step % cfg.sample_every == 0:
             _save_samples(s.trainer.shipped, data.val_clean, data.val_degraded,
                           s.run / "samples" / f"step_{s.step:06d}.png", device, writer=s.tb, step=s.step)
-        for callback in s.callbacks:
-            callback(StepEnd(s.run, epoch + 1, s.step, row if logged else None))
+        if s.callbacks:
+            event = StepEnd(s.run, epoch + 1, s.step, row if logged else None)
+            for callback in s.callbacks:
+                callback(event)
         if cfg.max_minutes and _all_agree(time.monotonic() > deadline, s):
             return True                       # this epoch ends here, and is validated and saved as done
     return False
