@@ -34,7 +34,7 @@ from ..degrade.mri import mri_acquire, tv_reconstruction
 from ..metrics import psnr, ssim
 from ..models.runner import enhance_array
 from ..utils.files import atomic_write
-from ..utils.images import WINDOWS, to_unit, window
+from ..utils.images import WINDOWS, window
 from ..utils.seeding import seed_for
 from ..utils.text import markdown_table
 from .baselines import _bm3d, nlm
@@ -50,8 +50,8 @@ READER_WINDOW = {"ct": "soft_tissue 40/400 HU", "mri": "percentile 0.5-99.5", "x
 
 def run_model(generator: torch.nn.Module, image: np.ndarray) -> np.ndarray:
     """One slice (H, W) in [-1, 1] through the generator (`medgan_nb.models.runner.enhance_array`: reflect-padded
-    to its size multiple, in eval mode, tiled above 512 pixels); float32 (H, W) in [-1, 1]."""
-    return enhance_array(generator, to_unit(torch.from_numpy(image))[..., None].numpy())[..., 0] * 2 - 1
+    to its size multiple, in eval mode, tiled above 512 pixels); float32 (H, W), clamped to [-1, 1]."""
+    return enhance_array(generator, ((image + 1) / 2)[..., None])[..., 0] * 2 - 1
 
 
 def _unit_std(degraded: np.ndarray, clean: np.ndarray) -> float:
