@@ -30,7 +30,8 @@ from medgan_nb.models import build_generator, save_checkpoint
 from medgan_nb.utils import file_sha256, to_numpy_images
 
 N = 6            # images per run: enough for best/median/worst, fast on 2 cores
-STAT_KEYS = {"psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "ms_per_image", "n"}
+STAT_KEYS = {"psnr_mean", "psnr_std", "ssim_mean", "ssim_std", "grad_ratio_mean", "hf_ratio_mean", "naturalness_mean",
+             "ms_per_image", "n"}
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +74,7 @@ def test_writes_metrics_csv_report_and_figures(run, checkpoint, cfg):
         assert list(metrics["results"][cond]) == methods
         for stats in metrics["results"][cond].values():
             assert set(stats) == STAT_KEYS and stats["n"] == N
+            assert stats.pop("naturalness_mean") is None         # 32² images hold too few 32² patches to score
             assert all(np.isfinite(v) for v in stats.values())
             assert 5 < stats["psnr_mean"] <= 100 and -1 <= stats["ssim_mean"] <= 1 and stats["ms_per_image"] >= 0
     meta = metrics["metadata"]
@@ -83,7 +85,8 @@ def test_writes_metrics_csv_report_and_figures(run, checkpoint, cfg):
     rows = read_rows(out)
     assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == len(conditions) * len(methods) * N
     report = (out / "report.md").read_text()
-    for needle in ("| method | PSNR (dB) | SSIM | ms/image |", "(psnr_ssim_bars.png)", "(cases.png)",
+    for needle in ("| method | PSNR (dB) | SSIM | gradient energy (clean = 1) | HF power (clean = 1) | "
+                   "naturalness (lower: more natural) | ms/image |", "(psnr_ssim_bars.png)", "(cases.png)",
                    "(error_maps.png)", "not as pass/fail", "'test' split", str(checkpoint),
                    "Gaussian window (σ = 1.5", "99th percentile", meta["inputs_sha256"]):
         assert needle in report, needle

@@ -20,7 +20,7 @@ RANKS = {
     "config": 1,
     "degrade": 2,
     "data": 3,
-    "models": 4, "losses": 4, "metrics": 4,
+    "models": 4, "losses": 4, "metrics": 4, "sharpness": 4, "naturalness": 4,
     "training": 5, "evaluation": 5, "inference": 5,
     "figures": 6,
     "cli": 7,

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -11,6 +12,7 @@ import medgan_nb.models.cards as cards
 import medgan_nb.models.zoo as models_zoo
 from medgan_nb.cli import main
 from medgan_nb.config import Config
+from medgan_nb.inference.files import enhance
 from medgan_nb.models import (
     PretrainedError,
     build_generator,
@@ -367,3 +369,47 @@ def test_shipped_cards_markdown_is_up_to_date(name):
 def test_shipped_cards_and_configs_name_no_development_path(name):
     assert "../shared" not in (models_zoo.WEIGHTS_DIR / f"{name}.md").read_text()
     assert "../shared" not in str(load_model(name, folder=models_zoo.WEIGHTS_DIR)[1].data_dir)
+
+
+@pytest.fixture
+def gan_folder(folder):
+    """`folder` plus tiny-gan, a 'GAN fine-tune' of tiny-a (other weights, same architecture)."""
+    save_model(tiny_generator(2), Config.from_preset("tiny"), "tiny-gan",
+               {"summary": "a tiny GAN model", "l1_parent": "tiny-a"}, folder)
+    return folder
+
+
+def test_gan_weight_interpolates_between_the_l1_parent_and_the_gan_model(gan_folder):
+    parent, gan = load_model("tiny-a")[0].state_dict(), load_model("tiny-gan")[0].state_dict()
+    at = {a: load_model("tiny-gan", gan_weight=a)[0] for a in (0.0, 0.5, 1.0)}
+    assert all(torch.equal(at[0.0].state_dict()[k], parent[k]) for k in parent)          # bit for bit
+    assert all(torch.equal(at[1.0].state_dict()[k], gan[k]) for k in gan)
+    for k, v in at[0.5].state_dict().items():
+        expected = (parent[k] + gan[k]) / 2 if v.is_floating_point() else gan[k]
+        assert torch.allclose(v, expected, atol=1e-6), k
+    assert at[0.5].model_name == "tiny-gan@gan_weight=0.5"
+    assert "GAN fine-tune of `tiny-a`" in (gan_folder / "tiny-gan.md").read_text()
+
+
+def test_gan_weight_errors_name_the_problem(gan_folder, frame, tmp_path):
+    with pytest.raises(PretrainedError, match="no l1_parent.*tiny-gan"):
+        load_model("tiny-b", gan_weight=0.5)
+    with pytest.raises(PretrainedError, match="between 0"):
+        load_model("tiny-gan", gan_weight=1.5)
+    with pytest.raises(ValueError, match="needs a shipped GAN model"):
+        enhance(frame, tmp_path / "o", "some-checkpoint", gan_weight=0.5)
+    assert not (tmp_path / "o").exists()
+
+
+def test_enhance_gan_weight_zero_is_the_parent_bit_for_bit(gan_folder, frame, tmp_path, capsys):
+    outputs = {}
+    for flags, key in ((["--model", "tiny-a"], "parent"), (["--model", "tiny-gan", "--gan-weight", "0"], "a0"),
+                       (["--model", "tiny-gan", "--gan-weight", "0.5"], "a05")):
+        out = tmp_path / key
+        assert main(["enhance", str(frame), "--out", str(out), "--quiet", "--backend", "torch", "--no-guard",
+                     *flags]) == 0
+        outputs[key] = (np.asarray(Image.open(out / "frame.png")), json.loads((out / "audit.jsonl").read_text()))
+    assert np.array_equal(outputs["a0"][0], outputs["parent"][0])
+    assert outputs["a05"][1]["model"] == "tiny-gan@gan_weight=0.5"
+    assert main(["enhance", str(frame), "--out", str(tmp_path / "bad"), "--model", "tiny-b", "--gan-weight", "1"]) == 1
+    assert "no l1_parent" in capsys.readouterr().err

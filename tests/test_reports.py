@@ -98,11 +98,14 @@ def test_phase_means():
 S = lambda p, s=0.5: {"psnr_mean": p, "psnr_std": 1.0, "ssim_mean": s, "ssim_std": 0.01, "ms_per_image": 2.0}
 
 
-def test_psnr_table_sorts_best_first():
-    table = evaluation_report.psnr_table({"identity": S(20.0), "gan": S(25.123, 0.8)})
+def test_psnr_table_sorts_best_first_and_shows_the_sharpness_measures_where_measured():
+    gan = {**S(25.123, 0.8), "grad_ratio_mean": 0.456, "hf_ratio_mean": 0.3, "naturalness_mean": 4.567}
+    table = evaluation_report.psnr_table({"identity": S(20.0), "gan": gan})
     lines = table.splitlines()
-    assert lines[0] == "| method | PSNR (dB) | SSIM | ms/image |"
-    assert lines[2] == "| gan | 25.12 ± 1.00 | 0.800 ± 0.010 | 2.00 |" and lines[3].startswith("| identity | 20.00")
+    assert lines[0] == ("| method | PSNR (dB) | SSIM | gradient energy (clean = 1) | HF power (clean = 1) | "
+                        "naturalness (lower: more natural) | ms/image |")
+    assert lines[2] == "| gan | 25.12 ± 1.00 | 0.800 ± 0.010 | 0.46 | 0.30 | 4.57 | 2.00 |"
+    assert lines[3] == "| identity | 20.00 ± 1.00 | 0.500 ± 0.010 | – | – | – | 2.00 |"
 
 
 def test_condition_table_bolds_each_winner():

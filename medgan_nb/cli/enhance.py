@@ -26,7 +26,8 @@ def cmd_enhance(args: argparse.Namespace) -> int:
         written = enhance(args.input, args.out, args.checkpoint, model=chosen_model(args), device=args.device,
                           label=args.label, overwrite=args.overwrite, tile=args.tile,
                           on_error="skip" if args.skip_bad else "raise", backend=args.backend,
-                          record_source_name=args.record_source_name, quiet=args.quiet, guard=not args.no_guard)
+                          record_source_name=args.record_source_name, quiet=args.quiet, guard=not args.no_guard,
+                          gan_weight=args.gan_weight)
     except (CheckpointError, ImageLoadError, FileExistsError, FileNotFoundError, ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -42,6 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     en_weights.add_argument("--checkpoint", help="a checkpoint file or a run folder "
                                                  "(without it or --model: the default shipped model)")
     en_weights.add_argument("--model", metavar="NAME", help="a shipped model (python -m medgan_nb models)")
+    en.add_argument("--gan-weight", type=float, metavar="A",
+                    help="with a GAN model (--model sharp): 0 = its smooth L1 parent, 1 = the GAN model, between: "
+                         "their weights interpolated (sharper texture as A grows; PSNR falls)")
     en.add_argument("--out", required=True, help="output folder (PNG files + audit.jsonl)")
     en.add_argument("--label", action="store_true", help="burn a visible 'AI-enhanced' label into a corner")
     en.add_argument("--overwrite", action="store_true", help="replace existing outputs")

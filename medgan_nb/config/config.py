@@ -92,6 +92,8 @@ class Config:
     dropout: float = 0.5
     d_base_channels: int = 64
     d_layers: int = 3                      # 3 -> the 70x70 PatchGAN
+    d_input: str = "image"                 # what D sees of each image: "image" (pix2pix) or "detail" (x minus a
+                                           # 1-pixel Gaussian blur of x: texture only; for GAN fine-tuning)
 
     # optimisation
     batch_size: int = 4
@@ -110,7 +112,8 @@ class Config:
     lambda_perceptual: float = 10.0
     ema_decay: float = 0.0                 # keep an exponential moving average of G's weights (0: off); validation,
                                            # best.pt and enhance then use the average
-    init_generator: str | None = None      # start G from this checkpoint's (EMA) weights: L1 pre-training -> GAN
+    init_generator: str | None = None      # start G from this checkpoint's (EMA) weights or a shipped model's
+                                           # (its name, e.g. "quality"): L1 pre-training -> GAN fine-tuning
     seed: int = 42
     device: str = "auto"                   # "auto" (CUDA if present), "cpu", "cuda", "cuda:1", ...
     amp: bool = True                       # mixed precision + channels_last on CUDA (ignored on the CPU)
@@ -287,6 +290,7 @@ def _value_checks(cfg: Config) -> list[tuple[bool, str]]:
         (0 <= cfg.sp_amount_range <= cfg.sp_amount,
          "need 0 <= sp_amount_range <= sp_amount (the amount is drawn from sp_amount ± sp_amount_range)"),
         (cfg.gan_mode in ("vanilla", "lsgan"), "gan_mode must be 'vanilla' or 'lsgan'"),
+        (cfg.d_input in ("image", "detail"), f"d_input must be 'image' or 'detail', got {cfg.d_input!r}"),
         (cfg.degradation_order in DEGRADATION_ORDERS,
          f"degradation_order must be one of {sorted(DEGRADATION_ORDERS)}"),
         (not misplaced, f"degradation(s) {misplaced} have no place in the {cfg.degradation_order!r} order "

@@ -6,6 +6,7 @@
   Meant for a GPU: on a CPU each of its training iterations takes seconds.
 - ``realtime`` and ``quality``: the shipped models' recipe (`RESTORE_RECIPE`: L1 pre-training with an
   EMA on random crops of real frames, wide degradations) with the generators the race chose.
+- ``sharp``: the quality model fine-tuned with the conditional GAN loss (`GAN_FINETUNE`), for sharper texture.
 - ``demo``: the real-time model's recipe, from scratch on the shipped frames in minutes on a CPU.
 - ``notebook``: the original's pix2pix recipe, small enough for the notebooks' training cells on a CPU.
 - ``lite``: the earlier real-time GAN recipe (a small UNet at 256²).
@@ -35,6 +36,11 @@ RESTORE_RECIPE = dict(image_size=128, frame_size=256, train_crop="random", cache
 # The generators `python -m benchmarks race` chose at equal CPU time (see docs/model-zoo.md, "Choosing the generators").
 REALTIME_UNET = dict(generator="unet", residual=True, depth=5, base_channels=16, max_channels=128)
 QUALITY_NAFNET = dict(generator="nafnet", residual=True, base_channels=24, depth=3, stem=2, blocks=1)
+# GAN fine-tuning of a shipped L1 model (ESRGAN's two stages): the conditional PatchGAN loss next to L1, D shown
+# only the fine detail of the images (a D that sees whole images did not learn here), no EMA (it would average
+# the fine-tune away), Adam with beta1 = 0.5 as in pix2pix, a constant learning rate.
+GAN_FINETUNE = dict(lambda_adv=0.1, lambda_l1=1.0, d_input="detail", ema_decay=0.0, lr_g=1e-4, lr_d=2e-4,
+                    beta1=0.5, beta2=0.999, epochs=40, lr_decay_start=40, save_every=2)
 # CT, MRI and X-ray: the real-time UNet with one channel and the restoration recipe (L1 + EMA) on random
 # 128² patches of the real sample scans (medgan_nb.data.scans), each training slice degraded scan_realisations times.
 SCAN_RECIPE = dict(channels=1, image_size=128, batch_size=16, g_steps=1, lambda_adv=0.0, lambda_l1=1.0,
@@ -72,6 +78,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # quality: a NAFNet-style UNet on 2×2-packed pixels (0.91 M parameters, slower per frame).
     "realtime": dict(**RESTORE_RECIPE, **REALTIME_UNET, epochs=400, lr_decay_start=200),
     "quality": dict(**RESTORE_RECIPE, **QUALITY_NAFNET, epochs=100, lr_decay_start=50),
+    # sharp: the quality model fine-tuned with the GAN loss (same architecture: `--gan-weight` interpolates them).
+    "sharp": {**RESTORE_RECIPE, **QUALITY_NAFNET, **GAN_FINETUNE, "init_generator": "quality"},
     # One per modality; CT works at 256² (a low-dose reconstruction there costs a fraction of one at 512²).
     "ct": dict(**SCAN_RECIPE, modality="ct", scan_size=256, scan_realisations=24, crops_per_frame=4),
     "mri": dict(**SCAN_RECIPE, modality="mri", scan_size=512, scan_realisations=24, crops_per_frame=4),

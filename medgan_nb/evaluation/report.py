@@ -214,11 +214,15 @@ def _lesion_tables(lesions: dict | None) -> list[str]:
 
 # ------------------------------------------------------------------ results tables
 def psnr_table(methods: dict[str, dict[str, float]]) -> str:
-    """Markdown table of {method: scores of metrics.json} (psnr_mean/std, ssim_mean/std, ms_per_image),
-    best PSNR first."""
+    """Markdown table of {method: scores of metrics.json} (psnr_mean/std, ssim_mean/std, the sharpness ratios
+    and naturalness where measured, ms_per_image), best PSNR first."""
+    def mean(s: dict, key: str, digits: int) -> str:
+        return "–" if s.get(key) is None else f"{s[key]:.{digits}f}"
     rows = [(m, f"{s['psnr_mean']:.2f} ± {s['psnr_std']:.2f}", f"{s['ssim_mean']:.3f} ± {s['ssim_std']:.3f}",
+             mean(s, "grad_ratio_mean", 2), mean(s, "hf_ratio_mean", 2), mean(s, "naturalness_mean", 2),
              f"{s['ms_per_image']:.2f}") for m, s in sorted(methods.items(), key=lambda kv: -kv[1]["psnr_mean"])]
-    return markdown_table(("method", "PSNR (dB)", "SSIM", "ms/image"), rows)
+    return markdown_table(("method", "PSNR (dB)", "SSIM", "gradient energy (clean = 1)", "HF power (clean = 1)",
+                           "naturalness (lower: more natural)", "ms/image"), rows)
 
 
 def condition_table(results: dict[str, dict[str, dict[str, float]]]) -> str:

@@ -2,7 +2,9 @@
 
 - `score(dataset, degraders, methods, generator, device)`: every image under every condition (a `Degradation`
   each) restored by every method (the GAN and the classical baselines), scored against its clean image with
-  PSNR (dB, capped at `medgan_nb.metrics.PSNR_CAP`) and SSIM, each method timed; with lesion masks also inside and
+  PSNR (dB, capped at `medgan_nb.metrics.PSNR_CAP`) and SSIM, with the sharpness ratios against the clean image
+  (`medgan_nb.sharpness`: what PSNR hides) and the naturalness score (`medgan_nb.naturalness`, no reference,
+  lower is more natural; NaN where an image is too small for its patches), each method timed; with lesion masks also inside and
   outside each mask. Returns `Scores`, whose ``inputs_sha256`` fingerprints the keys, clean and degraded images,
   so two evaluations can prove that they scored the same inputs.
 - `aggregate`, `aggregate_lesions`: mean, std and ms per image per condition and method.
@@ -23,9 +25,13 @@ from tqdm.auto import tqdm
 
 from ..degrade.pipeline import Degradation
 from ..metrics import PSNR_CAP, psnr, psnr_masked, ssim, ssim_masked
+from ..naturalness import NaturalnessModel, load_naturalness
+from ..sharpness import gradient_energy_ratio, hf_power_ratio
 from .methods import run_gan, run_method
 
-Row = tuple[str, str, str, float, float]      # condition, method, key, PSNR, SSIM
+Row = tuple[str, str, str, float, float, float, float, float]
+# condition, method, key, PSNR, SSIM, gradient-energy ratio, high-frequency power ratio, naturalness
+MEASURES = ("psnr", "ssim", "grad_ratio", "hf_ratio", "naturalness")
 
 
 LesionRow = tuple[str, str, str, float, float, float, float]    # ..., PSNR and SSIM inside, then outside the mask
@@ -43,14 +49,17 @@ class Scores:
 
 def score(dataset: Dataset, degraders: dict[str, Degradation], methods: Sequence[str],
           generator: nn.Module | None, device: str, batch_size: int = 4, num_workers: int = 0,
-          quiet: bool = False, masks: Sequence[torch.Tensor | None] | None = None) -> Scores:
+          quiet: bool = False, masks: Sequence[torch.Tensor | None] | None = None,
+          naturalness: NaturalnessModel | None = None) -> Scores:
     """Degrade, restore and score every image under every condition with every method.
 
     masks: one lesion mask (H, W) or None per image of the dataset (`dataset_masks`): PSNR and SSIM are then
     also scored inside and outside them. ``inputs_sha256`` is a SHA-256 of the keys and the float32 bytes of
     the clean and degraded images of the first condition ("all", or the first named one), in order. Equal
-    fingerprints mean two evaluations scored the very same inputs.
+    fingerprints mean two evaluations scored the very same inputs. naturalness: the model that scores it
+    (default: the shipped one, fitted on clean Kvasir-SEG training frames at 256²).
     """
+    naturalness = naturalness or load_naturalness()
     scores = Scores(seconds={(c, m): 0.0 for c in degraders for m in methods})
     inputs = hashlib.sha256()
     first = next(iter(degraders))
@@ -70,8 +79,10 @@ def score(dataset: Dataset, degraders: dict[str, Degradation], methods: Sequence
                     warmed = True
                 y, dt = run_method(method, d.image, d.params, generator, device)
                 scores.seconds[cond, method] += dt
-                scores.rows += [(cond, method, key, min(float(p), PSNR_CAP), float(s))
-                                for key, p, s in zip(keys, psnr(y, clean), ssim(y, clean))]
+                scores.rows += [(cond, method, key, min(float(p), PSNR_CAP), *map(float, rest))
+                                for key, p, *rest in zip(keys, psnr(y, clean), ssim(y, clean),
+                                                         gradient_energy_ratio(y, clean), hf_power_ratio(y, clean),
+                                                         naturalness.score(y))]
                 if batch_masks is not None:
                     scores.lesion_rows += lesion_rows(cond, method, keys, y, clean, batch_masks)
     scores.inputs_sha256 = inputs.hexdigest()
@@ -104,15 +115,19 @@ def _masked_scores(restored: torch.Tensor, clean: torch.Tensor, mask: torch.Tens
 
 
 def aggregate(rows: Sequence[Row], seconds: dict[tuple[str, str], float]) -> dict[str, dict[str, dict[str, float]]]:
-    """condition -> method -> mean and std of PSNR and SSIM over images, ms per image and n."""
+    """condition -> method -> mean and std of PSNR and SSIM over images, the means of the sharpness ratios and
+    the naturalness score (over the images that have one; None where none has), ms per image and n."""
     results: dict[str, dict[str, dict[str, float]]] = {}
     for cond, method in seconds:               # in the order of the conditions and methods scored
-        p = np.array([r[3] for r in rows if r[0] == cond and r[1] == method])
-        s = np.array([r[4] for r in rows if r[0] == cond and r[1] == method])
+        values = np.array([r[3:] for r in rows if r[0] == cond and r[1] == method], dtype=np.float64)
+        values = values.reshape(-1, len(MEASURES))
+        stats = {"psnr_mean": float(values[:, 0].mean()), "psnr_std": float(values[:, 0].std()),
+                 "ssim_mean": float(values[:, 1].mean()), "ssim_std": float(values[:, 1].std())}
+        for j, name in enumerate(MEASURES[2:], start=2):
+            v = values[:, j][~np.isnan(values[:, j])]
+            stats[f"{name}_mean"] = float(v.mean()) if len(v) else None
         results.setdefault(cond, {})[method] = {
-            "psnr_mean": float(p.mean()), "psnr_std": float(p.std()),
-            "ssim_mean": float(s.mean()), "ssim_std": float(s.std()),
-            "ms_per_image": 1000 * seconds[cond, method] / max(len(p), 1), "n": int(len(p))}
+            **stats, "ms_per_image": 1000 * seconds[cond, method] / max(len(values), 1), "n": int(len(values))}
     return results
 
 

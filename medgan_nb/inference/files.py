@@ -171,21 +171,24 @@ def _guarded(guard: Guard | None, rgb: np.ndarray, restored: np.ndarray) -> tupl
 
 
 def load_weights(checkpoint: str | Path | None = None, model: str | None = None,
-                 generator: torch.nn.Module | None = None,
-                 device: str | torch.device = "cpu") -> tuple[torch.nn.Module, str | None, Path | None]:
+                 generator: torch.nn.Module | None = None, device: str | torch.device = "cpu",
+                 gan_weight: float | None = None) -> tuple[torch.nn.Module, str | None, Path | None]:
     """(generator on `device`, shipped model name or None, checkpoint file or None) from at most one source.
 
     checkpoint: a checkpoint file or run folder; model: a shipped model's name; generator: one already
     loaded (it must carry ``checkpoint_sha256``, as `load_generator`/`load_model` set, so outputs name
-    their weights). With none of them: the default shipped model.
+    their weights). With none of them: the default shipped model. gan_weight: with a shipped GAN model,
+    interpolate it with its L1 parent (`medgan_nb.models.zoo.load_model`); ValueError with any other source.
     """
+    if gan_weight is not None and (checkpoint is not None or generator is not None):
+        raise ValueError("gan_weight needs a shipped GAN model (model='sharp'), not a checkpoint or a generator")
     given = [k for k, v in (("checkpoint", checkpoint), ("model", model), ("generator", generator)) if v is not None]
     if len(given) > 1:
         raise ValueError(f"give one of checkpoint, model and generator, not {' and '.join(given)}")
     if checkpoint is not None:
         return load_generator(checkpoint, device)[0], None, checkpoint_path(checkpoint)
     if generator is None:
-        generator = load_model(model, device)[0]                  # model None: the default shipped one
+        generator = load_model(model, device, gan_weight=gan_weight)[0]     # model None: the default shipped one
     elif not getattr(generator, "checkpoint_sha256", None):
         raise ValueError("the generator has no checkpoint_sha256, so its outputs could not name their weights; "
                          "load it with medgan_nb.models.zoo.load_model or medgan_nb.models.checkpoint.load_generator")
@@ -196,7 +199,7 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
             model: str | None = None, generator: torch.nn.Module | None = None, device: str = "auto",
             label: bool = False, overwrite: bool = False, tile: int = 512, on_error: str = "raise",
             backend: str = "auto", record_source_name: bool = False, quiet: bool = False,
-            guard: bool = True) -> list[Path]:
+            guard: bool = True, gan_weight: float | None = None) -> list[Path]:
     """Enhance one image or DICOM file, or every one under a folder; returns the files written (PNG or DICOM).
 
     DICOM files (found by content, any extension) need a CT, MRI or X-ray model of their modality (a
@@ -219,6 +222,9 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
     The weights: `checkpoint` (a file or run folder), `model` (a shipped model's name,
     `medgan_nb.models.zoo`) or `generator` (already loaded), at most one of them; with none, the
     default shipped model. Outputs and the audit log record the weights' SHA-256 and the model's name.
+    gan_weight: with a shipped GAN model (``model="sharp"``), a in [0, 1] interpolates its weights with its
+    L1 parent's, 0 = the smooth L1 model, 1 = the GAN model (`medgan_nb.models.zoo.load_model`); the name
+    recorded is then ``"sharp@gan_weight=<a>"``. The guard applies as to any shipped model.
 
     backend: one of `medgan_nb.config.INFERENCE_BACKENDS`, or "auto": for `ONNX_MIN_IMAGES` images or more
     on the CPU the fastest of them measured here, else "torch".
@@ -235,7 +241,7 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
         refuse_existing([target for src, _, dst in jobs for target in _outputs(src, dst)],
                         "pass overwrite=True or choose another output folder")
     run = _open_weights(checkpoint, model, generator, resolve_device(device), guard, backend, len(jobs),
-                        tile=tile, label=label, record_source_name=record_source_name)
+                        gan_weight, tile=tile, label=label, record_source_name=record_source_name)
     log.info("enhancing %d image(s) with %s (sha256 %s…) on %s (%s)", len(jobs),
              run.checkpoint_file or f"model {run.model_name}", run.checkpoint_sha256[:12], run.device, run.backend)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -283,11 +289,12 @@ class _Weights:
 
 
 def _open_weights(checkpoint: str | Path | None, model: str | None, generator: torch.nn.Module | None,
-                  device: torch.device, guard: bool, backend: str, n_images: int, **outputs: Any) -> _Weights:
+                  device: torch.device, guard: bool, backend: str, n_images: int, gan_weight: float | None = None,
+                  **outputs: Any) -> _Weights:
     """Load the weights (see `enhance`), fold BatchNorm if loaded here, and pick the backend; `outputs` are the
     call's output settings (`_Weights`' tile, label, record_source_name)."""
     owned = generator is None                          # loaded here: nobody else runs or trains these weights
-    generator, model_name, checkpoint_file = load_weights(checkpoint, model, generator, device)
+    generator, model_name, checkpoint_file = load_weights(checkpoint, model, generator, device, gan_weight)
     if owned:                                          # so fold in place: the fast copies share them, none doubles them
         fold_batchnorm(generator, inplace=True)
     sha256 = generator.checkpoint_sha256

@@ -2,7 +2,7 @@
 
 A card is a dict. `FILLED_KEYS` (name, config, weights SHA-256, parameter count) are written by
 `medgan_nb.models.zoo.save_model`, never by hand; every other key has a default in `CARD_DEFAULTS`
-(summary, default, guard, training, scores, reference, limitations, intended use). The JSON keeps every
+(summary, default, guard, l1_parent, training, scores, reference, limitations, intended use). The JSON keeps every
 number at full precision; only the Markdown rounds them.
 
 - `card_markdown(card)`: the card as Markdown in a fixed layout, as Hugging Face model cards have it: a YAML
@@ -26,12 +26,13 @@ from .guard import Guard
 
 FILLED_KEYS = ("name", "config", "weights_sha256", "parameters")      # written by save_model, never by hand
 CARD_DEFAULTS: dict[str, Any] = {
-    "summary": "", "default": False, "guard": None, "training": {}, "scores": {}, "reference": None,
-    "limitations": [],
+    "summary": "", "default": False, "guard": None, "l1_parent": None, "training": {}, "scores": {},
+    "reference": None, "limitations": [],
     "intended_use": "Teaching and research on image restoration. Not for diagnosis: outputs may smooth, "
                     "remove or invent detail.",
 }
 CARD_KEYS = (*FILLED_KEYS, *CARD_DEFAULTS)
+LATER_KEYS = ("l1_parent",)     # added after cards were first published: a card without one reads the default
 
 # Data folders that exist only where the shipped models were trained, and the folder holding the same data
 # set on a user's machine (relative to the working directory or the repository root).
@@ -83,6 +84,9 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"- weights: `{name}.safetensors`, SHA-256 `{card['weights_sha256']}`",
              f"- default model: {'yes' if card['default'] else 'no'}",
              f"- guard: {_guard_text(card['guard'])}",
+             *([f"- GAN fine-tune of `{card['l1_parent']}` (same architecture): `--gan-weight A` (Python: "
+                f"`gan_weight=A`) interpolates the two networks' weights, 0 = `{card['l1_parent']}`, 1 = this model"]
+               if card["l1_parent"] else []),
              f"- use: `medgan_nb.load_model(\"{name}\")`, or "
              f"`python -m medgan_nb enhance FRAMES --out OUT --model {name}`",
              "", "## Intended use", "", str(card["intended_use"]),

@@ -8,19 +8,28 @@ with its input. Returns logits (N, 1, H', W'), no sigmoid: one score per overlap
 pixels for the default 3 layers; 30×30 scores for 256² inputs), real pairs high, restored pairs low.
 Judging patches rather than whole images asks the generator for realistic local texture, while the L1
 term takes care of the low frequencies.
+
+``detail=True`` shows D only the fine detail of both images, x - GaussianBlur(x, sigma = 1 px), times 4 (to about
+the images' range). Fine-tuning a PSNR-trained generator, the clean frames and its outputs differ mostly in
+texture, under image content that varies far more; a D that sees whole images learnt nothing in hundreds of
+steps there, and one that sees the detail did (docs/training.md, "GAN fine-tuning"). The L1 term keeps the rest.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torchvision.transforms.functional import gaussian_blur
+
+DETAIL_GAIN = 4.0          # detail=True: the high-pass images are scaled by this before D sees them
 
 
 class PatchDiscriminator(nn.Module):
     """Conditional PatchGAN: scores overlapping patches of (input, candidate) pairs; logits, no sigmoid."""
 
-    def __init__(self, in_ch: int = 3, base_ch: int = 64, n_layers: int = 3):
+    def __init__(self, in_ch: int = 3, base_ch: int = 64, n_layers: int = 3, detail: bool = False):
         super().__init__()
+        self.detail = detail
         layers: list[nn.Module] = [nn.Conv2d(2 * in_ch, base_ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         width = base_ch
         for i in range(1, n_layers + 1):
@@ -33,4 +42,7 @@ class PatchDiscriminator(nn.Module):
         self.model = nn.Sequential(*layers)
 
     def forward(self, degraded: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
-        return self.model(torch.cat([degraded, candidate], dim=1))
+        pair = torch.cat([degraded, candidate], dim=1)
+        if self.detail:                 # differentiable: G's gradient flows through the high-pass filter
+            pair = (pair - gaussian_blur(pair, [5, 5], [1.0, 1.0])) * DETAIL_GAIN
+        return self.model(pair)

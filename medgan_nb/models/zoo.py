@@ -7,6 +7,8 @@ Each shipped model is two files in `WEIGHTS_DIR` (``medgan_nb/weights/``):
 
         name, summary (one line), default (true for the one `enhance`/`evaluate` use without --checkpoint),
         guard ({below, full}: the `medgan_nb.models.guard.Guard` that leaves noise-free inputs unchanged; null: none),
+        l1_parent (a GAN model's PSNR-oriented parent: the shipped model it was fine-tuned from, with the same
+        architecture, so that ``load_model(name, gan_weight=a)`` can interpolate the two; null: none),
         config (Config.to_dict(): rebuilds the architecture), weights_sha256 (of the .safetensors bytes),
         parameters, training {data, split, degradations, recipe, steps, wall_minutes, machine, command, date},
         scores {free-form; a list of row dicts renders as a table; "headline" (text, or a dict of
@@ -37,7 +39,7 @@ from ..config.config import Config
 from ..data.datasets import PACKAGE_ROOT
 from ..utils.files import atomic_write, refuse_existing
 from .build import build_generator, count_parameters
-from .cards import CARD_DEFAULTS, CARD_KEYS, DEVELOPMENT_PATHS, FILLED_KEYS, card_markdown
+from .cards import CARD_DEFAULTS, CARD_KEYS, DEVELOPMENT_PATHS, FILLED_KEYS, LATER_KEYS, card_markdown
 from .guard import Guard
 
 log = logging.getLogger(__name__)
@@ -91,11 +93,11 @@ def model_card(name: str, folder: str | Path | None = None) -> dict[str, Any]:
         card = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise PretrainedError(f"{path} is not a readable model card: {e}") from None
-    missing = [k for k in CARD_KEYS if not isinstance(card, dict) or k not in card]
+    missing = [k for k in CARD_KEYS if not isinstance(card, dict) or (k not in card and k not in LATER_KEYS)]
     if missing or card["name"] != name:
         raise PretrainedError(f"{path} is not a valid model card: "
                               + (f"missing {missing}" if missing else f"it names {card['name']!r}, not {name!r}"))
-    return card
+    return {**{k: CARD_DEFAULTS[k] for k in LATER_KEYS}, **card}
 
 
 def default_model(folder: str | Path | None = None) -> str:
@@ -113,7 +115,7 @@ def default_model(folder: str | Path | None = None) -> str:
 
 
 def load_model(name: str | None = None, device: str | torch.device = "cpu",
-               folder: str | Path | None = None) -> tuple[nn.Module, Config, dict[str, Any]]:
+               folder: str | Path | None = None, gan_weight: float | None = None) -> tuple[nn.Module, Config, dict[str, Any]]:
     """(generator in eval mode on `device`, its config, its card) of model `name` (None: the default one).
 
     The config is the card's, with a development-only data folder replaced by the user's (`user_config`);
@@ -121,10 +123,36 @@ def load_model(name: str | None = None, device: str | torch.device = "cpu",
     Raises `PretrainedError` if the weights' SHA-256 differs from the card's. The generator carries
     ``checkpoint_sha256`` (the weights' hash) and ``model_name`` so outputs can name what made them, and
     ``guard`` (the card's `Guard`, or None), which `enhance` and `evaluate` apply to its outputs.
+
+    gan_weight: for a GAN model with an ``l1_parent`` in its card, the weights (1 - a) * parent + a * GAN
+    (``torch.lerp``: a = 0 is the parent exactly, 1 the GAN model exactly), a in [0, 1]: one knob between
+    the smooth PSNR-oriented restoration and the sharper adversarial one, as ESRGAN's network interpolation
+    (Wang et al. 2018). The model name then reads ``"<name>@gan_weight=<a>"``. PretrainedError for a model
+    without a parent or an `a` outside [0, 1].
     """
-    from safetensors.torch import load
     folder = _folder(folder)
     name = name if name is not None else default_model(folder)
+    card, weights, sha = _read_weights(name, folder)
+    if gan_weight is not None:
+        weights = _interpolated(card, weights, float(gan_weight), folder)
+        name = f"{name}@gan_weight={float(gan_weight):g}"
+    try:
+        cfg = Config.from_dict(card["config"])
+        generator = build_generator(cfg)
+        generator.load_state_dict(weights)
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise PretrainedError(f"model {card['name']!r}: its card's config does not rebuild its weights: "
+                              f"{e.args[0] if e.args else e}") from None
+    cfg = user_config(cfg, card["name"])
+    generator.checkpoint_sha256 = sha
+    generator.model_name = name
+    generator.guard = Guard.from_card(card["guard"]) if card.get("guard") else None
+    return generator.to(device).eval(), cfg, card
+
+
+def _read_weights(name: str, folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], str]:
+    """(card, state dict, SHA-256) of model `name`, checked against the card (hashing the bytes deserialised)."""
+    from safetensors.torch import load
     card = model_card(name, folder)
     path = folder / f"{name}.safetensors"
     if not path.is_file():
@@ -135,18 +163,25 @@ def load_model(name: str | None = None, device: str | torch.device = "cpu",
         raise PretrainedError(f"{path} does not match its card: SHA-256 {sha} but the card records "
                               f"{card['weights_sha256']}; the file is damaged or was replaced without its card. "
                               f"Publish it again with `python -m medgan_nb export ... --format pretrained --overwrite`")
-    try:
-        cfg = Config.from_dict(card["config"])
-        generator = build_generator(cfg)
-        generator.load_state_dict(load(data))
-    except (KeyError, ValueError, RuntimeError) as e:
-        raise PretrainedError(f"model {name!r}: its card's config does not rebuild the weights in {path}: "
-                              f"{e.args[0] if e.args else e}") from None
-    cfg = user_config(cfg, name)
-    generator.checkpoint_sha256 = sha
-    generator.model_name = name
-    generator.guard = Guard.from_card(card["guard"]) if card.get("guard") else None
-    return generator.to(device).eval(), cfg, card
+    return card, load(data), sha
+
+
+def _interpolated(card: dict[str, Any], weights: dict[str, torch.Tensor], gan_weight: float,
+                  folder: Path) -> dict[str, torch.Tensor]:
+    """The GAN model's weights interpolated towards its ``l1_parent``'s (see `load_model`)."""
+    parent = card.get("l1_parent")
+    if not parent:
+        raise PretrainedError(f"model {card['name']!r} has no l1_parent in its card, so there is nothing to "
+                              f"interpolate with; --gan-weight works with a GAN model such as "
+                              f"{', '.join(n for n in list_models(folder) if model_card(n, folder).get('l1_parent')) or 'none here'}")
+    if not 0.0 <= gan_weight <= 1.0:
+        raise PretrainedError(f"gan_weight must be between 0 (the L1 model {parent!r}) and 1 (the GAN model "
+                              f"{card['name']!r}), got {gan_weight:g}")
+    _, parent_weights, _ = _read_weights(parent, folder)
+    if parent_weights.keys() != weights.keys():
+        raise PretrainedError(f"model {card['name']!r} and its l1_parent {parent!r} have different architectures")
+    return {k: torch.lerp(parent_weights[k], v, gan_weight) if v.is_floating_point() else v
+            for k, v in weights.items()}
 
 
 def user_config(cfg: Config, name: str = "this model") -> Config:

@@ -33,7 +33,7 @@ METRIC_FIELDS = ["step", "epoch", "loss_d", "loss_g", "adv", "l1", "perceptual",
 TB_TAGS = {"loss_d": "loss/d", "loss_g": "loss/g", "adv": "loss/adv", "l1": "loss/l1", "perceptual": "loss/perceptual",
            **{f"grad_{t}": f"grad_norm/{t}" for t in GRAD_TERMS}, "lr_g": "lr/g", "lr_d": "lr/d",
            "images_per_s": "speed/images_per_s"}
-VAL_FIELDS = ["step", "epoch", "psnr", "ssim", "psnr_degraded", "ssim_degraded", "cpu_s"]
+VAL_FIELDS = ["step", "epoch", "psnr", "ssim", "grad_ratio", "hf_ratio", "psnr_degraded", "ssim_degraded", "cpu_s"]
 
 
 class _CsvLog:

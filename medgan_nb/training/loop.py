@@ -309,9 +309,9 @@ def _end_epoch(s: _Session, data: _Data, epoch: int) -> None:
             for buffer in model.buffers():
                 dist.broadcast(buffer, 0)
     if s.main:
-        psnr_out, ssim_out = _scores(restore(s.trainer.shipped, data.val_degraded, s.device), data.val_clean)
-        scores = {"psnr": psnr_out, "ssim": ssim_out, "psnr_degraded": data.val_input_scores[0],
-                  "ssim_degraded": data.val_input_scores[1]}
+        scores = {**_scores(restore(s.trainer.shipped, data.val_degraded, s.device), data.val_clean),
+                  "psnr_degraded": data.val_input_scores["psnr"], "ssim_degraded": data.val_input_scores["ssim"]}
+        psnr_out = scores["psnr"]
         now = time.process_time()
         s.cpu_s, s.cpu_mark = s.cpu_s + now - s.cpu_mark, now
         s.val_log.write({"step": s.step, "epoch": s.epoch, **scores, "cpu_s": s.cpu_s})

@@ -31,6 +31,7 @@ from ..models.checkpoint import (
     run_folder_of,
     weights_key,
 )
+from ..models.zoo import list_models, load_model
 from .logs import METRIC_FIELDS, VAL_FIELDS, _CsvLog
 from .trainer import Trainer, _scores, lr_factor, make_trainer
 
@@ -78,7 +79,7 @@ class _Data:
     degrade: Degradation | None         # None: the data set yields (clean, degraded, key) (CT, MRI, X-ray)
     val_clean: torch.Tensor
     val_degraded: torch.Tensor
-    val_input_scores: tuple[float, float]
+    val_input_scores: dict[str, float]        # `_scores` of the degraded validation images
 
 
 def _resumable_state(resume: str | Path) -> dict:
@@ -196,22 +197,27 @@ def _build(cfg: Config, run: Path, device: torch.device, rank: int, world: int, 
     return s
 
 
-def _init_generator(trainer: "Trainer", path: str) -> None:
-    """Start G (and its EMA) from another checkpoint's generator: GAN fine-tuning after L1 pre-training.
+def _init_generator(trainer: "Trainer", source: str) -> None:
+    """Start G (and its EMA) from another generator: GAN fine-tuning after L1 pre-training.
 
-    The EMA weights are taken when the checkpoint has them (they are the better model). The architectures
-    must match; the optimisers start fresh.
+    source: a checkpoint (its EMA weights when it has them: they are the better model) or the name of a
+    shipped model (`medgan_nb.models.zoo.list_models`, e.g. ``"quality"``). The architectures must match;
+    the optimisers start fresh. CheckpointError if they do not fit.
     """
-    state = load_checkpoint(path)
-    weights = state[weights_key(state)]
+    if source in list_models():
+        generator, _, card = load_model(source)
+        weights, digest = generator.state_dict(), card["weights_sha256"]
+    else:
+        state = load_checkpoint(source)
+        weights, digest = state[weights_key(state)], state["sha256"]
     try:
         trainer.G.load_state_dict(weights)
     except RuntimeError as e:
-        raise CheckpointError(f"init_generator {path}: its generator does not fit this config's generator "
+        raise CheckpointError(f"init_generator {source}: its generator does not fit this config's generator "
                               f"({str(e).splitlines()[0]}); use the same generator settings") from None
     if trainer.ema is not None:
         trainer.ema.load_state_dict(weights)
-    log.info("generator initialised from %s (sha256 %s)", path, state["sha256"][:12])
+    log.info("generator initialised from %s (sha256 %s)", source, digest[:12])
 
 
 TRAINING_STATE = ("generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d", "scaler_g", "scaler_d",

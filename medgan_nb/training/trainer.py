@@ -32,6 +32,7 @@ from ..config.config import Config
 from ..losses import GeneratorLoss, GeneratorLossParts, discriminator_loss, term_grad_norms
 from ..metrics import PSNR_CAP, psnr, ssim
 from ..models.build import build_discriminator, build_generator, eval_mode
+from ..sharpness import gradient_energy_ratio, hf_power_ratio
 
 
 class TrainingDiverged(RuntimeError):
@@ -199,6 +200,9 @@ def restore(generator: torch.nn.Module, degraded: torch.Tensor, device: torch.de
                           for i in range(0, len(degraded), batch_size)])
 
 
-def _scores(images: torch.Tensor, clean: torch.Tensor) -> tuple[float, float]:
-    """Mean PSNR (each capped at PSNR_CAP: an untouched clean input scores inf) and SSIM of a batch."""
-    return float(np.minimum(psnr(images, clean), PSNR_CAP).mean()), float(ssim(images, clean).mean())
+def _scores(images: torch.Tensor, clean: torch.Tensor) -> dict[str, float]:
+    """Means over a batch: PSNR (each capped at PSNR_CAP: an untouched clean input scores inf), SSIM, and the
+    sharpness ratios against the clean images (`medgan_nb.sharpness`; 1.0 = as sharp as the truth)."""
+    return {"psnr": float(np.minimum(psnr(images, clean), PSNR_CAP).mean()), "ssim": float(ssim(images, clean).mean()),
+            "grad_ratio": float(np.nanmean(gradient_energy_ratio(images, clean))),
+            "hf_ratio": float(np.nanmean(hf_power_ratio(images, clean)))}

@@ -4,7 +4,8 @@ Images are floats in [0, 1] on disk and for the classical filters, and in [-1, 1
 
 - `to_unit` ([-1, 1] -> [0, 1], not clamped) and `from_unit` ([0, 1] -> [-1, 1], clamped) on tensors;
 - `to_numpy_images`: a tensor (N, C, H, W) or (C, H, W) in [-1, 1] -> float32 numpy (N, H, W, C) or
-  (H, W, C) in [0, 1] on the CPU; `from_numpy_images` is its inverse.
+  (H, W, C) in [0, 1] on the CPU; `from_numpy_images` is its inverse;
+- `luminance`: a batch (N, C, H, W) in [-1, 1] -> float64 (N, H, W) in [0, 1], Rec. 601 luma for RGB.
 
 Windows map a scan's physical values onto [0, 1], float32: `window(values, center, width)` is the DICOM
 linear window (PS3.3 C.11.2.1.2.1; ValueError for a width below 1), and `WINDOWS` names the standard CT
@@ -41,6 +42,16 @@ def from_numpy_images(a: np.ndarray) -> torch.Tensor:
     """Float numpy (N, H, W, C) or (H, W, C) in [0, 1] -> float32 tensor (N, C, H, W) or (C, H, W) in [-1, 1]."""
     return from_unit(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).movedim(-1, -3)).contiguous()
 
+def luminance(x: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) in [-1, 1] -> (N, H, W) float64 in [0, 1]: Rec. 601 luma (C = 3) or the one channel (C = 1).
+    Not clamped. ValueError for any other shape."""
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"expected a batch (N, 1 or 3, H, W), got shape {tuple(x.shape)}")
+    u = to_unit(x.detach().cpu().double()).numpy()
+    return u[:, 0] if u.shape[1] == 1 else np.tensordot(LUMA_601, u, axes=([0], [1]))
+
+
+LUMA_601 = (0.299, 0.587, 0.114)
 # Standard CT display windows (center, width) in Hounsfield units.
 WINDOWS: dict[str, tuple[float, float]] = {
     "soft_tissue": (40, 400),
