@@ -10,8 +10,8 @@ Use it through this facade::
     metrics = mg.evaluate(run, "output/eval/demo")    # scores, report.md and figures
 
 Subpackages, each importing only from the ones before it (``tests/test_layers.py`` checks it):
-`utils` -> `config` -> `degrade` -> `data` -> `models`, `losses`, `metrics` -> `training`, `evaluation`,
-`inference` -> `figures` -> `cli`. ``docs/overview.md`` maps them. Everything here loads on first use, so
+`utils` -> `config` -> `degrade` -> `data` -> `models`, `losses`, `metrics`, `sharpness`, `naturalness` ->
+`training`, `evaluation`, `inference` -> `figures` -> `cli`. ``docs/overview.md`` maps them. Everything here loads on first use, so
 ``import medgan_nb`` stays fast and loads neither torch nor matplotlib.
 """
 import importlib
@@ -26,8 +26,8 @@ __version__ = "0.1.0"
 # same). It takes effect only if set before torch is first imported, and a value set in the environment wins.
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
-SUBPACKAGES = ("utils", "config", "degrade", "data", "models", "losses", "metrics", "training", "evaluation",
-               "inference", "figures", "cli")
+SUBPACKAGES = ("utils", "config", "degrade", "data", "models", "losses", "metrics", "sharpness", "naturalness",
+               "training", "evaluation", "inference", "figures", "cli")
 
 # facade name -> the module that defines it
 FACADE = {
@@ -38,6 +38,8 @@ FACADE = {
     "train": "training.loop", "training_summary": "training.logs",
     "evaluate": "evaluation.core", "evaluate_scans": "evaluation.scans",
     "enhance": "inference.files", "enhance_array": "models.runner", "export_onnx": "inference.export",
+    "gradient_energy_ratio": "sharpness", "hf_power_ratio": "sharpness",
+    "load_naturalness": "naturalness", "fit_naturalness": "naturalness",
 }
 
 __all__ = ["__version__", *SUBPACKAGES, *FACADE]

@@ -158,3 +158,17 @@ def test_every_registered_generator_builds_from_a_config_and_unknown_names_fail(
         assert g(x).shape == x.shape and g.modality == cfg.modality
     with pytest.raises(ValueError, match="generator"):
         Config.from_preset("tiny", generator="resnet")
+
+
+def test_a_detail_discriminator_without_batchnorm_sees_only_fine_detail():
+    cfg = Config.from_preset("tiny", d_input="detail", d_norm="none")
+    D = build_discriminator(cfg)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
+    degraded = torch.rand(2, 3, 32, 32) * 2 - 1
+    flat = torch.full((2, 3, 32, 32), 0.3)
+    assert torch.allclose(D(degraded, flat), D(degraded, flat - 0.5), atol=1e-6)   # a constant carries no detail
+    candidate = torch.zeros(2, 3, 32, 32, requires_grad=True)
+    D(degraded, candidate).sum().backward()
+    assert candidate.grad.abs().sum() > 0                  # G's gradient flows through the high-pass filter
+    with pytest.raises(ValueError, match="d_norm must be"):
+        Config.from_preset("tiny", d_norm="instance")

@@ -413,3 +413,16 @@ def test_enhance_gan_weight_zero_is_the_parent_bit_for_bit(gan_folder, frame, tm
     assert outputs["a05"][1]["model"] == "tiny-gan@gan_weight=0.5"
     assert main(["enhance", str(frame), "--out", str(tmp_path / "bad"), "--model", "tiny-b", "--gan-weight", "1"]) == 1
     assert "no l1_parent" in capsys.readouterr().err
+
+
+def test_evaluate_scores_an_interpolated_gan_model_and_names_it(gan_folder, tmp_path):
+    kwargs = dict(cfg=Config.from_preset("tiny"), max_images=4, device="cpu", quiet=True, baselines=(),
+                  conditions={"blur_noise": {"degradations": ("blur", "noise")}})
+    half = evaluation_core.evaluate(None, tmp_path / "half", model="tiny-gan", gan_weight=0.5, **kwargs)
+    zero = evaluation_core.evaluate(None, tmp_path / "zero", model="tiny-gan", gan_weight=0.0, **kwargs)
+    parent = evaluation_core.evaluate(None, tmp_path / "parent", model="tiny-a", **kwargs)
+    assert half["metadata"]["model"] == "tiny-gan@gan_weight=0.5"
+    assert zero["results"]["blur_noise"]["gan"]["psnr_mean"] == parent["results"]["blur_noise"]["gan"]["psnr_mean"]
+    assert half["results"]["blur_noise"]["gan"]["psnr_mean"] != parent["results"]["blur_noise"]["gan"]["psnr_mean"]
+    with pytest.raises(ValueError, match="needs a shipped GAN model"):
+        evaluation_core.evaluate(None, tmp_path / "x", gan_weight=0.5, **kwargs)

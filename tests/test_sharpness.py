@@ -53,7 +53,7 @@ def test_sharpness_ratios_are_one_for_the_truth_below_for_blur_above_for_noise(c
 
 
 def test_hf_power_of_a_made_image_sits_where_its_frequency_is():
-    yy, xx = np.mgrid[:64, :64]
+    xx = np.mgrid[:64, :64][1]
     fine = torch.from_numpy(np.sin(2 * np.pi * 0.4 * xx)).float()[None, None]      # 0.4 cycles/pixel
     coarse = torch.from_numpy(np.sin(2 * np.pi * 0.05 * xx)).float()[None, None]   # 0.05 cycles/pixel
     assert hf_power(fine)[0] > 1000 * hf_power(coarse)[0]
@@ -91,3 +91,13 @@ def test_naturalness_errors_are_clear(tmp_path):
         load_naturalness(tmp_path / "other.json")
     flat = load_naturalness().score(torch.zeros(1, 3, 64, 64))
     assert np.isnan(flat).all()                                      # no patch to score: NaN, never a number
+
+
+def test_gradient_energy_in_a_mask_counts_only_its_pixels():
+    x = torch.full((1, 1, 8, 8), -1.0)
+    x[..., :, 4:] = torch.tensor([-1.0, 1.0]).repeat(2)      # the right half alternates: all the energy is there
+    left, right = np.zeros((8, 8), bool), np.zeros((8, 8), bool)
+    left[:, :4], right[:, 5:] = True, True
+    assert gradient_energy(x, left)[0] == 0 and gradient_energy(x, right)[0] == pytest.approx(1.0)   # (±1)² across, 0 down
+    assert np.isnan(gradient_energy(x, np.eye(8, dtype=bool)))[0]          # no two mask pixels are neighbours
+    assert gradient_energy_ratio(x, x, right)[0] == 1.0

@@ -43,7 +43,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if cfg.modality != "endoscopy":
         return _evaluate_scans(checkpoint, model, cfg, out, args)
     common = dict(cfg=cfg, data_dir=args.data, split=args.split, max_images=args.max_images, device=args.device,
-                  quiet=args.quiet, model=model, guard=not args.no_guard)
+                  quiet=args.quiet, model=model, guard=not args.no_guard, gan_weight=args.gan_weight)
     if args.grid:
         baselines = [*GRID_BASELINES, *(["cbm3d"] if args.cbm3d else [])]
         grid = evaluate_grid(checkpoint, out, baselines=baselines, **common)
@@ -93,6 +93,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                             help="a checkpoint file, or a run folder (its last checkpoint); "
                                  "without it or --model: the default shipped model")
     ev_weights.add_argument("--model", metavar="NAME", help="a shipped model (python -m medgan_nb models)")
+    ev.add_argument("--gan-weight", type=float, metavar="A",
+                    help="with a GAN model (--model sharp): interpolate it with its L1 parent (0: the parent, 1: it)")
     ev.add_argument("--data", help="evaluate on every image of this folder (clean images; they get degraded)")
     ev.add_argument("--split", default="test", choices=["train", "val", "test"], help="default data split (test)")
     ev.add_argument("--out", help="results folder (default: <run>/eval, never overwritten)")

@@ -37,10 +37,11 @@ RESTORE_RECIPE = dict(image_size=128, frame_size=256, train_crop="random", cache
 REALTIME_UNET = dict(generator="unet", residual=True, depth=5, base_channels=16, max_channels=128)
 QUALITY_NAFNET = dict(generator="nafnet", residual=True, base_channels=24, depth=3, stem=2, blocks=1)
 # GAN fine-tuning of a shipped L1 model (ESRGAN's two stages): the conditional PatchGAN loss next to L1, D shown
-# only the fine detail of the images (a D that sees whole images did not learn here), no EMA (it would average
-# the fine-tune away), Adam with beta1 = 0.5 as in pix2pix, a constant learning rate.
-GAN_FINETUNE = dict(lambda_adv=0.1, lambda_l1=1.0, d_input="detail", ema_decay=0.0, lr_g=1e-4, lr_d=2e-4,
-                    beta1=0.5, beta2=0.999, epochs=40, lr_decay_start=40, save_every=2)
+# only the fine detail of the images and without BatchNorm (only then did a D learn something that held on frames
+# it had not seen: docs/training.md), no EMA (it would average the fine-tune away), Adam with beta1 = 0.5 as in
+# pix2pix, a constant learning rate.
+GAN_FINETUNE = dict(lambda_adv=0.1, lambda_l1=1.0, d_input="detail", d_norm="none", ema_decay=0.0, lr_g=1e-4,
+                    lr_d=2e-4, beta1=0.5, beta2=0.999, epochs=60, lr_decay_start=60, save_every=5)
 # CT, MRI and X-ray: the real-time UNet with one channel and the restoration recipe (L1 + EMA) on random
 # 128² patches of the real sample scans (medgan_nb.data.scans), each training slice degraded scan_realisations times.
 SCAN_RECIPE = dict(channels=1, image_size=128, batch_size=16, g_steps=1, lambda_adv=0.0, lambda_l1=1.0,

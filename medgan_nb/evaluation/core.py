@@ -93,7 +93,8 @@ class Model:
 
 
 def _set_up(checkpoint: str | Path | None, out_dir: str | Path, baselines: Sequence[str],
-            device: str, model: str | None = None, guard: bool | Guard = True) -> tuple[Path, Model, list[str], dict[str, str]]:
+            device: str, model: str | None = None, guard: bool | Guard = True,
+            gan_weight: float | None = None) -> tuple[Path, Model, list[str], dict[str, str]]:
     """Check the arguments before any slow work, then load the model (``guard=False``: without its guard; a
     `Guard`: with that one instead, e.g. on a training checkpoint, which carries none).
 
@@ -113,8 +114,10 @@ def _set_up(checkpoint: str | Path | None, out_dir: str | Path, baselines: Seque
     device = str(resolve_device(device))
     if model is not None and checkpoint is not None:
         raise ValueError("give a checkpoint or a shipped model, not both")
+    if gan_weight is not None and model is None:
+        raise ValueError("gan_weight needs a shipped GAN model (model='sharp')")
     if model is not None:
-        generator, trained_cfg, _ = load_model(model, device)
+        generator, trained_cfg, _ = load_model(model, device, gan_weight=gan_weight)
     else:
         generator, trained_cfg = load_generator(checkpoint, device) if checkpoint is not None else (None, None)
     if generator is not None and not isinstance(guard, bool):
@@ -155,7 +158,7 @@ def evaluate(checkpoint: str | Path | None, out_dir: str | Path, *, cfg: Config 
              baselines: Sequence[str] = FAST_BASELINES, breakdown: bool = True,
              conditions: dict[str, dict] | None = None,
              max_images: int | None = None, device: str = "auto", quiet: bool = False,
-             model: str | None = None, guard: bool | Guard = True) -> dict:
+             model: str | None = None, guard: bool | Guard = True, gan_weight: float | None = None) -> dict:
     """Score the checkpoint's generator (method "gan") and the baselines on degraded held-out images.
 
     checkpoint: a medgan_nb checkpoint (file or run folder), or None to evaluate the baselines only
@@ -173,9 +176,10 @@ def evaluate(checkpoint: str | Path | None, out_dir: str | Path, *, cfg: Config 
     max_images: score an evenly spread subset of at most this many images (None: all).
     guard: apply the model's guard (`medgan_nb.models.guard`; shipped models have one), as `enhance` does; a `Guard`
         applies that one instead (training checkpoints carry none).
+    gan_weight: with a shipped GAN `model`, interpolate it with its L1 parent (`medgan_nb.models.zoo.load_model`).
     Returns the dict written to metrics.json.
     """
-    out_dir, model, runnable, skipped = _set_up(checkpoint, out_dir, baselines, device, model, guard)
+    out_dir, model, runnable, skipped = _set_up(checkpoint, out_dir, baselines, device, model, guard, gan_weight)
     cfg, dataset, source = _evaluation_set(model, cfg, data_dir, split, max_images)
     methods = (["gan"] if model.generator is not None else []) + runnable
     degraders = build_degraders(cfg, conditions, breakdown)
@@ -198,12 +202,13 @@ def evaluate(checkpoint: str | Path | None, out_dir: str | Path, *, cfg: Config 
 def evaluate_goals(checkpoint: str | Path | None, out_dir: str | Path, *, cfg: Config | None = None,
                    data_dir: str | Path | None = None, split: str = "test",
                    baselines: Sequence[str] = GOAL_BASELINES, max_images: int | None = None,
-                   device: str = "auto", quiet: bool = False, model: str | None = None, guard: bool | Guard = True) -> dict:
+                   device: str = "auto", quiet: bool = False, model: str | None = None, guard: bool | Guard = True,
+                   gan_weight: float | None = None) -> dict:
     """`evaluate` on the three goal conditions (`GOAL_CONDITIONS`: blur_noise, original, light), against
     every classic including CBM3D (seconds per image; skipped, and said so, without bm3d)."""
     return evaluate(checkpoint, out_dir, cfg=cfg, data_dir=data_dir, split=split, baselines=baselines,
                     conditions=GOAL_CONDITIONS, max_images=max_images, device=device, quiet=quiet, model=model,
-                    guard=guard)
+                    guard=guard, gan_weight=gan_weight)
 
 
 def _evaluation_set(model: Model, cfg: Config | None, data_dir: str | Path | None, split: str,

@@ -87,7 +87,8 @@ def build_generator(cfg: Config) -> nn.Module:
 
 def build_discriminator(cfg: Config) -> PatchDiscriminator:
     """The discriminator described by `cfg`, initialised."""
-    return init_weights(PatchDiscriminator(cfg.channels, cfg.d_base_channels, cfg.d_layers, cfg.d_input == "detail"))
+    return init_weights(PatchDiscriminator(cfg.channels, cfg.d_base_channels, cfg.d_layers, cfg.d_input == "detail",
+                                                 cfg.d_norm == "batch"))
 
 
 @contextlib.contextmanager

@@ -10,9 +10,11 @@ Judging patches rather than whole images asks the generator for realistic local 
 term takes care of the low frequencies.
 
 ``detail=True`` shows D only the fine detail of both images, x - GaussianBlur(x, sigma = 1 px), times 4 (to about
-the images' range). Fine-tuning a PSNR-trained generator, the clean frames and its outputs differ mostly in
-texture, under image content that varies far more; a D that sees whole images learnt nothing in hundreds of
-steps there, and one that sees the detail did (docs/training.md, "GAN fine-tuning"). The L1 term keeps the rest.
+the images' range), and ``norm=False`` leaves out the BatchNorm layers (D sees the all-real and the all-fake batch
+separately, and BatchNorm's per-batch statistics let it tell the batches apart without judging any one image).
+Fine-tuning a PSNR-trained generator, the clean frames and its outputs differ mostly in texture, under image
+content that varies far more: with both options a D learnt to tell them apart on frames it had not trained on,
+with either one alone it did not (docs/training.md, "GAN fine-tuning"). The L1 term keeps the rest.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ DETAIL_GAIN = 4.0          # detail=True: the high-pass images are scaled by thi
 class PatchDiscriminator(nn.Module):
     """Conditional PatchGAN: scores overlapping patches of (input, candidate) pairs; logits, no sigmoid."""
 
-    def __init__(self, in_ch: int = 3, base_ch: int = 64, n_layers: int = 3, detail: bool = False):
+    def __init__(self, in_ch: int = 3, base_ch: int = 64, n_layers: int = 3, detail: bool = False,
+                 norm: bool = True):
         super().__init__()
         self.detail = detail
         layers: list[nn.Module] = [nn.Conv2d(2 * in_ch, base_ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
@@ -36,7 +39,7 @@ class PatchDiscriminator(nn.Module):
             new_width = base_ch * min(2**i, 8)
             stride = 2 if i < n_layers else 1
             layers += [nn.Conv2d(width, new_width, 4, stride, 1, bias=False),
-                       nn.BatchNorm2d(new_width), nn.LeakyReLU(0.2, True)]
+                       nn.BatchNorm2d(new_width) if norm else nn.Identity(), nn.LeakyReLU(0.2, True)]
             width = new_width
         layers.append(nn.Conv2d(width, 1, 4, 1, 1, bias=False))
         self.model = nn.Sequential(*layers)

@@ -1,0 +1,29 @@
+"""The figures of what a GAN adds: the perception-distortion plane and the lesion crops."""
+import numpy as np
+import torch
+
+from medgan_nb.figures.gan import lesion_comparison_figure, perception_distortion_figure
+
+
+def test_perception_distortion_puts_more_natural_up_and_joins_the_curve():
+    points = {"input": {"psnr_mean": 22.0, "naturalness_mean": 19.0}, "l1": {"psnr_mean": 32.0, "naturalness_mean": 4.0},
+              "gan": {"psnr_mean": 31.0, "naturalness_mean": 2.5}}
+    fig = perception_distortion_figure(points, ["l1", "gan"], clean_naturalness=2.0)
+    ax = fig.axes[0]
+    low, high = ax.get_ylim()
+    assert low > high                                      # inverted: the lowest (most natural) score is on top
+    joined = [line for line in ax.get_lines() if len(line.get_xdata()) == 2 and line.get_linestyle() == "-"]
+    assert [list(line.get_xdata()) for line in joined] == [[32.0, 31.0]]
+    assert {t.get_text() for t in ax.texts} >= {"input", "l1", "gan", "clean frames"}
+
+
+def test_lesion_comparison_has_a_row_per_image_and_a_column_per_output_plus_clean():
+    clean = torch.rand(2, 3, 32, 32) * 2 - 1
+    masks = [np.zeros((32, 32), bool) for _ in range(2)]
+    for m in masks:
+        m[8:20, 10:22] = True
+    fig = lesion_comparison_figure(clean, {"l1": clean * 0.5, "gan": clean}, masks, ["a.jpg", "b.jpg"])
+    assert len(fig.axes) == 2 * 3
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[1] == "gan: inf dB, detail 1.00"          # identical to the clean frame
+    assert titles[2] == "clean (detail 1.00)" and titles[0].startswith("l1: ")
