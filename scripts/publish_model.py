@@ -13,6 +13,11 @@
 
     python scripts/publish_model.py --rescore realtime     # a published model, measured again (steps 2-4)
 
+A GAN fine-tune (`sharp` preset) is published from the checkpoint chosen on the validation split
+(``--checkpoint output/runs/RUN/checkpoints/epoch_NNN.pt``, see scripts/gan_curve.py) with ``--l1-parent
+quality``; then ``python scripts/score_gan.py sharp ... --out DIR`` measures what it adds and
+``--attach sharp DIR/scores.json`` puts those measures into its card (the weights do not change).
+
 ``--rescore NAME`` re-measures a published model with today's code and `Guard` defaults (after a change to
 the guard or the evaluation), keeping its weights and its training record; the results go to
 output/rescore/publish-NAME[-k]/.
@@ -32,10 +37,15 @@ from medgan_nb.config import Config
 from medgan_nb.models import Guard
 from medgan_nb.evaluation import GOAL_CONDITIONS, GRID_BASELINES, evaluate, evaluate_grid, reference_psnr
 from medgan_nb.utils import cpu_model
-from medgan_nb.models import WEIGHTS_DIR, load_model, model_card, save_model
+from medgan_nb.models import WEIGHTS_DIR, list_models, load_model, model_card, save_model
 from time_models import time_backends          # scripts/time_models.py (this script's folder is on sys.path)
 
 REFERENCE = "data/kvasir-sample/images/cju14pxbaoksp0835qzorx6g6.jpg"     # a test-split frame that ships
+GAN_LIMITATIONS = [
+    "A GAN fine-tune: it adds texture that the L1 model averages away, and some of that texture is invented, not "
+    "recovered. Its PSNR is lower than its parent's by design. Do not read fine texture on lesions from its "
+    "output; --gan-weight moves it back towards the L1 parent (0 = the parent).",
+]
 LIMITATIONS = [
     "Trained on Kvasir-SEG colonoscopy frames only: other modalities, other scopes and other image scales "
     "are out of distribution.",
@@ -64,15 +74,21 @@ def main() -> None:
     p.add_argument("--images", type=int, default=36)
     p.add_argument("--grid-images", type=int, default=12)
     p.add_argument("--no-guard", action="store_true", help="publish without the noise guard")
+    p.add_argument("--checkpoint", type=Path, help="publish this checkpoint of the run instead of its best.pt")
+    p.add_argument("--l1-parent", help="a GAN fine-tune's PSNR-oriented parent model (enables --gan-weight)")
+    p.add_argument("--attach", nargs=2, metavar=("NAME", "SCORES_JSON"),
+                   help="put scripts/score_gan.py's scores.json into a published model's card as scores.gan")
     p.add_argument("--speed-only", action="store_true",
                    help="only time the published model again (on a quiet machine) and update its card")
     args = p.parse_args()
+    if args.attach:
+        return attach(*args.attach)
     if args.rescore:
         args.name, args.run = args.rescore, Path("output/rescore")
         generator, _, card = load_model(args.name)
         trained = Config.from_dict(card["config"])           # the training record, not load_model's user view
         args.no_guard = card["guard"] is None
-        fields = {k: card[k] for k in ("summary", "default", "training", "limitations", "intended_use")}
+        fields = {k: card[k] for k in ("summary", "default", "training", "limitations", "intended_use", "l1_parent")}
         return publish(args, generator, trained, {**fields, "guard": card["guard"] and Guard().to_dict()})
     if not (args.run and args.name):
         p.error("give a run folder and a model name (or --rescore NAME)")
@@ -80,13 +96,25 @@ def main() -> None:
         return update_speed(args.name)
     if not (args.summary and args.command):
         p.error("--summary and --command are required to publish a run")
-    best = args.run / "checkpoints" / "best.pt"
+    best = args.checkpoint or args.run / "checkpoints" / "best.pt"
     state = load_checkpoint(best)
     generator, trained = load_generator(best)
+    limitations = (GAN_LIMITATIONS if args.l1_parent else []) + LIMITATIONS
     publish(args, generator, trained, {
         "summary": args.summary, "default": args.default, "training": training(args, state, trained),
-        "limitations": LIMITATIONS if not args.no_guard else LIMITATIONS[:-1],
+        "limitations": limitations if not args.no_guard else limitations[:-1], "l1_parent": args.l1_parent,
         "guard": None if args.no_guard else Guard().to_dict()})
+
+
+def attach(name: str, scores_json: str) -> None:
+    """Put score_gan's measures into model `name`'s card as scores["gan"] (weights and other fields unchanged)."""
+    generator, _, card = load_model(name)
+    cfg = Config.from_dict(card["config"])
+    fields = {k: card[k] for k in ("summary", "default", "guard", "training", "reference", "limitations",
+                                   "intended_use", "l1_parent")}
+    gan = json.loads(Path(scores_json).read_text())
+    save_model(generator, cfg, name, {**fields, "scores": {**card["scores"], "gan": gan}}, overwrite=True)
+    print(f"attached {scores_json} to the card of {name}")
 
 
 def publish(args, generator: torch.nn.Module, trained: Config, fields: dict) -> None:
@@ -154,7 +182,9 @@ def training(args, state: dict, cfg: Config) -> dict:
                                                           "blur_sigma", "blur_kernel", "noise_std", "noise_std_range",
                                                           "sp_amount", "sp_amount_range")},
             "recipe": recipe(cfg),
-            "weights": "EMA of G at the best validation epoch (best.pt)",
+            "weights": (f"G at epoch {state['epoch']} ({args.checkpoint.name}), chosen on the validation split "
+                        f"(scripts/gan_curve.py)" if args.checkpoint else
+                        "EMA of G at the best validation epoch (best.pt)"),
             "steps": state["step"], "epochs": state["epoch"],
             "wall_minutes": wall_minutes(args.run),
             **({"started_from": base_run(cfg)} if cfg.init_generator else {}),
@@ -173,7 +203,11 @@ def recipe(cfg: Config) -> str:
 
 
 def base_run(cfg: Config) -> dict:
-    """The run a fine-tune started from: its checkpoint, epochs, steps and wall time."""
+    """The run a fine-tune started from: its checkpoint (or shipped model), epochs, steps and wall time."""
+    if cfg.init_generator in list_models():
+        card = model_card(cfg.init_generator)
+        return {"model": cfg.init_generator, "weights_sha256": card["weights_sha256"],
+                "epochs": card["training"].get("epochs"), "steps": card["training"].get("steps")}
     state = load_checkpoint(cfg.init_generator)
     return {"checkpoint": cfg.init_generator, "epochs": state["epoch"], "steps": state["step"],
             "wall_minutes": wall_minutes(Path(cfg.init_generator).parents[1])}

@@ -119,6 +119,7 @@ def main() -> None:
     p.add_argument("--data", required=True, help="Kvasir-SEG (its test split is scored)")
     p.add_argument("--centres", type=Path, help="a folder of centre folders of clean frames (e.g. PolypGen)")
     p.add_argument("--images", type=int, default=36)
+    p.add_argument("--centre-images", type=int, help="score at most this many frames of each centre's report half")
     p.add_argument("--gan-weights", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0])
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
@@ -138,7 +139,7 @@ def main() -> None:
     scores["lesions"] = lesions(args.out, args.model, parent, task, args.images)
     if args.centres:
         scores["centres"] = {c.name: score_set(args.out, c.name, args.model, parent, [0.5, 1.0], task,
-                                               data_dir=report_half(c, args.out))
+                                               data_dir=report_half(c, args.out), max_images=args.centre_images)
                              for c in sorted(d for d in args.centres.iterdir() if d.is_dir())}
     k = scores["kvasir_test"]
     curve = [parent, *(f"{args.model} (gan weight {a:g})" for a in args.gan_weights)]

@@ -27,3 +27,21 @@ def test_lesion_comparison_has_a_row_per_image_and_a_column_per_output_plus_clea
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[1] == "gan: inf dB, detail 1.00"          # identical to the clean frame
     assert titles[2] == "clean (detail 1.00)" and titles[0].startswith("l1: ")
+
+
+def test_gan_weight_figure_shows_each_weight_with_its_scores(tmp_path):
+    from medgan_nb.config import Config
+    from medgan_nb.figures.gan import gan_weight_figure
+    from medgan_nb.models import build_generator, save_model
+
+    cfg = Config.from_preset("tiny")
+    for seed, name, fields in ((0, "l1", {"summary": "parent"}), (1, "gan", {"summary": "gan", "l1_parent": "l1"})):
+        torch.manual_seed(seed)
+        save_model(build_generator(cfg), cfg, name, fields, tmp_path)
+    clean = torch.rand(1, 3, 64, 64) * 2 - 1
+    degraded = (clean + 0.2 * torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
+    fig = gan_weight_figure(clean, degraded, "gan", (0.0, 1.0), zoom=32, folder=tmp_path)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0] == "degraded input" and titles[-1] == "clean" and len(titles) == 4
+    assert titles[1].startswith("gan weight 0:\n") and " dB, detail " in titles[1] and "natural. " in titles[1]
+    assert titles[1] != titles[2]                         # the two weights are two different networks

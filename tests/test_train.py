@@ -12,6 +12,7 @@ import torch
 import medgan_nb.training.logs as training_logs
 import medgan_nb.training.loop as training_loop
 import medgan_nb.training.setup as training_setup
+import medgan_nb.training as mg_training
 import medgan_nb.training.trainer as training_trainer
 from medgan_nb.config import Config
 from medgan_nb.data import ImageLoadError
@@ -391,7 +392,7 @@ def test_l1_pretraining_leaves_d_alone_and_the_ema_is_what_is_validated(tmp_path
     step = training_trainer.make_trainer(cfg)
     step.ema.load_state_dict(ema)
     data = training_setup._load_data(cfg, run, torch.device("cpu"), 0, 1)
-    val = training_trainer._scores(training_trainer.restore(step.ema, data.val_degraded, torch.device("cpu")), data.val_clean)
+    val = training_trainer._scores(mg_training.restore(step.ema, data.val_degraded, torch.device("cpu")), data.val_clean)
     assert abs(val["psnr"] - state["val"]["psnr"]) < 1e-6
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..models.runner import restore
 from ..utils.images import from_numpy_images, to_numpy_images
 from .baselines import BASELINES
 
@@ -35,18 +36,13 @@ def _sync(device: str) -> None:
 
 def run_gan(generator: nn.Module, degraded: torch.Tensor, device: str) -> tuple[torch.Tensor, float]:
     """Restore a batch (N, 3, H, W) in [-1, 1] with the generator and its ``guard`` if it has one
-    (`medgan_nb.models.guard`; shipped models do); (output on the CPU, seconds for the batch, guard included)."""
-    x = degraded.to(device)
-    guard = getattr(generator, "guard", None)
-    with torch.inference_mode():
-        _sync(device)
-        start = time.perf_counter()
-        y = generator(x)
-        if guard is not None:
-            y = guard(x, y)
-        _sync(device)
-        seconds = time.perf_counter() - start
-    return y.float().cpu(), seconds
+    (`medgan_nb.models.guard`; shipped models do), in one chunk (`medgan_nb.models.runner.restore`);
+    (output on the CPU, seconds for the batch, guard included)."""
+    _sync(device)
+    start = time.perf_counter()
+    y = restore(generator, degraded, device, batch_size=len(degraded), guard=getattr(generator, "guard", None))
+    _sync(device)
+    return y, time.perf_counter() - start
 
 
 def run_baseline(name: str, degraded: torch.Tensor, noise_std: torch.Tensor | None = None

@@ -8,19 +8,30 @@
 - `lesion_comparison_figure(clean, outputs, masks, keys)`: crops around polyps, one row per image, one column per
   output and the clean frame last, the mask outlined, PSNR and gradient energy (clean = 1) inside the mask in
   each title: whether a model invented or removed texture on a lesion.
+- `gan_weight_figure(clean, degraded, model, weights)`: one frame restored by a GAN model at several gan weights
+  (0 = its L1 parent), zoomed, each with PSNR, gradient energy (clean = 1) and naturalness; `show_gan_weight`
+  is the notebook cell: a slider over the weight, or this figure without ipywidgets.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
+import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from ..evaluation.methods import run_gan
 from ..evaluation.plots import lesion_box
-from ..metrics import psnr_masked
+from ..metrics import psnr, psnr_masked
+from ..models.zoo import load_model
+from ..naturalness import load_naturalness
 from ..sharpness import gradient_energy_ratio
 from ..utils.images import to_numpy_images
+from .explorer import show_sliders
+
+GAN_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def perception_distortion_figure(points: dict[str, dict[str, float]], curve: Sequence[str] = (),
@@ -74,3 +85,55 @@ def lesion_comparison_figure(clean: torch.Tensor, outputs: dict[str, torch.Tenso
     fig.tight_layout()
     return fig
 
+
+
+def restore_at(clean: torch.Tensor, degraded: torch.Tensor, model: str, gan_weight: float,
+               folder: str | None = None) -> tuple[torch.Tensor, str]:
+    """(restored (1, C, H, W), a label with PSNR, gradient energy against the clean frame and naturalness) of one
+    frame by GAN model `model` at `gan_weight`, with its guard, as `enhance` runs it."""
+    generator = load_model(model, gan_weight=gan_weight, folder=folder)[0]
+    y = run_gan(generator, degraded, "cpu")[0]
+    nat = load_naturalness().score(y)[0]
+    return y, (f"gan weight {gan_weight:g}: {psnr(y, clean)[0]:.2f} dB, detail "
+               f"{gradient_energy_ratio(y, clean)[0]:.2f}" + ("" if np.isnan(nat) else f", natural. {nat:.2f}"))
+
+
+def _zoom(x: torch.Tensor, zoom: int) -> np.ndarray:
+    """The centre `zoom` × `zoom` pixels of (1, C, H, W) as an image."""
+    img = to_numpy_images(x[0])
+    top, left = (img.shape[0] - zoom) // 2, (img.shape[1] - zoom) // 2
+    return img[top:top + zoom, left:left + zoom]
+
+
+def gan_weight_figure(clean: torch.Tensor, degraded: torch.Tensor, model: str = "sharp",
+                      weights: Sequence[float] = GAN_WEIGHTS, zoom: int = 96, folder: str | None = None) -> Figure:
+    """clean, degraded: one frame (1, C, H, W) in [-1, 1]; the centre `zoom`² of the input, each weight's
+    restoration and the clean frame, side by side."""
+    panels = [(degraded, "degraded input"), *(restore_at(clean, degraded, model, a, folder) for a in weights),
+              (clean, "clean")]
+    fig = Figure(figsize=(2.6 * len(panels), 3.0))
+    for ax, (x, title) in zip(fig.subplots(1, len(panels)), panels):
+        ax.imshow(_zoom(x, zoom))
+        ax.set_title(title.replace(": ", ":\n", 1), fontsize=7)
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def show_gan_weight(clean: torch.Tensor, degraded: torch.Tensor, model: str = "sharp", zoom: int = 96) -> Any:
+    """Notebook cell: a slider over the gan weight (0 = the L1 parent, 1 = the GAN model) redrawing the restored
+    frame beside the clean one, or `gan_weight_figure` without ipywidgets."""
+    def make_widget():
+        import ipywidgets as w
+
+        def show(gan_weight: float) -> None:
+            y, label = restore_at(clean, degraded, model, gan_weight)
+            fig, axes = plt.subplots(1, 2, figsize=(6, 3.2))
+            for ax, img, title in zip(axes, (y, clean), (label, "clean")):
+                ax.imshow(_zoom(img, zoom))
+                ax.set_title(title.replace(": ", ":\n", 1), fontsize=8)
+                ax.set_xticks([]), ax.set_yticks([])
+            plt.show()
+        return w.interactive(show, gan_weight=w.FloatSlider(value=0.5, min=0, max=1, step=0.25,
+                                                              description="gan weight"))
+    return show_sliders(make_widget, lambda: gan_weight_figure(clean, degraded, model, zoom=zoom))

@@ -1,4 +1,10 @@
-"""Restoring one image of any size with a generator: padding, tiles and their blending.
+"""Running a generator: a batch of equal-sized images (`restore`), or one image of any size with padding and
+tiles (`enhance_array`).
+
+`restore(generator, degraded, device, batch_size, guard)`: a CPU batch (N, C, H, W) in [-1, 1] through the
+generator in eval mode, in chunks of `batch_size`, without gradients, each chunk's output passed through `guard`
+(a `medgan_nb.models.guard.Guard`, or None) -> float32 on the CPU. Training validates with it and evaluation
+scores with it (`medgan_nb.evaluation.methods.run_gan`); the generator's train/eval mode is restored after.
 
 `enhance_array(generator, img, tile, overlap, device, guard)`: an image (H, W, C) float in [0, 1], C the
 generator's channels (3, or 1 for the CT, MRI and X-ray models) -> float32 (H, W, C) in [0, 1]. The image
@@ -20,6 +26,20 @@ import torch
 from .build import eval_mode
 from .guard import Guard
 from ..utils.images import from_numpy_images, to_numpy_images
+
+
+# ------------------------------------------------------------ a batch
+@torch.no_grad()
+def restore(generator: torch.nn.Module, degraded: torch.Tensor, device: torch.device | str,
+            batch_size: int = 32, guard: Guard | None = None) -> torch.Tensor:
+    """`degraded` (N, C, H, W) in [-1, 1] restored by `generator` (and `guard`), in chunks; float32 on the CPU."""
+    outputs = []
+    with eval_mode(generator):
+        for i in range(0, len(degraded), batch_size):
+            x = degraded[i:i + batch_size].to(device)
+            y = generator(x)
+            outputs.append((guard(x, y) if guard is not None else y).float().cpu())
+    return torch.cat(outputs)
 
 
 # ------------------------------------------------------------ one array

@@ -80,11 +80,12 @@ from ..config.config import Config
 from ..losses import GRAD_TERMS, GeneratorLossParts
 from ..models.build import resolve_device
 from ..models.checkpoint import checkpoint_path, copy_checkpoint, run_folder_of, save_checkpoint
+from ..models.runner import restore
 from ..utils.images import to_unit
 from ..utils.seeding import seed_epoch, seed_for
 from .logs import TB_TAGS
 from .setup import _build, _Data, _load_data, _open_run, _resumable_state, _Session
-from .trainer import TrainingDiverged, _check_in_sync, _scores, _unwrap, restore
+from .trainer import TrainingDiverged, _check_in_sync, _scores, _unwrap
 
 log = logging.getLogger(__name__)
 TENSORBOARD_INSTALL = "pip install tensorboard"

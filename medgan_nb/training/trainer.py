@@ -7,8 +7,6 @@
   and the EMA of G's weights after each (``shipped`` is the generator to validate and save). With
   ``lambda_adv = 0`` (L1 pre-training) D is neither run nor trained.
 - `lr_factor(epoch, cfg)`: the learning-rate schedule, 1 until ``lr_decay_start``, then linear to 0.
-- `restore(generator, degraded, device, batch_size)`: a CPU batch through the generator in eval mode, in
-  chunks, returned on the CPU (the generator's train/eval mode is restored).
 - `TrainingDiverged`: raised by the loop when a loss becomes NaN or infinite.
 
 The epoch loop and checkpoints are in `medgan_nb.training.loop`, a run's set-up in `medgan_nb.training.setup`.
@@ -31,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..config.config import Config
 from ..losses import GeneratorLoss, GeneratorLossParts, discriminator_loss, term_grad_norms
 from ..metrics import PSNR_CAP, psnr, ssim
-from ..models.build import build_discriminator, build_generator, eval_mode
+from ..models.build import build_discriminator, build_generator
 from ..sharpness import gradient_energy_ratio, hf_power_ratio
 
 
@@ -189,15 +187,6 @@ def _check_in_sync(models: list[torch.nn.Module], world: int) -> str:
     if len(set(digests)) != 1:
         raise RuntimeError(f"processes ended with different weights: {digests}")
     return digests[0]
-
-
-@torch.no_grad()
-def restore(generator: torch.nn.Module, degraded: torch.Tensor, device: torch.device,
-            batch_size: int = 32) -> torch.Tensor:
-    """Run the generator in eval mode over a CPU batch, in chunks; returns a CPU tensor."""
-    with eval_mode(generator):
-        return torch.cat([generator(degraded[i:i + batch_size].to(device)).float().cpu()
-                          for i in range(0, len(degraded), batch_size)])
 
 
 def _scores(images: torch.Tensor, clean: torch.Tensor) -> dict[str, float]:
