@@ -538,3 +538,18 @@ def test_a_metrics_file_from_an_older_version_keeps_its_columns(tmp_path):
     _CsvLog(path, ["step", "epoch", "loss_d", "grad_adv"], True).write({"step": 2, "epoch": 1, "loss_d": 0.25,
                                                                        "grad_adv": 3.0})
     assert path.read_text().splitlines() == ["step,epoch,loss_d", "1,1,0.5", "2,1,0.25"]
+
+
+def test_init_generator_takes_a_shipped_models_name(tmp_path, monkeypatch):
+    import medgan_nb.models.zoo as zoo
+    cfg = Config.from_preset("tiny")
+    torch.manual_seed(3)
+    source = build_generator(cfg)
+    zoo.save_model(source, cfg, "tiny-l1", {"summary": "an L1 model to fine-tune"}, tmp_path)
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
+    trainer = training_trainer.make_trainer(cfg.replace(ema_decay=0.9))
+    training_setup._init_generator(trainer, "tiny-l1")
+    for model in (trainer.G, trainer.ema):
+        assert all(torch.equal(v, source.state_dict()[k]) for k, v in model.state_dict().items())
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        training_setup._init_generator(trainer, "no-such-model")
