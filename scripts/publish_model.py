@@ -36,6 +36,7 @@ from medgan_nb.models import load_checkpoint, load_generator, make_run_dir
 from medgan_nb.config import Config
 from medgan_nb.models import Guard
 from medgan_nb.evaluation import GOAL_CONDITIONS, GRID_BASELINES, evaluate, evaluate_grid, reference_psnr
+from medgan_nb.training import read_log
 from medgan_nb.utils import cpu_model
 from medgan_nb.models import WEIGHTS_DIR, list_models, load_model, model_card, save_model
 from time_models import time_backends          # scripts/time_models.py (this script's folder is on sys.path)
@@ -175,6 +176,12 @@ def wall_minutes(run: Path) -> float:
     return round(seconds / 60, 1)
 
 
+def cpu_minutes(run: Path, epoch: int) -> float:
+    """The run's CPU time (val.csv's cpu_s, all threads, summed over resumes) up to the end of `epoch`."""
+    log = read_log(run, "val.csv", columns=True)
+    return round(dict(zip(log["epoch"], log["cpu_s"]))[epoch] / 60, 1)
+
+
 def training(args, state: dict, cfg: Config) -> dict:
     return {"data": f"Kvasir-SEG train split ({args.data}; scenes kept on one side, medgan_nb.data.duplicate_groups)",
             "split": "train for training, val for choosing best.pt; scored on test",
@@ -186,7 +193,8 @@ def training(args, state: dict, cfg: Config) -> dict:
                         f"(scripts/gan_curve.py)" if args.checkpoint else
                         "EMA of G at the best validation epoch (best.pt)"),
             "steps": state["step"], "epochs": state["epoch"],
-            "wall_minutes": wall_minutes(args.run),
+            **({"cpu_minutes": cpu_minutes(args.run, state["epoch"])} if args.checkpoint else
+               {"wall_minutes": wall_minutes(args.run)}),
             **({"started_from": base_run(cfg)} if cfg.init_generator else {}),
             "machine": f"{cpu_model()}, 2 cores shared with other jobs, 1 torch thread, no GPU ({platform.platform()})",
             "command": args.command, "date": date.today().isoformat()}

@@ -1,5 +1,5 @@
 """The lessons' and README's figures: degradation explorers, architecture and training plots, the
-showcase comparison, and the CT/MRI/X-ray figures.
+showcase comparison, the CT/MRI/X-ray figures, and what a GAN model adds (`gan`).
 """
 from ..utils.plots import image_grid, to_image
 from .architecture import IMAGING_CHAIN, imaging_chain_figure, logit_footprint, receptive_field_figure
@@ -14,3 +14,5 @@ from .scans import (SOFT, STATIC_STRENGTHS, reader_view, psnr_of, scans_markdown
                     modality_widget, show_modality_explorer, val_psnr_figure, restorations, comparison_figure,
                     dicom_windows_figure, dicom_pair_figure, NAMES, DERIVED_TAGS, comparison_sentences,
                     dicom_tags_markdown)
+from .gan import (GAN_WEIGHTS, perception_distortion_figure, lesion_comparison_figure, restore_at, gan_weight_figure,
+                  show_gan_weight)

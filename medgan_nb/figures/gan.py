@@ -128,7 +128,7 @@ def show_gan_weight(clean: torch.Tensor, degraded: torch.Tensor, model: str = "s
 
         def show(gan_weight: float) -> None:
             y, label = restore_at(clean, degraded, model, gan_weight)
-            fig, axes = plt.subplots(1, 2, figsize=(6, 3.2))
+            _, axes = plt.subplots(1, 2, figsize=(6, 3.2))
             for ax, img, title in zip(axes, (y, clean), (label, "clean")):
                 ax.imshow(_zoom(img, zoom))
                 ax.set_title(title.replace(": ", ":\n", 1), fontsize=8)

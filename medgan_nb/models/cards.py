@@ -43,6 +43,7 @@ SECTIONS = ("Model details", "Intended use", "Limitations", "Training data", "Tr
 LICENSE = "mit"                                   # the package's licence (pyproject.toml)
 TRAINING_DATA_KEYS = ("data", "split")            # training fields shown under "Training data"
 GRID_AXES = ("noise_stds", "blur_sigmas")         # a scores dict holding both: its 2-D lists are grids
+RATIO_WORDS = frozenset({"ratio", "naturalness", "ci95", "inside", "loss"})   # sharpness, naturalness, lesion diffs
 PSNR_WORDS = frozenset({"psnr", "db", "model", "identity", "gan", "baseline", "input", "median", "gaussian",
                         "nlm", "tv", "bilateral", "bm3d", "cbm3d"})   # key words of values in dB
 
@@ -199,7 +200,8 @@ def _fmt(key: str, value: Any) -> str:
     """`value` as a reader sees it, rounded by what its `key` names (a dotted path: the last part decides,
     else the whole path):
 
-    - "ssim": 2 decimals; "ms": whole numbers, under 10 two significant digits;
+    - "ssim" and the sharpness and naturalness measures (`RATIO_WORDS`): 2 decimals; "ms": whole numbers, under
+      10 two significant digits;
     - PSNR-like (`PSNR_WORDS`: psnr, db, model, identity, baseline names): 1 decimal;
     - any other float: 3 significant digits; ints with thousands separators; bools as yes/no;
     - lists and dicts item by item (a dict's values under ``key.child``); text unchanged.
@@ -221,6 +223,8 @@ def _fmt(key: str, value: Any) -> str:
 def _round(key: str, value: float) -> str | None:
     """`value` rounded by the words of `key` (see `_fmt`), or None when no word decides."""
     words = set(re.findall(r"[a-z0-9]+", key.lower()))
+    if words & RATIO_WORDS:
+        return f"{value:.2f}"
     if "ssim" in words:
         return f"{value:.2f}"
     if "ms" in words:
