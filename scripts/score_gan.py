@@ -35,6 +35,7 @@ from medgan_nb.degrade.pipeline import Degradation
 from medgan_nb.evaluation import GOAL_BASELINES, GOAL_CONDITIONS, evaluate
 from medgan_nb.evaluation.core import dataset_masks, evaluation_data
 from medgan_nb.evaluation.methods import run_gan
+from medgan_nb.evaluation.scoring import MEASURES as SCORED
 from medgan_nb.figures.gan import lesion_comparison_figure, perception_distortion_figure
 from medgan_nb.models import load_model, model_card
 from medgan_nb.naturalness import load_naturalness
@@ -42,7 +43,7 @@ from medgan_nb.sharpness import gradient_energy_ratio
 from medgan_nb.utils.files import refuse_existing
 
 CONDITION = "blur_noise"
-MEASURES = ("psnr_mean", "ssim_mean", "grad_ratio_mean", "hf_ratio_mean", "naturalness_mean")
+MEASURES = tuple(f"{m}_mean" for m in SCORED)          # the means `evaluate` reports of every measure
 
 
 def _measures(stats: dict) -> dict:
