@@ -11,7 +11,8 @@ All at 256², the blur + noise goal condition (blur sigma 0.5-1.5 + noise 0.075)
    PSNR, SSIM, the sharpness ratios and the naturalness score, and the clean frames' own naturalness.
 2. Lesions (the test split's polyp masks): per image, the GAN model's PSNR loss against its parent inside the mask
    minus the loss outside it, with a 95 % bootstrap interval of the mean (``scipy.stats.bootstrap``, 10,000
-   resamples); the gradient energy inside the mask against the clean frame's; lesions.png (parent | GAN | clean).
+   resamples); the gradient energy inside the mask and the high-frequency power in its box against the clean
+   frame's (both from lesions.csv); lesions.png (parent | GAN | clean).
 3. Each centre folder under ``--centres`` (e.g. PolypGen C1-C3): its *report* half only (files whose name's
    SHA-256 ends in an even hex digit; the other half is for choices), the parent with every classic, the GAN.
 4. perception_distortion.png: every method of step 1 on the perception-distortion plane, the gan-weight curve joined.
@@ -39,7 +40,6 @@ from medgan_nb.evaluation.scoring import MEASURES as SCORED
 from medgan_nb.figures.gan import lesion_comparison_figure, perception_distortion_figure
 from medgan_nb.models import load_model, model_card
 from medgan_nb.naturalness import load_naturalness
-from medgan_nb.sharpness import gradient_energy_ratio
 from medgan_nb.utils.files import refuse_existing
 
 CONDITION = "blur_noise"
@@ -71,37 +71,37 @@ def score_set(out: Path, label: str, model: str, parent: str, weights: list[floa
 
 
 def lesions(out: Path, model: str, parent: str, task: Config, images: int) -> dict:
-    """Paired PSNR loss inside vs outside the polyp masks, and the detail kept inside them; lesions.png."""
+    """Paired PSNR loss inside vs outside the polyp masks and the detail kept on them, from the evaluations'
+    lesions.csv; lesions.png (parent | GAN | clean crops of the first 4 lesions)."""
     rows = {}
     for name in (parent, f"{model}-1"):
         path = out / f"kvasir-{name}" / "lesions.csv"
         for r in np.genfromtxt(path, delimiter=",", names=True, dtype=None, encoding="utf-8"):
             if r["method"] == "gan" and r["condition"] == CONDITION:
-                rows.setdefault(str(r["key"]), {})[name] = (float(r["psnr_in"]), float(r["psnr_out"]))
-    pairs = np.array([(v[parent][0] - v[f"{model}-1"][0], v[parent][1] - v[f"{model}-1"][1])
-                      for v in rows.values() if len(v) == 2 and np.isfinite(v[parent][0])])
+                rows.setdefault(str(r["key"]), {})[name] = r
+    both = [v for v in rows.values() if len(v) == 2 and np.isfinite(v[parent]["psnr_in"])]
+    pairs = np.array([(v[parent]["psnr_in"] - v[f"{model}-1"]["psnr_in"],
+                       v[parent]["psnr_out"] - v[f"{model}-1"]["psnr_out"]) for v in both])
     diff = pairs[:, 0] - pairs[:, 1]                # > 0: the GAN loses more inside the polyp than outside it
     ci = bootstrap((diff,), np.mean, confidence_level=0.95, n_resamples=10_000, random_state=0).confidence_interval
+    detail = {f"{m}_mean": {n: round(float(np.nanmean([v[key][m] for v in both])), 3)
+                            for n, key in ((parent, parent), (model, f"{model}-1"))}
+              for m in ("grad_ratio_in", "hf_ratio_box")}
 
     dataset, _ = evaluation_data(task, split="test", max_images=images)
     masks = dataset_masks(dataset)
-    picks = [i for i, m in enumerate(masks) if m is not None and bool(torch.as_tensor(m).any())]
+    picks = [i for i, m in enumerate(masks) if m is not None and bool(torch.as_tensor(m).any())][:4]
     clean = torch.stack([dataset[i][0] for i in picks])
     keys = [dataset[i][1] for i in picks]
     degraded = Degradation(task.replace(**GOAL_CONDITIONS[CONDITION]))(clean, keys=keys).image
-    outputs = {parent: run_gan(load_model(parent)[0], degraded, "cpu")[0],
-               model: run_gan(load_model(model)[0], degraded, "cpu")[0]}
-    inside = {name: gradient_energy_ratio(y, clean, torch.stack([torch.as_tensor(masks[i]) for i in picks]).numpy())
-              for name, y in outputs.items()}
-    fig = lesion_comparison_figure(clean[:4], {n: y[:4] for n, y in outputs.items()}, [masks[i] for i in picks[:4]],
-                                   keys[:4])
+    outputs = {name: run_gan(load_model(name)[0], degraded, "cpu")[0] for name in (parent, model)}
+    fig = lesion_comparison_figure(clean, outputs, [masks[i] for i in picks], keys)
     fig.savefig(out / "lesions.png", dpi=110)
     return {"n_images": len(diff),
             "psnr_loss_inside_mean": round(float(pairs[:, 0].mean()), 3),
             "psnr_loss_outside_mean": round(float(pairs[:, 1].mean()), 3),
             "inside_minus_outside_mean": round(float(diff.mean()), 3),
-            "inside_minus_outside_ci95": [round(float(ci.low), 3), round(float(ci.high), 3)],
-            "grad_ratio_inside_mean": {n: round(float(np.nanmean(v)), 3) for n, v in inside.items()}}
+            "inside_minus_outside_ci95": [round(float(ci.low), 3), round(float(ci.high), 3)], **detail}
 
 
 def report_half(folder: Path, out: Path) -> Path:

@@ -10,7 +10,7 @@ from torch.utils.data import ConcatDataset, Subset
 import medgan_nb.evaluation.conditions as evaluation_conditions
 import medgan_nb.evaluation.core as evaluation_core
 import medgan_nb.evaluation.grid as evaluation_grid
-import medgan_nb.evaluation.plots as evaluation_plots
+import medgan_nb.evaluation.scoring as evaluation_scoring
 import medgan_nb.utils.hardware as utils_hardware
 from medgan_nb.config import DEGRADATION_SETS, Config
 from medgan_nb.data import dataset_keys, default_dataset
@@ -27,6 +27,7 @@ from medgan_nb.evaluation import (
 )
 from medgan_nb.metrics import PSNR_CAP, psnr, psnr_masked
 from medgan_nb.models import build_generator, save_checkpoint
+from medgan_nb.sharpness import gradient_energy_ratio, hf_power_ratio
 from medgan_nb.utils import file_sha256, to_numpy_images
 
 N = 6            # images per run: enough for best/median/worst, fast on 2 cores
@@ -388,6 +389,11 @@ def test_lesion_regions_are_scored_inside_and_outside_the_masks(cfg, tmp_path, m
     row = rows[0]
     assert float(row["psnr_in"]) == pytest.approx(float(psnr_masked(degraded, clean, mask)[0]), abs=1e-4)
     assert float(row["psnr_out"]) == pytest.approx(float(psnr_masked(degraded, clean, ~mask)[0]), abs=1e-4)
+    assert float(row["grad_ratio_in"]) == pytest.approx(float(gradient_energy_ratio(degraded, clean, mask)[0]), rel=1e-4)
+    t, b, le, ri = evaluation_scoring.lesion_box(mask)
+    box = np.s_[:, :, t:b, le:ri]
+    assert float(row["hf_ratio_box"]) == pytest.approx(float(hf_power_ratio(degraded[box], clean[box])[0]), rel=1e-4)
+    assert float(row["hf_ratio_box"]) > 1.5           # the degraded input is noisy: more fine detail than the truth
     lesions = metrics["lesions"]["all"]
     assert lesions["identity"]["n_in"] == 2 and lesions["median"]["n_out"] == 2
     assert lesions["identity"]["psnr_in_mean"] == pytest.approx(np.mean([float(r["psnr_in"]) for r in rows
@@ -410,11 +416,11 @@ def test_without_masks_there_is_no_lesion_table(cfg, tmp_path, monkeypatch):
 def test_lesion_box_is_the_padded_bounding_box_inside_the_image():
     mask = torch.zeros(40, 50, dtype=torch.bool)
     mask[10:20, 24:44] = True                          # 10 × 20 pixels
-    assert evaluation_plots.lesion_box(mask) == (6, 24, 19, 49)   # padded by max(4 pixels, 25 %): 4 rows, 5 columns
+    assert evaluation_scoring.lesion_box(mask) == (6, 24, 19, 49)   # padded by max(4 pixels, 25 %): 4 rows, 5 columns
     mask[10:20, 30:48] = True
-    assert evaluation_plots.lesion_box(mask)[3] == 50            # kept inside the image
+    assert evaluation_scoring.lesion_box(mask)[3] == 50            # kept inside the image
     with pytest.raises(ValueError, match="empty"):
-        evaluation_plots.lesion_box(torch.zeros(8, 8, dtype=torch.bool))
+        evaluation_scoring.lesion_box(torch.zeros(8, 8, dtype=torch.bool))
 
 
 # ----------------------------------------------------- degradation grid

@@ -15,6 +15,9 @@ def test_perception_distortion_puts_more_natural_up_and_joins_the_curve():
     joined = [line for line in ax.get_lines() if len(line.get_xdata()) == 2 and line.get_linestyle() == "-"]
     assert [list(line.get_xdata()) for line in joined] == [[32.0, 31.0]]
     assert {t.get_text() for t in ax.texts} >= {"input", "l1", "gan", "clean frames"}
+    zoom = fig.axes[1]                                     # the curve alone, where its points can be told apart
+    assert {t.get_text() for t in zoom.texts} == {"l1", "gan"} and zoom.get_xlim()[0] > 30
+    assert len(perception_distortion_figure(points).axes) == 1
 
 
 def test_lesion_comparison_has_a_row_per_image_and_a_column_per_output_plus_clean():

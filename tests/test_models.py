@@ -172,3 +172,20 @@ def test_a_detail_discriminator_without_batchnorm_sees_only_fine_detail():
     assert candidate.grad.abs().sum() > 0                  # G's gradient flows through the high-pass filter
     with pytest.raises(ValueError, match="d_norm must be"):
         Config.from_preset("tiny", d_norm="instance")
+
+
+def test_a_spectrally_normalised_discriminator_has_unit_largest_singular_values_and_reloads_exactly():
+    cfg = Config.from_preset("tiny", d_norm="spectral")
+    D = build_discriminator(cfg).train()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    for _ in range(200):                    # each training-mode forward runs one power iteration
+        D(x, x)
+    convs = [m for m in D.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == cfg.d_layers + 2
+    with torch.no_grad():
+        sigmas = [torch.linalg.matrix_norm(m.eval().weight.flatten(1), 2).item() for m in convs]
+    assert sigmas == pytest.approx([1.0] * len(convs), abs=0.02)
+    again = build_discriminator(cfg)        # a checkpoint keeps the power iteration's vectors
+    again.load_state_dict(D.state_dict())
+    assert torch.equal(again.eval()(x, x), D.eval()(x, x))

@@ -94,7 +94,8 @@ class Config:
     d_layers: int = 3                      # 3 -> the 70x70 PatchGAN
     d_input: str = "image"                 # what D sees of each image: "image" (pix2pix) or "detail" (x minus a
                                            # 1-pixel Gaussian blur of x: texture only; for GAN fine-tuning)
-    d_norm: str = "batch"                  # D's normalisation: "batch" (pix2pix) or "none"
+    d_norm: str = "batch"                  # D's normalisation: "batch" (pix2pix), "none" or "spectral" (each conv
+                                           # divided by its largest singular value: bounds D's slope)
 
     # optimisation
     batch_size: int = 4
@@ -292,7 +293,8 @@ def _value_checks(cfg: Config) -> list[tuple[bool, str]]:
          "need 0 <= sp_amount_range <= sp_amount (the amount is drawn from sp_amount ± sp_amount_range)"),
         (cfg.gan_mode in ("vanilla", "lsgan"), "gan_mode must be 'vanilla' or 'lsgan'"),
         (cfg.d_input in ("image", "detail"), f"d_input must be 'image' or 'detail', got {cfg.d_input!r}"),
-        (cfg.d_norm in ("batch", "none"), f"d_norm must be 'batch' or 'none', got {cfg.d_norm!r}"),
+        (cfg.d_norm in ("batch", "none", "spectral"),
+         f"d_norm must be 'batch', 'none' or 'spectral', got {cfg.d_norm!r}"),
         (cfg.degradation_order in DEGRADATION_ORDERS,
          f"degradation_order must be one of {sorted(DEGRADATION_ORDERS)}"),
         (not misplaced, f"degradation(s) {misplaced} have no place in the {cfg.degradation_order!r} order "

@@ -9,9 +9,10 @@ from .conditions import (EVAL_SEED, EVAL_SYNTHETIC_FRAMES, GOAL_CONDITIONS, GOAL
 from .methods import LABELS, run_gan, run_baseline, run_method
 from .report import (ERROR_QUANTILE, REFERENCE_PSNR, REFERENCE_SSIM, summarize, summarize_lesions, report_markdown, psnr_table,
                      condition_table, side_by_side)
-from .plots import (GRID_COLOUR_DB, plot_bars, plot_cases, plot_error_maps, lesion_box, plot_lesions,
+from .plots import (GRID_COLOUR_DB, plot_bars, plot_cases, plot_error_maps, plot_lesions,
                     GRID_PANELS, plot_grid, draw_grid_panel)
-from .scoring import Row, LesionRow, Scores, score, lesion_rows, aggregate, aggregate_lesions
+from .scoring import (Row, LesionRow, LESION_MEASURES, Scores, score, lesion_rows, lesion_box, aggregate,
+                      aggregate_lesions)
 from .core import (CSV_COLUMNS, LESION_COLUMNS, Model, evaluate, evaluate_goals, dataset_masks, evaluation_data,
                    write_results, reference_psnr)
 from .grid import evaluate_grid, grid_table

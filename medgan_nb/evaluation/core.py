@@ -76,11 +76,11 @@ from .conditions import GOAL_BASELINES, GOAL_CONDITIONS, build_degraders, evalua
 from .methods import run_gan
 from .plots import plot_bars, plot_cases, plot_error_maps, plot_lesions
 from .report import _best_baseline, report_markdown
-from .scoring import MEASURES, Scores, aggregate, aggregate_lesions, score
+from .scoring import LESION_MEASURES, MEASURES, Scores, aggregate, aggregate_lesions, score
 
 log = logging.getLogger(__name__)
 CSV_COLUMNS = ("condition", "method", "key", *MEASURES)
-LESION_COLUMNS = ("condition", "method", "key", "psnr_in", "ssim_in", "psnr_out", "ssim_out")
+LESION_COLUMNS = ("condition", "method", "key", *LESION_MEASURES)
 
 
 @dataclass

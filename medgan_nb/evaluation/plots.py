@@ -6,7 +6,7 @@ Each ``plot_*`` function saves its figure to `path` and returns that path:
   levels as lines.
 - `plot_cases`, `plot_error_maps`, `plot_lesions`: the best, median and worst images of a method,
   per-pixel absolute error maps (one colour scale for all panels, ending at `ERROR_QUANTILE`), and crops
-  around the lesion masks (`lesion_box`; ValueError for an empty mask). They restore the images again
+  around the lesion masks (`scoring.lesion_box`; ValueError for an empty mask). They restore the images again
   from the dataset and the condition's `Degradation`, so they need the generator.
 - `plot_grid(grid, path)`: heatmaps of the noise σ × blur σ grid, model − input and model − the best
   classic, in dB (colours end at ± `GRID_COLOUR_DB`; `draw_grid_panel` draws one).
@@ -28,6 +28,7 @@ from ..data.datasets import dataset_keys
 from ..degrade.pipeline import Degradation
 from ..metrics import psnr, psnr_masked
 from ..utils.images import to_numpy_images
+from .scoring import lesion_box
 from ..utils.plots import image_grid
 from .methods import LABELS, _restore
 from .report import ERROR_QUANTILE, REFERENCE_PSNR, REFERENCE_SSIM
@@ -125,18 +126,6 @@ def plot_error_maps(dataset: Dataset, method: str, degrade: Degradation, generat
                  label="absolute error (scale ends at the 99th percentile; brighter pixels clipped)")
     fig.savefig(path, dpi=110, bbox_inches="tight")
     return Path(path)
-
-
-def lesion_box(mask: torch.Tensor, pad: float = 0.25, min_pad: int = 4) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) of the mask's bounding box, widened by `pad` of its size on each side
-    (at least `min_pad` pixels) and kept inside the image; a ValueError for an empty mask."""
-    rows, cols = torch.nonzero(torch.as_tensor(mask, dtype=torch.bool), as_tuple=True)
-    if len(rows) == 0:
-        raise ValueError("the mask is empty: no lesion to crop")
-    h, w = mask.shape[-2:]
-    (t, b), (l, r) = (int(rows.min()), int(rows.max()) + 1), (int(cols.min()), int(cols.max()) + 1)
-    dy, dx = max(min_pad, round(pad * (b - t))), max(min_pad, round(pad * (r - l)))
-    return max(0, t - dy), min(h, b + dy), max(0, l - dx), min(w, r + dx)
 
 
 def plot_lesions(dataset: Dataset, masks: Sequence[torch.Tensor | None], method: str, degrade: Degradation,

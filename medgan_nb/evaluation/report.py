@@ -203,12 +203,16 @@ def _lesion_tables(lesions: dict | None) -> list[str]:
     fmt = lambda v, spec: "–" if v is None else format(v, spec)  # noqa: E731
     lines = ["## Inside and outside the lesion masks", "",
              "Mean over the images whose mask (inside) or its complement (outside) is not empty; SSIM leaves "
-             "out the 5-pixel border, as for the whole image. Per image: lesions.csv.", ""]
+             "out the 5-pixel border, as for the whole image. The detail kept on the lesions, against the clean "
+             "frame's (1.0: as much): gradient energy inside the mask, high-frequency power in the mask's padded "
+             "bounding box (a spectrum needs a rectangle). Per image: lesions.csv.", ""]
     for cond, methods in lesions.items():
         rows = [(m, fmt(s["psnr_in_mean"], ".2f"), fmt(s["ssim_in_mean"], ".3f"), fmt(s["psnr_out_mean"], ".2f"),
-                 fmt(s["ssim_out_mean"], ".3f"), s["n_in"]) for m, s in methods.items()]
+                 fmt(s["ssim_out_mean"], ".3f"), fmt(s["grad_ratio_in_mean"], ".2f"), fmt(s["hf_ratio_box_mean"], ".2f"),
+                 s["n_in"]) for m, s in methods.items()]
         lines += [f"### {cond}", "", markdown_table(("method", "PSNR inside (dB)", "SSIM inside", "PSNR outside (dB)",
-                                                     "SSIM outside", "images"), rows), ""]
+                                                     "SSIM outside", "gradient energy inside", "HF power (box)",
+                                                     "images"), rows), ""]
     return lines
 
 

@@ -4,8 +4,8 @@
   each) restored by every method (the GAN and the classical baselines), scored against its clean image with
   PSNR (dB, capped at `medgan_nb.metrics.PSNR_CAP`) and SSIM, with the sharpness ratios against the clean image
   (`medgan_nb.sharpness`: what PSNR hides) and the naturalness score (`medgan_nb.naturalness`, no reference,
-  lower is more natural; NaN where an image is too small for its patches), each method timed; with lesion masks also inside and
-  outside each mask. Returns `Scores`, whose ``inputs_sha256`` fingerprints the keys, clean and degraded images,
+  lower is more natural; NaN where an image is too small for its patches), each method timed; with lesion masks also
+  inside and outside each mask, and the detail kept on each lesion. Returns `Scores`, whose ``inputs_sha256`` fingerprints the keys, clean and degraded images,
   so two evaluations can prove that they scored the same inputs.
 - `aggregate`, `aggregate_lesions`: mean, std and ms per image per condition and method.
 
@@ -34,7 +34,10 @@ Row = tuple[str, str, str, float, float, float, float, float]
 MEASURES = ("psnr", "ssim", "grad_ratio", "hf_ratio", "naturalness")
 
 
-LesionRow = tuple[str, str, str, float, float, float, float]    # ..., PSNR and SSIM inside, then outside the mask
+LesionRow = tuple[str, str, str, float, float, float, float, float, float]
+# ..., PSNR and SSIM inside the mask, then outside it, then the gradient-energy ratio inside it and the
+# high-frequency power ratio in the lesion's box (`lesion_box`)
+LESION_MEASURES = ("psnr_in", "ssim_in", "psnr_out", "ssim_out", "grad_ratio_in", "hf_ratio_box")
 
 
 @dataclass
@@ -98,14 +101,32 @@ def _fingerprint(h: "hashlib._Hash", keys: Sequence[str], clean: torch.Tensor, d
 
 def lesion_rows(cond: str, method: str, keys: Sequence[str], restored: torch.Tensor, clean: torch.Tensor,
                 masks: Sequence[torch.Tensor | None]) -> list[LesionRow]:
-    """PSNR (capped) and SSIM inside and outside each image's mask; images without a mask give no row."""
+    """PSNR (capped) and SSIM inside and outside each image's mask, and the detail kept on the lesion: the
+    gradient-energy ratio inside the mask and the high-frequency power ratio in its `lesion_box` (a spectrum needs
+    a rectangle); NaN for an empty mask. Images without a mask give no row."""
     rows = []
     for key, y, x, m in zip(keys, restored, clean, masks):
         if m is None:
             continue
         m = torch.as_tensor(m, dtype=torch.bool)
-        rows.append((cond, method, key, *_masked_scores(y, x, m), *_masked_scores(y, x, ~m)))
+        detail = (float(gradient_energy_ratio(y[None], x[None], m)[0]), float("nan"))
+        if m.any():
+            t, b, le, ri = lesion_box(m)
+            detail = (detail[0], float(hf_power_ratio(y[None, :, t:b, le:ri], x[None, :, t:b, le:ri])[0]))
+        rows.append((cond, method, key, *_masked_scores(y, x, m), *_masked_scores(y, x, ~m), *detail))
     return rows
+
+
+def lesion_box(mask: torch.Tensor, pad: float = 0.25, min_pad: int = 4) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the mask's bounding box, widened by `pad` of its size on each side
+    (at least `min_pad` pixels) and kept inside the image; a ValueError for an empty mask."""
+    rows, cols = torch.nonzero(torch.as_tensor(mask, dtype=torch.bool), as_tuple=True)
+    if len(rows) == 0:
+        raise ValueError("the mask is empty: no lesion to crop")
+    h, w = mask.shape[-2:]
+    (t, b), (l, r) = (int(rows.min()), int(rows.max()) + 1), (int(cols.min()), int(cols.max()) + 1)
+    dy, dx = max(min_pad, round(pad * (b - t))), max(min_pad, round(pad * (r - l)))
+    return max(0, t - dy), min(h, b + dy), max(0, l - dx), min(w, r + dx)
 
 
 def _masked_scores(restored: torch.Tensor, clean: torch.Tensor, mask: torch.Tensor) -> tuple[float, float]:
@@ -132,13 +153,13 @@ def aggregate(rows: Sequence[Row], seconds: dict[tuple[str, str], float]) -> dic
 
 
 def aggregate_lesions(rows: Sequence[LesionRow]) -> dict[str, dict[str, dict[str, float | int | None]]]:
-    """condition -> method -> mean PSNR/SSIM inside and outside the masks, over the images where that region
-    is not empty (n_in, n_out); None where no image has such a region."""
+    """condition -> method -> the mean of each of `LESION_MEASURES` over the images where it is defined (a region
+    that is not empty, n_in and n_out images); None where no image has one."""
     results: dict[str, dict[str, dict[str, float | int | None]]] = {}
     for cond, method in dict.fromkeys((r[0], r[1]) for r in rows):
         values = np.array([r[3:] for r in rows if r[0] == cond and r[1] == method], dtype=np.float64)
         stats: dict[str, float | int | None] = {}
-        for j, name in enumerate(("psnr_in", "ssim_in", "psnr_out", "ssim_out")):
+        for j, name in enumerate(LESION_MEASURES):
             v = values[:, j][~np.isnan(values[:, j])]
             stats[f"{name}_mean"] = float(v.mean()) if len(v) else None
         stats["n_in"] = int((~np.isnan(values[:, 0])).sum())

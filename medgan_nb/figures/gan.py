@@ -4,7 +4,8 @@
   closer to the truth on average) and the naturalness score up (`medgan_nb.naturalness`; drawn so that *up is
   more natural*), with the points of `curve` (e.g. the L1 model, interpolations, the GAN model) joined in order.
   Blau & Michaeli (CVPR 2018) prove that no method can reach the top right corner: past some point, looking
-  more natural costs PSNR. The clean frames' own naturalness is drawn as a line where known.
+  more natural costs PSNR. The clean frames' own naturalness is drawn as a line where known; a second panel
+  zooms in on the curve.
 - `lesion_comparison_figure(clean, outputs, masks, keys)`: crops around polyps, one row per image, one column per
   output and the clean frame last, the mask outlined, PSNR and gradient energy (clean = 1) inside the mask in
   each title: whether a model invented or removed texture on a lesion.
@@ -23,7 +24,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ..evaluation.methods import run_gan
-from ..evaluation.plots import lesion_box
+from ..evaluation.scoring import lesion_box
 from ..metrics import psnr, psnr_masked
 from ..models.zoo import load_model
 from ..naturalness import load_naturalness
@@ -36,9 +37,22 @@ GAN_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 def perception_distortion_figure(points: dict[str, dict[str, float]], curve: Sequence[str] = (),
                                  clean_naturalness: float | None = None, title: str = "") -> Figure:
-    """points: name -> {"psnr_mean", "naturalness_mean"}; curve: names to join in order (drawn in colour)."""
-    fig = Figure(figsize=(6.4, 4.6))
-    ax = fig.subplots()
+    """points: name -> {"psnr_mean", "naturalness_mean"}; curve: names to join in order (drawn in colour).
+    With a curve of two or more points a second panel zooms in on it (its points lie close together)."""
+    zoom = len(curve) > 1
+    fig = Figure(figsize=(11.5 if zoom else 6.4, 4.6))
+    axes = fig.subplots(1, 2 if zoom else 1, squeeze=False)[0]
+    _draw_plane(axes[0], points, curve, clean_naturalness)
+    axes[0].set_title(title or "perception–distortion plane", fontsize=10)
+    if zoom:
+        _draw_plane(axes[1], {n: points[n] for n in curve}, curve, None)
+        axes[1].set_title("zoom on the red points", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _draw_plane(ax: Any, points: dict[str, dict[str, float]], curve: Sequence[str],
+                clean_naturalness: float | None) -> None:
     for name, p in points.items():
         on_curve = name in curve
         ax.scatter(p["psnr_mean"], p["naturalness_mean"], s=36 if on_curve else 24,
@@ -52,13 +66,11 @@ def perception_distortion_figure(points: dict[str, dict[str, float]], curve: Seq
         ax.axhline(clean_naturalness, color="grey", ls="--", lw=0.8)
         ax.annotate("clean frames", (ax.get_xlim()[0], clean_naturalness), textcoords="offset points",
                     xytext=(2, 3), fontsize=7, color="grey")
+    ax.margins(0.15)
     ax.invert_yaxis()                                    # lower score = more natural: up is better
     ax.set_xlabel("PSNR (dB): distortion, right is closer to the truth")
     ax.set_ylabel("naturalness score (up: more natural)")
-    ax.set_title(title or "perception–distortion plane", fontsize=10)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
 
 
 def lesion_comparison_figure(clean: torch.Tensor, outputs: dict[str, torch.Tensor],

@@ -41,6 +41,7 @@ from typing import Callable, Iterator
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from ..config.config import Config
 from .discriminator import PatchDiscriminator
@@ -49,9 +50,10 @@ from .unet import UNetGenerator
 
 
 def init_weights(module: nn.Module) -> nn.Module:
-    """The original's initialisation: conv weights ~ N(0, 0.02), BatchNorm weights ~ N(1, 0.02), biases 0."""
+    """The original's initialisation: conv weights ~ N(0, 0.02), BatchNorm weights ~ N(1, 0.02), biases 0.
+    Spectrally normalised convolutions keep PyTorch's default: the normalisation sets their scale."""
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and not parametrize.is_parametrized(m):
             nn.init.normal_(m.weight, 0.0, 0.02)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, 0.02)
@@ -88,7 +90,7 @@ def build_generator(cfg: Config) -> nn.Module:
 def build_discriminator(cfg: Config) -> PatchDiscriminator:
     """The discriminator described by `cfg`, initialised."""
     return init_weights(PatchDiscriminator(cfg.channels, cfg.d_base_channels, cfg.d_layers, cfg.d_input == "detail",
-                                                 cfg.d_norm == "batch"))
+                                           cfg.d_norm))
 
 
 @contextlib.contextmanager

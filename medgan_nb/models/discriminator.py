@@ -10,38 +10,51 @@ Judging patches rather than whole images asks the generator for realistic local 
 term takes care of the low frequencies.
 
 ``detail=True`` shows D only the fine detail of both images, x - GaussianBlur(x, sigma = 1 px), times 4 (to about
-the images' range), and ``norm=False`` leaves out the BatchNorm layers (D sees the all-real and the all-fake batch
-separately, and BatchNorm's per-batch statistics let it tell the batches apart without judging any one image).
+the images' range). ``norm`` is "batch" (pix2pix), "none" or "spectral". Without BatchNorm D no longer sees the
+all-real and the all-fake batch with separate per-batch statistics, which let it tell the batches apart without
+judging any one image. "spectral" divides each convolution's weight by its largest singular value (Miyato et al.
+2018, "Spectral Normalization for Generative Adversarial Networks"; Real-ESRGAN's discriminator uses it): D then
+changes its output by at most a fixed factor of a change in its input, which bounds the gradient it hands to G.
 Fine-tuning a PSNR-trained generator, the clean frames and its outputs differ mostly in texture, under image
 content that varies far more: with both options a D learnt to tell them apart on frames it had not trained on,
-with either one alone it did not (docs/training.md, "GAN fine-tuning"). The L1 term keeps the rest.
+with either one alone it did not; without a bound on D's slope, fine-tunes ran stably for a while and then D
+won and its gradient swamped L1's (docs/training.md, "GAN fine-tuning"). The L1 term keeps the rest.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 from torchvision.transforms.functional import gaussian_blur
 
 DETAIL_GAIN = 4.0          # detail=True: the high-pass images are scaled by this before D sees them
+NORMS = ("batch", "none", "spectral")
 
 
 class PatchDiscriminator(nn.Module):
     """Conditional PatchGAN: scores overlapping patches of (input, candidate) pairs; logits, no sigmoid."""
 
     def __init__(self, in_ch: int = 3, base_ch: int = 64, n_layers: int = 3, detail: bool = False,
-                 norm: bool = True):
+                 norm: str = "batch"):
         super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         self.detail = detail
-        layers: list[nn.Module] = [nn.Conv2d(2 * in_ch, base_ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+
+        def conv(cin: int, cout: int, stride: int) -> nn.Module:
+            layer = nn.Conv2d(cin, cout, 4, stride, 1, bias=False)
+            return spectral_norm(layer) if norm == "spectral" else layer
+
+        layers: list[nn.Module] = [conv(2 * in_ch, base_ch, 2), nn.LeakyReLU(0.2, True)]
         width = base_ch
         for i in range(1, n_layers + 1):
             new_width = base_ch * min(2**i, 8)
             stride = 2 if i < n_layers else 1
-            layers += [nn.Conv2d(width, new_width, 4, stride, 1, bias=False),
-                       nn.BatchNorm2d(new_width) if norm else nn.Identity(), nn.LeakyReLU(0.2, True)]
+            layers += [conv(width, new_width, stride),
+                       nn.BatchNorm2d(new_width) if norm == "batch" else nn.Identity(), nn.LeakyReLU(0.2, True)]
             width = new_width
-        layers.append(nn.Conv2d(width, 1, 4, 1, 1, bias=False))
+        layers.append(conv(width, 1, 1))
         self.model = nn.Sequential(*layers)
 
     def forward(self, degraded: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
