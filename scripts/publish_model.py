@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -41,6 +42,13 @@ from medgan_nb.utils import cpu_model
 from medgan_nb.models import WEIGHTS_DIR, list_models, load_model, model_card, save_model
 from time_models import time_backends          # scripts/time_models.py (this script's folder is on sys.path)
 
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+GAN_FIGURES = {"perception_distortion.png": "gan-perception-distortion.png", "lesions.png": "gan-lesions.png"}
+FIGURE_CAPTIONS = {"the perception-distortion plane, Kvasir-SEG test": "gan-perception-distortion.png",
+                   "lesions: parent | GAN | clean": "gan-lesions.png",
+                   "choosing the checkpoint: validation scores against CPU minutes": "gan-curve.png"}
+MEASURE_COLUMNS = {"psnr_mean": "PSNR (dB)", "ssim_mean": "SSIM", "grad_ratio_mean": "gradient energy ratio",
+                   "hf_ratio_mean": "HF power ratio", "naturalness_mean": "naturalness"}
 REFERENCE = "data/kvasir-sample/images/cju14pxbaoksp0835qzorx6g6.jpg"     # a test-split frame that ships
 GAN_LIMITATIONS = [
     "A GAN fine-tune: it adds texture that the L1 model averages away, and some of that texture is invented, not "
@@ -108,14 +116,35 @@ def main() -> None:
 
 
 def attach(name: str, scores_json: str) -> None:
-    """Put score_gan's measures into model `name`'s card as scores["gan"] (weights and other fields unchanged)."""
+    """Put score_gan's measures into model `name`'s card (`gan_card_scores`) and its figures into docs/ (weights
+    and the other fields unchanged)."""
     generator, _, card = load_model(name)
     cfg = Config.from_dict(card["config"])
     fields = {k: card[k] for k in ("summary", "default", "guard", "training", "reference", "limitations",
                                    "intended_use", "l1_parent")}
-    gan = json.loads(Path(scores_json).read_text())
-    save_model(generator, cfg, name, {**fields, "scores": {**card["scores"], "gan": gan}}, overwrite=True)
+    folder = Path(scores_json).parent
+    for source, target in GAN_FIGURES.items():
+        shutil.copyfile(folder / source, DOCS / target)
+    kept = {k: v for k, v in card["scores"].items() if not (k == "figures" or k.startswith("gan"))}
+    scores = {**kept, **gan_card_scores(json.loads(Path(scores_json).read_text()))}
+    save_model(generator, cfg, name, {**fields, "scores": scores}, overwrite=True)
     print(f"attached {scores_json} to the card of {name}")
+
+
+def gan_card_scores(gan: dict) -> dict:
+    """score_gan's scores.json as card entries: "gan" (what was scored), a table per set of frames ("gan_kvasir_test",
+    "gan_centre_C1", ...: one row per method), "gan_lesions" and the "figures" (paths relative to the card)."""
+    def rows(scored: dict) -> list[dict]:
+        return [{"method": m, **{MEASURE_COLUMNS[k]: v for k, v in values.items() if k in MEASURE_COLUMNS}}
+                for m, values in scored["methods"].items()]
+    centres = gan.get("centres", {})
+    kvasir = gan["kvasir_test"]
+    return {"gan": {"condition": gan["condition"], "l1_parent": gan["l1_parent"],
+                    "kvasir_test_frames": kvasir["n_images"], "clean_frames_naturalness": kvasir["clean_naturalness"],
+                    **{f"{c}_report_half_frames": v["n_images"] for c, v in centres.items()}},
+            "gan_kvasir_test": rows(kvasir), **{f"gan_centre_{c}": rows(v) for c, v in centres.items()},
+            "gan_lesions": gan["lesions"],
+            "figures": {caption: f"../../docs/{target}" for caption, target in FIGURE_CAPTIONS.items()}}
 
 
 def publish(args, generator: torch.nn.Module, trained: Config, fields: dict) -> None:

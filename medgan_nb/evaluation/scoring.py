@@ -124,9 +124,9 @@ def lesion_box(mask: torch.Tensor, pad: float = 0.25, min_pad: int = 4) -> tuple
     if len(rows) == 0:
         raise ValueError("the mask is empty: no lesion to crop")
     h, w = mask.shape[-2:]
-    (t, b), (l, r) = (int(rows.min()), int(rows.max()) + 1), (int(cols.min()), int(cols.max()) + 1)
-    dy, dx = max(min_pad, round(pad * (b - t))), max(min_pad, round(pad * (r - l)))
-    return max(0, t - dy), min(h, b + dy), max(0, l - dx), min(w, r + dx)
+    (t, b), (le, ri) = (int(rows.min()), int(rows.max()) + 1), (int(cols.min()), int(cols.max()) + 1)
+    dy, dx = max(min_pad, round(pad * (b - t))), max(min_pad, round(pad * (ri - le)))
+    return max(0, t - dy), min(h, b + dy), max(0, le - dx), min(w, ri + dx)
 
 
 def _masked_scores(restored: torch.Tensor, clean: torch.Tensor, mask: torch.Tensor) -> tuple[float, float]:

@@ -141,7 +141,8 @@ def _guard_text(guard: dict | None) -> str:
 
 
 def _results(scores: dict[str, Any]) -> list[str]:
-    """The scores: the headline first, then one subsection per entry (tables for rows and grids)."""
+    """The scores: the headline first, then one subsection per entry (tables for rows and grids; "figures", a
+    dict caption -> image path relative to the card, as images)."""
     if not scores:
         return ["(none recorded)", ""]
     lines = []
@@ -150,7 +151,9 @@ def _results(scores: dict[str, Any]) -> list[str]:
     for key, value in scores.items():
         if key == "headline":
             continue
-        if _is_rows(value):
+        if key == "figures" and isinstance(value, dict):          # caption -> path, relative to the card file
+            body = [f"![{caption}]({path})" for caption, path in value.items()]
+        elif _is_rows(value):
             body = _table(value)
         elif isinstance(value, dict) and all(a in value for a in GRID_AXES):
             body = _grid_items(value, key)
