@@ -133,14 +133,15 @@ def attach(name: str, scores_json: str) -> None:
 
 def gan_card_scores(gan: dict) -> dict:
     """score_gan's scores.json as card entries: "gan" (what was scored), a table per set of frames ("gan_kvasir_test",
-    "gan_centre_C1", ...: one row per method), "gan_lesions" and the "figures" (paths relative to the card)."""
+    "gan_centre_C1", ...: one row per method and the clean frames' naturalness), "gan_lesions" and the "figures"
+    (paths relative to the card)."""
     def rows(scored: dict) -> list[dict]:
-        return [{"method": m, **{MEASURE_COLUMNS[k]: v for k, v in values.items() if k in MEASURE_COLUMNS}}
-                for m, values in scored["methods"].items()]
+        return [*({"method": m, **{MEASURE_COLUMNS[k]: v for k, v in values.items() if k in MEASURE_COLUMNS}}
+                  for m, values in scored["methods"].items()),
+                {"method": "the clean frames themselves", "naturalness": scored["clean_naturalness"]}]
     centres = gan.get("centres", {})
     kvasir = gan["kvasir_test"]
-    return {"gan": {"condition": gan["condition"], "l1_parent": gan["l1_parent"],
-                    "kvasir_test_frames": kvasir["n_images"], "clean_frames_naturalness": kvasir["clean_naturalness"],
+    return {"gan": {"condition": gan["condition"], "l1_parent": gan["l1_parent"], "kvasir_test_frames": kvasir["n_images"],
                     **{f"{c}_report_half_frames": v["n_images"] for c, v in centres.items()}},
             "gan_kvasir_test": rows(kvasir), **{f"gan_centre_{c}": rows(v) for c, v in centres.items()},
             "gan_lesions": gan["lesions"],

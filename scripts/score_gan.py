@@ -8,13 +8,15 @@ All at 256², the blur + noise goal condition (blur sigma 0.5-1.5 + noise 0.075)
 
 1. Kvasir-SEG's test split (`--images` evenly spread frames): the L1 parent with every classic (CBM3D too), and
    the GAN model at each ``--gan-weights`` value on the very same degraded inputs (checked by ``inputs_sha256``):
-   PSNR, SSIM, the sharpness ratios and the naturalness score, and the clean frames' own naturalness.
+   PSNR, SSIM, the sharpness ratios and the naturalness score, and the clean frames' own naturalness (so for
+   each set of frames below).
 2. Lesions (the test split's polyp masks): per image, the GAN model's PSNR loss against its parent inside the mask
    minus the loss outside it, with a 95 % bootstrap interval of the mean (``scipy.stats.bootstrap``, 10,000
    resamples); the gradient energy inside the mask and the high-frequency power in its box against the clean
    frame's (both from lesions.csv); lesions.png (parent | GAN | clean).
 3. Each centre folder under ``--centres`` (e.g. PolypGen C1-C3): its *report* half only (files whose name's
-   SHA-256 ends in an even hex digit; the other half is for choices), the parent with every classic, the GAN.
+   SHA-256 ends in an even hex digit; the other half is for choices), the parent with every classic, the GAN at
+   gan weights 0.5 and 1.
 4. perception_distortion.png: every method of step 1 on the perception-distortion plane, the gan-weight curve joined.
 
 Writes scores.json and the figures into `--out` (a new folder); the evaluations' own folders are kept beside them.
@@ -33,7 +35,7 @@ from scipy.stats import bootstrap
 from medgan_nb.config import Config
 from medgan_nb.data.decode import list_images
 from medgan_nb.degrade.pipeline import Degradation
-from medgan_nb.evaluation import GOAL_BASELINES, GOAL_CONDITIONS, evaluate
+from medgan_nb.evaluation import GOAL_BASELINES, GOAL_CONDITIONS, evaluate, evaluation_config
 from medgan_nb.evaluation.core import dataset_masks, evaluation_data
 from medgan_nb.evaluation.methods import run_gan
 from medgan_nb.evaluation.scoring import MEASURES as SCORED
@@ -56,7 +58,8 @@ def _evaluate(out: Path, name: str, task: Config, **kwargs) -> dict:
 
 
 def score_set(out: Path, label: str, model: str, parent: str, weights: list[float], task: Config, **data) -> dict:
-    """The parent with every classic, then the GAN model at each gan weight, on the same inputs."""
+    """The parent with every classic, then the GAN model at each gan weight, on the same inputs; the clean
+    frames' own naturalness score."""
     base = _evaluate(out, f"{label}-{parent}", task, model=parent, baselines=GOAL_BASELINES, **data)
     fingerprint = base["metadata"]["inputs_sha256"]
     methods = {("input" if m == "identity" else parent if m == "gan" else m): _measures(s)
@@ -66,8 +69,11 @@ def score_set(out: Path, label: str, model: str, parent: str, weights: list[floa
         if m["metadata"]["inputs_sha256"] != fingerprint:
             raise SystemExit(f"{label}: the GAN model scored other inputs than its parent")
         methods[f"{model} (gan weight {a:g})"] = _measures(m["results"][CONDITION]["gan"])
+    dataset, _ = evaluation_data(evaluation_config(task), **data)
+    clean = torch.stack([dataset[i][0] for i in range(len(dataset))])
     return {"n_images": base["metadata"]["n_images"], "inputs_sha256": fingerprint, "methods": methods,
-            "skipped": base["metadata"]["skipped"]}
+            "skipped": base["metadata"]["skipped"],
+            "clean_naturalness": round(float(np.nanmean(load_naturalness().score(clean))), 4)}
 
 
 def lesions(out: Path, model: str, parent: str, task: Config, images: int) -> dict:
@@ -88,7 +94,7 @@ def lesions(out: Path, model: str, parent: str, task: Config, images: int) -> di
                             for n, key in ((parent, parent), (model, f"{model}-1"))}
               for m in ("grad_ratio_in", "hf_ratio_box")}
 
-    dataset, _ = evaluation_data(task, split="test", max_images=images)
+    dataset, _ = evaluation_data(evaluation_config(task), split="test", max_images=images)
     masks = dataset_masks(dataset)
     picks = [i for i, m in enumerate(masks) if m is not None and bool(torch.as_tensor(m).any())][:4]
     clean = torch.stack([dataset[i][0] for i in picks])
@@ -134,9 +140,6 @@ def main() -> None:
     scores = {"condition": CONDITION, "model": args.model, "l1_parent": parent,
               "kvasir_test": score_set(args.out, "kvasir", args.model, parent, args.gan_weights, task,
                                        split="test", max_images=args.images)}
-    dataset, _ = evaluation_data(task, split="test", max_images=args.images)
-    clean = torch.stack([dataset[i][0] for i in range(len(dataset))])
-    scores["kvasir_test"]["clean_naturalness"] = round(float(np.nanmean(load_naturalness().score(clean))), 4)
     scores["lesions"] = lesions(args.out, args.model, parent, task, args.images)
     if args.centres:
         scores["centres"] = {c.name: score_set(args.out, c.name, args.model, parent, [0.5, 1.0], task,

@@ -28,5 +28,6 @@ def test_gan_scores_become_one_table_per_set_of_frames_and_the_figures_images():
     text = card_markdown({"name": "sharp", "config": {}, "parameters": 1, "weights_sha256": "x", "scores": scores})
     assert "| method | PSNR (dB) | SSIM | gradient energy ratio | HF power ratio | naturalness |" in text
     assert "| quality | 31.8 | 0.86 | 0.47 | 0.19 | 4.01 |" in text
+    assert "| the clean frames themselves |  |  |  |  | 2.14 |" in text
     assert "![lesions: parent | GAN | clean](../../docs/gan-lesions.png)" in text
     assert "inside_minus_outside_ci95: [-0.03, 0.05]" in text
