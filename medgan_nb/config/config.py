@@ -94,8 +94,8 @@ class Config:
     d_layers: int = 3                      # 3 -> the 70x70 PatchGAN
     d_input: str = "image"                 # what D sees of each image: "image" (pix2pix) or "detail" (x minus a
                                            # 1-pixel Gaussian blur of x: texture only; for GAN fine-tuning)
-    d_norm: str = "batch"                  # D's normalisation: "batch" (pix2pix), "none" or "spectral" (each conv
-                                           # divided by its largest singular value: bounds D's slope)
+    d_norm: str = "batch"                  # D's normalisation: "batch" (pix2pix), "none" or "spectral" (inner
+                                           # convs divided by their largest singular value: limits D's slope)
 
     # optimisation
     batch_size: int = 4

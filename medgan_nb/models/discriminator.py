@@ -12,9 +12,10 @@ term takes care of the low frequencies.
 ``detail=True`` shows D only the fine detail of both images, x - GaussianBlur(x, sigma = 1 px), times 4 (to about
 the images' range). ``norm`` is "batch" (pix2pix), "none" or "spectral". Without BatchNorm D no longer sees the
 all-real and the all-fake batch with separate per-batch statistics, which let it tell the batches apart without
-judging any one image. "spectral" divides each convolution's weight by its largest singular value (Miyato et al.
-2018, "Spectral Normalization for Generative Adversarial Networks"; Real-ESRGAN's discriminator uses it): D then
-changes its output by at most a fixed factor of a change in its input, which bounds the gradient it hands to G.
+judging any one image. "spectral" divides the weight of each inner convolution by its largest singular value
+(Miyato et al. 2018, "Spectral Normalization for Generative Adversarial Networks"); as in Real-ESRGAN's
+discriminator the first and the last convolution stay plain, so D can still scale its input and its logits, while
+the normalised layers limit how fast its slope, and with it the gradient it hands to G, can grow.
 Fine-tuning a PSNR-trained generator, the clean frames and its outputs differ mostly in texture, under image
 content that varies far more: with both options a D learnt to tell them apart on frames it had not trained on,
 with either one alone it did not; without a bound on D's slope, fine-tunes ran stably for a while and then D
@@ -42,11 +43,11 @@ class PatchDiscriminator(nn.Module):
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         self.detail = detail
 
-        def conv(cin: int, cout: int, stride: int) -> nn.Module:
+        def conv(cin: int, cout: int, stride: int) -> nn.Module:      # an inner convolution
             layer = nn.Conv2d(cin, cout, 4, stride, 1, bias=False)
             return spectral_norm(layer) if norm == "spectral" else layer
 
-        layers: list[nn.Module] = [conv(2 * in_ch, base_ch, 2), nn.LeakyReLU(0.2, True)]
+        layers: list[nn.Module] = [nn.Conv2d(2 * in_ch, base_ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         width = base_ch
         for i in range(1, n_layers + 1):
             new_width = base_ch * min(2**i, 8)
@@ -54,7 +55,7 @@ class PatchDiscriminator(nn.Module):
             layers += [conv(width, new_width, stride),
                        nn.BatchNorm2d(new_width) if norm == "batch" else nn.Identity(), nn.LeakyReLU(0.2, True)]
             width = new_width
-        layers.append(conv(width, 1, 1))
+        layers.append(nn.Conv2d(width, 1, 4, 1, 1, bias=False))
         self.model = nn.Sequential(*layers)
 
     def forward(self, degraded: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
