@@ -141,7 +141,8 @@ def gan_card_scores(gan: dict) -> dict:
                 {"method": "the clean frames themselves", "naturalness": scored["clean_naturalness"]}]
     centres = gan.get("centres", {})
     kvasir = gan["kvasir_test"]
-    return {"gan": {"condition": gan["condition"], "l1_parent": gan["l1_parent"], "kvasir_test_frames": kvasir["n_images"],
+    return {"gan": {"condition": gan["condition"], "l1_parent": gan["l1_parent"],
+                    "kvasir_test_frames": kvasir["n_images"],
                     **{f"{c}_report_half_frames": v["n_images"] for c, v in centres.items()}},
             "gan_kvasir_test": rows(kvasir), **{f"gan_centre_{c}": rows(v) for c, v in centres.items()},
             "gan_lesions": gan["lesions"],

@@ -208,7 +208,8 @@ def _lesion_tables(lesions: dict | None) -> list[str]:
              "bounding box (a spectrum needs a rectangle). Per image: lesions.csv.", ""]
     for cond, methods in lesions.items():
         rows = [(m, fmt(s["psnr_in_mean"], ".2f"), fmt(s["ssim_in_mean"], ".3f"), fmt(s["psnr_out_mean"], ".2f"),
-                 fmt(s["ssim_out_mean"], ".3f"), fmt(s["grad_ratio_in_mean"], ".2f"), fmt(s["hf_ratio_box_mean"], ".2f"),
+                 fmt(s["ssim_out_mean"], ".3f"), fmt(s["grad_ratio_in_mean"], ".2f"),
+                 fmt(s["hf_ratio_box_mean"], ".2f"),
                  s["n_in"]) for m, s in methods.items()]
         lines += [f"### {cond}", "", markdown_table(("method", "PSNR inside (dB)", "SSIM inside", "PSNR outside (dB)",
                                                      "SSIM outside", "gradient energy inside", "HF power (box)",

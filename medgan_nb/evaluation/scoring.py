@@ -5,8 +5,8 @@
   PSNR (dB, capped at `medgan_nb.metrics.PSNR_CAP`) and SSIM, with the sharpness ratios against the clean image
   (`medgan_nb.sharpness`: what PSNR hides) and the naturalness score (`medgan_nb.naturalness`, no reference,
   lower is more natural; NaN where an image is too small for its patches), each method timed; with lesion masks also
-  inside and outside each mask, and the detail kept on each lesion. Returns `Scores`, whose ``inputs_sha256`` fingerprints the keys, clean and degraded images,
-  so two evaluations can prove that they scored the same inputs.
+  inside and outside each mask, and the detail kept on each lesion. Returns `Scores`, whose ``inputs_sha256``
+  fingerprints the keys, clean and degraded images, so two evaluations can prove that they scored the same inputs.
 - `aggregate`, `aggregate_lesions`: mean, std and ms per image per condition and method.
 
 Rows are plain tuples (`Row`, `LesionRow`), written as CSV by `medgan_nb.evaluation.core.write_results`.
