@@ -9,7 +9,8 @@ condition, no guard. The measures: PSNR, the gradient-energy and high-frequency 
 frames (`medgan_nb.sharpness`, 1.0 = as sharp as the truth) and the naturalness score (`medgan_nb.naturalness`,
 lower = more natural). The time axis is the run's own CPU time (val.csv's ``cpu_s``, summed over resumed chunks),
 in minutes. The starting point (the run's ``init_generator``, epoch 0) is scored too. Writes curve.json and
-curve.png into `--out` (a new folder).
+curve.png into `--out` (a new folder); ``--add`` draws the curves of earlier calls beside them without scoring them
+again.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from medgan_nb.utils.files import refuse_existing
 
 CONDITION = "blur_noise"
 MEASURES = ("psnr_mean", "grad_ratio_mean", "hf_ratio_mean", "naturalness_mean")
+PSNR_RANGE = 1.5              # dB below the start that the PSNR axis shows (the goal allows at most 1.5 dB)
 
 
 def score(cfg: Config, images: int, checkpoint: Path | None = None, model: str | None = None) -> dict:
@@ -52,18 +54,30 @@ def curve(run: Path, data: str, images: int) -> list[dict]:
 
 
 def plot(curves: dict[str, list[dict]], path: Path) -> None:
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for name, points in curves.items():
+    """One colour per run (sharpness: gradient energy solid, HF power dashed). The axes end at the range of a
+    stable fine-tune; the epochs of a collapse (PSNR many dB down) leave the plot, marked by an arrow."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for (name, points), colour in zip(curves.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
         x = [p["cpu_min"] for p in points]
-        axes[0].plot(x, [p["psnr_mean"] for p in points], "o-", label=name)
-        axes[1].plot(x, [p["grad_ratio_mean"] for p in points], "o-", label=f"{name}: gradient energy")
-        axes[1].plot(x, [p["hf_ratio_mean"] for p in points], "s--", label=f"{name}: HF power")
-        axes[2].plot(x, [p["naturalness_mean"] for p in points], "o-", label=name)
+        axes[0].plot(x, [p["psnr_mean"] for p in points], "o-", color=colour, label=name)
+        axes[1].plot(x, [p["grad_ratio_mean"] for p in points], "o-", color=colour, label=f"{name}: gradient energy")
+        axes[1].plot(x, [p["hf_ratio_mean"] for p in points], "s--", color=colour, label=f"{name}: HF power")
+        axes[2].plot(x, [p["naturalness_mean"] for p in points], "o-", color=colour, label=name)
+        start = points[0]["psnr_mean"]
+        for p in points:
+            if p["psnr_mean"] < start - PSNR_RANGE:
+                axes[0].annotate("", (p["cpu_min"], start - PSNR_RANGE), xytext=(p["cpu_min"], start - 0.8 * PSNR_RANGE),
+                                 arrowprops={"arrowstyle": "->", "color": colour})
+    start = min(points[0]["psnr_mean"] for points in curves.values())
+    axes[0].set_ylim(start - PSNR_RANGE, start + 0.3)
+    axes[1].set_ylim(0, 1.6)
+    axes[2].set_ylim(2, 6)
     axes[1].axhline(1.0, color="grey", lw=0.8)
-    for ax, title in zip(axes, ("PSNR (dB)", "sharpness vs clean (1 = as sharp)", "naturalness (lower: more natural)")):
-        ax.set_title(title)
+    for ax, title in zip(axes, ("PSNR (dB; arrows: collapsed, off the axis)", "sharpness vs clean (1 = as sharp)",
+                                "naturalness (lower: more natural)")):
+        ax.set_title(title, fontsize=10)
         ax.set_xlabel("CPU minutes of the fine-tune")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6)
     fig.suptitle(f"GAN fine-tuning on the validation split ({CONDITION}, 256²)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -72,13 +86,18 @@ def plot(curves: dict[str, list[dict]], path: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("runs", type=Path, nargs="+")
+    p.add_argument("runs", type=Path, nargs="*")
     p.add_argument("--data", required=True, help="the data set's folder (Kvasir-SEG: its validation split is used)")
     p.add_argument("--images", type=int, default=48)
     p.add_argument("--out", type=Path, required=True, help="a new folder for curve.json and curve.png")
+    p.add_argument("--add", type=Path, nargs="+", default=[],
+                   help="curve.json files of earlier calls (same --data and --images) to draw beside these runs")
     args = p.parse_args()
+    if not (args.runs or args.add):
+        p.error("give runs to score, or --add curve.json files to draw")
     refuse_existing([args.out], "choose another --out")
-    curves = {run.name: curve(run, args.data, args.images) for run in args.runs}
+    curves = {name: points for path in args.add for name, points in json.loads(path.read_text()).items()}
+    curves.update({run.name: curve(run, args.data, args.images) for run in args.runs})
     args.out.mkdir(parents=True)
     (args.out / "curve.json").write_text(json.dumps(curves, indent=1) + "\n")
     plot(curves, args.out / "curve.png")

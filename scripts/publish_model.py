@@ -196,7 +196,7 @@ def update_speed(name: str) -> None:
     cfg = Config.from_dict(card["config"])                   # the training record, not load_model's user view
     scores = with_headline({**card["scores"], "speed": speed(name)})
     fields = {k: card[k] for k in ("summary", "default", "guard", "training", "reference", "limitations",
-                                   "intended_use")}
+                                   "intended_use", "l1_parent")}
     save_model(generator, cfg, name, {**fields, "scores": scores}, overwrite=True)
     print(json.dumps(scores["speed"], indent=2))
 
@@ -236,7 +236,9 @@ def recipe(cfg: Config) -> str:
     common = (f"Adam lr {cfg.lr_g:g} betas ({cfg.beta1}, {cfg.beta2}), EMA {cfg.ema_decay}, random {cfg.image_size}² "
               f"crops at ×1-×2 of the 256² test scale, batch {cfg.batch_size}, residual output")
     if cfg.lambda_adv > 0:
-        return f"GAN fine-tuning: lambda_adv {cfg.lambda_adv}, {loss} weight {cfg.lambda_l1}, {common}"
+        return (f"GAN fine-tuning: lambda_adv {cfg.lambda_adv}, {loss} weight {cfg.lambda_l1}, {common}; D: PatchGAN of "
+                f"{cfg.d_layers} layers, {cfg.d_base_channels} base channels, input {cfg.d_input}, norm {cfg.d_norm}, "
+                f"Adam lr {cfg.lr_d:g}")
     return f"{loss} only (lambda_adv = 0: PSNR-oriented), {common}" + (
         f"; lr falling linearly to 0 over {cfg.epochs} epochs" if cfg.lr_decay_start == 0 else "")
 
