@@ -37,9 +37,9 @@ RESTORE_RECIPE = dict(image_size=128, frame_size=256, train_crop="random", cache
 REALTIME_UNET = dict(generator="unet", residual=True, depth=5, base_channels=16, max_channels=128)
 QUALITY_NAFNET = dict(generator="nafnet", residual=True, base_channels=24, depth=3, stem=2, blocks=1)
 # GAN fine-tuning of a shipped L1 model (ESRGAN's two stages): the conditional PatchGAN loss next to L1, D shown
-# only the fine detail of the images and without BatchNorm (only then did a D learn something that held on frames
-# it had not seen: docs/training.md), its inner layers spectrally normalised (they delayed, not prevented, the
-# collapse that ended every run so far after 12-20 stable epochs: hence 20 epochs, a checkpoint every 2, chosen with
+# only the fine detail of the images and without BatchNorm (only then did a D learn something that held on frames it
+# had not seen: docs/training.md), its inner layers spectrally normalised (that delayed, not prevented, the collapse
+# that ended every run whose D learnt, after 12-21 stable epochs: hence 20 epochs, a checkpoint every 2, chosen with
 # scripts/gan_curve.py), no EMA (it would average the fine-tune away), Adam with beta1 = 0.5 as in pix2pix, a
 # constant learning rate.
 GAN_FINETUNE = dict(lambda_adv=0.1, lambda_l1=1.0, d_input="detail", d_norm="spectral", ema_decay=0.0, lr_g=1e-4,
