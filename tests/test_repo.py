@@ -15,6 +15,15 @@ def test_committed_notebooks_have_no_outputs():
     assert not dirty, f"strip outputs before committing: {dirty}"
 
 
+def test_every_notebook_cell_has_a_unique_id():
+    """nbformat 4.5 requires cell ids (a cell added by a script without one is a validation warning today and
+    an error in later nbformat versions)."""
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = json.loads(path.read_text())
+        ids = [c.get("id") for c in nb["cells"]]
+        assert None not in ids and len(set(ids)) == len(ids), path.name
+
+
 def test_readme_quick_start_matches_makefile_and_ci():
     readme = (ROOT / "README.md").read_text()
     quick = readme.split("## Quick start", 1)[1].split("##", 1)[0]
