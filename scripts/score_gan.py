@@ -94,12 +94,13 @@ def lesions(out: Path, model: str, parent: str, task: Config, images: int) -> di
                             for n, key in ((parent, parent), (model, f"{model}-1"))}
               for m in ("grad_ratio_in", "hf_ratio_box")}
 
-    dataset, _ = evaluation_data(evaluation_config(task), split="test", max_images=images)
+    scored = evaluation_config(task)                 # the evaluation's images and per-image degradations
+    dataset, _ = evaluation_data(scored, split="test", max_images=images)
     masks = dataset_masks(dataset)
     picks = [i for i, m in enumerate(masks) if m is not None and bool(torch.as_tensor(m).any())][:4]
     clean = torch.stack([dataset[i][0] for i in picks])
     keys = [dataset[i][1] for i in picks]
-    degraded = Degradation(task.replace(**GOAL_CONDITIONS[CONDITION]))(clean, keys=keys).image
+    degraded = Degradation(scored.replace(**GOAL_CONDITIONS[CONDITION]))(clean, keys=keys).image
     outputs = {name: run_gan(load_model(name)[0], degraded, "cpu")[0] for name in (parent, model)}
     fig = lesion_comparison_figure(clean, outputs, [masks[i] for i in picks], keys)
     fig.savefig(out / "lesions.png", dpi=110)
