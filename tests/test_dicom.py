@@ -299,3 +299,13 @@ def test_read_series_groups_synthetic_series(tmp_path):
     (tmp_path / "x6").write_bytes((tmp_path / "x1").read_bytes()[:300])
     with pytest.raises(DicomError, match="x6"):                         # a damaged file is not skipped
         read_series(tmp_path)
+
+
+def test_a_training_folder_skips_files_without_pixels_as_read_series_does(tmp_path, caplog):
+    from medgan_nb.data import folder_slices
+    shutil.copy(get_testdata_file("CT_small.dcm"), tmp_path / "ct.dcm")
+    shutil.copy(DIRTESTS / "DICOMDIR", tmp_path / "DICOMDIR")      # no pixel data
+    with caplog.at_level("INFO", logger="medgan_nb.data.scans"):
+        slices = folder_slices(tmp_path, "ct", "train", 64, (1.0, 0.0, 0.0))
+    assert len(slices) == 1 and slices[0].image.shape == (64, 64)
+    assert any("DICOMDIR" in r.getMessage() and "skipped" in r.getMessage() for r in caplog.records)

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from ..config.config import Config
 from ..degrade.acquisition import CT_WINDOW, ModalityDegradation
 from ..utils.seeding import seed_for
-from .dicom import DicomError, DicomImage, list_dicom, read_dicom
+from .dicom import DicomError, DicomImage, NoPixelDataError, list_dicom, read_dicom
 
 log = logging.getLogger(__name__)
 
@@ -193,11 +193,17 @@ def sample_slices(modality: str, split: str, scan_size: int) -> list[Slice]:
 
 def folder_slices(folder: str | Path, modality: str, split: str, scan_size: int,
                   ratios: tuple[float, float, float]) -> list[Slice]:
-    """The slices of one split of a folder of DICOM files (e.g. TCIA series), split by SeriesInstanceUID."""
+    """The slices of one split of a folder of DICOM files (e.g. TCIA series), split by SeriesInstanceUID. Files
+    without pixel data (DICOMDIR, reports) are skipped with a log line, as by `read_series`; any other bad file
+    raises."""
     from .splits import split_of
     out: list[Slice] = []
     for path in list_dicom(folder):
-        image = read_dicom(path)
+        try:
+            image = read_dicom(path)
+        except NoPixelDataError as e:
+            log.info("skipped: %s", e)
+            continue
         found = MODALITY_OF_DICOM.get(image.modality)
         if found != modality:
             log.info("%s: modality %s, not %s: left out", path, image.modality, modality)
