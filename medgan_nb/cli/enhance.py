@@ -53,7 +53,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="also write each input's relative path into its output PNG's metadata (off by default: "
                          "file names often hold patient identifiers; the input's SHA-256 is always written and "
                          "the local audit.jsonl always keeps the path)")
-    en.add_argument("--skip-bad", action="store_true", help="skip unreadable images (counted) instead of stopping")
+    en.add_argument("--skip-bad", action="store_true",
+                    help="skip unreadable images and DICOM files of another modality than the model's (counted) "
+                         "instead of stopping")
     en.add_argument("--tile", type=int, default=512, help="tile size for large images (default 512)")
     en.add_argument("--no-guard", action="store_true", help=GUARD_HELP)
     en.add_argument("--device", default="auto")

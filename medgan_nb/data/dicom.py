@@ -159,14 +159,20 @@ def sort_slices(images: list[DicomImage]) -> list[DicomImage]:
 
 
 # ----------------------------------------------------------------- decoding
-def _parse(path: Path) -> Dataset:
+def read_header(path: str | Path) -> Dataset:
+    """One DICOM file's header, without its pixel data (cheap: to check many files before reading any image);
+    `DicomError` as `read_dicom`'s parsing step."""
+    return _parse(Path(path), stop_before_pixels=True)
+
+
+def _parse(path: Path, stop_before_pixels: bool = False) -> Dataset:
     """The parsed file; `DicomError` when it is missing, not DICOM, or cannot be parsed."""
     if not path.is_file():
         raise DicomError(f"{path}: no such file")
     if not is_dicom(path):
         raise DicomError(f"{path}: not a DICOM file (no 'DICM' marker at byte {_PREAMBLE})")
     try:
-        return pydicom.dcmread(path)
+        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
     except Exception as e:                    # pydicom raises many types on damaged files
         raise DicomError(f"{path}: cannot parse the DICOM file, it may be truncated or corrupt "
                          f"({type(e).__name__}: {e})") from e

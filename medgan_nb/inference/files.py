@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..data.decode import IMAGE_EXTENSIONS, ImageLoadError, decode_image, list_images
-from ..data.dicom import DicomImage, is_dicom, list_dicom, read_dicom
+from ..data.dicom import DicomError, DicomImage, is_dicom, list_dicom, read_dicom, read_header
 from ..data.dicom_write import write_derived
 from ..models.build import resolve_device
 from ..models.checkpoint import checkpoint_path, load_generator
@@ -123,17 +123,41 @@ def enhance_dicom(generator: torch.nn.Module, image: DicomImage, modality: str, 
                            "pixels_passed_through": int((~inside).sum())}
 
 
-def _check_modality(src: Path, image: DicomImage, model_modality: str) -> str:
-    """The medgan_nb modality of a DICOM image, which must be the one the model was trained on."""
+class WrongModalityError(DicomError):
+    """A DICOM file of another modality than the model's (or of one no model here handles)."""
+
+
+def _check_modality(src: Path, dicom_modality: str, model_modality: str) -> str:
+    """The medgan_nb modality of a DICOM file's Modality, which must be the one the model was trained on;
+    `WrongModalityError` otherwise."""
     from ..data.scans import MODALITY_OF_DICOM
-    modality = MODALITY_OF_DICOM.get(image.modality)
+    modality = MODALITY_OF_DICOM.get(dicom_modality)
     if modality is None:
-        raise ValueError(f"{src}: DICOM modality {image.modality!r} has no model here (CT, MR, CR, DX only)")
+        raise WrongModalityError(f"{src}: DICOM modality {dicom_modality!r} has no model here (CT, MR, CR, DX only)")
     if modality != model_modality:
-        raise ValueError(f"{src} is a {image.modality} image but the model was trained on {model_modality}; "
-                         f"use a {modality} model: python -m medgan_nb train --preset {modality}, then "
-                         f"enhance --checkpoint output/runs/<run>")
+        raise WrongModalityError(f"{src} is a {dicom_modality} image but the model was trained on {model_modality}; "
+                                 f"use a {modality} model: python -m medgan_nb train --preset {modality}, then "
+                                 f"enhance --checkpoint output/runs/<run>")
     return modality
+
+
+def _check_dicom_inputs(jobs: list[tuple[Path, str, Path]], model_modality: str,
+                        on_error: str) -> list[tuple[Path, str, Path]]:
+    """Every DICOM input's header and modality, before anything is written: the first bad one raises
+    (``on_error="raise"``), or each is logged and left out (``"skip"``); returns the jobs to run."""
+    kept = []
+    for job in jobs:
+        src, _, dst = job
+        if dst.suffix == ".dcm":
+            try:
+                _check_modality(src, str(read_header(src).get("Modality", "")), model_modality)
+            except DicomError as e:
+                if on_error == "raise":
+                    raise
+                log.warning("skipped: %s", e)
+                continue
+        kept.append(job)
+    return kept
 
 
 def _write_dicom_job(generator: torch.nn.Module, src: Path, dst: Path, image: DicomImage, model_modality: str,
@@ -142,7 +166,7 @@ def _write_dicom_job(generator: torch.nn.Module, src: Path, dst: Path, image: Di
     """Enhance one DICOM file: the derived DICOM at `dst`, a 16-bit PNG of its first slice beside it; returns
     the audit log's record of both."""
     import pydicom
-    modality = _check_modality(src, image, model_modality)
+    modality = _check_modality(src, image.modality, model_modality)
     enhanced, pictures, record = enhance_dicom(generator, image, modality, tile=tile, device=device)
     write_derived(image, enhanced, dst, weights_sha256=sha256, model_name=model_name, overwrite=True)
     png = dst.with_suffix(".png")
@@ -216,8 +240,9 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
     logged in ``out_dir/audit.jsonl``.
 
     Existing outputs raise `FileExistsError` before any work unless ``overwrite=True``. An unreadable input
-    raises `ImageLoadError` (``on_error="raise"``) or is logged, counted and left out (``"skip"``). A
-    checkpoint that is not ours raises `CheckpointError`.
+    raises `ImageLoadError` (``on_error="raise"``) or is logged, counted and left out (``"skip"``); so does a
+    DICOM file of another modality than the model's (`WrongModalityError`), and every DICOM header is checked
+    before the first output is written. A checkpoint that is not ours raises `CheckpointError`.
 
     The weights: `checkpoint` (a file or run folder), `model` (a shipped model's name,
     `medgan_nb.models.zoo`) or `generator` (already loaded), at most one of them; with none, the
@@ -244,9 +269,10 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
                         gan_weight, tile=tile, label=label, record_source_name=record_source_name)
     log.info("enhancing %d image(s) with %s (sha256 %s…) on %s (%s)", len(jobs),
              run.checkpoint_file or f"model {run.model_name}", run.checkpoint_sha256[:12], run.device, run.backend)
+    checked = _check_dicom_inputs(jobs, run.modality, on_error)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    for src, rel, dst in tqdm(jobs, desc="enhancing", unit="img", disable=quiet):
+    for src, rel, dst in tqdm(checked, desc="enhancing", unit="img", disable=quiet):
         source = _read(src, dst, on_error)
         if source is not None:
             record = _enhance_file(run, src, rel, dst, source)
@@ -255,7 +281,8 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
             written.append(dst)
 
     if len(written) < len(jobs):
-        log.warning("skipped %d of %d input file(s) that cannot be read", len(jobs) - len(written), len(jobs))
+        log.warning("skipped %d of %d input file(s) that cannot be read or do not fit the model",
+                    len(jobs) - len(written), len(jobs))
     log.info("wrote %d image(s) to %s; audit log %s", len(written), out_dir, out_dir / AUDIT_LOG)
     return written
 
