@@ -301,11 +301,40 @@ def test_read_series_groups_synthetic_series(tmp_path):
         read_series(tmp_path)
 
 
-def test_a_training_folder_skips_files_without_pixels_as_read_series_does(tmp_path, caplog):
+def test_a_training_folder_skips_files_without_pixels_and_localizers(tmp_path, caplog):
     from medgan_nb.data import folder_slices
     shutil.copy(get_testdata_file("CT_small.dcm"), tmp_path / "ct.dcm")
     shutil.copy(DIRTESTS / "DICOMDIR", tmp_path / "DICOMDIR")      # no pixel data
+    shutil.copy(DIRTESTS / "98892001" / "CT2N" / "6924", tmp_path / "scout.dcm")     # a CT localizer
     with caplog.at_level("INFO", logger="medgan_nb.data.scans"):
         slices = folder_slices(tmp_path, "ct", "train", 64, (1.0, 0.0, 0.0))
     assert len(slices) == 1 and slices[0].image.shape == (64, 64)
     assert any("DICOMDIR" in r.getMessage() and "skipped" in r.getMessage() for r in caplog.records)
+    assert any("scout.dcm: a CT localizer" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({}, None),
+    ({"ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"]}, "CT localizer"),
+    ({"RescaleType": "US"}, "not Hounsfield units (RescaleType 'US'"),
+    ({"RescaleType": "HU"}, None),
+    ({"Modality": "DX", "PresentationIntentType": "FOR PROCESSING"}, "raw detector data"),
+    ({"Modality": "DX", "PresentationIntentType": "FOR PRESENTATION"}, None),
+])
+def test_kind_problem_names_images_that_are_not_what_the_models_learnt(change, problem):
+    from medgan_nb.data.dicom import kind_problem
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"), stop_before_pixels=True)
+    for keyword, value in change.items():
+        setattr(ds, keyword, value)
+    found = kind_problem(ds)
+    assert found is None if problem is None else problem in found
+
+
+def test_the_perfusion_map_among_the_sample_scans_is_not_ct_in_hu():
+    from medgan_nb.data import sample_scan_path
+    from medgan_nb.data.dicom import kind_problem, read_header
+    try:
+        path = sample_scan_path("eCT_Supplemental.dcm")
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    assert "RescaleType 'US'; ImageType DERIVED/PRIMARY/PERFUSION/RCBF" in kind_problem(read_header(path))

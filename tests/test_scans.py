@@ -14,7 +14,7 @@ from medgan_nb.data import default_dataset, read_dicom
 from medgan_nb.degrade import ModalityDegradation, kspace, mri_acquire, mri_degrade, tv_reconstruction
 from medgan_nb.evaluation import evaluate_scans, markdown, methods_for, run_model
 from medgan_nb.inference import enhance
-from medgan_nb.inference.files import WrongModalityError
+from medgan_nb.inference.files import UnsuitableDicomError
 from medgan_nb.models import load_generator
 from medgan_nb.training import train
 
@@ -185,19 +185,23 @@ def test_enhance_dicom_refuses_another_modality(tmp_path):
     assert not (tmp_path / "out" / "mr.dcm").exists()
 
 
-def test_enhance_checks_every_dicom_modality_before_writing_and_skips_under_skip_bad(tmp_path, caplog):
+def test_enhance_checks_every_dicom_input_before_writing_and_skips_under_skip_bad(tmp_path, caplog):
     folder = tmp_path / "in"
     folder.mkdir()
     for name, source in (("a_ct.dcm", "CT_small.dcm"), ("b_mr.dcm", "MR_small.dcm"), ("c_ct.dcm", "CT_small.dcm")):
         (folder / name).write_bytes(Path(get_testdata_file(source)).read_bytes())
+    scout = Path(pydicom.data.__file__).parent / "test_files" / "dicomdirtests" / "98892001" / "CT2N" / "6924"
+    (folder / "d_scout.dcm").write_bytes(scout.read_bytes())          # a CT localizer
     checkpoint = _ct_checkpoint(tmp_path)
-    with pytest.raises(WrongModalityError, match="b_mr.dcm is a MR image but the model was trained on ct"):
+    with pytest.raises(UnsuitableDicomError, match="b_mr.dcm is a MR image but the model was trained on ct"):
         enhance(folder, tmp_path / "out", checkpoint, quiet=True)
     assert not (tmp_path / "out").exists()              # a_ct.dcm, before it, was not written either
     with caplog.at_level("WARNING", logger="medgan_nb.inference.files"):
         written = enhance(folder, tmp_path / "out", checkpoint, quiet=True, on_error="skip")
     assert written == [tmp_path / "out" / "a_ct.dcm", tmp_path / "out" / "c_ct.dcm"]
-    assert any("skipped 1 of 3 input file(s)" in r.getMessage() for r in caplog.records)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("skipped 2 of 4 input file(s)" in m for m in messages)
+    assert any("d_scout.dcm: a CT localizer (scout view)" in m for m in messages)
     assert len((tmp_path / "out" / "audit.jsonl").read_text().splitlines()) == 2
 
 

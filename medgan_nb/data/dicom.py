@@ -228,6 +228,27 @@ def _functional(ds: Dataset, sequence: str, keyword: str) -> Any:
     return None
 
 
+def kind_problem(ds: Dataset) -> str | None:
+    """Why a DICOM image of a modality the models know is still not what they were trained on, or None.
+
+    CT: a localizer (scout view: ImageType value 3 LOCALIZER), or values that are not Hounsfield units
+    (RescaleType other than HU, e.g. the "US" of a perfusion map in ml/100ml/s). X-ray (CR, DX): raw detector
+    data (PresentationIntentType FOR PROCESSING; the models learnt from display images). MR: none known.
+    """
+    modality = str(ds.get("Modality", ""))
+    kind = [str(v).strip().upper() for v in (ds.get("ImageType") or [])]
+    if modality == "CT":
+        if len(kind) > 2 and kind[2] == "LOCALIZER":
+            return "a CT localizer (scout view), not a cross-sectional image"
+        units = _functional(ds, "PixelValueTransformationSequence", "RescaleType")
+        if units not in (None, "") and str(units).strip().upper() != "HU":
+            return (f"its values are not Hounsfield units (RescaleType {str(units).strip()!r}; ImageType "
+                    f"{'/'.join(kind)})")
+    if modality in ("CR", "DX") and str(ds.get("PresentationIntentType", "")).upper() == "FOR PROCESSING":
+        return "raw detector data (PresentationIntentType FOR PROCESSING), not an image for display"
+    return None
+
+
 def rescale_of(ds: Dataset, path: Path) -> tuple[float, float]:
     """(slope, intercept) of the modality rescale; (1, 0) when absent. A rescale given only frame by
     frame is refused rather than ignored (ignoring it would give wrong HU without a word)."""

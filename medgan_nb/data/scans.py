@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from ..config.config import Config
 from ..degrade.acquisition import CT_WINDOW, ModalityDegradation
 from ..utils.seeding import seed_for
-from .dicom import DicomError, DicomImage, NoPixelDataError, list_dicom, read_dicom
+from .dicom import DicomError, DicomImage, NoPixelDataError, kind_problem, list_dicom, read_dicom
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +207,10 @@ def folder_slices(folder: str | Path, modality: str, split: str, scan_size: int,
         found = MODALITY_OF_DICOM.get(image.modality)
         if found != modality:
             log.info("%s: modality %s, not %s: left out", path, image.modality, modality)
+            continue
+        problem = kind_problem(image.dataset)
+        if problem:
+            log.warning("%s: %s: left out", path, problem)
             continue
         if split_of(image.series_instance_uid, ratios) == split:
             out += slices_of(image.slices, _spacing(image), modality, path.name, scan_size)

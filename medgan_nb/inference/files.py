@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..data.decode import IMAGE_EXTENSIONS, ImageLoadError, decode_image, list_images
-from ..data.dicom import DicomError, DicomImage, is_dicom, list_dicom, read_dicom, read_header
+from ..data.dicom import DicomError, DicomImage, is_dicom, kind_problem, list_dicom, read_dicom, read_header
 from ..data.dicom_write import write_derived
 from ..models.build import resolve_device
 from ..models.checkpoint import checkpoint_path, load_generator
@@ -123,19 +123,20 @@ def enhance_dicom(generator: torch.nn.Module, image: DicomImage, modality: str, 
                            "pixels_passed_through": int((~inside).sum())}
 
 
-class WrongModalityError(DicomError):
-    """A DICOM file of another modality than the model's (or of one no model here handles)."""
+class UnsuitableDicomError(DicomError):
+    """A DICOM file the model cannot be applied to: another modality than the model's (or one no model here
+    handles), or not the kind of image it was trained on (`medgan_nb.data.dicom.kind_problem`)."""
 
 
 def _check_modality(src: Path, dicom_modality: str, model_modality: str) -> str:
     """The medgan_nb modality of a DICOM file's Modality, which must be the one the model was trained on;
-    `WrongModalityError` otherwise."""
+    `UnsuitableDicomError` otherwise."""
     from ..data.scans import MODALITY_OF_DICOM
     modality = MODALITY_OF_DICOM.get(dicom_modality)
     if modality is None:
-        raise WrongModalityError(f"{src}: DICOM modality {dicom_modality!r} has no model here (CT, MR, CR, DX only)")
+        raise UnsuitableDicomError(f"{src}: DICOM modality {dicom_modality!r} has no model here (CT, MR, CR, DX only)")
     if modality != model_modality:
-        raise WrongModalityError(f"{src} is a {dicom_modality} image but the model was trained on {model_modality}; "
+        raise UnsuitableDicomError(f"{src} is a {dicom_modality} image but the model was trained on {model_modality}; "
                                  f"use a {modality} model: python -m medgan_nb train --preset {modality}, then "
                                  f"enhance --checkpoint output/runs/<run>")
     return modality
@@ -143,14 +144,19 @@ def _check_modality(src: Path, dicom_modality: str, model_modality: str) -> str:
 
 def _check_dicom_inputs(jobs: list[tuple[Path, str, Path]], model_modality: str,
                         on_error: str) -> list[tuple[Path, str, Path]]:
-    """Every DICOM input's header and modality, before anything is written: the first bad one raises
+    """Every DICOM input's header, modality and kind, before anything is written: the first bad one raises
     (``on_error="raise"``), or each is logged and left out (``"skip"``); returns the jobs to run."""
     kept = []
     for job in jobs:
         src, _, dst = job
         if dst.suffix == ".dcm":
             try:
-                _check_modality(src, str(read_header(src).get("Modality", "")), model_modality)
+                header = read_header(src)
+                _check_modality(src, str(header.get("Modality", "")), model_modality)
+                problem = kind_problem(header)
+                if problem:
+                    raise UnsuitableDicomError(f"{src}: {problem}; the model would treat it as an ordinary "
+                                               f"{model_modality} image")
             except DicomError as e:
                 if on_error == "raise":
                     raise
@@ -241,8 +247,9 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
 
     Existing outputs raise `FileExistsError` before any work unless ``overwrite=True``. An unreadable input
     raises `ImageLoadError` (``on_error="raise"``) or is logged, counted and left out (``"skip"``); so does a
-    DICOM file of another modality than the model's (`WrongModalityError`), and every DICOM header is checked
-    before the first output is written. A checkpoint that is not ours raises `CheckpointError`.
+    DICOM file of another modality than the model's or of another kind (a CT localizer, a parametric map, raw
+    X-ray data: `UnsuitableDicomError`), and every DICOM header is checked before the first output is written.
+    A checkpoint that is not ours raises `CheckpointError`.
 
     The weights: `checkpoint` (a file or run folder), `model` (a shipped model's name,
     `medgan_nb.models.zoo`) or `generator` (already loaded), at most one of them; with none, the
