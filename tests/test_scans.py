@@ -56,6 +56,13 @@ def test_splits_never_share_a_scan_region():
         assert {"train", "val", "test"} <= set(seen.values()), modality
 
 
+def test_every_sample_scan_is_the_kind_of_image_its_models_learn():
+    from medgan_nb.data.dicom import kind_problem, read_header
+    for scan in data_scans.SAMPLE_SCANS:
+        if scan.file is not None:
+            assert kind_problem(read_header(data_scans.sample_scan_path(scan.file))) is None, scan.name
+
+
 def test_ct_reference_is_the_noiseless_reconstruction():
     s = data_scans.sample_slices("ct", "test", 64)[0]                      # CT_small.dcm at 64²
     inside = np.ones_like(s.image, dtype=bool)

@@ -63,7 +63,7 @@ class Scan:
 
 
 SAMPLE_SCANS: tuple[Scan, ...] = (
-    Scan("ct_head", "ct", "693_UNCR.dcm", "train", "head CT, 512², 5 mm slice (pydicom-data)"),
+    Scan("ct_head", "ct", "693_UNCR.dcm", "train", "head CT, 512², 5 mm slice (pydicom-data)", (0.0, 0.75)),
     Scan("ct_skull_base", "ct", "J2K_pixelrep_mismatch.dcm", "train", "head CT at the skull base, 512² (pydicom)",
          compressed=True),
     Scan("ct_abdomen", "ct", "explicit_VR-UN.dcm", "train", "abdominal CT, 512², from TCIA (pydicom-data)",
@@ -71,7 +71,7 @@ SAMPLE_SCANS: tuple[Scan, ...] = (
     Scan("ct_neck", "ct", "bad_sequence.dcm", "train", "CT of a cervical vertebra, 512² (pydicom-data)",
          compressed=True),
     Scan(PHANTOM, "ct", None, "train", "Shepp-Logan phantom, 400² (scikit-image), mapped to HU"),
-    Scan("ct_brain", "ct", "eCT_Supplemental.dcm", "val", "enhanced CT of the brain, 2 frames of 512² (pydicom-data)"),
+    Scan("ct_head_val", "ct", "693_UNCR.dcm", "val", "the head CT's bottom quarter of rows", (0.75, 1.0)),
     Scan("ct_spine", "ct", "CT_small.dcm", "test", "CT of a thoracic vertebra, 128² (pydicom)"),
     Scan("mr_shoulder", "mri", "MR2_UNCI.dcm", "train", "MR of a shoulder, 1024² (pydicom-data)", (0.0, 0.75)),
     Scan("mr_head", "mri", "emri_small.dcm", "train", "MR of a head, 10 frames of 64² (pydicom-data)"),
