@@ -212,6 +212,27 @@ def test_enhance_checks_every_dicom_input_before_writing_and_skips_under_skip_ba
     assert len((tmp_path / "out" / "audit.jsonl").read_text().splitlines()) == 2
 
 
+def test_the_slices_of_one_series_become_one_derived_series_in_order(tmp_path):
+    series = Path(pydicom.data.__file__).parent / "test_files" / "dicomdirtests" / "98892001" / "CT5N"
+    sources = sorted(series.iterdir())
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for f in sources:
+        (folder / f"{f.name}.dcm").write_bytes(f.read_bytes())
+    written = enhance(folder, tmp_path / "out", _ct_checkpoint(tmp_path), quiet=True)
+    assert len(written) == len(sources) == 5
+    source = {f"{f.name}.dcm": pydicom.dcmread(f, stop_before_pixels=True) for f in sources}
+    derived = {p.name: pydicom.dcmread(p, stop_before_pixels=True) for p in written}
+    assert len({d.SeriesInstanceUID for d in derived.values()}) == 1          # one new series, not one per file
+    assert len({d.SOPInstanceUID for d in derived.values()}) == 5
+    for name, d in derived.items():
+        s = source[name]
+        assert d.SeriesInstanceUID != s.SeriesInstanceUID and d.SeriesNumber == s.SeriesNumber + 1000
+        assert d.ImagePositionPatient == s.ImagePositionPatient and d.InstanceNumber == s.InstanceNumber
+    again = enhance(folder, tmp_path / "out2", _ct_checkpoint(tmp_path / "b"), quiet=True)
+    assert pydicom.dcmread(again[0]).SeriesInstanceUID != next(iter(derived.values())).SeriesInstanceUID
+
+
 def test_cli_evaluates_a_scan_model(tmp_path, capsys):
     from medgan_nb.cli import main
     run = train(tiny("xray", output_dir=str(tmp_path / "runs")), quiet=True)

@@ -11,7 +11,8 @@ from .synthetic import (smooth_noise, smoothstep, rgb, field_of_view, folds, pol
                         specular_highlights, screen_overlays, endoscopy_frame, endoscopy_frames)
 from .dicom import (PIXEL_KEYWORDS, DicomError, NoPixelDataError, DicomImage, is_dicom, list_dicom, read_dicom,
                     read_series, sort_slices, to_unit_range)
-from .dicom_write import AI_MARK, SOURCE_PURPOSE, write_derived, derived_dataset, derivation_text
+from .dicom_write import (AI_MARK, SOURCE_PURPOSE, SERIES_NUMBER_OFFSET, DerivedSeries, derived_series, write_derived,
+                          derived_dataset, derivation_text)
 from .scans import (MODALITY_OF_DICOM, PERCENTILES, PHANTOM, DATA_HINT, Scan, SAMPLE_SCANS, Slice, window_of, to_model,
                     from_model, sample_scan_path, phantom_hu, slices_of, sample_slices, folder_slices, modality_slices,
                     modality_degradation, ct_degradation, degrade_slice, ct_reference, ScanPairs, modality_dataset)

@@ -7,7 +7,10 @@ study, frame of reference, geometry, spacing, modality, rescale, bit depth, Burn
 LossyImageCompression) except:
 - ImageType ``DERIVED\\SECONDARY`` followed by the source's values 3 and up (e.g. CT keeps AXIAL, which
   the CT Image IOD requires as value 3); no private value is added.
-- New SOPInstanceUID and SeriesInstanceUID (the file meta follows), InstanceCreationDate/Time of now,
+- A new SOPInstanceUID (the file meta follows); the SeriesInstanceUID and SeriesNumber of a new derived
+  series (`derived_series`: the source's number plus `SERIES_NUMBER_OFFSET`), shared by every file of one
+  source series that one `enhance` call writes, so a series stays one series with its slices' order and geometry;
+  InstanceCreationDate/Time of now,
   SeriesDescription marked "AI-enhanced", DerivationDescription naming medgan_nb and its version, the
   model and the weights' SHA-256, and a SourceImageSequence (replacing any) that references the source
   instance with the purpose (DCM, 121322) "Source image for image processing operation".
@@ -17,7 +20,7 @@ LossyImageCompression) except:
   same values. Grey stored as colour (which `read_dicom` reads as one channel) is written as one
   MONOCHROME2 channel. Smallest/LargestImagePixelValue (no longer true) are dropped.
 
-Not supported: no DerivationCodeSequence is written; SeriesNumber, the equipment tags and the
+Not supported: no DerivationCodeSequence is written; the equipment tags and the
 per-frame FrameType of enhanced multi-frame files are kept as they were; float pixel data is refused.
 """
 
@@ -27,6 +30,7 @@ import copy
 import datetime
 import io
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +43,37 @@ from ..utils.files import atomic_write, refuse_existing
 from .dicom import DicomImage, rescale_of
 
 AI_MARK = "AI-enhanced"
+SERIES_NUMBER_OFFSET = 1000     # a derived series is numbered as its source plus this
 SOURCE_PURPOSE = ("121322", "DCM", "Source image for image processing operation")   # CID 7202
 _STALE = ("LargestImagePixelValue", "SmallestImagePixelValue", "LargestPixelValueInSeries",
           "SmallestPixelValueInSeries", "ExtendedOffsetTable", "ExtendedOffsetTableLengths",
           "PixelDataProviderURL", "DataSetTrailingPadding")       # no longer true of the new pixels
 
 
+@dataclass(frozen=True)
+class DerivedSeries:
+    """The series a derived file joins: its SeriesInstanceUID and SeriesNumber (`derived_series`)."""
+    uid: str
+    number: int
+
+
+def derived_series(image: DicomImage) -> DerivedSeries:
+    """A new series for the derived files of `image`'s series: a new UID, and the source's SeriesNumber plus
+    `SERIES_NUMBER_OFFSET` (the offset alone when the source has none), so a viewer lists it beside its source.
+    Every file of one source series enhanced in one run must share it (`medgan_nb.inference.files` keeps one
+    per source series and call)."""
+    number = image.dataset.get("SeriesNumber")
+    return DerivedSeries(generate_uid(), SERIES_NUMBER_OFFSET + (int(number) if number not in (None, "") else 0))
+
+
 def write_derived(image: DicomImage, enhanced: np.ndarray, path: str | Path, *, weights_sha256: str,
                   model_name: str | None = None, description: str | None = None,
-                  overwrite: bool = False) -> Path:
+                  series: DerivedSeries | None = None, overwrite: bool = False) -> Path:
     """Write `enhanced` ((n, H, W), in the physical units of `image.slices`) as a new derived DICOM file.
 
     The header is the source's, marked as derived with new UIDs and provenance (see the module);
-    `description` is free text appended to the DerivationDescription. The file is encoded in memory
+    `description` is free text appended to the DerivationDescription; `series`: the derived series the file joins
+    (default: a new one of its own, `derived_series`). The file is encoded in memory
     first and written atomically, so a refusal (ValueError for shape, non-finite values, a bad
     SHA-256 or float pixel data; FileExistsError for an existing `path` without `overwrite`) leaves
     no file behind. Returns `path`.
@@ -59,7 +81,8 @@ def write_derived(image: DicomImage, enhanced: np.ndarray, path: str | Path, *, 
     path = Path(path)
     if not overwrite:
         refuse_existing([path])
-    ds = derived_dataset(image, weights_sha256=weights_sha256, model_name=model_name, description=description)
+    ds = derived_dataset(image, weights_sha256=weights_sha256, model_name=model_name, description=description,
+                         series=series)
     _set_pixels(ds, _stored_values(image, enhanced, ds))
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
@@ -69,8 +92,9 @@ def write_derived(image: DicomImage, enhanced: np.ndarray, path: str | Path, *, 
 
 
 def derived_dataset(image: DicomImage, *, weights_sha256: str, model_name: str | None = None,
-                    description: str | None = None) -> Dataset:
-    """A copy of the source header marked as a derived image (no pixel data yet); the source is untouched."""
+                    description: str | None = None, series: DerivedSeries | None = None) -> Dataset:
+    """A copy of the source header marked as a derived image (no pixel data yet), in `series` (default: a new
+    one, `derived_series`); the source is untouched."""
     if not re.fullmatch(r"[0-9a-fA-F]{64}", weights_sha256 or ""):
         raise ValueError(f"weights_sha256 must be 64 hex digits (a SHA-256), got {weights_sha256!r}")
     ds = _plain_copy(image.dataset)
@@ -78,7 +102,8 @@ def derived_dataset(image: DicomImage, *, weights_sha256: str, model_name: str |
         if keyword in ds:
             del ds[keyword]
     ds.ImageType = ["DERIVED", "SECONDARY", *list(_values(ds.get("ImageType")))[2:]]
-    ds.SOPInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    series = series or derived_series(image)
+    ds.SOPInstanceUID, ds.SeriesInstanceUID, ds.SeriesNumber = generate_uid(), series.uid, series.number
     now = datetime.datetime.now()
     ds.InstanceCreationDate, ds.InstanceCreationTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     ds.SeriesDescription = _series_description(str(ds.get("SeriesDescription", "") or ""))

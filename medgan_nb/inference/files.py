@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..data.decode import IMAGE_EXTENSIONS, ImageLoadError, decode_image, list_images
 from ..data.dicom import DicomError, DicomImage, is_dicom, kind_problem, list_dicom, read_dicom, read_header
-from ..data.dicom_write import write_derived
+from ..data.dicom_write import DerivedSeries, derived_series, write_derived
 from ..models.build import resolve_device
 from ..models.checkpoint import checkpoint_path, load_generator
 from ..models.guard import Guard
@@ -137,8 +137,8 @@ def _check_modality(src: Path, dicom_modality: str, model_modality: str) -> str:
         raise UnsuitableDicomError(f"{src}: DICOM modality {dicom_modality!r} has no model here (CT, MR, CR, DX only)")
     if modality != model_modality:
         raise UnsuitableDicomError(f"{src} is a {dicom_modality} image but the model was trained on {model_modality}; "
-                                 f"use a {modality} model: python -m medgan_nb train --preset {modality}, then "
-                                 f"enhance --checkpoint output/runs/<run>")
+                                   f"use a {modality} model: python -m medgan_nb train --preset {modality}, then "
+                                   f"enhance --checkpoint output/runs/<run>")
     return modality
 
 
@@ -168,13 +168,14 @@ def _check_dicom_inputs(jobs: list[tuple[Path, str, Path]], model_modality: str,
 
 def _write_dicom_job(generator: torch.nn.Module, src: Path, dst: Path, image: DicomImage, model_modality: str,
                      source_sha256: str, sha256: str, model_name: str | None, tile: int, device: torch.device,
-                     label: bool) -> dict:
-    """Enhance one DICOM file: the derived DICOM at `dst`, a 16-bit PNG of its first slice beside it; returns
-    the audit log's record of both."""
+                     label: bool, series: DerivedSeries) -> dict:
+    """Enhance one DICOM file: the derived DICOM at `dst` in `series`, a 16-bit PNG of its first slice beside it;
+    returns the audit log's record of both."""
     import pydicom
     modality = _check_modality(src, image.modality, model_modality)
     enhanced, pictures, record = enhance_dicom(generator, image, modality, tile=tile, device=device)
-    write_derived(image, enhanced, dst, weights_sha256=sha256, model_name=model_name, overwrite=True)
+    write_derived(image, enhanced, dst, weights_sha256=sha256, model_name=model_name, series=series,
+                  overwrite=True)
     png = dst.with_suffix(".png")
     pixels = pictures[0][..., None]
     with atomic_write(png) as f:
@@ -308,7 +309,8 @@ def _read(src: Path, dst: Path, on_error: str) -> Any:
 
 @dataclass
 class _Weights:
-    """The loaded generator of an `enhance` call, what identifies it, and the call's output settings."""
+    """The loaded generator of an `enhance` call, what identifies it, the call's output settings, and the derived
+    DICOM series it has started."""
     generator: Any                      # the generator or its fast backend (`fast_generator`)
     model_name: str | None
     checkpoint_file: Path | None
@@ -320,6 +322,7 @@ class _Weights:
     tile: int = 512
     label: bool = False
     record_source_name: bool = False
+    series: dict[str, DerivedSeries] = field(default_factory=dict)   # source SeriesInstanceUID -> its derived series
 
 
 def _open_weights(checkpoint: str | Path | None, model: str | None, generator: torch.nn.Module | None,
@@ -346,9 +349,12 @@ def _enhance_file(run: _Weights, src: Path, rel: str, dst: Path, source: Any) ->
     atomically; returns its audit record."""
     if dst.suffix == ".dcm":
         input_sha256 = file_sha256(src)
+        if source.series_instance_uid not in run.series:          # one derived series per source series and call
+            run.series[source.series_instance_uid] = derived_series(source)
+        series = run.series[source.series_instance_uid]
         details = {"dicom": _write_dicom_job(run.generator, src, dst, source, run.modality, input_sha256,
                                              run.checkpoint_sha256, run.model_name, run.tile, run.device,
-                                             run.label), "guard": None}
+                                             run.label, series), "guard": None}
         (height, width), channels, bits = source.slices.shape[1:], 1, source.bits_stored
     else:
         rgb = source.rgb()                             # a decoded image's sha256 is of its bytes
