@@ -142,3 +142,18 @@ def test_weights_hash_must_be_a_sha256(tmp_path):
     with pytest.raises(ValueError, match="SHA-256"):
         write_derived(image, image.slices, tmp_path / "out.dcm", weights_sha256="abc")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("source, lossy, methods", [
+    ("JPEGLSNearLossless_16.dcm", "01", ["ISO_14495_1"]),      # lossy syntax, the source does not say so
+    ("emri_small_jpeg_2k_lossless.dcm", "00", None),            # a lossless syntax
+    ("MR_small.dcm", None, None),                               # uncompressed
+])
+def test_a_lossy_source_keeps_its_lossy_history_in_the_uncompressed_copy(tmp_path, source, lossy, methods):
+    image = read_dicom(get_testdata_file(source))
+    out = write_derived(image, image.slices, tmp_path / "d.dcm", weights_sha256="ab" * 32)
+    ds = pydicom.dcmread(out, stop_before_pixels=True)
+    assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert ds.get("LossyImageCompression") == lossy
+    method = ds.get("LossyImageCompressionMethod")
+    assert ([method] if isinstance(method, str) else method and list(method)) == methods

@@ -5,6 +5,8 @@
 uncompressed (Explicit VR Little Endian), with every header tag of the source kept (patient,
 study, frame of reference, geometry, spacing, modality, rescale, bit depth, BurnedInAnnotation,
 LossyImageCompression) except:
+- A source decoded from a lossy (or possibly lossy) transfer syntax gets LossyImageCompression 01 and its
+  method added (`LOSSY_SYNTAXES`), unless it says 00 itself: the uncompressed copy keeps that history.
 - ImageType ``DERIVED\\SECONDARY`` followed by the source's values 3 and up (e.g. CT keeps AXIAL, which
   the CT Image IOD requires as value 3); no private value is added.
 - A new SOPInstanceUID (the file meta follows); the SeriesInstanceUID and SeriesNumber of a new derived
@@ -44,6 +46,10 @@ from .dicom import DicomImage, rescale_of
 
 AI_MARK = "AI-enhanced"
 SERIES_NUMBER_OFFSET = 1000     # a derived series is numbered as its source plus this
+# Transfer syntaxes that are or may be lossy -> their LossyImageCompressionMethod (PS3.3 C.7.6.1.1.5.1)
+LOSSY_SYNTAXES = {"1.2.840.10008.1.2.4.50": "ISO_10918_1", "1.2.840.10008.1.2.4.51": "ISO_10918_1",
+                  "1.2.840.10008.1.2.4.81": "ISO_14495_1", "1.2.840.10008.1.2.4.91": "ISO_15444_1",
+                  "1.2.840.10008.1.2.4.93": "ISO_15444_2", "1.2.840.10008.1.2.4.203": "ISO_15444_15"}
 SOURCE_PURPOSE = ("121322", "DCM", "Source image for image processing operation")   # CID 7202
 _STALE = ("LargestImagePixelValue", "SmallestImagePixelValue", "LargestPixelValueInSeries",
           "SmallestPixelValueInSeries", "ExtendedOffsetTable", "ExtendedOffsetTableLengths",
@@ -102,6 +108,7 @@ def derived_dataset(image: DicomImage, *, weights_sha256: str, model_name: str |
         if keyword in ds:
             del ds[keyword]
     ds.ImageType = ["DERIVED", "SECONDARY", *list(_values(ds.get("ImageType")))[2:]]
+    _keep_lossy_history(ds, image.dataset)
     series = series or derived_series(image)
     ds.SOPInstanceUID, ds.SeriesInstanceUID, ds.SeriesNumber = generate_uid(), series.uid, series.number
     now = datetime.datetime.now()
@@ -116,6 +123,19 @@ def derived_dataset(image: DicomImage, *, weights_sha256: str, model_name: str |
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     return ds
+
+
+def _keep_lossy_history(ds: Dataset, source: Dataset) -> None:
+    """The derived file is stored uncompressed, so a source decoded from a lossy transfer syntax would lose the
+    record that its pixels went through lossy compression: mark LossyImageCompression 01 and add the method,
+    unless the source itself says 00 (JPEG 2000 and HTJ2K syntaxes may also carry reversible streams)."""
+    syntax = str(getattr(source, "file_meta", Dataset()).get("TransferSyntaxUID", ""))
+    method = LOSSY_SYNTAXES.get(syntax)
+    if method is None or str(source.get("LossyImageCompression", "")) == "00":
+        return
+    ds.LossyImageCompression = "01"
+    methods = list(_values(ds.get("LossyImageCompressionMethod")))
+    ds.LossyImageCompressionMethod = methods if method in methods else [*methods, method]
 
 
 _SWAP = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}      # byte-order-dependent binary VRs: item size
