@@ -49,6 +49,8 @@ FIGURE_CAPTIONS = {"the perception-distortion plane, Kvasir-SEG test": "gan-perc
                    "choosing the checkpoint: validation scores against CPU minutes": "gan-curve.png"}
 MEASURE_COLUMNS = {"psnr_mean": "PSNR (dB)", "ssim_mean": "SSIM", "grad_ratio_mean": "gradient energy ratio",
                    "hf_ratio_mean": "HF power ratio", "naturalness_mean": "naturalness"}
+# The hand-written and training fields of a card that re-timing it or attaching scores to it keeps unchanged
+KEPT_FIELDS = ("summary", "default", "guard", "training", "reference", "limitations", "intended_use", "l1_parent")
 REFERENCE = "data/kvasir-sample/images/cju14pxbaoksp0835qzorx6g6.jpg"     # a test-split frame that ships
 GAN_LIMITATIONS = [
     "A GAN fine-tune: it adds texture that the L1 model averages away, and some of that texture is invented, not "
@@ -120,8 +122,7 @@ def attach(name: str, scores_json: str) -> None:
     and the other fields unchanged)."""
     generator, _, card = load_model(name)
     cfg = Config.from_dict(card["config"])
-    fields = {k: card[k] for k in ("summary", "default", "guard", "training", "reference", "limitations",
-                                   "intended_use", "l1_parent")}
+    fields = {k: card[k] for k in KEPT_FIELDS}
     folder = Path(scores_json).parent
     for source, target in GAN_FIGURES.items():
         shutil.copyfile(folder / source, DOCS / target)
@@ -195,8 +196,7 @@ def update_speed(name: str) -> None:
     generator, _, card = load_model(name)
     cfg = Config.from_dict(card["config"])                   # the training record, not load_model's user view
     scores = with_headline({**card["scores"], "speed": speed(name)})
-    fields = {k: card[k] for k in ("summary", "default", "guard", "training", "reference", "limitations",
-                                   "intended_use", "l1_parent")}
+    fields = {k: card[k] for k in KEPT_FIELDS}
     save_model(generator, cfg, name, {**fields, "scores": scores}, overwrite=True)
     print(json.dumps(scores["speed"], indent=2))
 
@@ -236,8 +236,8 @@ def recipe(cfg: Config) -> str:
     common = (f"Adam lr {cfg.lr_g:g} betas ({cfg.beta1}, {cfg.beta2}), EMA {cfg.ema_decay}, random {cfg.image_size}² "
               f"crops at ×1-×2 of the 256² test scale, batch {cfg.batch_size}, residual output")
     if cfg.lambda_adv > 0:
-        return (f"GAN fine-tuning: lambda_adv {cfg.lambda_adv}, {loss} weight {cfg.lambda_l1}, {common}; D: PatchGAN of "
-                f"{cfg.d_layers} layers, {cfg.d_base_channels} base channels, input {cfg.d_input}, norm {cfg.d_norm}, "
+        return (f"GAN fine-tuning: lambda_adv {cfg.lambda_adv}, {loss} weight {cfg.lambda_l1}, {common}; "
+                f"D: PatchGAN of {cfg.d_layers} layers, {cfg.d_base_channels} base channels, input {cfg.d_input}, norm {cfg.d_norm}, "
                 f"Adam lr {cfg.lr_d:g}")
     return f"{loss} only (lambda_adv = 0: PSNR-oriented), {common}" + (
         f"; lr falling linearly to 0 over {cfg.epochs} epochs" if cfg.lr_decay_start == 0 else "")

@@ -109,11 +109,11 @@ def lesion_rows(cond: str, method: str, keys: Sequence[str], restored: torch.Ten
         if m is None:
             continue
         m = torch.as_tensor(m, dtype=torch.bool)
-        detail = (float(gradient_energy_ratio(y[None], x[None], m)[0]), float("nan"))
+        grad_in, hf_box = float(gradient_energy_ratio(y[None], x[None], m)[0]), float("nan")
         if m.any():
             t, b, le, ri = lesion_box(m)
-            detail = (detail[0], float(hf_power_ratio(y[None, :, t:b, le:ri], x[None, :, t:b, le:ri])[0]))
-        rows.append((cond, method, key, *_masked_scores(y, x, m), *_masked_scores(y, x, ~m), *detail))
+            hf_box = float(hf_power_ratio(y[None, :, t:b, le:ri], x[None, :, t:b, le:ri])[0])
+        rows.append((cond, method, key, *_masked_scores(y, x, m), *_masked_scores(y, x, ~m), grad_in, hf_box))
     return rows
 
 

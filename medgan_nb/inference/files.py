@@ -128,10 +128,11 @@ class UnsuitableDicomError(DicomError):
     handles), or not the kind of image it was trained on (`medgan_nb.data.dicom.kind_problem`)."""
 
 
-def _check_modality(src: Path, dicom_modality: str, model_modality: str) -> str:
-    """The medgan_nb modality of a DICOM file's Modality, which must be the one the model was trained on;
-    `UnsuitableDicomError` otherwise."""
+def _check_dicom(src: Path, header: Any, model_modality: str) -> None:
+    """`UnsuitableDicomError` unless the DICOM file's Modality is the one the model was trained on and the image
+    is of the kind it learnt from (`kind_problem`)."""
     from ..data.scans import MODALITY_OF_DICOM
+    dicom_modality = str(header.get("Modality", ""))
     modality = MODALITY_OF_DICOM.get(dicom_modality)
     if modality is None:
         raise UnsuitableDicomError(f"{src}: DICOM modality {dicom_modality!r} has no model here (CT, MR, CR, DX only)")
@@ -139,24 +140,21 @@ def _check_modality(src: Path, dicom_modality: str, model_modality: str) -> str:
         raise UnsuitableDicomError(f"{src} is a {dicom_modality} image but the model was trained on {model_modality}; "
                                    f"use a {modality} model: python -m medgan_nb train --preset {modality}, then "
                                    f"enhance --checkpoint output/runs/<run>")
-    return modality
+    problem = kind_problem(header)
+    if problem:
+        raise UnsuitableDicomError(f"{src}: {problem}; the model would treat it as an ordinary {model_modality} image")
 
 
 def _check_dicom_inputs(jobs: list[tuple[Path, str, Path]], model_modality: str,
                         on_error: str) -> list[tuple[Path, str, Path]]:
-    """Every DICOM input's header, modality and kind, before anything is written: the first bad one raises
+    """Every DICOM input's header (`_check_dicom`), before anything is written: the first bad one raises
     (``on_error="raise"``), or each is logged and left out (``"skip"``); returns the jobs to run."""
     kept = []
     for job in jobs:
         src, _, dst = job
         if dst.suffix == ".dcm":
             try:
-                header = read_header(src)
-                _check_modality(src, str(header.get("Modality", "")), model_modality)
-                problem = kind_problem(header)
-                if problem:
-                    raise UnsuitableDicomError(f"{src}: {problem}; the model would treat it as an ordinary "
-                                               f"{model_modality} image")
+                _check_dicom(src, read_header(src), model_modality)
             except DicomError as e:
                 if on_error == "raise":
                     raise
@@ -166,14 +164,13 @@ def _check_dicom_inputs(jobs: list[tuple[Path, str, Path]], model_modality: str,
     return kept
 
 
-def _write_dicom_job(generator: torch.nn.Module, src: Path, dst: Path, image: DicomImage, model_modality: str,
+def _write_dicom_job(generator: torch.nn.Module, dst: Path, image: DicomImage, model_modality: str,
                      source_sha256: str, sha256: str, model_name: str | None, tile: int, device: torch.device,
                      label: bool, series: DerivedSeries) -> dict:
-    """Enhance one DICOM file: the derived DICOM at `dst` in `series`, a 16-bit PNG of its first slice beside it;
-    returns the audit log's record of both."""
+    """Enhance one DICOM file, already checked by `_check_dicom_inputs`: the derived DICOM at `dst` in `series`, a
+    16-bit PNG of its first slice beside it; returns the audit log's record of both."""
     import pydicom
-    modality = _check_modality(src, image.modality, model_modality)
-    enhanced, pictures, record = enhance_dicom(generator, image, modality, tile=tile, device=device)
+    enhanced, pictures, record = enhance_dicom(generator, image, model_modality, tile=tile, device=device)
     write_derived(image, enhanced, dst, weights_sha256=sha256, model_name=model_name, series=series,
                   overwrite=True)
     png = dst.with_suffix(".png")
@@ -352,7 +349,7 @@ def _enhance_file(run: _Weights, src: Path, rel: str, dst: Path, source: Any) ->
         if source.series_instance_uid not in run.series:          # one derived series per source series and call
             run.series[source.series_instance_uid] = derived_series(source)
         series = run.series[source.series_instance_uid]
-        details = {"dicom": _write_dicom_job(run.generator, src, dst, source, run.modality, input_sha256,
+        details = {"dicom": _write_dicom_job(run.generator, dst, source, run.modality, input_sha256,
                                              run.checkpoint_sha256, run.model_name, run.tile, run.device,
                                              run.label, series), "guard": None}
         (height, width), channels, bits = source.slices.shape[1:], 1, source.bits_stored
