@@ -157,3 +157,83 @@ def test_a_lossy_source_keeps_its_lossy_history_in_the_uncompressed_copy(tmp_pat
     assert ds.get("LossyImageCompression") == lossy
     method = ds.get("LossyImageCompressionMethod")
     assert ([method] if isinstance(method, str) else method and list(method)) == methods
+
+
+# ------------------------------------------------------------------ validation (dciodvfy) and derivation
+# Every modality the presets write (their sample scans), enhanced multi-frame CT and MR, a MONOCHROME1 CR and
+# lossy sources. Not bad_sequence.dcm (ct_neck): its SOPInstanceUID is not a valid UID, and the derived file
+# must reference its source as it is, so the reference repeats the source's error.
+VALIDATED = ["693_UNCR.dcm", "J2K_pixelrep_mismatch.dcm", "explicit_VR-UN.dcm", "CT_small.dcm", "MR2_UNCI.dcm",
+             "emri_small.dcm", "MR-SIEMENS-DICOM-WithOverlays.dcm", "RG1_UNCI.dcm", "RG3_UNCI.dcm",
+             "eCT_Supplemental.dcm", "emri_small_jpeg_2k_lossless.dcm", "693_J2KI.dcm", "JPEGLSNearLossless_16.dcm",
+             "MR_small_bigendian.dcm", "rtdose.dcm", str(CR_MONOCHROME1)]
+
+
+def dciodvfy_errors(path: Path) -> list[str]:
+    """The error lines dciodvfy (dicom3tools) prints for a file; skips (or fails where MEDGAN_REQUIRE_DCIODVFY=1,
+    as in CI) when dciodvfy is not installed."""
+    import os
+    import shutil
+    import subprocess
+    if shutil.which("dciodvfy") is None:
+        if os.environ.get("MEDGAN_REQUIRE_DCIODVFY") == "1":
+            pytest.fail("dciodvfy is required (MEDGAN_REQUIRE_DCIODVFY=1): apt-get install dicom3tools")
+        pytest.skip("dciodvfy not installed (apt-get install dicom3tools)")
+    result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+    return [line for line in result.stderr.splitlines() if line.startswith("Error")]
+
+
+@pytest.mark.parametrize("name", VALIDATED, ids=lambda n: Path(n).name)
+def test_a_derived_file_adds_no_dciodvfy_error_to_its_source(tmp_path, name):
+    source = Path(name) if Path(name).is_absolute() else Path(get_testdata_file(name, download=False))
+    image = read_dicom(source)
+    out = write_derived(image, image.slices, tmp_path / "derived.dcm", weights_sha256=SHA, model_name="ct")
+    before = dciodvfy_errors(source)
+    assert not any("read failed" in e for e in before), before
+    assert [e for e in dciodvfy_errors(out) if e not in before] == []
+
+
+def code_of(item: Dataset) -> tuple[str, str, str]:
+    return item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning
+
+
+def test_the_derivation_is_coded_as_this_step_and_extends_the_chain_of_sources(tmp_path):
+    from medgan_nb.data.dicom_write import DERIVATION_CODE, SOURCE_PURPOSE
+    earlier, lossy = Dataset(), Dataset()
+    earlier.ReferencedSOPClassUID, earlier.ReferencedSOPInstanceUID = CTImageStorage, generate_uid()
+    lossy.CodeValue, lossy.CodingSchemeDesignator, lossy.CodeMeaning = "113040", "DCM", "Lossy Compression"
+    path = synthetic(tmp_path / "src.dcm", np.arange(16, dtype=np.uint16).reshape(4, 4), 16,
+                     SourceImageSequence=[earlier], DerivationCodeSequence=[lossy], ImageType=["DERIVED", "PRIMARY"])
+    image = read_dicom(path)
+    ds = pydicom.dcmread(write_derived(image, image.slices, tmp_path / "out.dcm", weights_sha256=SHA))
+    assert [code_of(c) for c in ds.DerivationCodeSequence] == [DERIVATION_CODE]
+    assert [s.ReferencedSOPInstanceUID for s in ds.SourceImageSequence] == [image.sop_instance_uid,
+                                                                            earlier.ReferencedSOPInstanceUID]
+    assert code_of(ds.SourceImageSequence[0].PurposeOfReferenceCodeSequence[0]) == SOURCE_PURPOSE
+
+
+def test_an_enhanced_ct_is_derived_frame_by_frame_in_its_functional_groups(tmp_path):
+    from medgan_nb.data.dicom_write import DERIVATION_CODE
+    image = read_dicom(get_testdata_file("eCT_Supplemental.dcm"))
+    ds = pydicom.dcmread(write_derived(image, image.slices, tmp_path / "e.dcm", weights_sha256=SHA))
+    assert list(ds.ImageType[:2]) == ["DERIVED", "PRIMARY"]
+    groups = [*ds.SharedFunctionalGroupsSequence, *ds.PerFrameFunctionalGroupsSequence]
+    frame_types = [item.FrameType[0] for group in groups
+                   for elem in group if elem.VR == "SQ" for item in elem.value if "FrameType" in item]
+    assert frame_types and set(frame_types) == {"DERIVED"}
+    derivation = ds.SharedFunctionalGroupsSequence[0].DerivationImageSequence[0]
+    assert [code_of(c) for c in derivation.DerivationCodeSequence] == [DERIVATION_CODE]
+    assert derivation.SourceImageSequence[0].ReferencedSOPInstanceUID == image.sop_instance_uid
+    assert "AI-enhanced" in derivation.DerivationDescription and "SourceImageSequence" not in ds
+    evidence = ds.SourceImageEvidenceSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence[0]
+    assert evidence.ReferencedSOPInstanceUID == image.sop_instance_uid
+
+
+def test_an_enhanced_mr_drops_what_only_original_images_may_carry(tmp_path):
+    from medgan_nb.data.dicom_write import ORIGINAL_ONLY
+    image = read_dicom(get_testdata_file("emri_small.dcm"))
+    assert "PulseSequenceName" in image.dataset
+    ds = pydicom.dcmread(write_derived(image, image.slices, tmp_path / "m.dcm", weights_sha256=SHA))
+    assert ds.ImageType[0] == "DERIVED" and ds.ImageType[1] == image.dataset.ImageType[1]
+    assert not [k for k in ORIGINAL_ONLY if k in ds]
+    assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == image.sop_instance_uid   # no groups: top level

@@ -1,29 +1,38 @@
 """Enhanced images written back as derived DICOM files that carry their source's header and name it.
 
-`write_derived` saves an image restored from a `medgan_nb.data.dicom.DicomImage` (used by
+`write_derived` saves an image restored from a `medgan_nb.data.dicom.DicomImage` (`enhance` calls it, through
 `medgan_nb.inference.files`): the result is a new, derived instance of the source's SOP class,
 uncompressed (Explicit VR Little Endian), with every header tag of the source kept (patient,
 study, frame of reference, geometry, spacing, modality, rescale, bit depth, BurnedInAnnotation,
 LossyImageCompression) except:
 - A source decoded from a lossy (or possibly lossy) transfer syntax gets LossyImageCompression 01 and its
   method added (`LOSSY_SYNTAXES`), unless it says 00 itself: the uncompressed copy keeps that history.
-- ImageType ``DERIVED\\SECONDARY`` followed by the source's values 3 and up (e.g. CT keeps AXIAL, which
-  the CT Image IOD requires as value 3); no private value is added.
+- ImageType value 1 becomes DERIVED. A classic image (one frame per file, or a plain multi-frame) gets
+  ``DERIVED\\SECONDARY`` followed by the source's values 3 and up (e.g. CT keeps AXIAL, which the CT Image IOD
+  requires as value 3). An enhanced multi-frame image (`ENHANCED_CLASSES`: functional groups) keeps its value 2
+  (PRIMARY is the only one these IODs allow), every FrameType of its functional groups becomes DERIVED too, and
+  the attributes that these IODs allow only in ORIGINAL or MIXED images are dropped (`ORIGINAL_ONLY`: the MR
+  Pulse Sequence and Bulk Motion Synchronization modules, as dciodvfy checks them). No private value is added.
 - A new SOPInstanceUID (the file meta follows); the SeriesInstanceUID and SeriesNumber of a new derived
   series (`derived_series`: the source's number plus `SERIES_NUMBER_OFFSET`), shared by every file of one
   source series that one `enhance` call writes, so a series stays one series with its slices' order and geometry;
-  InstanceCreationDate/Time of now,
-  SeriesDescription marked "AI-enhanced", DerivationDescription naming medgan_nb and its version, the
-  model and the weights' SHA-256, and a SourceImageSequence (replacing any) that references the source
-  instance with the purpose (DCM, 121322) "Source image for image processing operation".
+  InstanceCreationDate/Time of now, SeriesDescription marked "AI-enhanced".
+- The derivation: a DerivationDescription naming medgan_nb and its version, the model and the weights' SHA-256
+  (`derivation_text`); a DerivationCodeSequence of `DERIVATION_CODE` alone (a source's own codes describe how the
+  source was made, not this step); and a SourceImageSequence that starts with the source instance, purpose
+  `SOURCE_PURPOSE`, followed by the source's own items, so the chain of sources is extended, not replaced. A
+  classic image carries them at the top level; an enhanced image in a Derivation Image functional group item
+  (DerivationImageSequence), placed before the source's own items: in the per-frame groups, frame by frame,
+  where the source keeps its derivations there, else in the shared group.
 - Pixel data: ``stored = round((value - intercept) / slope)``, clipped (not wrapped) to what BitsStored
   and PixelRepresentation allow, in the source's BitsAllocated. A MONOCHROME1 source stays MONOCHROME1:
   `read_dicom`'s inversion is undone first, so the file displays like the source and reads back to the
   same values. Grey stored as colour (which `read_dicom` reads as one channel) is written as one
   MONOCHROME2 channel. Smallest/LargestImagePixelValue (no longer true) are dropped.
 
-Not supported: no DerivationCodeSequence is written; the equipment tags and the
-per-frame FrameType of enhanced multi-frame files are kept as they were; float pixel data is refused.
+`tests/test_dicom_write.py` runs dciodvfy (dicom3tools) on sources and derived files of every modality the
+presets write: a derived file adds no error to its source's. Not supported: the equipment tags are kept as they
+were (they describe the acquisition); float pixel data is refused.
 """
 
 from __future__ import annotations
@@ -38,7 +47,10 @@ from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import (EnhancedCTImageStorage, EnhancedMRColorImageStorage, EnhancedMRImageStorage,
+                         EnhancedPETImageStorage, EnhancedXAImageStorage, EnhancedXRFImageStorage,
+                         ExplicitVRLittleEndian, LegacyConvertedEnhancedCTImageStorage,
+                         LegacyConvertedEnhancedMRImageStorage, LegacyConvertedEnhancedPETImageStorage, generate_uid)
 
 from .. import __version__
 from ..utils.files import atomic_write, refuse_existing
@@ -51,6 +63,22 @@ LOSSY_SYNTAXES = {"1.2.840.10008.1.2.4.50": "ISO_10918_1", "1.2.840.10008.1.2.4.
                   "1.2.840.10008.1.2.4.81": "ISO_14495_1", "1.2.840.10008.1.2.4.91": "ISO_15444_1",
                   "1.2.840.10008.1.2.4.93": "ISO_15444_2", "1.2.840.10008.1.2.4.203": "ISO_15444_15"}
 SOURCE_PURPOSE = ("121322", "DCM", "Source image for image processing operation")   # CID 7202
+# CID 7203 (Image Derivation, extensible) has no code for a restoration by a neural network; its nearest codes
+# (Smoothing, Edge enhancement) each name half of what the model does, so the general DCM concept is used.
+DERIVATION_CODE = ("110001", "DCM", "Image Processing")
+# Multi-frame classes with functional groups, whose ImageType value 2 and FrameType follow other rules
+ENHANCED_CLASSES = frozenset({EnhancedCTImageStorage, EnhancedMRImageStorage, EnhancedMRColorImageStorage,
+                              EnhancedPETImageStorage, EnhancedXAImageStorage, EnhancedXRFImageStorage,
+                              LegacyConvertedEnhancedCTImageStorage, LegacyConvertedEnhancedMRImageStorage,
+                              LegacyConvertedEnhancedPETImageStorage})
+# Type 1C "required if Image Type value 1 is ORIGINAL or MIXED", which dciodvfy refuses in a DERIVED image: the
+# MR Pulse Sequence module and the Bulk Motion Synchronization module of the enhanced MR IODs
+ORIGINAL_ONLY = ("PulseSequenceName", "MRAcquisitionType", "EchoPulseSequence", "MultipleSpinEcho",
+                 "MultiPlanarExcitation", "PhaseContrast", "TimeOfFlightContrast", "SteadyStatePulseSequence",
+                 "EchoPlanarPulseSequence", "SaturationRecovery", "SpectrallySelectedSuppression", "OversamplingPhase",
+                 "GeometryOfKSpaceTraversal", "RectilinearPhaseEncodeReordering", "SegmentedKSpaceTraversal",
+                 "CoverageOfKSpace", "NumberOfKSpaceTrajectories", "BulkMotionCompensationTechnique",
+                 "BulkMotionSignalSource")
 _STALE = ("LargestImagePixelValue", "SmallestImagePixelValue", "LargestPixelValueInSeries",
           "SmallestPixelValueInSeries", "ExtendedOffsetTable", "ExtendedOffsetTableLengths",
           "PixelDataProviderURL", "DataSetTrailingPadding")       # no longer true of the new pixels
@@ -107,7 +135,8 @@ def derived_dataset(image: DicomImage, *, weights_sha256: str, model_name: str |
     for keyword in _STALE:
         if keyword in ds:
             del ds[keyword]
-    ds.ImageType = ["DERIVED", "SECONDARY", *list(_values(ds.get("ImageType")))[2:]]
+    enhanced = ds.get("SOPClassUID") in ENHANCED_CLASSES
+    _mark_derived(ds, enhanced)
     _keep_lossy_history(ds, image.dataset)
     series = series or derived_series(image)
     ds.SOPInstanceUID, ds.SeriesInstanceUID, ds.SeriesNumber = generate_uid(), series.uid, series.number
@@ -115,14 +144,78 @@ def derived_dataset(image: DicomImage, *, weights_sha256: str, model_name: str |
     ds.InstanceCreationDate, ds.InstanceCreationTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     ds.SeriesDescription = _series_description(str(ds.get("SeriesDescription", "") or ""))
     earlier = str(ds.get("DerivationDescription", "") or "").strip()     # an already derived source keeps its history
-    ds.DerivationDescription = derivation_text(weights_sha256.lower(), model_name,
-                                               "; ".join(filter(None, [description, earlier and f"source: {earlier}"])))
-    ds.SourceImageSequence = [_source_reference(image)]
+    text = derivation_text(weights_sha256.lower(), model_name,
+                           "; ".join(filter(None, [description, earlier and f"source: {earlier}"])))
+    if enhanced and _functional_groups(ds):
+        _add_frame_derivation(ds, image, text)
+        ds.SourceImageEvidenceSequence = [_evidence_item(image), *ds.get("SourceImageEvidenceSequence", [])]
+    else:                                               # a classic image, or an enhanced one without its groups
+        ds.DerivationDescription = text
+        ds.DerivationCodeSequence = [_code(DERIVATION_CODE)]
+        ds.SourceImageSequence = [_source_reference(image), *ds.get("SourceImageSequence", [])]
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     return ds
+
+
+def _mark_derived(ds: Dataset, enhanced: bool) -> None:
+    """ImageType value 1 DERIVED; a classic image's value 2 SECONDARY; an enhanced image's FrameTypes DERIVED and
+    its `ORIGINAL_ONLY` attributes dropped (see the module)."""
+    values = list(_values(ds.get("ImageType")))
+    if not enhanced:
+        ds.ImageType = ["DERIVED", "SECONDARY", *values[2:]]
+        return
+    ds.ImageType = ["DERIVED", *(values[1:] or ["PRIMARY"])]
+    for keyword in ORIGINAL_ONLY:
+        if keyword in ds:
+            del ds[keyword]
+    for group in _functional_groups(ds):
+        for elem in group:
+            for item in elem.value if elem.VR == "SQ" else ():
+                if "FrameType" in item:                  # e.g. MRImageFrameTypeSequence, CTImageFrameTypeSequence
+                    item.FrameType = ["DERIVED", *list(_values(item.FrameType))[1:]]
+
+
+def _functional_groups(ds: Dataset) -> list[Dataset]:
+    """The shared functional group item (if any) and every per-frame item of an enhanced image."""
+    return [*ds.get("SharedFunctionalGroupsSequence", []), *ds.get("PerFrameFunctionalGroupsSequence", [])]
+
+
+def _add_frame_derivation(ds: Dataset, image: DicomImage, text: str) -> None:
+    """An enhanced image's derivation as a Derivation Image functional group item, before the source's own: per
+    frame (each frame referencing the source's frame of the same number) where the source keeps its derivations
+    per frame, else in the shared group (created if missing), referencing the whole source."""
+    per_frame = list(ds.get("PerFrameFunctionalGroupsSequence", []))
+    if per_frame and any("DerivationImageSequence" in item for item in per_frame):
+        for number, item in enumerate(per_frame, 1):
+            item.DerivationImageSequence = [_derivation_item(image, text, number),
+                                            *item.get("DerivationImageSequence", [])]
+        return
+    if not ds.get("SharedFunctionalGroupsSequence"):
+        ds.SharedFunctionalGroupsSequence = [Dataset()]   # per-frame groups without a shared item
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    shared.DerivationImageSequence = [_derivation_item(image, text), *shared.get("DerivationImageSequence", [])]
+
+
+def _evidence_item(image: DicomImage) -> Dataset:
+    """A SourceImageEvidenceSequence item (enhanced IODs require one for each instance that a Derivation Image
+    functional group references): the source's study, series and instance."""
+    source, instance, series, item = image.dataset, Dataset(), Dataset(), Dataset()
+    instance.ReferencedSOPClassUID, instance.ReferencedSOPInstanceUID = source.SOPClassUID, image.sop_instance_uid
+    series.SeriesInstanceUID, series.ReferencedSOPSequence = source.SeriesInstanceUID, [instance]
+    item.StudyInstanceUID, item.ReferencedSeriesSequence = source.StudyInstanceUID, [series]
+    return item
+
+
+def _derivation_item(image: DicomImage, text: str, frame: int | None = None) -> Dataset:
+    """A DerivationImageSequence item: the description, `DERIVATION_CODE`, and the source (its frame `frame`)."""
+    item = Dataset()
+    item.DerivationDescription = text
+    item.DerivationCodeSequence = [_code(DERIVATION_CODE)]
+    item.SourceImageSequence = [_source_reference(image, frame)]
+    return item
 
 
 def _keep_lossy_history(ds: Dataset, source: Dataset) -> None:
@@ -177,14 +270,22 @@ def _series_description(old: str) -> str:
     return (old[:64 - len(suffix)].rstrip() + suffix) if old else AI_MARK
 
 
-def _source_reference(image: DicomImage) -> Dataset:
-    """A SourceImageSequence item naming the source instance and why it is referenced."""
-    item, code = Dataset(), Dataset()
+def _source_reference(image: DicomImage, frame: int | None = None) -> Dataset:
+    """A SourceImageSequence item naming the source instance (and its frame `frame`, 1-based) and why."""
+    item = Dataset()
     item.ReferencedSOPClassUID = image.dataset.SOPClassUID
     item.ReferencedSOPInstanceUID = image.sop_instance_uid
-    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = SOURCE_PURPOSE
-    item.PurposeOfReferenceCodeSequence = [code]
+    if frame is not None:
+        item.ReferencedFrameNumber = frame
+    item.PurposeOfReferenceCodeSequence = [_code(SOURCE_PURPOSE)]
     return item
+
+
+def _code(value: tuple[str, str, str]) -> Dataset:
+    """A code sequence item from (CodeValue, CodingSchemeDesignator, CodeMeaning)."""
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = value
+    return code
 
 
 def _stored_range(ds: Dataset) -> tuple[int, int]:
