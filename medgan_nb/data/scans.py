@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -191,9 +192,19 @@ def sample_slices(modality: str, split: str, scan_size: int) -> list[Slice]:
     return [ct_reference(s) for s in out] if modality == "ct" else out
 
 
+def split_key(ds: Any) -> str:
+    """What a folder of DICOM files is split by: the patient (PatientID), else the study (StudyInstanceUID), else
+    the series, so that no patient's scans sit on both sides of a split (series of one patient are alike)."""
+    for keyword in ("PatientID", "StudyInstanceUID", "SeriesInstanceUID"):
+        value = str(ds.get(keyword, "") or "").strip()
+        if value:
+            return f"{keyword}={value}"
+    return ""
+
+
 def folder_slices(folder: str | Path, modality: str, split: str, scan_size: int,
                   ratios: tuple[float, float, float]) -> list[Slice]:
-    """The slices of one split of a folder of DICOM files (e.g. TCIA series), split by SeriesInstanceUID. Files
+    """The slices of one split of a folder of DICOM files (e.g. TCIA series), split by patient (`split_key`). Files
     without pixel data (DICOMDIR, reports) are skipped with a log line, as by `read_series`; any other bad file
     raises."""
     from .splits import split_of
@@ -212,10 +223,10 @@ def folder_slices(folder: str | Path, modality: str, split: str, scan_size: int,
         if problem:
             log.warning("%s: %s: left out", path, problem)
             continue
-        if split_of(image.series_instance_uid, ratios) == split:
+        if split_of(split_key(image.dataset), ratios) == split:
             out += slices_of(image.slices, _spacing(image), modality, path.name, scan_size)
     if not out:
-        raise ValueError(f"{folder}: no {modality} DICOM slices in the {split!r} split (split by series)")
+        raise ValueError(f"{folder}: no {modality} DICOM slices in the {split!r} split (split by patient)")
     return [ct_reference(s) for s in out] if modality == "ct" else out
 
 

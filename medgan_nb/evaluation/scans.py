@@ -13,6 +13,11 @@ For every condition (fixed strengths, `CONDITIONS`), every test slice is degrade
 Scores: PSNR/SSIM in the window a reader uses (CT: soft tissue, 40/400 HU; MR and X-ray: the
 percentile window the models see) and, for CT, the RMSE in HU inside the scanned circle; ms per
 slice for each method, on this machine's CPU threads.
+
+A verdict rests on scans, not on realisations of one scan: `per_scan` keeps every scan's means, and `verdicts`
+states the model's PSNR gap to the best classic scan by scan, "on n scans", with a 95 % bootstrap interval of
+the mean gap only where n >= `MIN_SCANS_FOR_INTERVAL` ("n too small" otherwise). Between scans of one modality
+the gap between two classics can change sign, so one test scan supports no general claim.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ CONDITIONS: dict[str, dict[str, dict]] = {
                                                                                       acceleration=4.0)},
     "xray": {"exposure 50": dict(exposure=50.0), "exposure 300, blur 1": dict(exposure=300.0, blur_sigma=1.0)},
 }
+MIN_SCANS_FOR_INTERVAL = 5      # fewer scans: no interval, the verdict says "n too small"
 READER_WINDOW = {"ct": "soft_tissue 40/400 HU", "mri": "percentile 0.5-99.5", "xray": "percentile 0.5-99.5"}
 
 
@@ -116,9 +122,38 @@ def evaluate_scans(generator: torch.nn.Module, cfg: Config, split: str = "test",
         outputs = restore_all(generator, modality, s, conditions[condition], f"{s.key} {condition} {r}", cfg.seed)
         rows += [{"condition": condition, "slice": s.key, "realisation": r, "method": method, "ms": ms,
                   **score_slice(modality, out, s)} for method, (out, ms) in outputs.items()]
+    per_scan = {key: _table([r for r in rows if r["slice"] == key]) for key in dict.fromkeys(s.key for s in slices)}
     return {"modality": modality, "split": split, "slices": [s.key for s in slices], "realisations": realisations,
             "window": READER_WINDOW[modality], "methods": methods_for(modality), "rows": rows,
-            "table": _table(rows)}
+            "table": _table(rows), "per_scan": per_scan, "verdicts": verdicts(per_scan)}
+
+
+def verdicts(per_scan: dict[str, dict]) -> dict[str, dict]:
+    """Per condition: the model's PSNR minus the best classic's, scan by scan (`per_scan`: {scan: `_table`}).
+
+    Returns {condition: {"n": scans, "gaps": {scan: dB}, "mean": dB, "wins": scans where the gap > 0,
+    "interval": [low, high] (95 % bootstrap of the mean, scipy.stats.bootstrap, 10,000 resamples) or None,
+    "note": "" or "n too small" (fewer than `MIN_SCANS_FOR_INTERVAL` scans)}}. "input" is not a classic.
+    """
+    from scipy.stats import bootstrap
+    out: dict[str, dict] = {}
+    for condition in next(iter(per_scan.values()), {}):
+        gaps = {}
+        for scan, table in per_scan.items():
+            by_method = table[condition]
+            classics = [v["psnr"] for m, v in by_method.items() if m not in ("input", "model")]
+            if "model" in by_method and classics:
+                gaps[scan] = by_method["model"]["psnr"] - max(classics)
+        values = np.array(list(gaps.values()), dtype=np.float64)
+        interval = None
+        if len(values) >= MIN_SCANS_FOR_INTERVAL:
+            ci = bootstrap((values,), np.mean, confidence_level=0.95, n_resamples=10_000,
+                           random_state=0).confidence_interval
+            interval = [float(ci.low), float(ci.high)]
+        out[condition] = {"n": len(values), "gaps": gaps, "mean": float(values.mean()) if len(values) else float("nan"),
+                          "wins": int((values > 0).sum()), "interval": interval,
+                          "note": "" if interval is not None else "n too small"}
+    return out
 
 
 def restore_all(generator: torch.nn.Module, modality: str, s: Slice, strengths: dict, key: str, seed: int
@@ -154,12 +189,20 @@ def _table(rows: list[dict]) -> dict:
 
 
 def markdown(result: dict) -> str:
-    """The table as Markdown: one row per condition and method."""
+    """Markdown: the verdict per condition on n scans, then one row per scan, condition and method."""
     ct = result["modality"] == "ct"
-    header = ("condition", "method", "PSNR (dB)", "SSIM", *(("RMSE (HU)",) if ct else ()), "ms / slice")
-    rows = [(condition, method, f"{v['psnr']:.2f}", f"{v['ssim']:.3f}", *((f"{v['rmse_hu']:.1f}",) if ct else ()),
-             f"{v['ms']:.0f}") for condition, by_method in result["table"].items() for method, v in by_method.items()]
-    return markdown_table(header, rows)
+    lines = []
+    for condition, v in result["verdicts"].items():
+        spread = (f"95 % interval [{v['interval'][0]:+.2f}, {v['interval'][1]:+.2f}] dB" if v["interval"]
+                  else f"{v['note']} for an interval (fewer than {MIN_SCANS_FOR_INTERVAL})")
+        lines.append(f"- {condition}: model − best classic on {v['n']} scan(s): mean {v['mean']:+.2f} dB, the model "
+                     f"ahead on {v['wins']} of {v['n']}; {spread}")
+    header = ("scan", "condition", "method", "PSNR (dB)", "SSIM", *(("RMSE (HU)",) if ct else ()), "ms / slice")
+    rows = [(scan, condition, method, f"{v['psnr']:.2f}", f"{v['ssim']:.3f}",
+             *((f"{v['rmse_hu']:.1f}",) if ct else ()), f"{v['ms']:.0f}")
+            for scan, table in result["per_scan"].items() for condition, by_method in table.items()
+            for method, v in by_method.items()]
+    return "\n".join(lines) + "\n\n" + markdown_table(header, rows)
 
 
 

@@ -332,16 +332,20 @@ DERIVED_TAGS = ("ImageType", "SOPInstanceUID", "SeriesInstanceUID", "SeriesDescr
 
 
 def comparison_sentences(result: dict) -> list[str]:
-    """One sentence per condition of an `evaluate_scans` result: the model against its input and the best classic."""
+    """One sentence per condition of an `evaluate_scans` result: the model against its input and the best classic,
+    on how many scans (and "n too small" where they are too few for an interval, see `verdicts`)."""
     out = []
     for condition, by_method in result["table"].items():
+        verdict = result.get("verdicts", {}).get(condition)
         model, given = by_method["model"]["psnr"], by_method["input"]["psnr"]
         classics = {m: v["psnr"] for m, v in by_method.items() if m not in ("input", "model")}
         best = max(classics, key=classics.get)
         out.append(f"**{condition}**: the model is {model - given:+.2f} dB against its input "
                    f"({'better' if model > given else 'not better'}); the best classic is {NAMES.get(best, best)} "
                    f"at {classics[best]:.2f} dB, and the model is {abs(model - classics[best]):.2f} dB "
-                   f"{'above' if model > classics[best] else 'below'} it.")
+                   f"{'above' if model > classics[best] else 'below'} it"
+                   + (f", on {verdict['n']} scan(s){': n too small for a general verdict' if verdict['note'] else ''}."
+                      if verdict else "."))
     return out
 
 
