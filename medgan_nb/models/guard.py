@@ -58,16 +58,16 @@ def noise_level(x: torch.Tensor) -> torch.Tensor:
     """
     if x.ndim != 4 or min(x.shape[-2:]) < 3:
         raise ValueError(f"expected a batch (N, C, H, W) with H, W >= 3, got shape {tuple(x.shape)}")
-    u = (x.float() + 1) / 2
-    c, h, w = u.shape[1:]
+    c, h, w = x.shape[1:]
     s = max(1, math.ceil(math.sqrt(c * h * w / SAMPLES)))
     rows, cols = (h - 3) // s + 1, (w - 3) // s + 1
 
     def second_difference(col: int) -> torch.Tensor:          # [1, -2, 1] down the rows, at column offset col
-        at = [u[..., a:a + s * rows:s, col:col + s * cols:s] for a in range(3)]
-        return at[0] - 2 * at[1] + at[2]
+        at = [x[..., a:a + s * rows:s, col:col + s * cols:s].float() for a in range(3)]   # samples only: no copy
+        return at[0] - 2 * at[1] + at[2]                                                 # of the whole image
 
-    r = (second_difference(0) - 2 * second_difference(1) + second_difference(2)).flatten(1).abs()
+    # the mask cancels the offset of (x + 1) / 2, so the [0, 1] units are the [-1, 1] differences halved
+    r = (second_difference(0) - 2 * second_difference(1) + second_difference(2)).flatten(1).abs() / 2
     return _row_medians(r) / (MAD_TO_STD * MASK_NORM)
 
 

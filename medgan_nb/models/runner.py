@@ -6,11 +6,13 @@ generator in eval mode, in chunks of `batch_size`, without gradients, each chunk
 (a `medgan_nb.models.guard.Guard`, or None) -> float32 on the CPU. Training validates with it and evaluation
 scores with it (`medgan_nb.evaluation.methods.run_gan`); the generator's train/eval mode is restored after.
 
-`enhance_array(generator, img, tile, overlap, device, guard)`: an image (H, W, C) float in [0, 1], C the
-generator's channels (3, or 1 for the CT, MRI and X-ray models) -> float32 (H, W, C) in [0, 1]. The image
+`enhance_array(generator, img, tile, overlap, device, guard, progress)`: an image (H, W, C) float in [0, 1], C
+the generator's channels (3, or 1 for the CT, MRI and X-ray models) -> float32 (H, W, C) in [0, 1]. The image
 is reflect-padded to a multiple of ``generator.size_multiple``; images larger than `tile` go through the
-generator in overlapping tiles blended with cosine ramps whose weights sum to 1, so memory stays bounded
-and no seams appear. A guard (`medgan_nb.models.guard.Guard`) is applied to the whole image after the
+generator in overlapping tiles blended with cosine ramps whose weights sum to 1, so no seams appear. The
+tiles are streamed one at a time into the output, so the call holds the padded input and the output
+(float32, 24 bytes per RGB pixel) plus one tile's work, whatever the image size; a progress bar counts the
+tiles of large images. A guard (`medgan_nb.models.guard.Guard`) is applied to the whole image after the
 tiles are joined, so that every tile gets the same strength. Runs under ``torch.inference_mode`` in eval
 mode and restores the generator's mode afterwards. Raises ValueError for a wrong shape or channel count,
 integer pixels, or a tile below 1.
@@ -22,10 +24,10 @@ import math
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .build import eval_mode
 from .guard import Guard
-from ..utils.images import from_numpy_images, to_numpy_images
 
 
 # ------------------------------------------------------------ a batch
@@ -76,13 +78,52 @@ def _module_device(module: torch.nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
+def _pad_reflect(img: np.ndarray, hp: int, wp: int) -> np.ndarray:
+    """`img` (H, W, C) in [0, 1] -> float32 (hp, wp, C) in [-1, 1], reflect-padded at the bottom and right
+    (as ``np.pad(mode="reflect")``) and clamped; written into one new array, the only full-size copy of the
+    input that `enhance_array` makes (casting and padding separately would make two)."""
+    h, w = img.shape[:2]
+    padded = np.empty((hp, wp, img.shape[2]), np.float32)
+    padded[:h, :w] = img
+    rows = np.pad(np.arange(h), (0, hp - h), mode="reflect")        # the source row of each padded row
+    cols = np.pad(np.arange(w), (0, wp - w), mode="reflect")
+    padded[h:, :w] = padded[rows[h:], :w]
+    padded[:, w:] = padded[:, cols[w:]]
+    np.clip(padded, 0, 1, out=padded)
+    padded *= 2
+    padded -= 1
+    return padded
+
+
+def _tile_weights(size: int, tile: int, overlap: int, starts: list[int]) -> list[np.ndarray]:
+    """Float32 blending weights along one axis, one array of length ``min(tile, size)`` per tile start,
+    divided by the sum of all tiles' ramps at each position so that they sum to 1 everywhere.
+
+    The tiles form a grid, so the 2-D weight of a tile is the product of its row and column weights and
+    those products sum to 1 at every pixel as well: no full-size weight map is needed.
+    """
+    length = min(tile, size)
+    ramps = [_ramp(length, overlap, fade_in=i > 0, fade_out=i < len(starts) - 1).numpy() for i in range(len(starts))]
+    total = np.zeros(size, np.float32)
+    for start, ramp in zip(starts, ramps):
+        total[start:start + length] += ramp
+    return [ramp / total[start:start + length] for start, ramp in zip(starts, ramps)]
+
+
+PROGRESS_MIN_TILES = 5      # by default, images needing at least this many tiles show a progress bar
+
+
 def enhance_array(generator: torch.nn.Module, img: np.ndarray, *, tile: int = 512, overlap: int = 32,
-                  device: str | torch.device | None = None, guard: Guard | None = None) -> np.ndarray:
+                  device: str | torch.device | None = None, guard: Guard | None = None,
+                  progress: bool | None = None) -> np.ndarray:
     """Restore one image (H, W, C) float in [0, 1] of any size, C the generator's channels (3, or 1 for the CT,
     MRI and X-ray models); returns float32 (H, W, C) in [0, 1].
 
     guard: a `medgan_nb.models.guard.Guard` (shipped models carry one as ``generator.guard``), applied to the
     whole image after the tiles are put together, so that every tile gets the same strength.
+
+    progress: show a progress bar over the tiles (tqdm); None (the default) shows one only for images that
+    need `PROGRESS_MIN_TILES` tiles or more. Quiet callers pass False.
 
     The image is reflect-padded to a multiple of ``generator.size_multiple``. Images
     larger than `tile` go through the generator in tiles of `tile` pixels that
@@ -90,6 +131,10 @@ def enhance_array(generator: torch.nn.Module, img: np.ndarray, *, tile: int = 51
     tiles are blended with cosine ramps in the overlaps. Runs in eval mode
     under ``torch.inference_mode`` on `device` (default: the generator's),
     and restores the generator's train/eval mode afterwards.
+
+    Memory: the tiles are streamed one at a time, so besides one tile's work the call holds the padded input
+    and the output, both float32: 8 bytes per pixel and channel (24 for RGB). A guard's statistics add
+    transient full-size copies while it measures.
     """
     img = np.asarray(img)
     channels = getattr(generator, "in_channels", None)         # backends' wrappers may not say; the model would
@@ -108,25 +153,27 @@ def enhance_array(generator: torch.nn.Module, img: np.ndarray, *, tile: int = 51
 
     h, w = img.shape[:2]
     hp, wp = _round_up(h, m), _round_up(w, m)
-    padded = np.pad(img.astype(np.float32, copy=False), ((0, hp - h), (0, wp - w), (0, 0)), mode="reflect")
-    x = from_numpy_images(padded)                                                   # (C, hp, wp) in [-1, 1]
-
-    out = torch.zeros(channels, hp, wp)
-    weight = torch.zeros(1, hp, wp)
+    padded = _pad_reflect(img, hp, wp)                                              # (hp, wp, C) in [-1, 1]
+    th, tw = min(tile, hp), min(tile, wp)
     rows, cols = _tile_starts(hp, tile, tile - overlap), _tile_starts(wp, tile, tile - overlap)
-    with eval_mode(generator), torch.inference_mode():
-        for i, top in enumerate(rows):
-            th = min(tile, hp)
-            wy = _ramp(th, overlap, fade_in=i > 0, fade_out=i < len(rows) - 1)
-            for j, left in enumerate(cols):
-                tw = min(tile, wp)
-                wx = _ramp(tw, overlap, fade_in=j > 0, fade_out=j < len(cols) - 1)
-                patch = x[:, top:top + th, left:left + tw][None].to(device)
-                y = generator(patch)[0].float().cpu()
-                wt = wy[:, None] * wx[None, :]
-                out[:, top:top + th, left:left + tw] += y * wt
-                weight[:, top:top + th, left:left + tw] += wt
-    out = (out / weight)[:, :h, :w]
-    if guard is not None:
-        out = guard(x[None, :, :h, :w], out[None])[0]
-    return to_numpy_images(out)
+    row_weights, col_weights = _tile_weights(hp, tile, overlap, rows), _tile_weights(wp, tile, overlap, cols)
+    n_tiles = len(rows) * len(cols)
+    show = progress if progress is not None else n_tiles >= PROGRESS_MIN_TILES
+
+    out = np.zeros((h, w, channels), np.float32)                       # the blended output, in [-1, 1]
+    with eval_mode(generator), torch.inference_mode(), \
+            tqdm(total=n_tiles, desc="tiles", unit="tile", disable=not show, leave=False) as bar:
+        for top, wy in zip(rows, row_weights):
+            for left, wx in zip(cols, col_weights):
+                patch = torch.from_numpy(padded[top:top + th, left:left + tw]).permute(2, 0, 1)
+                y = generator(patch.contiguous()[None].to(device))[0].float().cpu().permute(1, 2, 0).numpy()
+                bh, bw = min(th, h - top), min(tw, w - left)                   # the part inside the image
+                out[top:top + bh, left:left + bw] += y[:bh, :bw] * (wy[:bh, None, None] * wx[None, :bw, None])
+                bar.update()
+    if guard is not None:                                                # blended in place: no third full copy
+        x, y = (torch.from_numpy(a).permute(2, 0, 1)[None] for a in (padded[:h, :w], out))
+        torch.lerp(x, y, guard.strength(x, y).view(-1, 1, 1, 1), out=y)
+    np.clip(out, -1, 1, out=out)
+    out += 1
+    out /= 2
+    return out
