@@ -26,6 +26,7 @@ from medgan_nb.degrade import (
     view_angles,
     xray_degrade,
 )
+from medgan_nb.degrade.xray import DECADES, to_exposure, xray_noise_std
 
 S = 64
 YY, XX = np.mgrid[:S, :S]
@@ -169,9 +170,10 @@ def test_undersample_returns_the_mask_and_error_grows_with_acceleration():
     x = smooth_image(2, seed=1)
     err = []
     for accel in (2, 4, 8):
-        d = undersample_kspace(x, accel, keys=["a", "b"])
+        d = undersample_kspace(x, accel, keys=["a", "b"], acquired_lines=S)          # every row acquired
         assert d.params["mri_mask"].shape == (2, S) and d.params["mri_mask"].dtype == torch.bool
         assert (d.params["mri_mask"].sum(1) == round(S / accel)).all()
+        assert (d.params["mri_effective_acceleration"] == S / round(S / accel)).all()
         err.append(((d.image - x).norm() / x.norm()).item())
     assert err[0] < err[1] < err[2]
     torch.testing.assert_close(undersample_kspace(x, 1).image, x)
@@ -181,14 +183,14 @@ def test_equispaced_undersampling_makes_aliasing_copies_at_h_over_r():
     x = torch.zeros(1, 1, S, S, dtype=torch.float64)
     x[..., 4:14, 20:40] = 1.0                                  # a bright block near the top
     accel = 4
-    out = undersample_kspace(x, accel, centre_fraction=0.0, pattern="equispaced", keys=[0]).image
+    out = undersample_kspace(x, accel, centre_fraction=0.0, pattern="equispaced", keys=[0], acquired_lines=S).image
     ghost = torch.roll(x, S // accel, dims=-2).bool()          # rows 20:30, the first copy
     gap = torch.zeros_like(ghost)
     gap[..., 15:19, 20:40] = True                               # between the original and its copy
     assert abs(out[ghost].mean().item() - 1 / accel) < 0.01     # R copies of 1/R each (measured 0.250)
     assert out[gap].max() < 1e-6
     assert abs(out[x.bool()].mean().item() - 1 / accel) < 0.01
-    rand = undersample_kspace(x, accel, centre_fraction=0.0, pattern="random", keys=[0]).image
+    rand = undersample_kspace(x, accel, centre_fraction=0.0, pattern="random", keys=[0], acquired_lines=S).image
     assert rand[gap].mean() > 0.05                              # random lines: incoherent, spread-out aliasing
 
 
@@ -210,27 +212,30 @@ def test_mri_non_square_and_float32():
 
 
 # -------------------------------------------------------------------- X-ray
-def test_xray_poisson_variance_is_mean_over_exposure():
+def test_xray_poisson_noise_in_the_log_display():
     x = torch.full((4, 1, 64, 64), 0.5, dtype=torch.float64)
     var = {}
     for exposure in (50.0, 500.0):
         out = quantum_noise(x, exposure, keys=list(range(4))).image
-        assert abs(out.mean().item() - 0.5) < 0.01
+        quanta = exposure * to_exposure(torch.tensor(0.5)).item()
+        bias = -1 / (2 * quanta * math.log(10) * DECADES)                 # E log N ~ log mean - 1 / (2 mean)
+        assert abs(out.mean().item() - 0.5 - bias) < 0.004
         var[exposure] = out.var().item()
-        assert abs(var[exposure] / (0.5 / exposure) - 1) < 0.1
-    assert var[50.0] > 5 * var[500.0]
+        first_order = xray_noise_std(0.5, exposure, electronic_noise=0.0) ** 2      # +1.5 / quanta: second order
+        assert abs(var[exposure] / first_order / (1 + 1.5 / quanta) - 1) < 0.05     # measured +11 % at 16 quanta
+    assert var[50.0] > 8 * var[500.0]
 
 
-def test_detector_blur_zero_is_identity_and_blur_comes_before_the_noise():
+def test_detector_blur_zero_is_identity_and_the_scintillator_blurs_the_quanta():
     x = smooth_image(2, seed=3)
     torch.testing.assert_close(detector_blur(x, 0.0), x)
     torch.testing.assert_close(detector_blur(x, 1.0), gaussian_blur(x, torch.tensor([1.0, 1.0]), 7))
     flat = torch.full((2, 1, 64, 64), 0.5, dtype=torch.float64)
-    noise = xray_degrade(flat, 100.0, blur_sigma=2.0, keys=["a", "b"]).image - 0.5
+    noise = xray_degrade(flat, 100.0, blur_sigma=2.0, keys=["a", "b"], electronic_noise=0.0).image - 0.5
     c = np.corrcoef(noise[..., :-1].ravel().numpy(), noise[..., 1:].ravel().numpy())[0, 1]
-    assert abs(c) < 0.05                       # noise after the blur stays white
-    blurred_noise = detector_blur(noise, 2.0)  # the other order would smooth it
-    assert blurred_noise.std() < 0.5 * noise.std()
+    assert c > 0.8                             # the light spread of each absorbed quantum correlates the noise
+    white = xray_degrade(flat, 100.0, keys=["a", "b"], electronic_noise=0.0).image - 0.5
+    assert noise.std() < 0.3 * white.std()     # and averages it down
 
 
 # ------------------------------------------------- pipeline, seeds, checks

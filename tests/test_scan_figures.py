@@ -116,6 +116,8 @@ def test_mri_chain_figure(slices):
     assert set(np.unique(mask)) <= {0.0, 1.0} and mask[:, 0].mean() == pytest.approx(0.25, abs=0.05)
     assert np.abs(zero_filled - clean).mean() > 0.005
     assert all(0 <= a.min() and a.max() <= 1 for a in (clean, zero_filled, tv))
+    title = fig.axes[2].get_title()
+    assert "4x nominal" in title and abs(float(title.split(", ")[-1].split("x")[0]) - 4) < 0.4   # effective
 
 
 def test_mri_motion_figure_zero_shift_is_the_clean_image(slices):

@@ -143,7 +143,10 @@ def test_one_channel_training_and_evaluation(modality, tmp_path):
         low = result["table"]["dose 5e3"]
         assert low["fbp_hann"]["psnr"] > low["input"]["psnr"] and low["input"]["rmse_hu"] > 0
     text = markdown(result)
-    assert text.count("\n") == 1 + sum(len(m) for m in result["table"].values())
+    table_rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(table_rows) == sum(len(m) for table in result["per_scan"].values() for m in table.values())
+    assert len(result["verdicts"]) == len(result["table"]) and text.count("model − best classic on 1 scan(s)") == len(
+        result["table"]) and "n too small" in text                    # one test scan per modality
 
 
 def test_run_model_pads_odd_sizes():

@@ -14,9 +14,8 @@ Units (`to_model` / `from_model`):
   that `medgan_nb.degrade.ModalityDegradation` expects. Values outside the window are clipped for
   the model; `medgan_nb.inference.files` passes such pixels through unchanged.
 - MR: [0, 1] between the 0.5th and 99.5th percentiles of the scan (MR values have no fixed scale).
-- X-ray: as MR, then inverted (bright bone = low *transmitted* fraction), because
-  `medgan_nb.degrade.quantum_noise` needs the detector's photon count: more photons where less
-  tissue is in the way.
+- X-ray: as MR, then inverted so that values rise with exposure (bright bone = few photons):
+  `medgan_nb.degrade.xray` takes them as logarithmic in exposure, as CR/DR processing makes them.
 
 Degradations cost too much to run per training batch on a CPU (a low-dose CT reconstruction costs
 far more than a training step), and CT noise depends on the whole slice's attenuation, not on a patch. So
@@ -203,17 +202,26 @@ def split_key(ds: Any) -> str:
 
 
 def folder_slices(folder: str | Path, modality: str, split: str, scan_size: int,
-                  ratios: tuple[float, float, float]) -> list[Slice]:
-    """The slices of one split of a folder of DICOM files (e.g. TCIA series), split by patient (`split_key`). Files
-    without pixel data (DICOMDIR, reports) are skipped with a log line, as by `read_series`; any other bad file
-    raises."""
+                  ratios: tuple[float, float, float], on_error: str = "raise",
+                  skipped: list[tuple[Path, str]] | None = None) -> list[Slice]:
+    """The slices of one split of a folder of DICOM files (e.g. TCIA series), split by patient (`split_key`).
+
+    Files without an image (DICOMDIR, reports, RT plans) are always left out, as by `read_series`; any other
+    unreadable DICOM file raises its `DicomError` with on_error="raise" (the config's ``bad_images``), or is left
+    out with "skip". Every file left out is appended to `skipped` as (path, reason) and counted in a log line.
+    """
     from .splits import split_of
     out: list[Slice] = []
+    left_out = skipped if skipped is not None else []
+    before = len(left_out)
     for path in list_dicom(folder):
         try:
             image = read_dicom(path)
-        except NoPixelDataError as e:
-            log.info("skipped: %s", e)
+        except DicomError as e:
+            if on_error != "skip" and not isinstance(e, NoPixelDataError):
+                raise
+            log.info("left out: %s", e)
+            left_out.append((path, str(e)))
             continue
         found = MODALITY_OF_DICOM.get(image.modality)
         if found != modality:
@@ -225,15 +233,20 @@ def folder_slices(folder: str | Path, modality: str, split: str, scan_size: int,
             continue
         if split_of(split_key(image.dataset), ratios) == split:
             out += slices_of(image.slices, _spacing(image), modality, path.name, scan_size)
+    if len(left_out) > before:
+        log.warning("%s: left out %d DICOM file(s) without a usable image (DICOMDIR, reports, unreadable files)",
+                    folder, len(left_out) - before)
     if not out:
         raise ValueError(f"{folder}: no {modality} DICOM slices in the {split!r} split (split by patient)")
     return [ct_reference(s) for s in out] if modality == "ct" else out
 
 
-def modality_slices(split: str, cfg: Config) -> list[Slice]:
-    """``cfg.data_dir``'s DICOM slices if set, else the sample scans."""
+def modality_slices(split: str, cfg: Config, on_error: str = "raise",
+                    skipped: list[tuple[Path, str]] | None = None) -> list[Slice]:
+    """``cfg.data_dir``'s DICOM slices if set (`folder_slices`: files left out go to `skipped`), else the
+    sample scans."""
     if cfg.data_dir:
-        return folder_slices(cfg.data_dir, cfg.modality, split, cfg.scan_size, cfg.split_ratios)
+        return folder_slices(cfg.data_dir, cfg.modality, split, cfg.scan_size, cfg.split_ratios, on_error, skipped)
     return sample_slices(cfg.modality, split, cfg.scan_size)
 
 
@@ -314,10 +327,14 @@ class ScanPairs(Dataset):
         return both[0:1], both[1:2], key
 
 
-def modality_dataset(split: str, cfg: Config) -> ScanPairs:
+def modality_dataset(split: str, cfg: Config, on_error: str = "raise") -> ScanPairs:
     """The `ScanPairs` of one split: training items random (``cfg.crops_per_frame`` per slice and realisation),
-    validation and test the centre patch of ``max(1, realisations // 4)`` realisations per slice."""
+    validation and test the centre patch of ``max(1, realisations // 4)`` realisations per slice. Its ``skipped``
+    lists the (file, reason) pairs of ``cfg.data_dir`` left out (`folder_slices` with `on_error`)."""
     train = split == "train"
     reps = cfg.scan_realisations if train else max(1, cfg.scan_realisations // 4)
-    return ScanPairs(modality_slices(split, cfg), modality_degradation(cfg), cfg.image_size, reps, train,
-                     cfg.crops_per_frame, seed_for(split, cfg.seed))
+    skipped: list[tuple[Path, str]] = []
+    dataset = ScanPairs(modality_slices(split, cfg, on_error, skipped), modality_degradation(cfg), cfg.image_size,
+                        reps, train, cfg.crops_per_frame, seed_for(split, cfg.seed))
+    dataset.skipped = skipped
+    return dataset

@@ -7,8 +7,10 @@ follows the physics of one modality's acquisition, on 1-channel batches (N, 1, H
   image. HU -> linear attenuation per pixel (``mu = MU_WATER_PER_MM * (1 + HU/1000) * pixel_mm``),
   forward projection (``skimage.transform.radon``, `n_views` angles over 180 degrees), counts
   ``N ~ Poisson(I0 * exp(-line integral))`` for the dose I0 (counts per detector bin and view
-  without an object), clamped to >= 1, ``-log(N / I0)``, filtered back-projection (`fbp`) and back
-  to HU. The noise that results is correlated and streaky, unlike white image noise. Few views
+  without an object), plus Gaussian electronic (read-out) noise, clamped to >= 1, ``-log(N / I0)``,
+  filtered back-projection (`fbp`) and back to HU. A dose is stated in HU by `water_cylinder_noise`: the
+  noise std in the centre of a 20-cm water cylinder on the same grid. The noise that results is
+  correlated and streaky, unlike white image noise. Few views
   (sparse-view CT) give streaks even without noise. radon/iradon need a square image and only
   see the inscribed circle: pixels outside it are treated as air and come back as -1000 HU.
 - MRI (`rician_noise`, `undersample_kspace`, `motion_kspace`, or all three via `mri_degrade`): the
@@ -17,16 +19,18 @@ follows the physics of one modality's acquisition, on 1-channel batches (N, 1, H
   acquisition: motion (phase errors of the lines acquired while the patient had moved) ->
   thermal noise (complex Gaussian, white in k-space and hence, the FFT being unitary, white in
   the image with the same sigma) -> undersampling (lines not acquired are zero: zero-filled
-  reconstruction, aliasing) -> magnitude (Rician noise). The image is taken as real with zero
-  phase; noise sigma is relative to each clean image's maximum.
-- X-ray (`xray_degrade`, `detector_blur`, `quantum_noise`): intensity in [0, 1] is the transmitted
-  fraction. Order: blur (Gaussian PSF, sigma in pixels: focal spot and detector unsharpness of
-  the *signal*) -> quantum noise (``counts ~ Poisson(exposure * I)``, image = counts / exposure).
-  The noise is therefore white; in an indirect (scintillator) detector the light spread would
-  blur the noise too, which this model leaves out.
+  reconstruction, aliasing) -> magnitude (Rician noise). The image first gets a smooth random phase
+  (a real image's k-space is Hermitian: each kept line would give its mirror for free, halving the
+  acceleration), and the lines are undersampled within the acquired matrix (`acquired_extent`); the
+  params carry the effective acceleration. Noise sigma is relative to each clean image's maximum.
+- X-ray (`xray_degrade`, `detector_blur`, `quantum_noise`): a processed CR/DR stores values that are
+  logarithmic in exposure, so intensity t in [0, 1] (rising with exposure: the display inverted) is
+  mapped to relative exposure ``10 ** (-decades (1 - t))``; absorbed quanta ~ Poisson(exposure x that);
+  the scintillator blur spreads the noisy quanta (so the noise is correlated); electronic noise; back
+  to the log display. Noise therefore rises where exposure falls (behind bone and mediastinum).
 
-Units. The functions take physical units: HU for CT, [0, 1] magnitude / transmitted fraction
-for MRI and X-ray (outputs are not clamped: noise can push a magnitude above 1).
+Units. The functions take physical units: HU for CT, [0, 1] magnitude for MRI, for X-ray the [0, 1] log
+display rising with exposure (outputs are not clamped: noise can push a magnitude above 1).
 `ModalityDegradation` takes and returns batches in [-1, 1] like `medgan_nb.degrade.Degradation`:
 for CT through a window (default center 0, width 2000: -1000 ... +1000 HU, so air stays air; a
 narrow window such as ``"soft_tissue"`` clips air to the window's bottom and misstates the
@@ -59,9 +63,10 @@ SCAN_MODALITIES = tuple(m for m in MODALITIES if m != "endoscopy")   # the ones 
 
 # ----------------------------------------------------------------- pipeline
 STRENGTHS = {
-    "ct": ("dose", "n_views", "pixel_mm", "filter_name", "window"),
-    "mri": ("noise_sigma", "acceleration", "centre_fraction", "pattern", "max_shift_px", "fraction_of_lines"),
-    "xray": ("exposure", "blur_sigma"),
+    "ct": ("dose", "n_views", "pixel_mm", "filter_name", "window", "electronic_noise"),
+    "mri": ("noise_sigma", "acceleration", "centre_fraction", "pattern", "max_shift_px", "fraction_of_lines",
+            "phase_rad", "acquired_lines"),
+    "xray": ("exposure", "blur_sigma", "electronic_noise", "decades"),
 }
 _LOG_UNIFORM = ("dose", "exposure")          # photon numbers span decades: sampled log-uniformly
 _RANGED = ("dose", "n_views", "noise_sigma", "acceleration", "max_shift_px", "exposure", "blur_sigma")
@@ -77,7 +82,8 @@ class ModalityDegradation:
     integers, the others uniformly), a number is used for all. CT: the batch is HU mapped through
     `window` ((center, width) or a name in `medgan_nb.data.dicom.WINDOWS`; default `CT_WINDOW`), see the
     module docstring; MRI and X-ray: [-1, 1] is [0, 1]. Defaults: CT dose 1e4 and full views;
-    MRI nothing (give at least one strength); X-ray exposure 200, no blur.
+    MRI nothing (give at least one strength); X-ray exposure 200, no blur. The physics knobs
+    (``electronic_noise``, ``decades``, ``phase_rad``, ``acquired_lines``) default to their modules' constants.
     """
 
     def __init__(self, modality: str, seed: int = 0, **strengths):
@@ -108,6 +114,10 @@ class ModalityDegradation:
             for k, v in self.strengths.items():
                 if k in _RANGED and isinstance(v, (tuple, list)) and (len(v) != 2 or v[0] > v[1]):
                     raise ValueError(f"{k}: a range is (lo, hi) with lo <= hi, got {v}")
+            if fixed.get("acquired_lines") is not None:        # sized for real images, not the 16² check batch
+                if int(fixed["acquired_lines"]) < 1:
+                    raise ValueError(f"acquired_lines must be >= 1 or None (detect), got {fixed['acquired_lines']}")
+                fixed["acquired_lines"] = None
             self._apply(torch.zeros(1, 1, 16, 16), fixed, torch.Generator().manual_seed(0))   # not the global RNG
 
     def _sample(self, g: torch.Generator | None) -> dict:

@@ -1,14 +1,32 @@
 """MRI acquisition in k-space: thermal (Rician) noise, undersampling and motion between lines.
 
-- `mri_degrade(x, noise_sigma, acceleration, ..., max_shift_px, fraction_of_lines)`: magnitude images
-  (N, 1, H, W) in [0, 1] -> `Degraded`, the magnitude of the inverse FFT of the measured k-space. Order as
-  in a scanner: motion -> complex Gaussian noise (sigma relative to each image's maximum) ->
-  undersampling of phase-encode lines -> magnitude. The params hold the masks and shifts per image.
+- `mri_degrade(x, noise_sigma, acceleration, ..., max_shift_px, fraction_of_lines, phase_rad, acquired_lines)`:
+  magnitude images (N, 1, H, W) in [0, 1] -> `Degraded`, the magnitude of the inverse FFT of the measured
+  k-space. Order as in a scanner: smooth object phase -> motion -> complex Gaussian noise (sigma relative to
+  each image's maximum) -> undersampling of phase-encode lines -> magnitude. The params hold the masks,
+  shifts, the acquired extent and the effective acceleration per image.
+
+Why the phase. A magnitude image is real: its k-space is Hermitian (the line at -ky is the conjugate of the
+line at +ky), so every kept line also gives its mirror and "4x" keeps about half the information, i.e. is
+about 2x. A real MR image has a smooth phase (field inhomogeneity, coil sensitivities): `smooth_phase` gives
+each image a seeded random quadratic phase of peak `phase_rad` (default `PHASE_RAD`; 0 = the old real image)
+before the FFT, so the mirrors are not free. (A phase-constrained, partial-Fourier reconstruction can still
+win part of them back; the zero-filled input and the models do not.)
+
+Why the acquired extent. Many stored MR images are interpolated: a 484-row reformat of a 142-row
+acquisition holds its energy in the central rows and (almost) nothing outside. Undersampling all 484 rows
+would mostly drop empty lines. `acquired_extent` takes the acquired matrix to be the smallest centred band of
+rows holding `ACQUIRED_ENERGY` (99.9 %) of the k-space energy (or pass ``acquired_lines``); the sampling
+mask then keeps ~1/acceleration of *those* lines, and rows outside it (never acquired) are left as they are.
+`effective_acceleration` (in the params as ``mri_effective_acceleration``) is acquired lines / lines known,
+counting mirrors when the image has no phase: the number a lesson should print.
 - `rician_noise`, `undersample_kspace`, `motion_kspace`: each effect alone.
 - `mri_acquire`: the measured k-space itself (complex128 (N, H, W), centred, zero where not acquired),
   which `tv_reconstruction` (the compressed-sensing baseline) starts from.
 - Building blocks: `kspace`, `magnitude_image`, `sampling_mask` (a fully sampled centre plus random or
-  equispaced lines, `PATTERNS`), `motion_phases` (the Fourier shift theorem per line).
+  equispaced lines, `PATTERNS`), `acquisition_mask` (that mask on the acquired rows only), `motion_phases`
+  (the Fourier shift theorem per line), `smooth_phase`, `acquired_extent`, `mirror_lines`,
+  `effective_acceleration`.
 
 Work runs on the CPU with per-image generators; invalid strengths raise ValueError.
 """
@@ -24,12 +42,16 @@ from .ops import Keys, _check_batch, _generators, _values
 from .pipeline import Degraded, Params
 
 PATTERNS = ("random", "equispaced")
+PHASE_RAD = math.pi          # peak of the smooth object phase added before the FFT (0: a real image)
+ACQUIRED_ENERGY = 0.999      # the acquired extent: the centred rows holding this fraction of the k-space energy
 
 
 # ---------------------------------------------------------------------- MRI
 def kspace(x: torch.Tensor) -> torch.Tensor:
-    """Centred k-space (DC at [H//2, W//2]) of real images (..., H, W), unitary FFT."""
-    k = torch.fft.fft2(x.to(torch.complex128 if x.dtype == torch.float64 else torch.complex64), norm="ortho")
+    """Centred k-space (DC at [H//2, W//2]) of real or complex images (..., H, W), unitary FFT."""
+    if not x.is_complex():
+        x = x.to(torch.complex128 if x.dtype == torch.float64 else torch.complex64)
+    k = torch.fft.fft2(x, norm="ortho")
     return torch.fft.fftshift(k, dim=(-2, -1))
 
 
@@ -73,6 +95,78 @@ def _check_mri_args(acceleration: float, centre_fraction: float, pattern: str) -
         raise ValueError(f"unknown pattern {pattern!r}; use one of {PATTERNS}")
 
 
+def acquisition_mask(lines: int, acquired: int, acceleration: float, centre_fraction: float = 0.08,
+                     pattern: str = "random", generator: torch.Generator | None = None) -> torch.Tensor:
+    """`sampling_mask` of the `acquired` centred rows of a `lines`-row k-space (bool (lines,)); the rows
+    outside the acquired extent (never measured, zero in the original acquisition) are kept as they are.
+    Acceleration 1 keeps every row."""
+    if not 1 <= acquired <= lines:
+        raise ValueError(f"acquired_lines must be in [1, {lines}] (the image's rows), got {acquired}")
+    inner = sampling_mask(acquired, acceleration, centre_fraction, pattern, generator)
+    mask = torch.ones(lines, dtype=torch.bool)
+    start = lines // 2 - acquired // 2
+    mask[start:start + acquired] = inner
+    return mask
+
+
+def acquired_extent(image: torch.Tensor, energy: float = ACQUIRED_ENERGY) -> int:
+    """The acquired phase-encode matrix of an image (H, W), real or complex: the number of rows of the smallest
+    band centred on DC (row H//2 of centred k-space) that holds `energy` of the k-space energy; H for a blank
+    image. An interpolated reformat gives its acquired rows; a natively sampled image nearly all of H."""
+    h = image.shape[-2]
+    rows = kspace(image.detach().cpu().double()).abs().pow(2).sum(-1)
+    total = float(rows.sum())
+    if total == 0:
+        return h
+    c = h // 2
+    for half in range(h // 2 + 1):
+        lo, hi = max(0, c - half), min(h, c + half + 1)
+        if float(rows[lo:hi].sum()) >= energy * total:
+            return hi - lo
+    return h
+
+
+def mirror_lines(a: torch.Tensor) -> torch.Tensor:
+    """Rows of a centred k-space (or mask) (H, ...) reordered so that row ky holds row -ky (DC at H//2; for
+    even H the unpaired Nyquist row maps to itself). For a real image ``mirror_lines(k).conj()`` is k."""
+    h = a.shape[0]
+    idx = (2 * (h // 2) - torch.arange(h)) % h
+    if h % 2 == 0:
+        idx[0] = 0
+    out = a[idx]
+    if a.is_complex() and a.ndim > 1:          # kx -> -kx too, the same way along the columns
+        w = a.shape[1]
+        col = (2 * (w // 2) - torch.arange(w)) % w
+        if w % 2 == 0:
+            col[0] = 0
+        out = out[:, col]
+    return out
+
+
+def effective_acceleration(mask: torch.Tensor, acquired: int, hermitian: bool = False) -> float:
+    """Acquired rows / rows known inside the acquired extent of a centred mask (H,): the true acceleration.
+    ``hermitian=True`` (a real image, no phase): each kept row also gives its mirror, so mirrors count."""
+    h = mask.shape[0]
+    known = mask | mirror_lines(mask) if hermitian else mask
+    start = h // 2 - acquired // 2
+    return acquired / max(int(known[start:start + acquired].sum()), 1)
+
+
+def smooth_phase(h: int, w: int, phase_rad: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A unit-magnitude complex (h, w) ``exp(i phi)``, phi a random quadratic in y, x (coefficients uniform in
+    [-1, 1], always drawn so the random stream does not depend on `phase_rad`) scaled to peak |phi| =
+    `phase_rad`: the smooth phase of a real MR image (B0 inhomogeneity, coil sensitivities). 0 = ones."""
+    if not phase_rad >= 0:
+        raise ValueError(f"phase_rad must be >= 0, got {phase_rad}")
+    c = 2 * torch.rand(5, generator=generator, dtype=torch.float64) - 1
+    y = torch.linspace(-1, 1, h, dtype=torch.float64)[:, None]
+    x = torch.linspace(-1, 1, w, dtype=torch.float64)[None, :]
+    phi = c[0] * y + c[1] * x + c[2] * (y ** 2 - 1 / 3) + c[3] * y * x + c[4] * (x ** 2 - 1 / 3)
+    peak = float(phi.abs().max())
+    phi = phi * (phase_rad / peak) if peak > 0 else phi * 0
+    return torch.polar(torch.ones_like(phi), phi)
+
+
 def motion_phases(h: int, w: int, max_shift_px: float, fraction_of_lines: float,
                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-line k-space phase ramps of a rigid translation (centred order): (phase (h, w), shift (h, 2)).
@@ -98,16 +192,21 @@ def mri_degrade(x: torch.Tensor, noise_sigma: float | Sequence[float] | torch.Te
                 acceleration: float | Sequence[float] | torch.Tensor = 1.0, centre_fraction: float = 0.08,
                 pattern: str = "random", max_shift_px: float | Sequence[float] | torch.Tensor = 0.0,
                 fraction_of_lines: float = 0.0, generator: torch.Generator | None = None,
-                keys: Keys = None, seed: int = 0) -> Degraded:
-    """MR acquisition of magnitude images (N, 1, H, W) in [0, 1]: motion -> noise -> undersampling -> magnitude.
+                keys: Keys = None, seed: int = 0, phase_rad: float = PHASE_RAD,
+                acquired_lines: int | None = None) -> Degraded:
+    """MR acquisition of magnitude images (N, 1, H, W) in [0, 1]: phase -> motion -> noise -> undersampling ->
+    magnitude.
 
-    noise_sigma: complex Gaussian std relative to each image's max; acceleration: 1 = all lines;
-    max_shift_px, fraction_of_lines: motion between lines. Random draws per image in the order
-    mask, motion, noise. Params: mri_noise_sigma, mri_acceleration, mri_max_shift_px (N,),
-    mri_mask (N, H) bool, centred (row H//2 is DC), mri_motion_shift (N, H, 2) (dy, dx) per line.
+    noise_sigma: complex Gaussian std relative to each image's max; acceleration: 1 = all lines, else
+    ~1/acceleration of the acquired rows are kept; max_shift_px, fraction_of_lines: motion between lines;
+    phase_rad: peak of the smooth object phase (0: a real image, whose mirrored lines come free);
+    acquired_lines: the acquired phase-encode matrix, None = `acquired_extent` of each image. Random draws
+    per image in the order mask, motion, phase, noise. Params: mri_noise_sigma, mri_acceleration,
+    mri_max_shift_px, mri_acquired_lines, mri_effective_acceleration (N,), mri_mask (N, H) bool, centred
+    (row H//2 is DC), mri_motion_shift (N, H, 2) (dy, dx) per line.
     """
     k, params = mri_acquire(x, noise_sigma, acceleration, centre_fraction, pattern, max_shift_px,
-                            fraction_of_lines, generator, keys, seed)
+                            fraction_of_lines, generator, keys, seed, phase_rad, acquired_lines)
     return Degraded(magnitude_image(k)[:, None].to(x.device, x.dtype), params)
 
 
@@ -115,7 +214,8 @@ def mri_acquire(x: torch.Tensor, noise_sigma: float | Sequence[float] | torch.Te
                 acceleration: float | Sequence[float] | torch.Tensor = 1.0, centre_fraction: float = 0.08,
                 pattern: str = "random", max_shift_px: float | Sequence[float] | torch.Tensor = 0.0,
                 fraction_of_lines: float = 0.0, generator: torch.Generator | None = None,
-                keys: Keys = None, seed: int = 0) -> tuple[torch.Tensor, Params]:
+                keys: Keys = None, seed: int = 0, phase_rad: float = PHASE_RAD,
+                acquired_lines: int | None = None) -> tuple[torch.Tensor, Params]:
     """The measured k-space of `mri_degrade` (complex128 (N, H, W), centred, zero where not acquired) and its
     params: what a reconstruction (e.g. `tv_reconstruction`) starts from."""
     _check_batch(x)
@@ -125,12 +225,16 @@ def mri_acquire(x: torch.Tensor, noise_sigma: float | Sequence[float] | torch.Te
     shifts = _values(max_shift_px, n, "max_shift_px")
     _check_mri_args(1.0, centre_fraction, pattern)
     gens = _generators(n, generator, keys, seed)
-    out, masks, motions = [], [], []
+    if acquired_lines is not None and not 1 <= int(acquired_lines) <= h:
+        raise ValueError(f"acquired_lines must be in [1, {h}] (the image's rows) or None (detect), "
+                         f"got {acquired_lines}")
+    out, masks, motions, extents, effective = [], [], [], [], []
     for i in range(n):
         img = x[i, 0].detach().cpu().double()
-        mask = sampling_mask(h, float(accel[i]), centre_fraction, pattern, gens[i])
+        acquired = acquired_extent(img) if acquired_lines is None else int(acquired_lines)
+        mask = acquisition_mask(h, acquired, float(accel[i]), centre_fraction, pattern, gens[i])
         phase, shift = motion_phases(h, w, float(shifts[i]), fraction_of_lines, gens[i])
-        k = kspace(img) * phase
+        k = kspace(img * smooth_phase(h, w, phase_rad, gens[i])) * phase
         if sigma[i] > 0:
             std = float(sigma[i]) * float(img.abs().max())
             k = k + std * torch.complex(torch.randn(h, w, generator=gens[i], dtype=torch.float64),
@@ -138,7 +242,11 @@ def mri_acquire(x: torch.Tensor, noise_sigma: float | Sequence[float] | torch.Te
         out.append(k * mask[:, None])
         masks.append(mask)
         motions.append(shift)
+        extents.append(acquired)
+        effective.append(effective_acceleration(mask, acquired, hermitian=phase_rad == 0))
     return torch.stack(out), {"mri_noise_sigma": sigma, "mri_acceleration": accel, "mri_max_shift_px": shifts,
+                              "mri_acquired_lines": torch.tensor(extents, dtype=torch.float64),
+                              "mri_effective_acceleration": torch.tensor(effective, dtype=torch.float64),
                               "mri_mask": torch.stack(masks), "mri_motion_shift": torch.stack(motions)}
 
 
@@ -174,11 +282,14 @@ def rician_noise(x: torch.Tensor, sigma: float | Sequence[float] | torch.Tensor,
 
 def undersample_kspace(x: torch.Tensor, acceleration: float | Sequence[float] | torch.Tensor,
                        centre_fraction: float = 0.08, pattern: str = "random",
-                       generator: torch.Generator | None = None, keys: Keys = None, seed: int = 0) -> Degraded:
-    """Zero-filled reconstruction from a fraction ~1/acceleration of the phase-encode lines (fully sampled
-    centre, see `sampling_mask`): the aliasing of accelerated MRI. The mask is in params["mri_mask"]."""
+                       generator: torch.Generator | None = None, keys: Keys = None, seed: int = 0,
+                       phase_rad: float = PHASE_RAD, acquired_lines: int | None = None) -> Degraded:
+    """Zero-filled reconstruction from a fraction ~1/acceleration of the acquired phase-encode lines (fully
+    sampled centre, see `acquisition_mask`): the aliasing of accelerated MRI. The mask is in params["mri_mask"],
+    the true acceleration in params["mri_effective_acceleration"] (see the module docstring)."""
     return mri_degrade(x, acceleration=acceleration, centre_fraction=centre_fraction, pattern=pattern,
-                       generator=generator, keys=keys, seed=seed)
+                       generator=generator, keys=keys, seed=seed, phase_rad=phase_rad,
+                       acquired_lines=acquired_lines)
 
 
 def motion_kspace(x: torch.Tensor, max_shift_px: float | Sequence[float] | torch.Tensor,

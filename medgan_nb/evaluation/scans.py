@@ -156,15 +156,16 @@ def verdicts(per_scan: dict[str, dict]) -> dict[str, dict]:
     return out
 
 
-def restore_all(generator: torch.nn.Module, modality: str, s: Slice, strengths: dict, key: str, seed: int
-                ) -> dict[str, tuple[np.ndarray, float]]:
-    """One slice degraded with `strengths` (seeded by `key`) and restored by every method of `methods_for`:
-    {method: (image in [-1, 1], ms)}; "input" is the degraded slice itself."""
+def restore_all(generator: torch.nn.Module | None, modality: str, s: Slice, strengths: dict, key: str, seed: int,
+                methods: list[str] | None = None) -> dict[str, tuple[np.ndarray, float]]:
+    """One slice degraded with `strengths` (seeded by `key`) and restored by every method of `methods` (default
+    `methods_for`; without "model" the generator may be None): {method: (image in [-1, 1], ms)}; "input" is
+    the degraded slice itself."""
     degraded = degrade_slice(s, ModalityDegradation(modality, seed, **strengths), key)[0]
     sigma = _unit_std(degraded, s.image)
     denoisers = {"nlm": _grey(nlm), "bm3d": _grey(_bm3d_grey)}
     outputs = {}
-    for method in methods_for(modality):
+    for method in methods or methods_for(modality):
         t = time.perf_counter()
         if method == "input":
             out = degraded

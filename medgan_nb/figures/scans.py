@@ -24,7 +24,7 @@ from ..data.dicom import DicomImage, read_dicom
 from ..data.scans import MODALITY_OF_DICOM, SAMPLE_SCANS, Slice, degrade_slice, from_model, sample_slices, window_of
 from ..degrade.acquisition import ModalityDegradation
 from ..degrade.mri import kspace, magnitude_image, motion_kspace, mri_acquire, rician_noise, tv_reconstruction
-from ..degrade.xray import detector_blur, xray_degrade
+from ..degrade.xray import xray_degrade
 from ..evaluation.scans import CONDITIONS, restore_all, score_slice
 from ..utils.images import WINDOWS, window
 from ..utils.text import markdown_table
@@ -70,7 +70,8 @@ def psnr_of(modality: str, out: np.ndarray, s: Slice) -> float:
 
 
 def _unit(s: Slice) -> torch.Tensor:
-    """The clean slice as a float64 batch (1, 1, H, W) in [0, 1]: MR magnitude or X-ray transmitted fraction."""
+    """The clean slice as a float64 batch (1, 1, H, W) in [0, 1]: MR magnitude, or the X-ray display inverted
+    (rising with exposure)."""
     return ((torch.from_numpy(s.image).double() + 1) / 2).clamp(0, 1)[None, None]
 
 
@@ -102,8 +103,9 @@ def mri_chain_figure(s: Slice, acceleration: float, noise: float, pattern: str =
     _gray(axes[0], reader_view("mri", s.image, s), f"{s.key}: the clean image")
     _gray(axes[1], full, "k-space, log |FFT| (DC in the centre)", float(np.percentile(full, 5)), float(full.max()),
           "magma")
-    _gray(axes[2], lines, f"{pattern} mask: {float(mask.float().mean()):.0%} of the\nphase-encode lines acquired "
-                          f"({acceleration:g}x)")
+    _gray(axes[2], lines, f"{pattern} mask over the {int(params['mri_acquired_lines'][0])} acquired lines:\n"
+                          f"{acceleration:g}x nominal, "
+                          f"{float(params['mri_effective_acceleration'][0]):.2f}x effective")
     _gray(axes[3], reader_view("mri", zero_filled, s), f"zero-filled, noise {noise:g}: "
                                                    f"{psnr_of('mri', zero_filled, s):.2f} dB")
     _gray(axes[4], reader_view("mri", tv, s), f"TV reconstruction: {psnr_of('mri', tv, s):.2f} dB")
@@ -152,13 +154,14 @@ def rician_bias_figure(sigmas: Sequence[float] = tuple(np.linspace(0, 0.2, 9)), 
 # -------------------------------------------------------------------- X-ray
 def xray_figure(s: Slice, exposures: Sequence[float] = (30.0, 300.0), blur_sigma: float = 1.0, seed: int = 0
                 ) -> plt.Figure:
-    """X-ray: as displayed | as the model sees it (transmitted fraction) | detector blur | blur and quantum noise."""
+    """X-ray: as displayed | as the model sees it (inverted: rises with exposure) | scintillator blur | blur and
+    quantum noise."""
     x = _unit(s)
-    blurred = _model_units(detector_blur(x, blur_sigma))
+    blurred = _model_units(xray_degrade(x, math.inf, blur_sigma).image)     # blur in the exposure domain
     fig, axes = plt.subplots(1, 3 + len(exposures), figsize=(3.2 * (3 + len(exposures)), 3.7))
     _gray(axes[0], reader_view("xray", s.image, s), f"{s.key}: as displayed (bone bright)")
-    _gray(axes[1], x[0, 0].numpy(), "as the model sees it: the transmitted\nfraction (bone dark, few photons)")
-    _gray(axes[2], reader_view("xray", blurred, s), f"detector blur sigma {blur_sigma:g} px: "
+    _gray(axes[1], x[0, 0].numpy(), "as the model sees it: the display\ninverted, rising with exposure")
+    _gray(axes[2], reader_view("xray", blurred, s), f"scintillator blur sigma {blur_sigma:g} px: "
                                                 f"{psnr_of('xray', blurred, s):.2f} dB")
     for ax, e in zip(axes[3:], exposures):
         y = _model_units(xray_degrade(x, e, blur_sigma, generator=_gen(seed)).image)
