@@ -243,7 +243,7 @@ def test_backends_agree_and_the_audit_log_names_the_one_used(images, checkpoint,
         assert diff.max() <= 1                                    # float rounding may flip the last 8-bit step
     assert {r["backend"] for r in read_audit(tmp_path / "torch")} == {"torch"}
     assert {r["backend"] for r in read_audit(tmp_path / "ort")} == {"onnxruntime"}
-    auto = enhance(images, tmp_path / "auto", checkpoint, quiet=True)   # 4 images: below ONNX_MIN_IMAGES
+    auto = enhance(images, tmp_path / "auto", checkpoint, quiet=True)   # 4 small images: below AUTO_MIN_PIXELS
     assert len(auto) == 4 and {r["backend"] for r in read_audit(tmp_path / "auto")} == {"torch"}
 
 

@@ -2,8 +2,10 @@
 
 `cmd_enhance(args)` calls `medgan_nb.inference.files.enhance` with a checkpoint, a shipped model or the
 default one, and prints where the outputs and ``audit.jsonl`` went. Returns the exit status: 0, or 1 with
-the reason on stderr for an unusable checkpoint or image, an existing output without ``--overwrite``, a
-missing input, or a backend whose package is not installed.
+the reason on stderr for an unusable checkpoint or image, an existing output without ``--overwrite`` or
+``--resume``, a missing input, an output folder another enhance is writing to, a file error (a full disk), or
+a backend whose package is not installed. Messages name the command's flags where the library names its
+arguments (`as_flags`), and every path is printed as valid text (`path_text`).
 """
 
 from __future__ import annotations
@@ -16,22 +18,33 @@ from pathlib import Path
 from ..config import INFERENCE_BACKENDS
 from .common import GUARD_HELP, chosen_model
 
+FLAGS = {"overwrite=True": "--overwrite", "resume=True": "--resume", "another out_dir": "another --out"}
+
+
+def as_flags(message: str) -> str:
+    """A message of `medgan_nb.inference.files.enhance` with its argument names replaced by this command's flags."""
+    for argument, flag in FLAGS.items():
+        message = message.replace(argument, flag)
+    return message
+
 
 def cmd_enhance(args: argparse.Namespace) -> int:
     from ..data.decode import ImageLoadError
-    from ..inference.files import enhance
+    from ..inference.files import OutputBusyError, enhance
+    from ..inference.outputs import path_text
     from ..models.checkpoint import CheckpointError
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         written = enhance(args.input, args.out, args.checkpoint, model=chosen_model(args), device=args.device,
-                          label=args.label, overwrite=args.overwrite, tile=args.tile,
+                          label=args.label, overwrite=args.overwrite, resume=args.resume, tile=args.tile,
                           on_error="skip" if args.skip_bad else "raise", backend=args.backend,
                           record_source_name=args.record_source_name, quiet=args.quiet, guard=not args.no_guard,
                           gan_weight=args.gan_weight)
-    except (CheckpointError, ImageLoadError, FileExistsError, FileNotFoundError, ValueError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (CheckpointError, ImageLoadError, OSError, ValueError, ImportError, OutputBusyError) as e:
+        print(path_text(f"error: {as_flags(str(e))}"), file=sys.stderr)
         return 1
-    print(f"wrote {len(written)} AI-enhanced image(s) to {args.out} (audit log: {Path(args.out) / 'audit.jsonl'})")
+    print(path_text(f"wrote {len(written)} AI-enhanced image(s) to {args.out} "
+                    f"(audit log: {Path(args.out) / 'audit.jsonl'})"))
     return 0
 
 
@@ -48,7 +61,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                          "their weights interpolated (sharper texture as A grows; PSNR falls)")
     en.add_argument("--out", required=True, help="output folder (PNG files + audit.jsonl)")
     en.add_argument("--label", action="store_true", help="burn a visible 'AI-enhanced' label into a corner")
-    en.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    en_rerun = en.add_mutually_exclusive_group()
+    en_rerun.add_argument("--overwrite", action="store_true",
+                          help="redo every output (the new audit lines supersede the old ones)")
+    en_rerun.add_argument("--resume", action="store_true",
+                          help="finish an interrupted run: keep the outputs that match their audit line, redo the rest")
     en.add_argument("--record-source-name", action="store_true",
                     help="also write each input's relative path into its output PNG's metadata (off by default: "
                          "file names often hold patient identifiers; the input's SHA-256 is always written and "
@@ -60,6 +77,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     en.add_argument("--no-guard", action="store_true", help=GUARD_HELP)
     en.add_argument("--device", default="auto")
     en.add_argument("--backend", default="auto", choices=INFERENCE_BACKENDS,
-                    help="inference engine; auto: for 32+ images on the CPU the fastest one measured here, else torch")
+                    help="inference engine; auto: on the CPU the fastest one measured here for these weights "
+                         "(measured for large jobs only, then remembered in the user cache), else torch")
     en.add_argument("--quiet", action="store_true")
     en.set_defaults(func=cmd_enhance)

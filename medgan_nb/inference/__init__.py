@@ -10,4 +10,5 @@ from .engines import (OnnxGenerator, OpenVinoGenerator, onnx_available, openvino
                       verify_export, quantize_int8, psnr_cost, int8_generator)
 from .outputs import LABEL_TEXT, DESCRIPTION, burn_label, png_metadata, path_text, save_png
 from .audit import AuditMismatch, verify_audit
-from .files import AUDIT_LOG, ONNX_MIN_IMAGES, enhance_dicom, load_weights, enhance
+from .files import (AUDIT_LOG, AUTO_MIN_PIXELS, NonFiniteOutputError, OutputBusyError, enhance_dicom,
+                    load_weights, enhance)

@@ -11,8 +11,11 @@
 - "auto": on a GPU "torch"; on the CPU, times the `auto_candidates` in turns (`time_in_turns`) on one
   frame and keeps the fastest, as the winner depends on the model and the machine. Backends with a
   second float32 copy of the weights (`OWN_WEIGHTS`) are candidates only up to `AUTO_OWN_WEIGHTS_MAX_MB`.
+  The ONNX exporter's progress lines are kept off the screen (logged at debug level).
 
-An unknown backend raises ValueError.
+An unknown backend raises ValueError. `remember_backend(weights_sha256, name)` and `remembered_backend(weights_sha256)`
+keep the choice per weights and machine (CPU model, threads, package versions) in the user cache
+(``$XDG_CACHE_HOME/medgan_nb/backends.json``, else ``~/.cache/...``), so that "auto" measures once.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
+import io
+import json
 import logging
+import os
 import statistics
 import time
 from pathlib import Path
@@ -30,7 +36,8 @@ import torch
 from torch import nn
 
 from ..config.config import INFERENCE_BACKENDS
-from ..utils.hardware import bf16_native
+from ..utils.files import atomic_write
+from ..utils.hardware import bf16_native, cpu_model, version_of
 from .engines import OnnxGenerator, OpenVinoGenerator, _require, onnx_available, openvino_available
 from .export import _channels, _onnx_file
 from .fold import fold_batchnorm
@@ -106,11 +113,14 @@ def _build(generator: nn.Module, backend: str, onnx_file: Path | None = None) ->
     """
     if backend == "onnxruntime":
         _require("onnxruntime", "onnx", "onnxscript")
-        fast = OnnxGenerator(onnx_file, generator.size_multiple) if onnx_file else OnnxGenerator.from_module(generator)
+        with _quiet():                                   # from_module exports
+            fast = (OnnxGenerator(onnx_file, generator.size_multiple) if onnx_file
+                    else OnnxGenerator.from_module(generator))
     elif backend in ("openvino", "openvino-bf16"):
         bf16 = backend == "openvino-bf16"
-        fast = (OpenVinoGenerator(onnx_file, generator.size_multiple, bf16) if onnx_file
-                else OpenVinoGenerator.from_module(generator, bf16))
+        with _quiet():
+            fast = (OpenVinoGenerator(onnx_file, generator.size_multiple, bf16) if onnx_file
+                    else OpenVinoGenerator.from_module(generator, bf16))
     elif backend == "torch-channels-last":
         fast = ChannelsLast(fold_batchnorm(generator)).eval()
     elif backend == "torch-bf16":
@@ -132,11 +142,71 @@ def _build_all(generator: nn.Module, names: list[str]) -> dict[str, Any]:
         for name in names:
             try:
                 if name in ENGINES and onnx_file is None:
-                    onnx_file = stack.enter_context(_onnx_file(generator))
+                    with _quiet():
+                        onnx_file = stack.enter_context(_onnx_file(generator))
                 built[name] = _build(generator, name, onnx_file)
             except Exception as e:
                 log.warning("inference backend %s left out: %s: %s", name, type(e).__name__, e)
     return built
+
+
+@contextlib.contextmanager
+def _quiet() -> Any:
+    """Keep the ONNX exporter's progress lines (printed, logged, warned: dozens per export) off the screen; what
+    it printed is logged at debug level."""
+    import warnings
+    printed = io.StringIO()
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "onnx_ir", "onnx")]
+    levels = [logger.level for logger in loggers]
+    try:
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+        if printed.getvalue():
+            log.debug("ONNX export:\n%s", printed.getvalue())
+
+
+def _cache_file() -> Path:
+    """The user cache of "auto"'s choices: ``$XDG_CACHE_HOME/medgan_nb/backends.json``, else ``~/.cache/...``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "medgan_nb" / "backends.json"
+
+
+def _machine_key(weights_sha256: str) -> str:
+    """What the fastest backend depends on: the weights, the CPU, torch's threads and the packages' versions."""
+    versions = ",".join(f"{p}={version_of(p)}" for p in ("torch", "onnxruntime", "openvino"))
+    return f"{weights_sha256} {cpu_model()} threads={torch.get_num_threads()} {versions}"
+
+
+def remembered_backend(weights_sha256: str) -> str | None:
+    """The backend "auto" chose for these weights on this machine before (`remember_backend`), or None; an
+    unreadable cache counts as empty."""
+    try:
+        choice = json.loads(_cache_file().read_text(encoding="utf-8")).get(_machine_key(weights_sha256))
+    except (OSError, ValueError, AttributeError):
+        return None
+    return choice if choice in BACKENDS and choice != "auto" else None
+
+
+def remember_backend(weights_sha256: str, backend: str) -> None:
+    """Keep "auto"'s choice for these weights on this machine in the user cache (written atomically); a cache
+    that cannot be written is skipped, logged at debug level: the choice is then measured again next time."""
+    path = _cache_file()
+    try:
+        try:
+            choices = json.loads(path.read_text(encoding="utf-8"))
+            choices = choices if isinstance(choices, dict) else {}
+        except (OSError, ValueError):
+            choices = {}
+        choices[_machine_key(weights_sha256)] = backend
+        with atomic_write(path) as f:
+            f.write((json.dumps(choices, indent=1) + "\n").encode("utf-8"))
+    except OSError as e:
+        log.debug("backend choice not cached in %s: %s", path, e)
 
 
 def time_in_turns(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 1,

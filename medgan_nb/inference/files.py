@@ -10,8 +10,9 @@ AI-enhanced content" and "audit trails". Here both are real:
   mark burned into a corner). The source's file name goes into the PNG only with
   ``record_source_name=True``: names often hold patient identifiers, and the
   hash links output to input without them;
-- every output gets one JSON line in ``out_dir/audit.jsonl`` (appended, never
-  truncated): when, from which file, with which checkpoint or model, to which file.
+- every output gets one JSON line in ``out_dir/audit.jsonl`` (appended; cut back only
+  to remove an incomplete last line or a line whose append failed): when, from which file,
+  with which checkpoint or model, to which file. An output and its line exist together or not at all.
   This local log keeps the paths; names that are not valid UTF-8 are written
   with ``\\xNN`` escapes for their bad bytes, so every line is valid JSON.
 
@@ -24,24 +25,27 @@ of the generator's ``size_multiple`` (2**depth for the UNet, which halves it
 `depth` times) and processes large images in overlapping tiles blended with
 cosine ramps, so memory stays bounded and no seams appear.
 
-Speed: on a CPU, folders of `ONNX_MIN_IMAGES` images or more run on the fastest
-backend measured on this machine (`medgan_nb.inference.backends.fast_generator`; README
-"Performance" has each backend's time); the ONNX export the engines need costs
-a few seconds once, so smaller jobs stay in PyTorch (BatchNorm folded into the
-convolutions).
+Speed: on a CPU, backend="auto" uses the backend measured fastest for these weights on this machine
+(`medgan_nb.inference.backends.fast_generator`, remembered in the user cache by `remember_backend`; README
+"Performance" has each backend's time). Measuring (an ONNX export and timed runs) costs seconds to tens of
+seconds, so it is done only for inputs of `AUTO_MIN_PIXELS` pixels or more; smaller jobs stay in PyTorch
+(BatchNorm folded into the convolutions), or its remembered faster layout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
 from .. import __version__
@@ -49,20 +53,36 @@ from ..data.decode import IMAGE_EXTENSIONS, ImageLoadError, decode_image, list_i
 from ..data.dicom import DicomError, DicomImage, is_dicom, kind_problem, list_dicom, read_dicom, read_header
 from ..data.dicom_write import DerivedSeries, derived_series, write_derived
 from ..models.build import resolve_device
-from ..models.checkpoint import checkpoint_path, load_generator
+from ..models.checkpoint import CheckpointError, checkpoint_path, load_generator
 from ..models.guard import Guard
 from ..models.zoo import load_model
 from ..utils.files import atomic_write, file_sha256, refuse_existing
 from ..utils.images import WINDOWS, from_numpy_images, to_numpy_images, window
-from .backends import fast_generator
+from .audit import append_record, read_records, repair_log
+from .backends import ENGINES, fast_generator, remember_backend, remembered_backend
 from .fold import fold_batchnorm
 from .outputs import burn_label, path_text, png_metadata, save_png
 from ..models.runner import enhance_array
 
 log = logging.getLogger(__name__)
 
+try:
+    import fcntl
+except ImportError:                                    # not on Windows: no output folder lock there
+    fcntl = None
+
 AUDIT_LOG = "audit.jsonl"
-ONNX_MIN_IMAGES = 32          # backend="auto": from this many images on, the one-off export and timing pay off
+AUTO_MIN_PIXELS = 2**27       # backend="auto": from this many input pixels on, the one-off export and timing pay off
+EXISTING_HINT = ("pass overwrite=True to replace them, resume=True to finish an interrupted run, or choose another "
+                 "out_dir")
+
+
+class OutputBusyError(RuntimeError):
+    """Another `enhance` holds the output folder's lock: it is writing there now."""
+
+
+class NonFiniteOutputError(ValueError):
+    """The model gave NaN or infinite values for an image: nothing is written for it."""
 
 
 # ---------------------------------------------------------- files & folders
@@ -73,22 +93,33 @@ def _jobs(inputs: Path, out_dir: Path) -> list[tuple[Path, str, Path]]:
     elif inputs.is_dir():
         root = inputs
         out_resolved = out_dir.resolve()
+        if inputs.resolve().is_relative_to(out_resolved):
+            raise ValueError(f"the input folder {path_text(inputs)} is the output folder {path_text(out_dir)} or "
+                             "inside it; choose another out_dir")
         found = sorted(set(list_images(inputs)) | set(list_dicom(inputs)))
         files = [p for p in found if not p.resolve().is_relative_to(out_resolved)]
+        named = _outputs_named_in_logs(inputs)
+        ours = [p for p in files if _written_by_us(p, named)]
+        if ours:
+            log.info("left out %d file(s) written by medgan_nb enhance (named in an audit log, or labelled "
+                     "AI-enhanced in their metadata)", len(ours))
+            files = [p for p in files if p not in set(ours)]
         if not files:
-            raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) or DICOM files under {inputs}")
+            raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) or DICOM files under "
+                                    f"{path_text(inputs)}{' other than outputs of medgan_nb enhance' if ours else ''}")
     else:
-        raise FileNotFoundError(f"input {inputs} does not exist")
+        raise FileNotFoundError(f"input {path_text(inputs)} does not exist")
     jobs, seen = [], {}
     for src in files:
         rel = src.relative_to(root)
         dst = out_dir / rel.with_suffix(".dcm" if is_dicom(src) else ".png")
         for target in _outputs(src, dst):
             if target.resolve() == src.resolve():
-                raise ValueError(f"{src} would be overwritten by its own enhanced version; choose another output "
-                                 "folder")
+                raise ValueError(f"{path_text(src)} would be overwritten by its own enhanced version; choose "
+                                 "another out_dir")
             if target in seen:
-                raise ValueError(f"{seen[target]} and {src} would both be written to {target}; rename one of them")
+                raise ValueError(f"{path_text(seen[target])} and {path_text(src)} would both be written to "
+                                 f"{path_text(target)}; rename one of them")
             seen[target] = src
         jobs.append((src, rel.as_posix(), dst))
     return jobs
@@ -99,15 +130,52 @@ def _outputs(src: Path, dst: Path) -> list[Path]:
     return [dst, dst.with_suffix(".png")] if dst.suffix == ".dcm" else [dst]
 
 
+def _targets(jobs: list[tuple[Path, str, Path]]) -> list[Path]:
+    """Every file the jobs write."""
+    return [target for src, _, dst in jobs for target in _outputs(src, dst)]
+
+
+def _outputs_named_in_logs(root: Path) -> set[str]:
+    """The outputs (as `path_text` of their resolved paths) that the enhance audit logs under `root` name: so that
+    an earlier run's outputs inside an input folder are not enhanced again. Lines that are not our records count
+    for nothing."""
+    named = set()
+    for audit_log in root.rglob(AUDIT_LOG):
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            for line in audit_log.read_text(encoding="utf-8").splitlines():
+                with contextlib.suppress(ValueError):
+                    record = json.loads(line)
+                    if isinstance(record, dict) and "medgan_nb_version" in record:
+                        named.add(str(record.get("output")))
+                        named.add(str((record.get("dicom") or {}).get("png")))
+    return named
+
+
+def _written_by_us(path: Path, named: set[str]) -> bool:
+    """Whether `path` is an output of `enhance`: named in an audit log (`_outputs_named_in_logs`), or a PNG whose
+    metadata says so (it may have been moved away from its log)."""
+    if path_text(path.resolve()) in named:
+        return True
+    if path.suffix.lower() != ".png":
+        return False
+    try:
+        with Image.open(path) as im:                   # reads the chunks before the pixels only
+            return im.info.get("medgan_nb:ai_enhanced") == "true"
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return False
+
+
 # ------------------------------------------------------------------ DICOM
 def enhance_dicom(generator: torch.nn.Module, image: DicomImage, modality: str, *, tile: int = 512,
-                  device: str | torch.device | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+                  device: str | torch.device | None = None, progress: bool | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Restore every slice of a DICOM image with a 1-channel CT, MRI or X-ray model.
 
     Returns (enhanced slices in the image's physical units, (n, H, W) float32; the same in [0, 1] for
     pictures (CT in the soft-tissue window); a record for the audit log). Values go through the units the
     model was trained in (`medgan_nb.data.scans.to_model`); pixels outside that window (CT beyond -1000 ...
-    +1000 HU, MR/X-ray outside their 0.5-99.5 percentiles) are passed through unchanged.
+    +1000 HU, MR/X-ray outside their 0.5-99.5 percentiles) are passed through unchanged. progress: the tile
+    progress bar of `enhance_array` (None: only for large slices).
     """
     from ..data.scans import from_model, to_model, window_of
     lo, hi = window_of(modality, image.slices)
@@ -115,7 +183,8 @@ def enhance_dicom(generator: torch.nn.Module, image: DicomImage, modality: str, 
     out = np.empty_like(image.slices)
     for i, values in enumerate(image.slices):
         x = to_model(values, modality, lo, hi)
-        restored = enhance_array(generator, ((x + 1) / 2)[..., None], tile=tile, device=device)[..., 0]
+        restored = enhance_array(generator, ((x + 1) / 2)[..., None], tile=tile, device=device,
+                                 progress=progress)[..., 0]
         out[i] = np.where(inside[i], from_model(restored * 2 - 1, modality, lo, hi), values)
     pictures = (window(out, *WINDOWS["soft_tissue"]) if modality == "ct"
                 else np.clip((out - lo) / (hi - lo), 0, 1).astype(np.float32))
@@ -164,25 +233,46 @@ def _check_dicom_inputs(jobs: list[tuple[Path, str, Path]], model_modality: str,
     return kept
 
 
-def _write_dicom_job(generator: torch.nn.Module, dst: Path, image: DicomImage, model_modality: str,
-                     source_sha256: str, sha256: str, model_name: str | None, tile: int, device: torch.device,
-                     label: bool, series: DerivedSeries) -> dict:
-    """Enhance one DICOM file, already checked by `_check_dicom_inputs`: the derived DICOM at `dst` in `series`, a
-    16-bit PNG of its first slice beside it; returns the audit log's record of both."""
+def _write_dicom_job(run: _Weights, src: Path, dst: Path, image: DicomImage, source_sha256: str,
+                     series: DerivedSeries) -> dict:
+    """Enhance one DICOM file `src`, already checked by `_check_dicom_inputs`: the derived DICOM at `dst` in
+    `series`, a 16-bit PNG of its first slice beside it; returns the audit log's record of both.
+    `NonFiniteOutputError` before anything is written if the model gave NaN or infinite values."""
     import pydicom
-    enhanced, pictures, record = enhance_dicom(generator, image, model_modality, tile=tile, device=device)
-    write_derived(image, enhanced, dst, weights_sha256=sha256, model_name=model_name, series=series,
-                  overwrite=True)
+    enhanced, pictures, record = enhance_dicom(run.generator, image, run.modality, tile=run.tile, device=run.device,
+                                               progress=run.progress)
+    _check_finite(enhanced, src)
+    write_derived(image, enhanced, dst, weights_sha256=run.checkpoint_sha256, model_name=run.model_name,
+                  series=series, overwrite=True)
     png = dst.with_suffix(".png")
     pixels = pictures[0][..., None]
     with atomic_write(png) as f:
-        save_png(f, burn_label(pixels) if label else pixels, 16,
-                 png_metadata(None, source_sha256, sha256, model_name))
+        save_png(f, burn_label(pixels) if run.label else pixels, 16,
+                 png_metadata(None, source_sha256, run.checkpoint_sha256, run.model_name))
     derived = pydicom.dcmread(dst, stop_before_pixels=True)
     record.update(source_sop_instance_uid=image.sop_instance_uid, sop_instance_uid=str(derived.SOPInstanceUID),
                   series_instance_uid=str(derived.SeriesInstanceUID), png=path_text(png.resolve()),
                   png_sha256=file_sha256(png))
     return record
+
+
+def _check_finite(values: np.ndarray, src: Path) -> None:
+    """`NonFiniteOutputError` if the model gave NaN or infinite values for `src` (they would be saved as black)."""
+    bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+    if bad:
+        raise NonFiniteOutputError(f"{path_text(src)}: the model gave {bad} of {values.size} values that are not "
+                                   "finite (NaN or infinite), so nothing was written for it; check the weights")
+
+
+def _check_finite_weights(generator: torch.nn.Module, what: str) -> None:
+    """`CheckpointError` naming `what` and the count if any weight or buffer of `generator` is NaN or infinite
+    (a diverged training): its outputs would be NaN, saved as black images."""
+    tensors = [t for t in (*generator.parameters(), *generator.buffers()) if t.is_floating_point()]
+    bad = sum(int((~torch.isfinite(t)).sum()) for t in tensors)
+    if bad:
+        total = sum(t.numel() for t in tensors)
+        raise CheckpointError(f"{what}: {bad} of {total} weights are not finite (NaN or infinite), so every output "
+                              "would be too; the training diverged: use an earlier checkpoint")
 
 
 def _guarded(guard: Guard | None, rgb: np.ndarray, restored: np.ndarray) -> tuple[np.ndarray, dict | None]:
@@ -225,8 +315,8 @@ def load_weights(checkpoint: str | Path | None = None, model: str | None = None,
 
 def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None, *,
             model: str | None = None, generator: torch.nn.Module | None = None, device: str = "auto",
-            label: bool = False, overwrite: bool = False, tile: int = 512, on_error: str = "raise",
-            backend: str = "auto", record_source_name: bool = False, quiet: bool = False,
+            label: bool = False, overwrite: bool = False, resume: bool = False, tile: int = 512,
+            on_error: str = "raise", backend: str = "auto", record_source_name: bool = False, quiet: bool = False,
             guard: bool = True, gan_weight: float | None = None) -> list[Path]:
     """Enhance one image or DICOM file, or every one under a folder; returns the files written (PNG or DICOM).
 
@@ -241,9 +331,21 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
     labelled as AI-enhanced in their metadata (and visibly with ``label=True``).
     The metadata holds the input's SHA-256, and its relative path only with
     ``record_source_name=True``. Each output is written atomically and then
-    logged in ``out_dir/audit.jsonl``.
+    logged in ``out_dir/audit.jsonl`` (`medgan_nb.inference.audit.append_record`); if the record cannot be
+    appended (a full disk), the output is removed again and the error goes on, so no output lacks its record
+    and the log stays valid JSON lines. A log whose last line a crash left incomplete is cut back first (a
+    warning). A symbolic link as the log raises ValueError. Files under the input folder that are outputs of
+    `enhance` (named in an audit log there, or PNGs labelled AI-enhanced) are left out of the inputs, logged.
 
-    Existing outputs raise `FileExistsError` before any work unless ``overwrite=True``. An unreadable input
+    One run at a time per output folder: `OutputBusyError` at once if another `enhance` is writing there
+    (an ``flock`` on the folder itself, held for the run). Weights with NaN or infinite values raise
+    `CheckpointError` before any work; an output with such values raises `NonFiniteOutputError` before it
+    is written (never a black image).
+
+    Existing outputs raise `FileExistsError` before any work unless ``overwrite=True`` (redo all; each new
+    audit record supersedes the output's earlier ones, `verify_audit`) or ``resume=True`` (finish an
+    interrupted run: inputs whose outputs exist and match their last audit record's SHA-256 are skipped,
+    the rest are redone; returns only the files written now); not both. An unreadable input
     raises `ImageLoadError` (``on_error="raise"``) or is logged, counted and left out (``"skip"``); so does a
     DICOM file of another modality than the model's or of another kind (a CT localizer, a parametric map, raw
     X-ray data: `UnsuitableDicomError`), and every DICOM header is checked before the first output is written.
@@ -256,8 +358,11 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
     L1 parent's, 0 = the smooth L1 model, 1 = the GAN model (`medgan_nb.models.zoo.load_model`); the name
     recorded is then ``"sharp@gan_weight=<a>"``. The guard applies as to any shipped model.
 
-    backend: one of `medgan_nb.config.INFERENCE_BACKENDS`, or "auto": for `ONNX_MIN_IMAGES` images or more
-    on the CPU the fastest of them measured here, else "torch".
+    backend: one of `medgan_nb.config.INFERENCE_BACKENDS`, or "auto": on the CPU, for inputs of `AUTO_MIN_PIXELS`
+    pixels or more the choice remembered for these weights on this machine
+    (`medgan_nb.inference.backends.remembered_backend`), else the fastest measured here (then remembered);
+    for smaller inputs the remembered choice only if it is a PyTorch one (an engine's ONNX export costs
+    seconds), else "torch".
 
     guard: apply the weights' guard (shipped models carry one, `medgan_nb.models.guard`): an image that shows no
     noise and that the model would change only a little is written unchanged. Each audit line records the
@@ -265,31 +370,119 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if overwrite and resume:
+        raise ValueError("give resume or overwrite, not both: resume=True keeps the outputs already recorded, "
+                         "overwrite=True redoes every one")
     inputs, out_dir = Path(inputs), Path(out_dir)
     jobs = _jobs(inputs, out_dir)
-    if not overwrite:
-        refuse_existing([target for src, _, dst in jobs for target in _outputs(src, dst)],
-                        "pass overwrite=True or choose another output folder")
-    run = _open_weights(checkpoint, model, generator, resolve_device(device), guard, backend, len(jobs),
-                        gan_weight, tile=tile, label=label, record_source_name=record_source_name)
+    if not overwrite and not resume:
+        refuse_existing(_targets(jobs), EXISTING_HINT)
+    n_pixels = sum(_pixels(src) for src, _, _ in jobs) if backend == "auto" else 0    # only "auto" needs it
+    run = _open_weights(checkpoint, model, generator, resolve_device(device), guard, backend, n_pixels, gan_weight,
+                        tile=tile, label=label, record_source_name=record_source_name,
+                        progress=False if quiet else None)
     log.info("enhancing %d image(s) with %s (sha256 %s…) on %s (%s)", len(jobs),
-             run.checkpoint_file or f"model {run.model_name}", run.checkpoint_sha256[:12], run.device, run.backend)
+             path_text(run.checkpoint_file) if run.checkpoint_file else f"model {run.model_name}",
+             run.checkpoint_sha256[:12], run.device, run.backend)
     checked = _check_dicom_inputs(jobs, run.modality, on_error)
     out_dir.mkdir(parents=True, exist_ok=True)
+    audit_log = out_dir / AUDIT_LOG
     written: list[Path] = []
-    for src, rel, dst in tqdm(checked, desc="enhancing", unit="img", disable=quiet):
-        source = _read(src, dst, on_error)
-        if source is not None:
-            record = _enhance_file(run, src, rel, dst, source)
-            with open(out_dir / AUDIT_LOG, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-            written.append(dst)
+    done = 0                                                # resume: inputs whose outputs are written and recorded
+    with _locked(out_dir):
+        repair_log(audit_log)
+        if resume:
+            checked, done = _unfinished(checked, audit_log)
+            log.info("resume: %d output(s) already written and recorded, left as they are", done)
+        elif not overwrite:                                 # again, locked: a run may have finished meanwhile
+            refuse_existing(_targets(checked), EXISTING_HINT)
+        for src, rel, dst in tqdm(checked, desc="enhancing", unit="img", disable=quiet):
+            source = _read(src, dst, on_error)
+            if source is not None:
+                _enhance_and_record(run, src, rel, dst, source, audit_log)
+                written.append(dst)
 
-    if len(written) < len(jobs):
+    if done + len(written) < len(jobs):
         log.warning("skipped %d of %d input file(s) that cannot be read or do not fit the model",
-                    len(jobs) - len(written), len(jobs))
-    log.info("wrote %d image(s) to %s; audit log %s", len(written), out_dir, out_dir / AUDIT_LOG)
+                    len(jobs) - done - len(written), len(jobs))
+    log.info("wrote %d image(s) to %s; audit log %s", len(written), path_text(out_dir), path_text(audit_log))
     return written
+
+
+@contextlib.contextmanager
+def _locked(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the output folder itself while the block runs; `OutputBusyError` at once if
+    another process holds it. A lock on the folder, not on a lock file: nothing to leave behind or remove."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(out_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputBusyError(f"another enhance is writing to {path_text(out_dir)}; wait for it or choose "
+                                  "another out_dir") from None
+        yield
+    finally:
+        os.close(fd)                                    # closing the folder releases the lock
+
+
+def _unfinished(jobs: list[tuple[Path, str, Path]], audit_log: Path) -> tuple[list[tuple[Path, str, Path]], int]:
+    """For ``resume=True``: (the jobs still to do, how many are done). A job is done when its outputs exist and
+    match the SHA-256 of the last audit record that names them."""
+    records = {record.get("output"): record for _, record in read_records(audit_log)} if audit_log.exists() else {}
+    todo = [job for job in jobs if not _recorded(job[2], records.get(path_text(job[2].resolve())))]
+    return todo, len(jobs) - len(todo)
+
+
+def _recorded(dst: Path, record: dict | None) -> bool:
+    """Whether output `dst` (and, for a derived DICOM, the PNG beside it) exists with the SHA-256 `record` holds."""
+    if record is None:
+        return False
+    pairs = [(dst, record.get("output_sha256"))]
+    if dst.suffix == ".dcm":
+        pairs.append((dst.with_suffix(".png"), (record.get("dicom") or {}).get("png_sha256")))
+    return all(path.is_file() and file_sha256(path) == sha256 for path, sha256 in pairs)
+
+
+def _enhance_and_record(run: _Weights, src: Path, rel: str, dst: Path, source: Any, audit_log: Path) -> None:
+    """Enhance one file and append its audit record. If anything fails on the way (a full disk, an interrupt),
+    the files written here are removed again: no output without its record, no record without its output."""
+    targets = _outputs(src, dst)
+    before = {target: _identity(target) for target in targets}
+    try:
+        record = _enhance_file(run, src, rel, dst, source)
+        try:
+            append_record(audit_log, record)
+        except OSError as e:
+            raise OSError(e.errno, f"{e.strerror or e}: could not append to the audit log {path_text(audit_log)}, "
+                                   f"so {path_text(dst)} was removed again; free space, then rerun with "
+                                   "resume=True") from e
+    except BaseException:
+        for target in targets:
+            if _identity(target) != before[target]:     # written by this job (an os.replace makes a new inode)
+                target.unlink(missing_ok=True)
+        raise
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """(inode, mtime in ns, size) of a file, or None when there is none: tells whether it was written since."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _pixels(src: Path) -> int:
+    """The pixel count of an image file from its header (0 where it cannot be read that way: DICOM, broken files);
+    for the choice of backend only."""
+    try:
+        with Image.open(src) as im:
+            return im.width * im.height
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return 0
 
 
 def _read(src: Path, dst: Path, on_error: str) -> Any:
@@ -319,24 +512,34 @@ class _Weights:
     tile: int = 512
     label: bool = False
     record_source_name: bool = False
+    progress: bool | None = None        # the tile progress bar of large images (False: quiet)
     series: dict[str, DerivedSeries] = field(default_factory=dict)   # source SeriesInstanceUID -> its derived series
 
 
 def _open_weights(checkpoint: str | Path | None, model: str | None, generator: torch.nn.Module | None,
-                  device: torch.device, guard: bool, backend: str, n_images: int, gan_weight: float | None = None,
+                  device: torch.device, guard: bool, backend: str, n_pixels: int, gan_weight: float | None = None,
                   **outputs: Any) -> _Weights:
-    """Load the weights (see `enhance`), fold BatchNorm if loaded here, and pick the backend; `outputs` are the
-    call's output settings (`_Weights`' tile, label, record_source_name)."""
+    """Load the weights (see `enhance`; `CheckpointError` for NaN or infinite ones), fold BatchNorm if loaded here,
+    and pick the backend for `n_pixels` of input (`enhance`'s backend); `outputs` are the call's output settings
+    (`_Weights`' tile, label, record_source_name, progress)."""
     owned = generator is None                          # loaded here: nobody else runs or trains these weights
     generator, model_name, checkpoint_file = load_weights(checkpoint, model, generator, device, gan_weight)
+    _check_finite_weights(generator, path_text(checkpoint_file) if checkpoint_file is not None
+                          else f"model {model_name}" if model_name else "the generator")
     if owned:                                          # so fold in place: the fast copies share them, none doubles them
         fold_batchnorm(generator, inplace=True)
     sha256 = generator.checkpoint_sha256
     noise_guard = getattr(generator, "guard", None) if guard else None
     modality = getattr(generator, "modality", "endoscopy")
-    if backend == "auto" and n_images < ONNX_MIN_IMAGES:
-        backend = "torch"
+    measure = backend == "auto" and device.type == "cpu"
+    if measure:                                        # small work: no timing, and no engine's ONNX export either
+        remembered = remembered_backend(sha256)
+        backend = (remembered or "auto" if n_pixels >= AUTO_MIN_PIXELS
+                   else remembered if remembered and remembered not in ENGINES else "torch")
+        measure = backend == "auto"
     fast = fast_generator(generator, backend)
+    if measure:
+        remember_backend(sha256, fast.backend)
     return _Weights(fast, model_name, checkpoint_file, sha256, noise_guard, modality, device, fast.backend,
                     **outputs)
 
@@ -349,13 +552,12 @@ def _enhance_file(run: _Weights, src: Path, rel: str, dst: Path, source: Any) ->
         if source.series_instance_uid not in run.series:          # one derived series per source series and call
             run.series[source.series_instance_uid] = derived_series(source)
         series = run.series[source.series_instance_uid]
-        details = {"dicom": _write_dicom_job(run.generator, dst, source, run.modality, input_sha256,
-                                             run.checkpoint_sha256, run.model_name, run.tile, run.device,
-                                             run.label, series), "guard": None}
+        details = {"dicom": _write_dicom_job(run, src, dst, source, input_sha256, series), "guard": None}
         (height, width), channels, bits = source.slices.shape[1:], 1, source.bits_stored
     else:
         rgb = source.rgb()                             # a decoded image's sha256 is of its bytes
-        restored = enhance_array(run.generator, rgb, tile=run.tile, device=run.device)
+        restored = enhance_array(run.generator, rgb, tile=run.tile, device=run.device, progress=run.progress)
+        _check_finite(restored, src)                    # before the guard, which could hide it
         restored, guarded = _guarded(run.guard, rgb, restored)
         pixels = restored.mean(axis=2, keepdims=True) if source.grayscale else restored
         if run.label:

@@ -16,16 +16,19 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
+TEMP_NAME_BYTES = 64        # of the target's name in its temp file's name: so a legal name's temp name is legal
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     """Open a temp file next to `path` for writing; on success fsync it and ``os.replace`` it onto `path`.
 
-    A crash mid-write leaves the previous file (or none) in place, never a truncated one.
+    A crash mid-write leaves the previous file (or none) in place, never a truncated one. The temp file is
+    ``.<name>.<random>.tmp`` with `name` cut to `TEMP_NAME_BYTES`, so any legal name has a legal temp name.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{_shortened(path.name, TEMP_NAME_BYTES)}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())               # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
@@ -36,6 +39,13 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _shortened(name: str, limit: int) -> str:
+    """`name` cut to at most `limit` bytes in the file system's encoding, at a character boundary."""
+    while len(os.fsencode(name)) > limit:
+        name = name[:-1]
+    return name
 
 
 def _umask() -> int:
