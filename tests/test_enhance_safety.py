@@ -6,6 +6,7 @@ import fcntl
 import logging
 import os
 
+import numpy as np
 import pytest
 from PIL import Image
 from test_enhance import Identity, checkpoint, images, read_audit, rgb  # noqa: F401  (fixtures)
@@ -221,3 +222,17 @@ def test_auto_caches_its_choice_per_weights_and_machine(tmp_path, checkpoint, mo
         assert {r["backend"] for r in read_audit(tmp_path / out)} == {"torch-channels-last"}
     assert measured == [1]
     assert list((tmp_path / "cache" / "medgan_nb").glob("backends.json"))
+
+
+def test_files_that_are_neither_images_nor_dicom_are_counted_and_named(tmp_path, caplog):
+    import logging
+
+    from medgan_nb.inference.files import _jobs
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "in" / "a.png")
+    (tmp_path / "in" / "report.pdf").write_bytes(b"%PDF-1.4\n")
+    (tmp_path / "in" / "notes.txt").write_text("x")
+    with caplog.at_level(logging.WARNING):
+        jobs = _jobs(tmp_path / "in", tmp_path / "out")
+    assert [j[1] for j in jobs] == ["a.png"]
+    assert "ignored 2 file(s) that are not images or DICOM: notes.txt, report.pdf" in caplog.text

@@ -1,34 +1,41 @@
 """Reading image files into float arrays, and finding them on disk.
 
-- `decode_image(path, min_side, at_least)`: a BMP, JPEG, PNG or TIFF file (recognised by its content) ->
+- `decode_image(path, min_side, at_least)`: a BMP, GIF, JPEG, PNG, TIFF or WebP file (recognised by its content) ->
   `DecodedImage`: ``pixels`` float32 (H, W, C) in [0, 1] with C = 1 or 3, the file's bits per sample and
-  the SHA-256 of the bytes decoded. Samples are scaled by their type (8-bit /255, 16-bit /65535, floats
+  the SHA-256 of the file. Samples are scaled by their type (8-bit /255, 16-bit /65535, floats
   as they are), never by their values; 16-bit colour keeps its precision.
 - `load_image(...)`: the same as RGB (H, W, 3).
-- `list_images(root)`: image files under a folder, sorted; `find_layout(root)`: its images folder and, for
-  Kvasir-SEG's ``images/`` + ``masks/`` layout, its masks folder.
+- `list_images(root)`: image files under a folder, sorted (`files_under`: every file, symbolic links to folders
+  followed once); `find_layout(root)`: its images folder and, for Kvasir-SEG's ``images/`` + ``masks/`` layout,
+  its masks folder.
 
-Every unusable file (unreadable, truncated, too many pixels, signed or 32-bit integers, NaN, smaller than
-`MIN_SIDE`) raises `ImageLoadError`, whose message names the file and the reason.
+Every unusable file (unreadable, truncated, too many pixels, a file too large for any image within that limit,
+signed or 32-bit integers, NaN, smaller than `MIN_SIDE`) raises `ImageLoadError`, whose message names the file
+and the reason. A file is never read whole: its size is checked first (`max_file_bytes`), Pillow and tifffile read
+what they decode, and the SHA-256 is computed in chunks.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import BmpImagePlugin, Image, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, UnidentifiedImageError  # noqa: F401 (registers PIL_FORMATS)
+from PIL import (BmpImagePlugin, GifImagePlugin, Image, JpegImagePlugin, PngImagePlugin,  # noqa: F401 (registers
+                 TiffImagePlugin, UnidentifiedImageError, WebPImagePlugin)                # PIL_FORMATS)
+
+from ..utils.files import file_sha256
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+# every extension Pillow registers for PIL_FORMATS (tests check it): GIF and animated PNG/WebP give their first frame
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".jpe", ".jfif", ".gif", ".webp", ".apng")
 MIN_SIDE = 16        # smaller images carry no usable detail; they are refused
+BYTES_PER_PIXEL = 32   # the widest pixel a supported file can store: four 64-bit float samples, uncompressed
 
 
 class ImageLoadError(ValueError):
@@ -36,14 +43,15 @@ class ImageLoadError(ValueError):
 
 
 # ---------------------------------------------------------------- decoding
-PIL_FORMATS = ("BMP", "JPEG", "PNG", "TIFF")     # what IMAGE_EXTENSIONS name (JPEG includes MPO); others are refused
+PIL_FORMATS = ("BMP", "GIF", "JPEG", "PNG", "TIFF", "WEBP")  # what IMAGE_EXTENSIONS name (JPEG includes MPO); others
+                                                              # are refused
 _TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 
 
 @dataclass(frozen=True)
 class DecodedImage:
     """An image file as stored: ``pixels`` float32 (H, W, C) in [0, 1] with C = 1 (grayscale) or 3 (colour),
-    ``bits`` per sample in the file (1, 8, 16; 32 or 64 for floats), ``sha256`` of the bytes decoded."""
+    ``bits`` per sample in the file (1, 8, 16; 32 or 64 for floats), ``sha256`` of the file (hashed in chunks)."""
     pixels: np.ndarray
     bits: int
     sha256: str
@@ -66,8 +74,14 @@ def load_image(path: str | Path, min_side: int = MIN_SIDE, at_least: int | None 
     return decode_image(path, min_side, at_least).rgb()
 
 
+def max_file_bytes() -> int | None:
+    """The largest image file read: `BYTES_PER_PIXEL` times Pillow's pixel limit ``PIL.Image.MAX_IMAGE_PIXELS``
+    (2.9 GB by default), so that no image within the limit is refused for its size; None when the limit is off."""
+    return Image.MAX_IMAGE_PIXELS * BYTES_PER_PIXEL if Image.MAX_IMAGE_PIXELS else None
+
+
 def decode_image(path: str | Path, min_side: int = MIN_SIDE, at_least: int | None = None) -> DecodedImage:
-    """Decode a BMP, JPEG, PNG or TIFF file (by its content), keeping its channels and bit depth.
+    """Decode a BMP, GIF, JPEG, PNG, TIFF or WebP file (by its content), keeping its channels and bit depth.
 
     Samples are scaled by their type, never by their values: 8-bit /255, 16-bit /65535,
     floats are taken as already in [0, 1] (values outside are clipped, with a
@@ -78,7 +92,8 @@ def decode_image(path: str | Path, min_side: int = MIN_SIDE, at_least: int | Non
     on black (the background of an endoscopy frame), CMYK becomes RGB, EXIF
     orientation is applied, and of a multi-frame file the first frame is used
     (logged). Pillow's decompression-bomb limit is an error here, not a warning,
-    and so is a truncated file (``ImageFile.LOAD_TRUNCATED_IMAGES`` must stay off).
+    and so is a truncated file (``ImageFile.LOAD_TRUNCATED_IMAGES`` must stay off), and so is a file larger
+    than `max_file_bytes` (checked before anything is read: the file is never read whole).
 
     Every failure is an `ImageLoadError` that names the file and the reason, whatever
     the decoder raised; the decoders' warnings never raise (whatever the caller's
@@ -91,14 +106,20 @@ def decode_image(path: str | Path, min_side: int = MIN_SIDE, at_least: int | Non
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            size, magic = os.fstat(f.fileno()).st_size, f.read(4)
     except OSError as e:
         raise ImageLoadError(f"{path}: cannot read the file ({e.strerror or e})") from None
+    limit = max_file_bytes()
+    if limit and size > limit:
+        raise ImageLoadError(f"{path}: too large: {size:,} bytes, more than any image within Pillow's limit of "
+                             f"{Image.MAX_IMAGE_PIXELS:,} pixels can take ({limit:,} bytes; "
+                             "PIL.Image.MAX_IMAGE_PIXELS)")
     try:
         with warnings.catch_warnings(record=True) as complaints:     # the same outcome whatever the caller's filters
             warnings.simplefilter("always")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            samples, orientation = _decode(path, data, at_least and max(at_least, min_side))
+            samples, orientation = _decode(path, magic, size, at_least and max(at_least, min_side))
             pixels = _orient(_to_unit(samples, path), orientation)
     except _Unusable as e:
         raise ImageLoadError(f"{path}: {e}") from None
@@ -106,28 +127,33 @@ def decode_image(path: str | Path, min_side: int = MIN_SIDE, at_least: int | Non
         raise ImageLoadError(f"{path}: refused, too many pixels for a safe decode ({e})") from None
     except UnidentifiedImageError:
         raise ImageLoadError(f"{path}: not an image Pillow can read as {', '.join(PIL_FORMATS)}") from None
-    except Exception as e:          # decoders raise many types on damaged files: OSError, SyntaxError, struct.error, ...
+    except Exception as e:          # decoders raise many types on damaged files: OSError, SyntaxError, struct.error
         raise ImageLoadError(f"{path}: cannot decode ({type(e).__name__}: {e}); "
                              f"the file may be truncated or corrupt") from None
     if min(pixels.shape[:2]) < min_side:
         raise ImageLoadError(f"{path}: {pixels.shape[1]}×{pixels.shape[0]} pixels is too small "
                              f"(need at least {min_side} on each side)")
+    try:
+        sha256 = file_sha256(path)
+    except OSError as e:
+        raise ImageLoadError(f"{path}: cannot read the file ({e.strerror or e})") from None
     for complaint in complaints:
         log.warning("%s: decoded, but the decoder warned: %s", path, complaint.message)
-    return DecodedImage(pixels, _bits(samples), hashlib.sha256(data).hexdigest())
+    return DecodedImage(pixels, _bits(samples), sha256)
 
 
-def _decode(path: Path, data: bytes, draft: int | None) -> tuple[np.ndarray, int]:
-    """The first frame's stored samples, (H, W) or (H, W, C), and its EXIF orientation (1-8)."""
-    if data[:4] in _TIFF_MAGIC:
-        decoded = _wide_tiff(path, data)
+def _decode(path: Path, magic: bytes, size: int, draft: int | None) -> tuple[np.ndarray, int]:
+    """The first frame's stored samples, (H, W) or (H, W, C), and its EXIF orientation (1-8), of a file of `size`
+    bytes starting with `magic`."""
+    if magic in _TIFF_MAGIC:
+        decoded = _wide_tiff(path, size)
         if decoded is not None:
             return decoded
-    with Image.open(io.BytesIO(data), formats=PIL_FORMATS) as img:
+    with Image.open(path, formats=PIL_FORMATS) as img:
         if draft and isinstance(img, JpegImagePlugin.JpegImageFile):
             img.draft(img.mode, (draft, draft))
         if img.format == "PNG" and len(img.tile) == 1 and img.tile[0][3] in ("RGB;16B", "RGBA;16B"):
-            samples = _png16_colour(img, data)
+            samples = _png16_colour(img, path)
         else:
             img.load()
             samples = _pil_samples(img)
@@ -136,7 +162,7 @@ def _decode(path: Path, data: bytes, draft: int | None) -> tuple[np.ndarray, int
     return samples, orientation
 
 
-def _png16_colour(img: Image.Image, data: bytes) -> np.ndarray:
+def _png16_colour(img: Image.Image, path: Path) -> np.ndarray:
     """A 16-bit RGB(A) PNG's samples as uint16.
 
     Pillow has no 16-bit colour mode: its raw mode for this data keeps each
@@ -146,7 +172,7 @@ def _png16_colour(img: Image.Image, data: bytes) -> np.ndarray:
     codec, extents, offset, rawmode = img.tile[0]
     img.load()
     high = np.asarray(img)
-    with Image.open(io.BytesIO(data), formats=("PNG",)) as again:
+    with Image.open(path, formats=("PNG",)) as again:
         again.tile = [(codec, extents, offset, rawmode.replace(";16B", ";16L"))]
         again.load()
         low = np.asarray(again)
@@ -165,7 +191,7 @@ def _pil_samples(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))              # CMYK (R = (1 - C)(1 - K)), YCbCr, ...
 
 
-def _wide_tiff(path: Path, data: bytes) -> tuple[np.ndarray, int] | None:
+def _wide_tiff(path: Path, size: int) -> tuple[np.ndarray, int] | None:
     """A grayscale or RGB(A) TIFF with more than 8 bits per sample, read with tifffile; None for any other TIFF.
 
     Pillow reads such colour TIFFs as 8 bits, and floats wider than 32 bits not at
@@ -175,7 +201,7 @@ def _wide_tiff(path: Path, data: bytes) -> tuple[np.ndarray, int] | None:
     """
     import tifffile
     try:
-        tif = tifffile.TiffFile(io.BytesIO(data))
+        tif = tifffile.TiffFile(path)
     except Exception:                         # not a TIFF tifffile can parse: Pillow decides
         return None
     with tif:
@@ -192,7 +218,7 @@ def _wide_tiff(path: Path, data: bytes) -> tuple[np.ndarray, int] | None:
                 log.warning("%s: read at 8 bits per sample by Pillow: tifffile needs the imagecodecs package "
                             "for its %s compression (pip install imagecodecs)", path, page.compression.name)
             return None
-        _check_tiff_size(page, len(data))
+        _check_tiff_size(page, size)
         samples = page.asarray()
         if page.axes.startswith("S") and samples.ndim == 3:             # planar: one plane per sample
             samples = np.moveaxis(samples, 0, -1)
@@ -267,10 +293,26 @@ def _to_unit(samples: np.ndarray, path: Path) -> np.ndarray:
 
 # ------------------------------------------------------------- your images
 def list_images(root: str | Path) -> list[Path]:
-    """Image files under `root`, recursively, sorted by relative path."""
-    root = Path(root)
-    return sorted((p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
-                  key=lambda p: p.relative_to(root).as_posix())
+    """Image files (by extension, `IMAGE_EXTENSIONS`) under `root`, as `files_under`, sorted by relative path."""
+    return [p for p in files_under(root) if p.suffix.lower() in IMAGE_EXTENSIONS]
+
+
+def files_under(root: str | Path) -> list[Path]:
+    """Every file under `root`, recursively, sorted by its path relative to `root` (through the links).
+
+    Symbolic links to folders are followed, each folder once: a folder already walked (a loop back to a parent,
+    or a second link to the same folder) is not walked again, so the walk ends and lists no file twice.
+    """
+    root, seen, found = Path(root), set(), []
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        subfolders.sort()
+        found += [Path(folder, name) for name in files]
+    return sorted((p for p in found if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
 
 
 def find_layout(root: str | Path) -> tuple[Path, Path | None]:

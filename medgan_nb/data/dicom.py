@@ -22,8 +22,18 @@ Every failure is a `DicomError` (a `medgan_nb.data.ImageLoadError`) whose messag
 file: not a DICOM file, truncated or corrupt (this includes an image SOP class without pixel
 data, since pydicom reads a file cut in its header without complaint), no pixel data
 (`NoPixelDataError`: structured reports, DICOMDIR, RT plans, segmentations without pixels),
-colour, or a compressed transfer syntax whose decoder is not installed (the message says which
-one and what to ``pip install``).
+colour, float pixel data (FloatPixelData, DoubleFloatPixelData: an enhanced image could not be
+written back in their type), a RescaleSlope or RescaleIntercept that is not one finite number
+(or a slope of 0), or a compressed transfer syntax whose decoder is not installed (the message
+says which one and what to ``pip install``).
+
+Size limits (`DicomTooLargeError`), checked on the header before any pixel is decoded, so that a
+small file cannot claim gigabytes: Rows x Columns x NumberOfFrames x SamplesPerPixel may not
+exceed Pillow's pixel limit, ``PIL.Image.MAX_IMAGE_PIXELS`` (89.5 million by default; refused
+above 1x, as `medgan_nb.data.decode_image` refuses images; raise it, or set it to None, to read
+larger files), and the file (inflated, for the deflated transfer syntax) may hold at most its
+pixels' bytes plus `MAX_OTHER_BYTES` for everything else. A deflated file is inflated only as
+far as its header before that check (pydicom would inflate it whole).
 
 Not supported: enhanced multi-frame files with a rescale per frame (refused) or positions per
 frame (only the top-level tags and the shared functional groups are read), and the Modality LUT
@@ -35,22 +45,30 @@ Writing an enhanced image back as a derived DICOM file is `medgan_nb.data.dicom_
 from __future__ import annotations
 
 import logging
+import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 import pydicom
 import pydicom.misc
-from pydicom.dataset import Dataset
+from PIL import Image
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filereader import read_dataset, read_partial, read_preamble
 from pydicom.uid import UID
 
 from ..utils.images import WINDOWS, percentile_window, window
-from .decode import ImageLoadError
+from .decode import IMAGE_EXTENSIONS, ImageLoadError, files_under
 
 log = logging.getLogger(__name__)
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
 _PREAMBLE = 128      # the 'DICM' marker follows a 128-byte preamble (DICOM PS3.10, 7.1)
+MAX_OTHER_BYTES = 64 * 2**20     # what a file may hold besides its pixels (header, overlays, padding), in bytes
+_DEFER = 2**20       # header values larger than this stay in the file until they are used
+_CHUNK = 2**20       # inflated at a time
 
 
 class DicomError(ImageLoadError):
@@ -59,6 +77,11 @@ class DicomError(ImageLoadError):
 
 class NoPixelDataError(DicomError):
     """A DICOM file without an image (structured report, DICOMDIR, RT structure set, ...)."""
+
+
+class DicomTooLargeError(DicomError):
+    """A DICOM file declaring more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``, or holding far more data than its
+    pixels need (see the module); refused before its pixel data is read."""
 
 
 @dataclass
@@ -96,10 +119,15 @@ def is_dicom(path: str | Path) -> bool:
 
 
 def list_dicom(folder: str | Path) -> list[Path]:
-    """DICOM files under `folder`, recursively, found by content (not extension), sorted by relative path."""
-    folder = Path(folder)
-    return sorted((p for p in folder.rglob("*") if p.is_file() and is_dicom(p)),
-                  key=lambda p: p.relative_to(folder).as_posix())
+    """DICOM files under `folder`, recursively (symbolic links to folders followed, see `files_under`), found by
+    content (not extension), sorted by relative path."""
+    return [p for p in files_under(folder) if is_dicom(p)]
+
+
+def unreadable_files(folder: str | Path) -> list[Path]:
+    """The files under `folder` (as `files_under`) that are neither images by extension (`IMAGE_EXTENSIONS`) nor
+    DICOM by content: what a run over the folder ignores (PDF, SVG, HEIC, notes, ...), for the caller to report."""
+    return [p for p in files_under(folder) if p.suffix.lower() not in IMAGE_EXTENSIONS and not is_dicom(p)]
 
 
 def read_dicom(path: str | Path) -> DicomImage:
@@ -119,11 +147,11 @@ def read_dicom(path: str | Path) -> DicomImage:
         raise DicomError(f"{path}: the Modality LUT Sequence is not supported (only RescaleSlope/Intercept)")
     stored = _grayscale(_decode(path, ds), ds, photometric, path)
     slope, intercept = rescale_of(ds, path)
+    bits = _integer(ds, path, "BitsStored") or 8 * stored.dtype.itemsize
     values = stored.astype(np.float64) * slope + intercept
     if photometric == "MONOCHROME1":
         lo, hi = _physical_range(ds, stored, slope, intercept)
         values = lo + hi - values
-    bits = int(ds.get("BitsStored") or 8 * stored.dtype.itemsize)   # float pixel data has no BitsStored
     return _image(path, ds, values.astype(np.float32), photometric, bits)
 
 
@@ -161,21 +189,152 @@ def sort_slices(images: list[DicomImage]) -> list[DicomImage]:
 # ----------------------------------------------------------------- decoding
 def read_header(path: str | Path) -> Dataset:
     """One DICOM file's header, without its pixel data (cheap: to check many files before reading any image);
-    `DicomError` as `read_dicom`'s parsing step."""
+    `DicomError` as `read_dicom`'s parsing step, including its checks of the header (`_check_header`), so that a
+    file `read_dicom` would refuse for its size, float pixels or rescale is refused here already."""
     return _parse(Path(path), stop_before_pixels=True)
 
 
 def _parse(path: Path, stop_before_pixels: bool = False) -> Dataset:
-    """The parsed file; `DicomError` when it is missing, not DICOM, or cannot be parsed."""
+    """The parsed file, or only its header up to the pixel data; the header is read and checked first
+    (`_check_header`), and the file's size (`_check_stored`) before pydicom reads it whole. `DicomError` when it is
+    missing, not DICOM, cannot be parsed or cannot be used, `DicomTooLargeError` when it is too large."""
     if not path.is_file():
         raise DicomError(f"{path}: no such file")
     if not is_dicom(path):
         raise DicomError(f"{path}: not a DICOM file (no 'DICM' marker at byte {_PREAMBLE})")
     try:
-        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+        header, pixels, deflated_at = _read_header(path)
+        _check_header(path, header, pixels)
+        if stop_before_pixels or pixels is None:
+            return header
+        _check_stored(path, header, deflated_at)
+        return pydicom.dcmread(path)
+    except DicomError:
+        raise
     except Exception as e:                    # pydicom raises many types on damaged files
         raise DicomError(f"{path}: cannot parse the DICOM file, it may be truncated or corrupt "
                          f"({type(e).__name__}: {e})") from e
+
+
+def _read_header(path: Path) -> tuple[Dataset, str | None, int | None]:
+    """(the data set up to its pixel data, the keyword of its pixel data element or None when it has none, the
+    offset of the deflated data set or None when it is not deflated).
+
+    Reads no more than the header: values over `_DEFER` bytes stay in the file until used, and a deflated file
+    (Deflated Explicit VR Little Endian, which pydicom inflates whole) is inflated only as far as its pixel data.
+    """
+    found: list[str] = []
+
+    def at_pixels(tag: int, vr: str | None, length: int) -> bool:
+        if tag in _PIXEL_TAGS:
+            found.append(_PIXEL_TAGS[tag])
+        return bool(found)
+
+    with open(path, "rb") as f:
+        read_preamble(f, False)
+        meta = read_dataset(f, False, True, stop_when=lambda tag, vr, length: tag.group != 2)
+        if meta.get("TransferSyntaxUID") != pydicom.uid.DeflatedExplicitVRLittleEndian:
+            f.seek(0)
+            return read_partial(f, at_pixels, defer_size=_DEFER), (found or [None])[0], None
+        start = f.tell()
+        ds = read_dataset(_Inflated(f, path), False, True, stop_when=at_pixels)
+    ds.file_meta = FileMetaDataset(meta)
+    return ds, (found or [None])[0], start
+
+
+def _inflate(f: BinaryIO) -> Iterator[bytes]:
+    """The bytes inflated from the raw deflate stream (RFC 1951, as DICOM stores it) that `f` holds from its
+    position on, at most `_CHUNK` at a time, so that memory stays bounded whatever the ratio."""
+    z = zlib.decompressobj(-zlib.MAX_WBITS)
+    while not z.eof:
+        data = z.unconsumed_tail or f.read(_CHUNK)
+        if not data:
+            return
+        yield z.decompress(data, _CHUNK)
+
+
+class _Inflated:
+    """A deflated data set as a file `pydicom.filereader.read_dataset` can read: inflated only as far as it is
+    read, and never beyond `MAX_OTHER_BYTES` (`DicomTooLargeError`), since only a header is read this way."""
+
+    def __init__(self, f: BinaryIO, path: Path):
+        self._chunks, self._data, self._pos, self._path = _inflate(f), bytearray(), 0, path
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = None if size is None or size < 0 else self._pos + size
+        while end is None or len(self._data) < end:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._data += chunk
+            if len(self._data) > MAX_OTHER_BYTES:
+                raise DicomTooLargeError(f"{self._path}: too large: its header inflates to more than "
+                                         f"{MAX_OTHER_BYTES:,} bytes, the limit for all but the pixel data")
+        out = bytes(self._data[self._pos:end])
+        self._pos += len(out)
+        return out
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._pos = offset + (self._pos if whence == 1 else 0)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
+def _check_header(path: Path, ds: Dataset, pixels: str | None) -> None:
+    """Refuse, before any pixel is read, a header declaring pixels that cannot be used: more of them than
+    ``PIL.Image.MAX_IMAGE_PIXELS`` (`DicomTooLargeError`), float pixel data, or an unusable rescale."""
+    if pixels is None:
+        return
+    if pixels != "PixelData":
+        raise DicomError(f"{path}: float pixel data ({pixels}) is not supported: the enhanced image could not be "
+                         "written back in its type; store the image as integers with a RescaleSlope/Intercept")
+    rows, cols, frames, samples = (_integer(ds, path, k, 1) for k in ("Rows", "Columns", "NumberOfFrames",
+                                                                        "SamplesPerPixel"))
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and rows * cols * frames * samples > limit:
+        raise DicomTooLargeError(
+            f"{path}: too large: {rows}×{cols} pixels × {frames} frame(s) × {samples} samples per pixel = "
+            f"{rows * cols * frames * samples:,} values, more than the limit of {limit:,} (PIL.Image.MAX_IMAGE_PIXELS; "
+            "raise it to read larger files)")
+    rescale_of(ds, path)
+
+
+def _check_stored(path: Path, ds: Dataset, deflated_at: int | None) -> None:
+    """`DicomTooLargeError` when the file holds more than its declared pixels' bytes plus `MAX_OTHER_BYTES`:
+    its size on disk, or for a deflated file its inflated size, counted without keeping the bytes."""
+    rows, cols, frames, samples = (_integer(ds, path, k, 1) for k in ("Rows", "Columns", "NumberOfFrames",
+                                                                        "SamplesPerPixel"))
+    pixel_bytes = rows * cols * frames * samples * -(-_integer(ds, path, "BitsAllocated", 64) // 8)
+    limit = pixel_bytes + MAX_OTHER_BYTES
+    if deflated_at is None:
+        size = path.stat().st_size
+    else:
+        size = 0
+        with open(path, "rb") as f:
+            f.seek(deflated_at)
+            for chunk in _inflate(f):
+                size += len(chunk)
+                if size > limit:
+                    break
+    if size > limit:
+        raise DicomTooLargeError(f"{path}: too large: it holds {'more than ' * (deflated_at is not None)}{size:,} "
+                                 f"bytes{' inflated' * (deflated_at is not None)}, more than its {pixel_bytes:,} bytes "
+                                 f"of pixels plus {MAX_OTHER_BYTES:,} for the rest of the file")
+
+
+def _integer(ds: Dataset, path: Path, keyword: str, default: int | None = None) -> int | None:
+    """A tag's value as a whole number >= 0, `default` when absent; `DicomError` naming the file and the tag when
+    it is not one."""
+    try:
+        value = ds.get(keyword)
+        number = default if value in (None, "") else int(value)
+    except (TypeError, ValueError) as e:
+        raise DicomError(f"{path}: {keyword} is not a whole number ({e}); the file may be corrupt") from None
+    if number is not None and number < 0:
+        raise DicomError(f"{path}: {keyword} {number} is negative; the file may be corrupt")
+    return number
 
 
 def _install_hint(ts: UID) -> str:
@@ -206,14 +365,17 @@ def _decode(path: Path, ds: Dataset) -> np.ndarray:
 
 def _grayscale(arr: np.ndarray, ds: Dataset, photometric: str, path: Path) -> np.ndarray:
     """(n, H, W) stored values; colour is refused unless its three channels are identical."""
-    frames = int(ds.get("NumberOfFrames") or 1)
+    frames = _integer(ds, path, "NumberOfFrames", 1) or 1
     if photometric == "PALETTE COLOR":
         raise DicomError(f"{path}: colour image (PALETTE COLOR): only grayscale is supported")
-    if int(ds.get("SamplesPerPixel", 1)) > 1:
+    if _integer(ds, path, "SamplesPerPixel", 1) > 1:
         if arr.ndim < 3 or arr.shape[-1] != 3 or not (np.array_equal(arr[..., 0], arr[..., 1])
                                                        and np.array_equal(arr[..., 0], arr[..., 2])):
             raise DicomError(f"{path}: colour image ({photometric}): only grayscale is supported")
         arr = arr[..., 0]
+    if arr.ndim < 2 or arr.size != frames * arr.shape[-2] * arr.shape[-1]:
+        raise DicomError(f"{path}: the pixel data ({arr.shape}) does not hold the {frames} frame(s) the header "
+                         "declares; the file may be truncated or corrupt")
     return arr.reshape(frames, *arr.shape[-2:])
 
 
@@ -251,13 +413,27 @@ def kind_problem(ds: Dataset) -> str | None:
 
 def rescale_of(ds: Dataset, path: Path) -> tuple[float, float]:
     """(slope, intercept) of the modality rescale; (1, 0) when absent. A rescale given only frame by
-    frame is refused rather than ignored (ignoring it would give wrong HU without a word)."""
-    slope = _functional(ds, "PixelValueTransformationSequence", "RescaleSlope")
-    intercept = _functional(ds, "PixelValueTransformationSequence", "RescaleIntercept")
+    frame is refused rather than ignored (ignoring it would give wrong HU without a word), and so is a value
+    that is not one finite number, or a slope of 0 (`DicomError` naming the file and the tag)."""
+    slope, intercept = (_rescale_value(ds, path, k) for k in ("RescaleSlope", "RescaleIntercept"))
     if slope is None and any("PixelValueTransformationSequence" in frame
                              for frame in ds.get("PerFrameFunctionalGroupsSequence", [])):
         raise DicomError(f"{path}: a rescale per frame (PerFrameFunctionalGroupsSequence) is not supported yet")
-    return (1.0 if slope in (None, "") else float(slope)), (0.0 if intercept in (None, "") else float(intercept))
+    return (1.0 if slope is None else slope), (0.0 if intercept is None else intercept)
+
+
+def _rescale_value(ds: Dataset, path: Path, keyword: str) -> float | None:
+    """RescaleSlope or RescaleIntercept (top level or shared functional groups) as a finite float, None when
+    absent; `DicomError` naming the file and the tag when it is text, several values, NaN, infinite or a 0 slope."""
+    try:
+        value = _functional(ds, "PixelValueTransformationSequence", keyword)
+        number = None if value in (None, "") else float(value)
+    except (TypeError, ValueError) as e:
+        raise DicomError(f"{path}: {keyword} is not one number ({e}); the file may be corrupt") from None
+    if number is not None and (not math.isfinite(number) or (keyword == "RescaleSlope" and number == 0)):
+        raise DicomError(f"{path}: {keyword} {value} cannot be used: it must be a finite number"
+                         f"{' other than 0' if keyword == 'RescaleSlope' else ''}; the file may be corrupt")
+    return number
 
 
 def _physical_range(ds: Dataset, stored: np.ndarray, slope: float, intercept: float) -> tuple[float, float]:
@@ -287,14 +463,17 @@ def _image(path: Path, ds: Dataset, slices: np.ndarray, photometric: str, bits: 
     for keyword in PIXEL_KEYWORDS:
         if keyword in ds:
             del ds[keyword]
-    number = ds.get("InstanceNumber")
+    try:
+        number = _integer(ds, path, "InstanceNumber")
+    except DicomError:                          # only used to sort a series: a malformed one sorts by path instead
+        number = None
     return DicomImage(
         slices=np.ascontiguousarray(slices), modality=str(ds.get("Modality", "")), pixel_spacing=spacing,
         photometric=photometric, bits_stored=bits, path=path,
         sop_instance_uid=str(ds.get("SOPInstanceUID", "")), series_instance_uid=str(ds.get("SeriesInstanceUID", "")),
         dataset=ds, position=_floats(_functional(ds, "PlanePositionSequence", "ImagePositionPatient"), 3),
         orientation=_floats(_functional(ds, "PlaneOrientationSequence", "ImageOrientationPatient"), 6),
-        instance_number=None if number in (None, "") else int(number))
+        instance_number=number)
 
 
 _linear = window     # `to_unit_range`'s argument named `window` shadows the function

@@ -50,7 +50,8 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..data.decode import IMAGE_EXTENSIONS, ImageLoadError, decode_image, list_images
-from ..data.dicom import DicomError, DicomImage, is_dicom, kind_problem, list_dicom, read_dicom, read_header
+from ..data.dicom import (DicomError, DicomImage, is_dicom, kind_problem, list_dicom, read_dicom, read_header,
+                          unreadable_files)
 from ..data.dicom_write import DerivedSeries, derived_series, write_derived
 from ..models.build import resolve_device
 from ..models.checkpoint import CheckpointError, checkpoint_path, load_generator
@@ -98,6 +99,7 @@ def _jobs(inputs: Path, out_dir: Path) -> list[tuple[Path, str, Path]]:
                              "inside it; choose another out_dir")
         found = sorted(set(list_images(inputs)) | set(list_dicom(inputs)))
         files = [p for p in found if not p.resolve().is_relative_to(out_resolved)]
+        _log_ignored(inputs, out_resolved)
         named = _outputs_named_in_logs(inputs)
         ours = [p for p in files if _written_by_us(p, named)]
         if ours:
@@ -123,6 +125,16 @@ def _jobs(inputs: Path, out_dir: Path) -> list[tuple[Path, str, Path]]:
             seen[target] = src
         jobs.append((src, rel.as_posix(), dst))
     return jobs
+
+
+def _log_ignored(inputs: Path, out_resolved: Path) -> None:
+    """A warning that counts and names (the first 20) files under `inputs` that are neither images Pillow reads nor
+    DICOM, outside the output folder; our audit logs are not counted."""
+    ignored = [p.relative_to(inputs).as_posix() for p in unreadable_files(inputs)
+               if p.name != AUDIT_LOG and not p.resolve().is_relative_to(out_resolved)]
+    if ignored:
+        log.warning("ignored %d file(s) that are not images or DICOM: %s", len(ignored),
+                    ", ".join(ignored[:20]) + (", ..." if len(ignored) > 20 else ""))
 
 
 def _outputs(src: Path, dst: Path) -> list[Path]:
