@@ -241,7 +241,7 @@ def test_cli_evaluates_a_scan_model(tmp_path, capsys):
     run = train(tiny("xray", output_dir=str(tmp_path / "runs")), quiet=True)
     assert main(["evaluate", str(run), "--out", str(tmp_path / "eval"), "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "| exposure 50 | model |" in printed
+    assert "| exposure 200 | model |" in printed
     result = json.loads((tmp_path / "eval" / "scans.json").read_text())
     assert result["modality"] == "xray" and result["slices"] == ["xr_tibia#0"]
     assert "xray on the test slices" in (tmp_path / "eval" / "report.md").read_text()

@@ -391,7 +391,7 @@ def test_l1_pretraining_leaves_d_alone_and_the_ema_is_what_is_validated(tmp_path
     assert all(torch.equal(v, ema[k]) for k, v in generator.state_dict().items())        # the EMA ships
     step = training_trainer.make_trainer(cfg)
     step.ema.load_state_dict(ema)
-    data = training_setup._load_data(cfg, run, torch.device("cpu"), 0, 1)
+    data = training_setup._load_data(cfg, torch.device("cpu"), 0, 1)
     val = training_trainer._scores(mg_training.restore(step.ema, data.val_degraded, torch.device("cpu")), data.val_clean)
     assert abs(val["psnr"] - state["val"]["psnr"]) < 1e-6
 

@@ -18,6 +18,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import sys
 from typing import Sequence
 
 from .. import __version__
@@ -37,5 +39,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit status. What the machine refuses (a file or folder that is missing, not
+    writable, on a full or read-only disk, a name too long) and Ctrl-C end in one line on stderr, status 1
+    (130 for Ctrl-C); any other exception is a bug and keeps its traceback."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        resume = ("; the run continues from its last checkpoint with python -m medgan_nb train --resume <run folder>"
+                  if args.command == "train" else "")
+        print(f"error: interrupted (Ctrl-C){resume}", file=sys.stderr)
+        return 130
+    except OSError as e:
+        print(os_error_line(e), file=sys.stderr)
+        return 1
+
+
+# What to do about the file-system errors a user meets, by errno.
+OS_ERROR_FIXES = {
+    errno.ENOSPC: "free some space, or write elsewhere (--out, or --set output_dir=... for train)",
+    errno.EDQUOT: "free some space, or write elsewhere (--out, or --set output_dir=... for train)",
+    errno.EROFS: "the disk is read-only: write elsewhere (--out, or --set output_dir=... for train)",
+    errno.EACCES: "choose a file or folder you may use, or change its permissions",
+    errno.EPERM: "choose a file or folder you may use, or change its permissions",
+    errno.ENAMETOOLONG: "use a shorter name",
+    errno.ENOENT: "check the path",
+}
+
+
+def os_error_line(e: OSError) -> str:
+    """"error: <what> (<path>); <fix>" for an OSError: its own text, the file it names, and `OS_ERROR_FIXES`."""
+    what = e.strerror or str(e) or type(e).__name__
+    where = f" ({e.filename})" if e.filename else ""
+    fix = OS_ERROR_FIXES.get(e.errno or 0)
+    return f"error: {what}{where}{f'; {fix}' if fix and fix not in what else ''}"

@@ -37,8 +37,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     try:
         cfg = Config.load(args.config) if args.config else Config.from_preset(args.preset)
         return cfg.replace(**parse_overrides(args.set)) if args.set else cfg
-    except (KeyError, ValueError) as e:
-        raise SystemExit(f"error: {e.args[0]}") from None
+    except (KeyError, ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"error: {e.args[0] if isinstance(e, KeyError) else e}") from None
 
 
 def chosen_model(args: argparse.Namespace) -> str | None:

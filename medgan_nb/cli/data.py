@@ -37,15 +37,15 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from ..data.datasets import default_dataset
+    from ..data.datasets import data_source, default_dataset
     cfg = config_from_args(args)
-    source = cfg.data_dir or "embedded fundus/histology patches + synthetic endoscopy frames"
+    source = data_source(cfg) if cfg.modality == "endoscopy" else cfg.data_dir or f"the sample {cfg.modality} scans"
     print(f"data: {source} at {cfg.image_size}² ({cfg.resize})")
     for split in ("train", "val", "test"):
         try:
             print(f"  {split:5s} {len(default_dataset(split, cfg)):6d} images")
-        except (FileNotFoundError, ValueError) as e:
-            print(f"  {split:5s} error: {e}")
+        except (FileNotFoundError, ValueError) as e:      # ImageLoadError is a ValueError
+            print(f"error: the {split} split: {e}", file=sys.stderr)
             return 1
     return 0
 

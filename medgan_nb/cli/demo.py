@@ -17,6 +17,7 @@ from ..models.checkpoint import make_run_dir
 from ..utils.text import markdown_table
 from .common import config_from_args, with_config
 from .evaluate import _print_summary
+from .train import report_training_error, training_errors
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -30,7 +31,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"machine takes longer, the bar shows the estimate)" + (f"; safety stop after {cfg.max_minutes:g} min"
                                                                  if cfg.max_minutes else ""))
     started = time.perf_counter()
-    run = train(cfg, name=f"demo-{cfg.preset}", quiet=args.quiet)
+    try:
+        run = train(cfg, name=f"demo-{cfg.preset}", quiet=args.quiet)
+    except training_errors() as e:
+        return report_training_error(e)
     minutes = (time.perf_counter() - started) / 60
     summary = training_summary(run)
     warning = (f"WARNING: this run was cut short: {summary}. Its scores are of an undertrained model; run the "

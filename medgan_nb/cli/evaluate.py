@@ -17,29 +17,57 @@ import time
 from pathlib import Path
 
 from ..config.config import Config
-from ..models.checkpoint import make_run_dir
+from ..models.checkpoint import make_run_dir, remove_if_empty
 from .common import GUARD_HELP, chosen_model, parse_overrides
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..evaluation.baselines import FAST_BASELINES
-    from ..evaluation.conditions import GRID_BASELINES
-    from ..evaluation.core import evaluate, evaluate_goals
-    from ..evaluation.grid import evaluate_grid
-    from ..models.checkpoint import CheckpointError, load_checkpoint, run_folder_of
-    from ..models.zoo import model_card
+    from ..data.decode import ImageLoadError
+    from ..models.checkpoint import CheckpointError, checkpoint_config, checkpoint_path, load_checkpoint, run_folder_of
     checkpoint = Path(args.checkpoint) if args.checkpoint is not None else None
     try:
         model = chosen_model(args)
-        trained = model_card(model)["config"] if model is not None else load_checkpoint(checkpoint)["config"]
-        cfg = Config.from_dict(trained)
+        cfg = (_shipped_config(model, args.data) if model is not None
+               else checkpoint_config(load_checkpoint(checkpoint), checkpoint_path(checkpoint)))
         cfg = cfg.replace(**parse_overrides(args.set)) if args.set else cfg
     except (CheckpointError, KeyError, ValueError) as e:
         print(f"error: {e.args[0]}", file=sys.stderr)
         return 1
     run = run_folder_of(checkpoint) if checkpoint is not None else None
+    made = not args.out
     out = Path(args.out) if args.out else make_run_dir(run if run else Path(cfg.output_dir) / "eval",
                                                          "eval" if run else time.strftime("%Y%m%d-%H%M%S"))
+    try:
+        return _evaluate(checkpoint, model, cfg, out, args)
+    except (ImageLoadError, ValueError, FileExistsError, FileNotFoundError) as e:   # CheckpointError: a ValueError
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if made:
+            remove_if_empty(out)                   # the folder this call made, if the evaluation wrote nothing
+
+
+def _shipped_config(model: str, data: str | None) -> Config:
+    """A shipped model's config, reading data this machine has: where its card's data folder (the developers') is
+    not here, `medgan_nb.models.zoo.user_config` picks data/Kvasir-SEG if present, else the shipped sample; without
+    ``--data`` that is said on stdout."""
+    from ..data.datasets import data_source
+    from ..models.zoo import model_card, user_config
+    trained = Config.from_dict(model_card(model)["config"])
+    cfg = trained if trained.data_dir and Path(trained.data_dir).is_dir() else user_config(trained, model)
+    if data is None and cfg.data_dir != trained.data_dir:
+        which = "the shipped sample " if cfg.data_dir is None else ""
+        print(f"model {model!r} was trained on {trained.data_dir}, which is not here; evaluating on "
+              f"{which}{data_source(cfg)} (python -m medgan_nb data download kvasir-seg fetches the full data set)")
+    return cfg
+
+
+def _evaluate(checkpoint: Path | None, model: str | None, cfg: Config, out: Path, args: argparse.Namespace) -> int:
+    """The evaluation `cmd_evaluate` chose, written to `out`; the exit status."""
+    from ..evaluation.baselines import FAST_BASELINES
+    from ..evaluation.conditions import GRID_BASELINES
+    from ..evaluation.core import evaluate, evaluate_goals
+    from ..evaluation.grid import evaluate_grid
     if cfg.modality != "endoscopy":
         return _evaluate_scans(checkpoint, model, cfg, out, args)
     common = dict(cfg=cfg, data_dir=args.data, split=args.split, max_images=args.max_images, device=args.device,

@@ -67,7 +67,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def export_pretrained(args: argparse.Namespace) -> int:
     """Publish a checkpoint's generator (its EMA weights when it has them) as a shipped model with a card."""
     from ..models import zoo as pretrained
-    from ..models.checkpoint import generator_from_state, load_checkpoint
+    from ..models.checkpoint import checkpoint_path, generator_from_state, load_checkpoint
     if not args.name:
         print("error: --format pretrained needs --name NAME (the model's name, e.g. lite)", file=sys.stderr)
         return 1
@@ -76,7 +76,7 @@ def export_pretrained(args: argparse.Namespace) -> int:
         if not isinstance(fields, dict) or not isinstance(fields.get("training", {}), dict):
             raise ValueError(f"{args.card} must hold a JSON object of card fields, its \"training\" an object too")
         state = load_checkpoint(args.checkpoint)
-        generator, cfg = generator_from_state(state)
+        generator, cfg = generator_from_state(state, checkpoint_path(args.checkpoint))
         training = checkpoint_training(state, cfg, generator.checkpoint_weights)
         fields = {"summary": f"{cfg.preset} generator published from {Path(args.checkpoint).name}", **fields,
                   "training": {**training, **fields.get("training", {})}}

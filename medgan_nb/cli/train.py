@@ -3,7 +3,9 @@
 - `cmd_train(args)`: trains with the config of ``--preset``/``--config``/``--set``
   (`medgan_nb.training.loop.train`), or continues a run with ``--resume`` (and its own config: ``--set``
   and ``--config`` are refused there). Returns the exit status: 0, or 1 with the reason on stderr for an
-  unreadable image (and how to skip such files), a diverged loss, an unusable checkpoint or a bad setting.
+  unreadable image (and how to skip such files), a diverged loss, an unusable checkpoint, a bad setting, a
+  device this machine lacks or a missing optional package; file-system errors (a missing data folder, a full
+  disk) end in one line from `medgan_nb.cli.app.main`. A start that fails leaves no run folder.
 - `cmd_config(args)`: prints the resulting config as JSON, without training.
 """
 
@@ -18,10 +20,7 @@ from .common import config_from_args, with_config
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..data.decode import ImageLoadError
-    from ..models.checkpoint import CheckpointError
     from ..training.loop import train
-    from ..training.trainer import TrainingDiverged
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         if args.resume:
@@ -30,14 +29,28 @@ def cmd_train(args: argparse.Namespace) -> int:
             train(resume=args.resume, quiet=args.quiet)
         else:
             train(config_from_args(args), name=args.name, quiet=args.quiet)
-    except ImageLoadError as e:
-        print(f"error: {e}\n(to leave unreadable files out and list them in the run folder: "
-              f"--set bad_images=skip)", file=sys.stderr)
-        return 1
-    except (TrainingDiverged, CheckpointError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except training_errors() as e:
+        return report_training_error(e)
     return 0
+
+
+def training_errors() -> tuple[type[Exception], ...]:
+    """What ends a training start or run with a message instead of a traceback: an unreadable image, a diverged
+    loss, an unusable checkpoint, a bad setting or device (ValueError) or a missing optional package
+    (ImportError: tensorboard=True)."""
+    from ..data.decode import ImageLoadError
+    from ..models.checkpoint import CheckpointError
+    from ..training.trainer import TrainingDiverged
+    return ImageLoadError, TrainingDiverged, CheckpointError, ValueError, ImportError
+
+
+def report_training_error(e: Exception) -> int:
+    """Print one of `training_errors` on stderr (for an unreadable image, how to skip such files); returns 1."""
+    from ..data.decode import ImageLoadError
+    hint = ("\n(to leave unreadable files out and list them in the run folder: --set bad_images=skip)"
+            if isinstance(e, ImageLoadError) else "")
+    print(f"error: {e}{hint}", file=sys.stderr)
+    return 1
 
 
 def cmd_config(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -127,7 +128,7 @@ class Config:
                                            # epochs remain (0: none); the run records it (train.training_summary)
     save_every: int = 5                    # epochs between kept checkpoints (last.pt is written every epoch)
     log_every: int = 10                    # batches between log lines
-    sample_every: int = 200                # steps between sample grids of fixed validation images
+    sample_every: int = 200                # steps between sample grids of fixed validation images (0: none)
     tensorboard: bool = False              # also log to <run>/tensorboard (needs `pip install tensorboard`);
                                            # metrics.csv and val.csv are written either way
     output_dir: str = field(default_factory=default_output_dir)   # runs go to <output_dir>/runs/<name>/
@@ -162,12 +163,13 @@ class Config:
     # CT, MRI and X-ray (modality != "endoscopy"; see medgan_nb.degrade): (low, high) ranges drawn per slice
     scan_size: int = 256                   # slices are resized to this side (CT: square) before degradation
     scan_realisations: int = 16            # degraded copies of each training slice, made once (see scans.ScanPairs)
-    ct_dose: tuple[float, float] = (2e3, 1e5)        # photons per detector bin and view (log-uniform)
+    ct_dose: tuple[float, float] = (2e3, 1e5)        # photons per detector bin and view (log-uniform); as HU
+                                                     # noise: medgan_nb.degrade.ct.water_cylinder_noise
     ct_views: tuple[int, int] = (0, 0)               # projection angles; (0, 0): a full scan (no sparse views)
     mri_noise: tuple[float, float] = (0.01, 0.06)    # Rician noise sigma, relative to the slice's maximum
     mri_acceleration: tuple[float, float] = (1.0, 4.0)  # k-space undersampling factor (1: fully sampled)
     mri_motion_px: tuple[float, float] = (0.0, 0.0)  # largest motion shift in pixels (0: no motion)
-    xray_exposure: tuple[float, float] = (20.0, 1000.0)  # photons per pixel at full transmission (log-uniform)
+    xray_exposure: tuple[float, float] = (100.0, 5000.0)  # photons per pixel at the most exposed end (log-uniform)
     xray_blur: tuple[float, float] = (0.0, 1.5)     # detector blur sigma in pixels
 
     def __post_init__(self) -> None:
@@ -234,26 +236,43 @@ class Config:
         return cls(**data)
 
     def save(self, path: str | Path) -> Path:
-        """Write as JSON, or YAML when the file name ends in .yaml/.yml."""
+        """Write as JSON, or YAML when the file name ends in .yaml/.yml; atomically (`atomic_write`: a full disk
+        leaves no half-written file)."""
+        from ..utils.files import atomic_write      # here: importing the config loads no image libraries
         path = Path(path)
         if path.suffix in (".yaml", ".yml"):
             import yaml
             text = yaml.safe_dump(self.to_dict(), sort_keys=False)
         else:
             text = json.dumps(self.to_dict(), indent=2) + "\n"
-        path.write_text(text)
+        with atomic_write(path) as f:
+            f.write(text.encode())
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "Config":
-        """Read a JSON or YAML file written by `save` (or by hand: missing keys take the defaults of its preset)."""
+        """Read a JSON or YAML file written by `save` (or by hand: missing keys take the defaults of its preset).
+
+        FileNotFoundError for a missing file, ValueError naming the file for one that is not valid JSON/YAML or
+        holds a bad value.
+        """
         path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} not found; give an existing JSON or YAML file, "
+                                    f"or a named preset with --preset")
         text = path.read_text()
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-            data = yaml.safe_load(text) or {}
-        else:
-            data = json.loads(text)
+        try:
+            if path.suffix in (".yaml", ".yml"):
+                import yaml
+                try:
+                    data = yaml.safe_load(text) or {}
+                except yaml.YAMLError as e:
+                    raise ValueError(" ".join(str(e).split())) from None
+            else:
+                data = json.loads(text)
+        except ValueError as e:                         # json.JSONDecodeError is one
+            raise ValueError(f"{path} is not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'JSON'}: "
+                             f"{e}") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
         try:
@@ -268,6 +287,7 @@ def _value_checks(cfg: Config) -> list[tuple[bool, str]]:
     order = DEGRADATION_ORDERS.get(cfg.degradation_order, ())
     misplaced = [d for d in cfg.degradations if d not in order]
     return [
+        *_kind_checks(cfg),
         (cfg.image_size >= 8, "image_size must be >= 8"),
         (cfg.depth >= 2, "depth must be >= 2"),
         (cfg.image_size % cfg.size_multiple == 0,
@@ -285,7 +305,6 @@ def _value_checks(cfg: Config) -> list[tuple[bool, str]]:
         (cfg.frame_size == 0 or cfg.frame_size >= cfg.image_size,
          f"frame_size must be 0 or >= image_size ({cfg.image_size}): val/test take image_size crops of frames"),
         (cfg.generator in ("unet", "nafnet"), "generator must be 'unet' or 'nafnet'"),
-        (cfg.blocks >= 1 and cfg.crops_per_frame >= 1, "blocks and crops_per_frame must be >= 1"),
         (0 <= cfg.ema_decay < 1, "ema_decay must be in [0, 1) (0: no EMA)"),
         (0 <= cfg.degradation_p <= 1, "degradation_p must be in [0, 1]"),
         (cfg.noise_reuse >= 1, "noise_reuse must be >= 1 (1: fresh noise for every batch)"),
@@ -304,13 +323,8 @@ def _value_checks(cfg: Config) -> list[tuple[bool, str]]:
         (0 <= cfg.noise_std_range <= cfg.noise_std <= 1,
          "need 0 <= noise_std_range <= noise_std <= 1 (the std is drawn from noise_std ± noise_std_range)"),
         *_range_checks(cfg),
-        (cfg.max_images >= 0 and cfg.synthetic_frames >= 0, "max_images and synthetic_frames must be >= 0"),
-        (cfg.max_minutes >= 0, "max_minutes must be >= 0 (0: no time limit)"),
-        (cfg.batch_size >= 1 and cfg.epochs >= 1 and cfg.g_steps >= 1,
-         "batch_size, epochs and g_steps must be >= 1"),
         (0 <= cfg.dropout < 1, "dropout must be in [0, 1)"),
         (0 <= cfg.sp_amount <= 1 and 0 <= cfg.sp_salt_ratio <= 1, "sp_amount and sp_salt_ratio must be in [0, 1]"),
-        (min(cfg.lambda_l1, cfg.lambda_perceptual, cfg.lambda_adv) >= 0, "loss weights must be >= 0"),
         (cfg.pixel_loss in PIXEL_LOSSES, f"pixel_loss must be one of {PIXEL_LOSSES}"),
         (cfg.modality in MODALITIES, f"modality must be one of {MODALITIES}"),
         (cfg.channels == (3 if cfg.modality == "endoscopy" else 1),
@@ -319,6 +333,42 @@ def _value_checks(cfg: Config) -> list[tuple[bool, str]]:
          "need scan_size >= image_size and scan_realisations >= 1"),
         (cfg.ct_views == (0, 0) or cfg.ct_views[0] >= 1, "ct_views must be (0, 0) (full scan) or >= 1"),
     ]
+
+
+# One rule per kind of field; the more specific rules of `_value_checks` come after these.
+POSITIVE_INTS = ("base_channels", "max_channels", "d_base_channels", "d_layers", "blocks",
+                 "crops_per_frame", "batch_size", "epochs", "g_steps", "save_every", "log_every",
+                 "scan_size", "scan_realisations")
+NON_NEGATIVE_INTS = ("frame_size", "synthetic_frames", "max_images", "num_workers", "lr_decay_start", "sample_every")
+NON_NEGATIVE_FLOATS = ("lr_g", "lr_d", "lambda_adv", "lambda_l1", "lambda_perceptual", "max_minutes",
+                       "noise_std", "noise_std_range", "sp_amount", "sp_amount_range", "brightness", "contrast",
+                       "saturation", "hue")
+SEED_RANGE = (0, 2**32 - 1)             # what numpy's and torch's generators both accept
+
+
+def _kind_checks(cfg: Config) -> list[tuple[bool, str]]:
+    """Positive integers (counts, sizes, intervals), non-negative integers (0: off or all), non-negative finite
+    floats (rates, weights, strengths), every other float finite (JSON's NaN and Infinity are refused), and the
+    seed within `SEED_RANGE`."""
+    not_finite = [f.name for f in dataclasses.fields(cfg) if any(
+        isinstance(v, float) and not math.isfinite(v) for v in _values(getattr(cfg, f.name)))]
+    return [
+        *((getattr(cfg, n) >= 1, f"{n} must be an integer >= 1, got {getattr(cfg, n)}") for n in POSITIVE_INTS),
+        *((getattr(cfg, n) >= 0, f"{n} must be an integer >= 0 (0: none or all), got {getattr(cfg, n)}")
+          for n in NON_NEGATIVE_INTS),
+        *((math.isfinite(getattr(cfg, n)) and getattr(cfg, n) >= 0,
+           f"{n} must be a finite number >= 0, got {getattr(cfg, n)}") for n in NON_NEGATIVE_FLOATS),
+        (not not_finite, f"{', '.join(not_finite)}: NaN and Infinity are not settings; give finite numbers"),
+        (SEED_RANGE[0] <= cfg.seed <= SEED_RANGE[1],
+         f"seed must be between {SEED_RANGE[0]} and {SEED_RANGE[1]}, got {cfg.seed}"),
+        (cfg.output_dir.strip() != "", "output_dir must name a folder (runs go to <output_dir>/runs/); "
+                                       "drop the setting for the default"),
+    ]
+
+
+def _values(value: Any) -> tuple:
+    """A field's values: the items of a tuple field, else the value alone."""
+    return value if isinstance(value, tuple) else (value,)
 
 
 # (low, high) fields and the bounds their values must keep.

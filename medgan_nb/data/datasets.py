@@ -82,6 +82,9 @@ class ImageFolderDataset(Dataset):
             if self.skipped:
                 log.warning("skipped %d of %d files under %s that cannot be used (see .skipped)",
                             len(self.skipped), len(files) + len(self.skipped), self.root)
+            if not files:
+                raise ImageLoadError(f"none of the {len(self.skipped)} image files under {self.root} can be read "
+                                     f"(the first: {self.skipped[0][1]}); put readable images there")
         self.keys = [p.relative_to(self.image_root).as_posix() for p in files]
         self.groups = duplicate_groups(np.stack([self._signature(p) for p in files]), self.keys)
         if split is not None:
@@ -300,7 +303,7 @@ def default_dataset(split: Split, cfg: Config, on_error: Literal["raise", "skip"
     _check_split(split)
     if cfg.modality != "endoscopy":
         from .scans import modality_dataset  # only CT, MRI and X-ray configs need the scans
-        return _evenly_spread(modality_dataset(split, cfg), cfg.max_images)
+        return _evenly_spread(modality_dataset(split, cfg, on_error), cfg.max_images)
     source = data_source(cfg)
     random_crop = split == "train" and cfg.train_crop == "random"
     if source == SYNTHETIC:

@@ -220,7 +220,7 @@ def folder_slices(folder: str | Path, modality: str, split: str, scan_size: int,
         except DicomError as e:
             if on_error != "skip" and not isinstance(e, NoPixelDataError):
                 raise
-            log.info("left out: %s", e)
+            log.info("skipped: %s", e)
             left_out.append((path, str(e)))
             continue
         found = MODALITY_OF_DICOM.get(image.modality)

@@ -232,13 +232,15 @@ def evaluation_data(cfg: Config, data_dir: str | Path | None = None, split: str 
                     max_images: int | None = None) -> tuple[Dataset, str]:
     """The clean images to score and a sentence saying what they are.
 
-    cfg: from `evaluation_config`. data_dir: every image of that folder instead of a split.
+    cfg: from `evaluation_config`. data_dir: every readable image of that folder instead of a split (unreadable
+    files are left out, and the sentence counts them; `ImageLoadError` when none can be read).
     max_images: an evenly spread subset of at most that many, so that every part of the
     data (embedded patches, synthetic frames) stays represented; None: all.
     """
-    if data_dir is not None:
-        dataset: Dataset = ImageFolderDataset(data_dir, cfg.image_size, split=None, resize=cfg.resize)
-        source = f"every image under {Path(data_dir)}"
+    if data_dir is not None:              # a folder of the user's: unreadable files are left out and counted
+        dataset: Dataset = ImageFolderDataset(data_dir, cfg.image_size, split=None, resize=cfg.resize, on_error="skip")
+        skipped = f" ({len(dataset.skipped)} unreadable files left out)" if dataset.skipped else ""
+        source = f"every image under {Path(data_dir)}{skipped}"
     else:
         dataset = default_dataset(split, cfg)
         origin = ("the synthetic data (scikit-image fundus/histology patches + synthetic endoscopy frames)"

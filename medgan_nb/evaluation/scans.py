@@ -48,7 +48,7 @@ CONDITIONS: dict[str, dict[str, dict]] = {
     "ct": {"dose 5e3": dict(dose=5e3), "dose 3e4": dict(dose=3e4)},
     "mri": {"noise 0.03": dict(noise_sigma=0.03), "4x undersampled, noise 0.01": dict(noise_sigma=0.01,
                                                                                       acceleration=4.0)},
-    "xray": {"exposure 50": dict(exposure=50.0), "exposure 300, blur 1": dict(exposure=300.0, blur_sigma=1.0)},
+    "xray": {"exposure 200": dict(exposure=200.0), "exposure 1000, blur 1": dict(exposure=1000.0, blur_sigma=1.0)},
 }
 MIN_SCANS_FOR_INTERVAL = 5      # fewer scans: no interval, the verdict says "n too small"
 READER_WINDOW = {"ct": "soft_tissue 40/400 HU", "mri": "percentile 0.5-99.5", "xray": "percentile 0.5-99.5"}

@@ -34,7 +34,7 @@ SOFT = WINDOWS["soft_tissue"]
 STATIC_STRENGTHS: dict[str, tuple[dict, ...]] = {
     "ct": (dict(dose=1e5), dict(dose=1e4), dict(dose=1e3)),
     "mri": (dict(noise_sigma=0.02), dict(acceleration=4.0), dict(noise_sigma=0.02, acceleration=6.0)),
-    "xray": (dict(exposure=1000.0), dict(exposure=100.0), dict(exposure=20.0)),
+    "xray": (dict(exposure=5000.0), dict(exposure=500.0), dict(exposure=100.0)),
 }
 
 

@@ -10,7 +10,8 @@ from .build import (GENERATORS, eval_mode, init_weights, build_generator, build_
 from .guard import SAMPLES, MAD_TO_STD, MASK_NORM, noise_level, CHANGE_STATS, change_of, Guard
 from .runner import enhance_array
 from .checkpoint import (FORMAT, CheckpointError, make_run_dir, save_checkpoint, copy_checkpoint, checkpoint_path,
-                         run_folder_of, load_checkpoint, load_generator, generator_from_state, weights_key)
+                         run_folder_of, load_checkpoint, load_generator, generator_from_state, weights_key,
+                         checkpoint_config, check_run_name, remove_if_empty)
 from .cards import headline, card_markdown
 from .zoo import (WEIGHTS_DIR, NAME_PATTERN, FILLED_KEYS, CARD_DEFAULTS, CARD_KEYS, PretrainedError, no_models_message,
                   list_models, model_card, default_model, load_model, save_model)

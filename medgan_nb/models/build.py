@@ -128,13 +128,31 @@ def receptive_field(model: nn.Module) -> int:
 
 
 def resolve_device(name: str) -> torch.device:
-    """"auto" -> CUDA when present, else the CPU; otherwise the named device."""
+    """"auto" -> CUDA when present, else the CPU; otherwise the named device.
+
+    ValueError, listing the devices this machine has (`available_devices`), for a name torch does not know,
+    a CUDA device without CUDA, or a GPU index beyond the GPUs present.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    here = f"available here: {', '.join(available_devices())}"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {name!r} is not a device name; {here}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} asked for, but CUDA is not available; use device='cpu' or 'auto'")
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available on this machine; {here}")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s); {here}")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {name!r}: medgan_nb runs on the CPU or CUDA GPUs; {here}")
     return device
+
+
+def available_devices() -> list[str]:
+    """The device names `resolve_device` accepts here: "auto", "cpu" and, with CUDA, "cuda" and "cuda:<i>"."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return ["auto", "cpu", *(["cuda", *(f"cuda:{i}" for i in range(gpus))] if gpus else [])]
 
 
 def layer_table(model: nn.Module, *inputs: torch.Tensor) -> list[tuple[str, str, tuple[int, ...], int]]:

@@ -32,6 +32,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pickle
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -51,7 +53,12 @@ class CheckpointError(ValueError):
 
 
 def make_run_dir(base: str | Path, name: str) -> Path:
-    """A new folder base/name, or base/name-1, -2, ... if taken: earlier runs are never overwritten."""
+    """A new folder base/name, or base/name-1, -2, ... if taken: earlier runs are never overwritten.
+
+    ValueError for a name that is not one plain folder name (`check_run_name`): it would put the folder
+    elsewhere than under `base`.
+    """
+    check_run_name(name)
     base = Path(base)
     base.mkdir(parents=True, exist_ok=True)
     for i in range(10_000):
@@ -62,6 +69,25 @@ def make_run_dir(base: str | Path, name: str) -> Path:
         except FileExistsError:
             continue
     raise RuntimeError(f"no free run folder name under {base}")
+
+
+def check_run_name(name: str) -> str:
+    """`name` if it is one plain folder name; else ValueError: a path ("../x", "/tmp/x", "a/b"), "." or ".."
+    or an empty name would put a run outside <output_dir>/runs/."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or Path(name).is_absolute() or "\0" in name:
+        raise ValueError(f"run name {name!r} is not a single folder name (--name, e.g. my-run): runs always go to "
+                         f"<output_dir>/runs/<name>/; to write elsewhere, set output_dir")
+    return name
+
+
+def remove_if_empty(*folders: Path) -> None:
+    """Remove each folder, in order, if it exists and is empty: undoes folders a failed start made, never
+    touching one that holds anything."""
+    for folder in folders:
+        try:
+            folder.rmdir()                      # refuses a folder that is not empty
+        except OSError:
+            pass
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
@@ -119,13 +145,27 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state, sha256 = _read(path, map_location)
     except Exception as e:                       # torch.load raises many types on foreign files
-        raise CheckpointError(f"{path} is not a medgan_nb checkpoint (or it is damaged): "
-                              f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        raise CheckpointError(f"{path} is not a medgan_nb checkpoint (or it is damaged): {_load_problem(e)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT or "generator" not in state:
         raise CheckpointError(f"{path} is a PyTorch file but not a medgan_nb checkpoint "
                               f"(no 'format': '{FORMAT}' entry)")
     state["sha256"] = sha256
     return state
+
+
+def _load_problem(e: Exception) -> str:
+    """One line on why torch.load failed. Its advice for files holding Python objects (to load them unsafely)
+    is replaced: medgan_nb never runs code from a checkpoint."""
+    text = str(e)
+    if isinstance(e, pickle.UnpicklingError) or "weights_only" in text:
+        found = re.search(r"GLOBAL (\S+) was not an allowed global", text)
+        if found:
+            return (f"it holds Python objects ({found.group(1)}) besides tensors and plain values, and medgan_nb "
+                    f"never loads those (opening the file could run code from it); save the weights as a plain "
+                    f"dict of tensors")
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)          # torch's reason, without its advice
+        return f"unreadable pickle data ({detail.group(1).strip() if detail else 'not a PyTorch file'})"
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 def _read(path: Path, map_location: str | torch.device) -> tuple[Any, str]:
@@ -151,21 +191,47 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tupl
 
     ``generator.checkpoint_sha256`` is the SHA-256 of the checkpoint bytes it was built from.
     """
-    generator, cfg = generator_from_state(load_checkpoint(path))
+    generator, cfg = generator_from_state(load_checkpoint(path), checkpoint_path(path))
     return generator.to(device).eval(), cfg
 
 
-def generator_from_state(state: dict[str, Any]) -> tuple[torch.nn.Module, Config]:
+def checkpoint_config(state: dict[str, Any], path: str | Path | None = None) -> Config:
+    """The `Config` a loaded checkpoint was trained with; `CheckpointError` naming the file (`path`) and what is
+    wrong when it holds none, or one this version cannot use (an unknown key, a value of the wrong type)."""
+    where = str(path) if path is not None else "the checkpoint"
+    config = state.get("config")
+    if config is None:
+        raise CheckpointError(f"{where} holds no config (the settings that rebuild its networks); it was not "
+                              f"written by medgan_nb training, or is damaged")
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{where}: its config is not a mapping of settings (a {type(config).__name__}); "
+                              f"the file is damaged")
+    try:
+        return Config.from_dict(config)
+    except (KeyError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{where}: its stored config is not valid: {e.args[0] if e.args else e}") from None
+
+
+def generator_from_state(state: dict[str, Any], path: str | Path | None = None) -> tuple[torch.nn.Module, Config]:
     """The generator of a loaded checkpoint (on the CPU, eval mode) and its config.
 
     Uses the EMA weights (``state["generator_ema"]``) when the checkpoint holds them: averaged weights
     restore more steadily than those of the last step. ``generator.checkpoint_weights`` says which entry was used.
+    `CheckpointError` naming `path` for a bad config (`checkpoint_config`) or weights that do not fit the
+    generator the config describes.
     """
-    cfg = Config.from_dict(state["config"])
+    cfg = checkpoint_config(state, path)
     with torch.device("meta"):                   # no weights of its own: it takes the loaded tensors
         generator = build_generator(cfg)
     key = weights_key(state)
-    generator.load_state_dict(state[key], assign=True)
+    try:
+        generator.load_state_dict(state[key], assign=True)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+        detail = lines[min(1, len(lines) - 1)]          # the first mismatch, after torch's heading line
+        raise CheckpointError(f"{path if path is not None else 'the checkpoint'}: its {key} weights do not fit the "
+                              f"{cfg.generator} generator its config describes ({detail[:200]}); the config or the "
+                              f"weights were changed after training") from None
     generator.checkpoint_sha256 = state["sha256"]
     generator.checkpoint_weights = key
     return generator.eval(), cfg

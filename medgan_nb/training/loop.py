@@ -79,12 +79,19 @@ from tqdm.auto import tqdm
 from ..config.config import Config
 from ..losses import GRAD_TERMS, GeneratorLossParts
 from ..models.build import resolve_device
-from ..models.checkpoint import checkpoint_path, copy_checkpoint, run_folder_of, save_checkpoint
+from ..models.checkpoint import (
+    check_run_name,
+    checkpoint_config,
+    checkpoint_path,
+    copy_checkpoint,
+    run_folder_of,
+    save_checkpoint,
+)
 from ..models.runner import restore
 from ..utils.images import to_unit
 from ..utils.seeding import seed_epoch, seed_for
 from .logs import TB_TAGS
-from .setup import _build, _Data, _load_data, _open_run, _resumable_state, _Session
+from .setup import _build, _Data, _load_data, _open_run, _resumable_state, _session, _Session, _write_skipped
 from .trainer import TrainingDiverged, _check_in_sync, _scores, _unwrap
 
 log = logging.getLogger(__name__)
@@ -121,9 +128,11 @@ def train(cfg: Config | None = None, *, resume: str | Path | None = None, name: 
     (to watch a run, stop it by raising, or crash it at a known step in a test). An exception from a callback
     ends training there; the last epoch-end checkpoint stays the one to resume from.
     """
+    if name is not None:
+        check_run_name(name)              # before any slow work: a path as a name would write outside runs/
     state = _resumable_state(resume) if resume is not None else None
     if state is not None:
-        cfg = Config.from_dict(state["config"])
+        cfg = checkpoint_config(state, checkpoint_path(resume))
     elif cfg is None:
         raise ValueError("give a Config, or a run folder to resume")
     if cfg.tensorboard:
@@ -159,9 +168,12 @@ def _train(cfg: Config, state: dict | None, resume: str | Path | None, name: str
             print(f"{checkpoint_path(resume)} has finished all {cfg.epochs} epochs; nothing to train "
                   f"(to train longer, start a new run with more epochs)")
         return run
+    data = _load_data(cfg, device, rank, world)            # every check first: the run folder comes last
+    built = _build(cfg, device, world, state)
     run, in_place = _open_run(cfg, resume, state, name) if rank == 0 else (Path(), True)
-    data = _load_data(cfg, run, device, rank, world)
-    s = _build(cfg, run, device, rank, world, state, in_place)
+    if rank == 0 and cfg.bad_images == "skip":
+        _write_skipped(run / "skipped_images.csv", data.skipped)
+    s = _session(cfg, run, device, rank, world, built, state, in_place)
     s.callbacks = callbacks
     if cfg.tensorboard and s.main:
         s.tb = _summary_writer_class()(str(run / "tensorboard"), purge_step=s.step + 1 if s.step else None)

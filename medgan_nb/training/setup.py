@@ -1,9 +1,11 @@
 """Setting a training run up: its folder, its data, its networks and optimisers, and the state it resumes from.
 
-`training.loop.train` calls these in order: `_resumable_state` (a checkpoint to continue from), `_open_run` (the
-run folder: the resumed one, or a new one that never replaces an earlier run), `_load_data` (the training loader
-and a fixed, degraded validation batch) and `_build` (a `_Session`: the trainer, schedulers and logs, restored
-from the checkpoint when resuming). Raises `CheckpointError` for a checkpoint that cannot be resumed.
+`training.loop.train` calls these in order: `_resumable_state` (a checkpoint to continue from), `_load_data` (the
+training loader and a fixed, degraded validation batch), `_build` (the trainer and schedulers, restored from the
+checkpoint when resuming), `_open_run` (the run folder: the resumed one, or a new one that never replaces an
+earlier run) and `_session` (a `_Session`: all of it with its logs). The run folder comes last, so a start that
+fails on its data, its networks or its checkpoint leaves no folder behind. Raises `CheckpointError` for a
+checkpoint that cannot be resumed.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from ..models.checkpoint import (
     checkpoint_path,
     load_checkpoint,
     make_run_dir,
+    remove_if_empty,
     run_folder_of,
     weights_key,
 )
@@ -80,6 +83,7 @@ class _Data:
     val_clean: torch.Tensor
     val_degraded: torch.Tensor
     val_input_scores: dict[str, float]        # `_scores` of the degraded validation images
+    skipped: list[tuple[Path, str]] = field(default_factory=list)   # (file, reason) left out (bad_images="skip")
 
 
 def _resumable_state(resume: str | Path) -> dict:
@@ -113,18 +117,24 @@ def _open_run(cfg: Config, resume: str | Path | None, state: dict | None, name: 
 
 
 def _new_run(cfg: Config, name: str | None) -> Path:
+    """A new run folder under <output_dir>/runs/ with config.json and checkpoints/. If writing them fails (a full
+    or read-only disk), the folder this call made is removed again while it is still empty, and the OSError
+    goes on."""
     run = make_run_dir(Path(cfg.output_dir) / "runs", name or time.strftime("%Y%m%d-%H%M%S"))
-    cfg.save(run / "config.json")
-    (run / "checkpoints").mkdir()
+    try:
+        cfg.save(run / "config.json")
+        (run / "checkpoints").mkdir()
+    except OSError:
+        remove_if_empty(run / "checkpoints", run)
+        raise
     return run
 
 
-def _load_data(cfg: Config, run: Path, device: torch.device, rank: int, world: int) -> _Data:
-    """The training loader (shuffled per epoch, sharded under torchrun) and the degraded validation batch."""
+def _load_data(cfg: Config, device: torch.device, rank: int, world: int) -> _Data:
+    """The training loader (shuffled per epoch, sharded under torchrun), the degraded validation batch and the
+    files left out as unreadable (`_write_skipped` lists them in the run folder)."""
     train_set = default_dataset("train", cfg, on_error=cfg.bad_images)
     val_set = default_dataset("val", cfg, on_error=cfg.bad_images)
-    if rank == 0 and cfg.bad_images == "skip":
-        _write_skipped(run / "skipped_images.csv", [train_set, val_set])
     if len(train_set) < cfg.batch_size * world:
         raise ValueError(f"{len(train_set)} training images cannot fill one batch of {cfg.batch_size} × "
                          f"{world} processes; lower batch_size or add images")
@@ -138,12 +148,13 @@ def _load_data(cfg: Config, run: Path, device: torch.device, rank: int, world: i
     val_clean = torch.stack([item[0] for item in val_items])
     val_degraded = (torch.stack([item[1] for item in val_items]) if degrade is None
                     else degrade(val_clean, keys=[item[-1] for item in val_items]).image)
-    return _Data(loader, order, degrade, val_clean, val_degraded, _scores(val_degraded, val_clean))
+    skipped = list(dict(item for ds in (train_set, val_set) for item in _skipped_files(ds)).items())
+    return _Data(loader, order, degrade, val_clean, val_degraded, _scores(val_degraded, val_clean), skipped)
 
 
-def _write_skipped(path: Path, datasets: list[Dataset]) -> None:
+def _write_skipped(path: Path, skipped: list[tuple[Path, str]]) -> None:
     """List the files left out as unreadable (file, reason), once each; log how many."""
-    rows = dict(item for ds in datasets for item in _skipped_files(ds))
+    rows = dict(skipped)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["file", "reason"])
@@ -160,25 +171,44 @@ def _skipped_files(dataset: Dataset) -> list[tuple[Path, str]]:
     return [item for part in inner for item in _skipped_files(part)]
 
 
-def _build(cfg: Config, run: Path, device: torch.device, rank: int, world: int, state: dict | None,
-           in_place: bool) -> _Session:
-    """Models, optimisers and schedulers, from scratch or from `state`; wrapped for DDP when world > 1."""
+def _build(cfg: Config, device: torch.device, world: int, state: dict | None) -> tuple[Trainer, Any, Any]:
+    """(trainer, G's scheduler, D's scheduler): models, optimisers and schedulers, from scratch or from `state`;
+    wrapped for DDP when world > 1. Writes nothing: it runs before the run folder is made."""
     torch.manual_seed(cfg.seed)
     trainer = make_trainer(cfg, device)
     sched_g = torch.optim.lr_scheduler.LambdaLR(trainer.opt_g, lambda e: lr_factor(e, cfg))
     sched_d = torch.optim.lr_scheduler.LambdaLR(trainer.opt_d, lambda e: lr_factor(e, cfg))
-    s = _Session(cfg, run, device, rank, world, trainer, sched_g, sched_d)
     if state is None and cfg.init_generator:
         _init_generator(trainer, cfg.init_generator)
     if state is not None:
-        trainer.G.load_state_dict(state["generator"])
-        if trainer.ema is not None:
-            trainer.ema.load_state_dict(state[weights_key(state)])
-            trainer.ema_updates = state["step"] * cfg.g_steps
-        trainer.D.load_state_dict(state["discriminator"])
-        for obj, key in [(trainer.opt_g, "opt_g"), (trainer.opt_d, "opt_d"), (sched_g, "sched_g"),
-                         (sched_d, "sched_d"), (trainer.scaler_g, "scaler_g"), (trainer.scaler_d, "scaler_d")]:
-            obj.load_state_dict(state[key])
+        try:
+            trainer.G.load_state_dict(state["generator"])
+            if trainer.ema is not None:
+                trainer.ema.load_state_dict(state[weights_key(state)])
+                trainer.ema_updates = state["step"] * cfg.g_steps
+            trainer.D.load_state_dict(state["discriminator"])
+            for obj, key in [(trainer.opt_g, "opt_g"), (trainer.opt_d, "opt_d"), (sched_g, "sched_g"),
+                             (sched_d, "sched_d"), (trainer.scaler_g, "scaler_g"), (trainer.scaler_d, "scaler_d")]:
+                obj.load_state_dict(state[key])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"the checkpoint's training state does not fit the networks of its own config "
+                                  f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                                  f"it is damaged: resume from another checkpoint or start a new run") from None
+    if world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        for attr in ("G", "D"):
+            model = getattr(trainer, attr)
+            if cfg.sync_batchnorm:
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)     # shares the optimiser's parameters
+            setattr(trainer, attr, DistributedDataParallel(model, device_ids=ids))
+    return trainer, sched_g, sched_d
+
+
+def _session(cfg: Config, run: Path, device: torch.device, rank: int, world: int,
+             built: tuple[Trainer, Any, Any], state: dict | None, in_place: bool) -> _Session:
+    """The `_Session` of `_build`'s trainer and schedulers in `run`, at the counters of `state` when resuming."""
+    s = _Session(cfg, run, device, rank, world, *built)
+    if state is not None:
         s.epoch, s.step = state["epoch"], state["step"]
         s.cpu_s, s.capped_epochs = state.get("cpu_s", 0.0), list(state.get("capped_epochs", []))
         if in_place:                        # the run's own last.pt knows its best so far
@@ -187,13 +217,6 @@ def _build(cfg: Config, run: Path, device: torch.device, rank: int, world: int, 
             s.val_log.keep_until(s.step)
             if s.main:
                 log.info("resuming %s at epoch %d, step %d", run, s.epoch + 1, s.step)
-    if world > 1:
-        ids = [device.index] if device.type == "cuda" else None
-        for attr in ("G", "D"):
-            model = getattr(trainer, attr)
-            if cfg.sync_batchnorm:
-                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)     # shares the optimiser's parameters
-            setattr(trainer, attr, DistributedDataParallel(model, device_ids=ids))
     return s
 
 
