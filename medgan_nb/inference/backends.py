@@ -156,7 +156,8 @@ def _quiet() -> Any:
     it printed is logged at debug level."""
     import warnings
     printed = io.StringIO()
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "onnx_ir", "onnx")]
+    loggers = [logging.getLogger(name)
+               for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "onnx_ir", "onnx")]
     levels = [logger.level for logger in loggers]
     try:
         for logger in loggers:
