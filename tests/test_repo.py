@@ -78,3 +78,32 @@ def test_importing_the_package_shortens_the_thread_spin_unless_the_user_set_one(
 
     assert spin_count(env) == "10000" and spin_count({**env, "GOMP_SPINCOUNT": "42"}) == "42"
     assert re.search(r"^export GOMP_SPINCOUNT \?= 10000$", (ROOT / "Makefile").read_text(), re.M)
+
+
+# What a lesson must not carry: it is read on other machines, on other days, from other commits.
+LESSON_CLUTTER = {
+    "a date": r"\b(19|20)\d\d-[01]\d-[0-3]\d\b",
+    "a clock time": r"\b[0-2]\d:[0-5]\d(:[0-5]\d)?\s*(UTC|GMT|CET|CEST)\b",
+    "a commit hash": r"\b(commit|at|@)\s+(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\b",
+    "a machine name": r"\b(Xeon|EPYC|Ryzen|Core i[3579]|Threadripper|H100|H200|A100|RTX ?\d{4}|M[123] (Pro|Max))\b",
+    "an issue number": r"\bissue #?\d+\b",
+}
+
+
+def test_lessons_carry_no_dates_times_machines_commits_or_issue_numbers():
+    found = []
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+            text = "".join(cell["source"])
+            found += [f"{path.name} cell {i}: {what}: {m.group(0)!r}" for what, pattern in LESSON_CLUTTER.items()
+                      for m in re.finditer(pattern, text, re.I)]
+    assert found == [], "\n".join(found)
+
+
+def test_the_clutter_patterns_catch_what_they_name():
+    samples = {"a date": "measured 2026-12-07", "a clock time": "at 21:02 UTC", "a commit hash": "at 3fe2eb9",
+               "a machine name": "on an Intel Xeon", "an issue number": "see issue 27"}
+    for what, text in samples.items():
+        assert re.search(LESSON_CLUTTER[what], text, re.I), what
+    assert not any(re.search(p, "Isola et al., CVPR 2017; 256×256 frames; 20:1; at 1000000 photons", re.I)
+                   for p in LESSON_CLUTTER.values())

@@ -103,7 +103,9 @@ def fbp(sinogram: np.ndarray, theta: np.ndarray, filter_name: str | None = "ramp
         output_size: int | None = None) -> np.ndarray:
     """Filtered back-projection (skimage ``iradon``, circle=True): the classic CT reconstruction.
 
-    The ramp filter is exact for noiseless data; "hann" (or "hamming", "shepp-logan", "cosine")
+    With the ramp filter it inverts the continuous Radon transform exactly; from a sampled sinogram on a pixel
+    grid it is close, not exact (discretisation and interpolation error, largest at edges). "hann" (or "hamming",
+    "shepp-logan", "cosine")
     rolls it off at high frequencies, trading resolution for less noise. Returns attenuation per
     pixel (convert with `mu_to_hu`); zero outside the inscribed circle.
     """
