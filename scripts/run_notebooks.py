@@ -76,13 +76,16 @@ def run(notebook: Path, out_dir: Path) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
+    p.add_argument("notebooks", nargs="*", type=Path,
+                   help="default: the labs notebooks/[0-9]*.ipynb, the appendices A*.ipynb, then solutions/*.ipynb")
     p.add_argument("--out", type=Path, default=REPO / "output" / "notebooks")
     p.add_argument("--tiny", action="store_true", help="MEDGAN_TINY=1 (the tests' mode)")
     args = p.parse_args()
     if args.tiny:
         os.environ["MEDGAN_TINY"] = "1"
-    notebooks = args.notebooks or sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))
+    folder = REPO / "notebooks"                 # labs, then appendices, then the solutions
+    notebooks = args.notebooks or [*sorted(folder.glob("[0-9]*.ipynb")), *sorted(folder.glob("A[0-9]*.ipynb")),
+                                   *sorted((folder / "solutions").glob("*.ipynb"))]
     out_dir = args.out / time.strftime("%Y%m%d-%H%M%S")
     out_dir.mkdir(parents=True, exist_ok=False)
     rows = []

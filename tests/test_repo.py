@@ -4,11 +4,12 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 
 
 def test_committed_notebooks_have_no_outputs():
     dirty = []
-    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+    for path in NOTEBOOKS:
         nb = json.loads(path.read_text())
         if any(c.get("outputs") or c.get("execution_count") for c in nb["cells"] if c["cell_type"] == "code"):
             dirty.append(path.name)
@@ -18,7 +19,7 @@ def test_committed_notebooks_have_no_outputs():
 def test_every_notebook_cell_has_a_unique_id():
     """nbformat 4.5 requires cell ids (a cell added by a script without one is a validation warning today and
     an error in later nbformat versions)."""
-    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+    for path in NOTEBOOKS:
         nb = json.loads(path.read_text())
         ids = [c.get("id") for c in nb["cells"]]
         assert None not in ids and len(set(ids)) == len(ids), path.name
@@ -43,7 +44,7 @@ def test_no_notebook_cell_and_no_test_bounds_work_by_the_clock():
     """Under any load the same cells and tests do the same work: runs have fixed lengths (a safety stop may
     exist in the notebook preset, but no cell sets one), timings use a fixed number of calls."""
     found = []
-    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+    for path in NOTEBOOKS:
         for i, cell in enumerate(json.loads(path.read_text())["cells"]):
             if cell["cell_type"] == "code" and CLOCK_BOUND.search("".join(cell["source"])):
                 found.append(f"{path.name} cell {i}")
@@ -92,7 +93,7 @@ LESSON_CLUTTER = {
 
 def test_lessons_carry_no_dates_times_machines_commits_or_issue_numbers():
     found = []
-    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+    for path in NOTEBOOKS:
         for i, cell in enumerate(json.loads(path.read_text())["cells"]):
             text = "".join(cell["source"])
             found += [f"{path.name} cell {i}: {what}: {m.group(0)!r}" for what, pattern in LESSON_CLUTTER.items()
