@@ -3,6 +3,7 @@
 # make bench - time the project against the original recipe -> table + output/bench/results.json
 # make notebooks - run every notebook (notebook preset) to HTML under output/notebooks/, with times
 # make figures - README's figures from the shipped models
+# make app   - the restorer app (sliders, a shipped model, scores) as a local web page: http://127.0.0.1:8866
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -11,7 +12,7 @@ STAMP  := $(VENV)/.installed
 # proportion, not many times over (see medgan_nb/__init__.py). Exported, so test and notebook processes get it.
 export GOMP_SPINCOUNT ?= 10000
 
-.PHONY: test demo bench bench-quality figures notebooks install clean-venv
+.PHONY: test demo bench bench-quality figures notebooks app install clean-venv
 
 install: $(STAMP)
 
@@ -45,6 +46,12 @@ figures: $(STAMP)
 # Every notebook, executed in its default (notebook) preset, to HTML under output/notebooks/ (not committed).
 notebooks: $(STAMP)
 	$(PY) scripts/run_notebooks.py --out output/notebooks
+
+# The restorer app (app/restorer.ipynb: medgan_nb/figures/app.py) served by Voilà on this machine only, offline,
+# without opening a browser: open http://127.0.0.1:$(APP_PORT) yourself; Ctrl-C stops it.
+APP_PORT ?= 8866
+app: $(STAMP)
+	$(VENV)/bin/voila app/restorer.ipynb --no-browser --port=$(APP_PORT) --Voila.ip=127.0.0.1
 
 clean-venv:
 	rm -rf $(VENV)
