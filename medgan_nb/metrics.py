@@ -8,8 +8,9 @@ SSIM is Wang et al.'s (2004), the one that papers and the reference levels
 population (not sample) variances, K1 = 0.01, K2 = 0.03; the SSIM map is
 averaged without the 5-pixel border the window overhangs, and the colour
 channels are scored separately and averaged (``channel_axis=-1``, not a third
-spatial dimension; many papers score the luminance channel instead, which gives other values). scikit-image's own default, a uniform 7×7 window with
-sample variances, gives other values (``gaussian=False``, for old reports).
+spatial dimension; many papers score the luminance channel instead, which gives
+other values). scikit-image's own default, a uniform 7×7 window with sample
+variances, gives other values too (``gaussian=False``, for old reports).
 
 `psnr_masked` and `ssim_masked` score only the pixels of a mask (e.g. a polyp),
 to show whether a restoration keeps a lesion as well as it keeps the rest.
