@@ -11,9 +11,10 @@ All at 256², the blur + noise goal condition (blur sigma 0.5-1.5 + noise 0.075)
    PSNR, SSIM, the sharpness ratios and the naturalness score, and the clean frames' own naturalness (so for
    each set of frames below).
 2. Lesions (the test split's polyp masks): per image, the GAN model's PSNR loss against its parent inside the mask
-   minus the loss outside it, with a 95 % bootstrap interval of the mean (``scipy.stats.bootstrap``, 10,000
-   resamples); the gradient energy inside the mask and the high-frequency power in its box against the clean
-   frame's (both from lesions.csv); lesions.png (parent | GAN | clean).
+   minus the loss outside it, with a 95 % bootstrap interval of the mean
+   (`medgan_nb.evaluation.report.mean_interval`: ``scipy.stats.bootstrap``, 10,000 resamples); the gradient
+   energy inside the mask and the high-frequency power in its box against the clean frame's (both from
+   lesions.csv); lesions.png (parent | GAN | clean).
 3. Each centre folder under ``--centres`` (e.g. PolypGen C1-C3): its *report* half only (files whose name's
    SHA-256 ends in an even hex digit; the other half is for choices), the parent with every classic, the GAN at
    gan weights 0.5 and 1.
@@ -30,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import bootstrap
 
 from medgan_nb.config import Config
 from medgan_nb.data.decode import list_images
@@ -38,6 +38,7 @@ from medgan_nb.degrade.pipeline import Degradation
 from medgan_nb.evaluation import GOAL_BASELINES, GOAL_CONDITIONS, evaluate, evaluation_config
 from medgan_nb.evaluation.core import dataset_masks, evaluation_data
 from medgan_nb.evaluation.methods import run_gan
+from medgan_nb.evaluation.report import mean_interval
 from medgan_nb.evaluation.scoring import MEASURES as SCORED
 from medgan_nb.figures.gan import lesion_comparison_figure, perception_distortion_figure
 from medgan_nb.models import load_model, model_card
@@ -89,7 +90,7 @@ def lesions(out: Path, model: str, parent: str, task: Config, images: int) -> di
     pairs = np.array([(v[parent]["psnr_in"] - v[f"{model}-1"]["psnr_in"],
                        v[parent]["psnr_out"] - v[f"{model}-1"]["psnr_out"]) for v in both])
     diff = pairs[:, 0] - pairs[:, 1]                # > 0: the GAN loses more inside the polyp than outside it
-    ci = bootstrap((diff,), np.mean, confidence_level=0.95, n_resamples=10_000, random_state=0).confidence_interval
+    low, high = mean_interval(diff)
     detail = {f"{m}_mean": {n: round(float(np.nanmean([v[key][m] for v in both])), 3)
                             for n, key in ((parent, parent), (model, f"{model}-1"))}
               for m in ("grad_ratio_in", "hf_ratio_box")}
@@ -108,7 +109,7 @@ def lesions(out: Path, model: str, parent: str, task: Config, images: int) -> di
             "psnr_loss_inside_mean": round(float(pairs[:, 0].mean()), 3),
             "psnr_loss_outside_mean": round(float(pairs[:, 1].mean()), 3),
             "inside_minus_outside_mean": round(float(diff.mean()), 3),
-            "inside_minus_outside_ci95": [round(float(ci.low), 3), round(float(ci.high), 3)], **detail}
+            "inside_minus_outside_ci95": [round(low, 3), round(high, 3)], **detail}
 
 
 def report_half(folder: Path, out: Path) -> Path:

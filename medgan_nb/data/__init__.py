@@ -9,8 +9,8 @@ from .splits import SPLITS, Split, split_of, DUPLICATE_CORRELATION, thumbnail_si
 from .transforms import to_tensor, random_crop
 from .synthetic import (smooth_noise, smoothstep, rgb, field_of_view, folds, polyp_dome, lines, mucosa_albedo, debris,
                         specular_highlights, screen_overlays, endoscopy_frame, endoscopy_frames)
-from .dicom import (PIXEL_KEYWORDS, DicomError, DicomTooLargeError, NoPixelDataError, DicomImage, is_dicom,
-                    list_dicom, read_dicom, read_series, sort_slices, to_unit_range, unreadable_files)
+from .dicom import (PIXEL_KEYWORDS, DicomError, DicomTooLargeError, NoPixelDataError, DicomImage, files_by_kind,
+                    is_dicom, list_dicom, read_dicom, read_series, sort_slices, to_unit_range, unreadable_files)
 from .dicom_write import (AI_MARK, SOURCE_PURPOSE, SERIES_NUMBER_OFFSET, DerivedSeries, derived_series, write_derived,
                           derived_dataset, derivation_text)
 from .scans import (MODALITY_OF_DICOM, PERCENTILES, PHANTOM, DATA_HINT, Scan, SAMPLE_SCANS, Slice, window_of, to_model,

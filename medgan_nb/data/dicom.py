@@ -121,13 +121,22 @@ def is_dicom(path: str | Path) -> bool:
 def list_dicom(folder: str | Path) -> list[Path]:
     """DICOM files under `folder`, recursively (symbolic links to folders followed, see `files_under`), found by
     content (not extension), sorted by relative path."""
-    return [p for p in files_under(folder) if is_dicom(p)]
+    return files_by_kind(folder)[1]
 
 
 def unreadable_files(folder: str | Path) -> list[Path]:
     """The files under `folder` (as `files_under`) that are neither images by extension (`IMAGE_EXTENSIONS`) nor
     DICOM by content: what a run over the folder ignores (PDF, SVG, HEIC, notes, ...), for the caller to report."""
-    return [p for p in files_under(folder) if p.suffix.lower() not in IMAGE_EXTENSIONS and not is_dicom(p)]
+    return files_by_kind(folder)[2]
+
+
+def files_by_kind(folder: str | Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """(images by extension, DICOM files by content, the rest) under `folder`, each sorted by relative path: one
+    walk (`files_under`) that reads each file's DICOM marker once. A DICOM file named like an image is DICOM."""
+    images, dicom, rest = [], [], []
+    for p in files_under(folder):
+        (dicom if is_dicom(p) else images if p.suffix.lower() in IMAGE_EXTENSIONS else rest).append(p)
+    return images, dicom, rest
 
 
 def read_dicom(path: str | Path) -> DicomImage:
@@ -290,8 +299,7 @@ def _check_header(path: Path, ds: Dataset, pixels: str | None) -> None:
     if pixels != "PixelData":
         raise DicomError(f"{path}: float pixel data ({pixels}) is not supported: the enhanced image could not be "
                          "written back in its type; store the image as integers with a RescaleSlope/Intercept")
-    rows, cols, frames, samples = (_integer(ds, path, k, 1) for k in ("Rows", "Columns", "NumberOfFrames",
-                                                                        "SamplesPerPixel"))
+    rows, cols, frames, samples = _declared(ds, path)
     limit = Image.MAX_IMAGE_PIXELS
     if limit and rows * cols * frames * samples > limit:
         raise DicomTooLargeError(
@@ -304,9 +312,7 @@ def _check_header(path: Path, ds: Dataset, pixels: str | None) -> None:
 def _check_stored(path: Path, ds: Dataset, deflated_at: int | None) -> None:
     """`DicomTooLargeError` when the file holds more than its declared pixels' bytes plus `MAX_OTHER_BYTES`:
     its size on disk, or for a deflated file its inflated size, counted without keeping the bytes."""
-    rows, cols, frames, samples = (_integer(ds, path, k, 1) for k in ("Rows", "Columns", "NumberOfFrames",
-                                                                        "SamplesPerPixel"))
-    pixel_bytes = rows * cols * frames * samples * -(-_integer(ds, path, "BitsAllocated", 64) // 8)
+    pixel_bytes = math.prod(_declared(ds, path)) * -(-_integer(ds, path, "BitsAllocated", 64) // 8)
     limit = pixel_bytes + MAX_OTHER_BYTES
     if deflated_at is None:
         size = path.stat().st_size
@@ -322,6 +328,11 @@ def _check_stored(path: Path, ds: Dataset, deflated_at: int | None) -> None:
         raise DicomTooLargeError(f"{path}: too large: it holds {'more than ' * (deflated_at is not None)}{size:,} "
                                  f"bytes{' inflated' * (deflated_at is not None)}, more than its {pixel_bytes:,} bytes "
                                  f"of pixels plus {MAX_OTHER_BYTES:,} for the rest of the file")
+
+
+def _declared(ds: Dataset, path: Path) -> tuple[int, int, int, int]:
+    """(Rows, Columns, NumberOfFrames, SamplesPerPixel) as the header declares them, 1 for each one absent."""
+    return tuple(_integer(ds, path, k, 1) for k in ("Rows", "Columns", "NumberOfFrames", "SamplesPerPixel"))
 
 
 def _integer(ds: Dataset, path: Path, keyword: str, default: int | None = None) -> int | None:

@@ -10,6 +10,7 @@ it) and return text:
 - `psnr_table`, `condition_table`: Markdown tables per method, or per method and condition.
 - `side_by_side(evaluations, condition)`: the scores of several evaluated models ready for `psnr_table`;
   raises ValueError when they did not score the very same degraded inputs (``inputs_sha256``).
+- `mean_interval(values)`: the 95 % bootstrap interval of a mean (paired differences, per image or per scan).
 
 `REFERENCE_PSNR` and `REFERENCE_SSIM` are the original notebook's "good" and "excellent" levels.
 """
@@ -25,6 +26,16 @@ from .methods import LABELS
 ERROR_QUANTILE = 0.99   # the error maps' colour scale ends at this quantile: a few salt-and-pepper specks aside
 REFERENCE_PSNR = {"good": 25.0, "excellent": 30.0}     # dB, the original notebook's levels
 REFERENCE_SSIM = {"good": 0.85, "excellent": 0.90}
+
+
+def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """(low, high): the `level` bootstrap confidence interval of the mean of `values` (``scipy.stats.bootstrap``,
+    its default BCa method, 10,000 resamples, seeded so that the same values give the same interval)."""
+    import numpy as np
+    from scipy.stats import bootstrap
+    ci = bootstrap((np.asarray(values, dtype=np.float64),), np.mean, confidence_level=level, n_resamples=10_000,
+                   random_state=0).confidence_interval
+    return float(ci.low), float(ci.high)
 
 
 def _best_baseline(methods: dict[str, dict[str, float]]) -> str | None:

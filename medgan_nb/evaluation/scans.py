@@ -43,6 +43,7 @@ from ..utils.images import WINDOWS, window
 from ..utils.seeding import seed_for
 from ..utils.text import markdown_table
 from .baselines import _bm3d, nlm
+from .report import mean_interval
 
 CONDITIONS: dict[str, dict[str, dict]] = {
     "ct": {"dose 5e3": dict(dose=5e3), "dose 3e4": dict(dose=3e4)},
@@ -132,10 +133,9 @@ def verdicts(per_scan: dict[str, dict]) -> dict[str, dict]:
     """Per condition: the model's PSNR minus the best classic's, scan by scan (`per_scan`: {scan: `_table`}).
 
     Returns {condition: {"n": scans, "gaps": {scan: dB}, "mean": dB, "wins": scans where the gap > 0,
-    "interval": [low, high] (95 % bootstrap of the mean, scipy.stats.bootstrap, 10,000 resamples) or None,
+    "interval": [low, high] (95 % bootstrap of the mean, `medgan_nb.evaluation.report.mean_interval`) or None,
     "note": "" or "n too small" (fewer than `MIN_SCANS_FOR_INTERVAL` scans)}}. "input" is not a classic.
     """
-    from scipy.stats import bootstrap
     out: dict[str, dict] = {}
     for condition in next(iter(per_scan.values()), {}):
         gaps = {}
@@ -147,9 +147,7 @@ def verdicts(per_scan: dict[str, dict]) -> dict[str, dict]:
         values = np.array(list(gaps.values()), dtype=np.float64)
         interval = None
         if len(values) >= MIN_SCANS_FOR_INTERVAL:
-            ci = bootstrap((values,), np.mean, confidence_level=0.95, n_resamples=10_000,
-                           random_state=0).confidence_interval
-            interval = [float(ci.low), float(ci.high)]
+            interval = list(mean_interval(values))
         out[condition] = {"n": len(values), "gaps": gaps, "mean": float(values.mean()) if len(values) else float("nan"),
                           "wins": int((values > 0).sum()), "interval": interval,
                           "note": "" if interval is not None else "n too small"}

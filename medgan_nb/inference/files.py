@@ -41,7 +41,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -49,9 +49,9 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..data.decode import IMAGE_EXTENSIONS, ImageLoadError, decode_image, list_images
-from ..data.dicom import (DicomError, DicomImage, is_dicom, kind_problem, list_dicom, read_dicom, read_header,
-                          unreadable_files)
+from ..data.decode import IMAGE_EXTENSIONS, ImageLoadError, decode_image
+from ..data.dicom import (DicomError, DicomImage, files_by_kind, is_dicom, kind_problem, read_dicom,
+                          read_header)
 from ..data.dicom_write import DerivedSeries, derived_series, write_derived
 from ..models.build import resolve_device
 from ..models.checkpoint import CheckpointError, checkpoint_path, load_generator
@@ -97,10 +97,10 @@ def _jobs(inputs: Path, out_dir: Path) -> list[tuple[Path, str, Path]]:
         if inputs.resolve().is_relative_to(out_resolved):
             raise ValueError(f"the input folder {path_text(inputs)} is the output folder {path_text(out_dir)} or "
                              "inside it; choose another out_dir")
-        found = sorted(set(list_images(inputs)) | set(list_dicom(inputs)))
-        files = [p for p in found if not p.resolve().is_relative_to(out_resolved)]
-        _log_ignored(inputs, out_resolved)
-        named = _outputs_named_in_logs(inputs)
+        images, dicom, others = files_by_kind(inputs)           # one walk of the folder
+        files = [p for p in sorted({*images, *dicom}) if not p.resolve().is_relative_to(out_resolved)]
+        _log_ignored(inputs, out_resolved, others)
+        named = _outputs_named_in_logs(p for p in others if p.name == AUDIT_LOG)
         ours = [p for p in files if _written_by_us(p, named)]
         if ours:
             log.info("left out %d file(s) written by medgan_nb enhance (named in an audit log, or labelled "
@@ -127,10 +127,10 @@ def _jobs(inputs: Path, out_dir: Path) -> list[tuple[Path, str, Path]]:
     return jobs
 
 
-def _log_ignored(inputs: Path, out_resolved: Path) -> None:
-    """A warning that counts and names (the first 20) files under `inputs` that are neither images Pillow reads nor
-    DICOM, outside the output folder; our audit logs are not counted."""
-    ignored = [p.relative_to(inputs).as_posix() for p in unreadable_files(inputs)
+def _log_ignored(inputs: Path, out_resolved: Path, others: list[Path]) -> None:
+    """A warning that counts and names (the first 20) of `others`, the files under `inputs` that are neither images
+    Pillow reads nor DICOM (`files_by_kind`), outside the output folder; our audit logs are not counted."""
+    ignored = [p.relative_to(inputs).as_posix() for p in others
                if p.name != AUDIT_LOG and not p.resolve().is_relative_to(out_resolved)]
     if ignored:
         log.warning("ignored %d file(s) that are not images or DICOM: %s", len(ignored),
@@ -147,12 +147,12 @@ def _targets(jobs: list[tuple[Path, str, Path]]) -> list[Path]:
     return [target for src, _, dst in jobs for target in _outputs(src, dst)]
 
 
-def _outputs_named_in_logs(root: Path) -> set[str]:
-    """The outputs (as `path_text` of their resolved paths) that the enhance audit logs under `root` name: so that
-    an earlier run's outputs inside an input folder are not enhanced again. Lines that are not our records count
-    for nothing."""
+def _outputs_named_in_logs(audit_logs: Iterable[Path]) -> set[str]:
+    """The outputs (as `path_text` of their resolved paths) that the enhance audit logs `audit_logs` (those under an
+    input folder) name: so that an earlier run's outputs inside an input folder are not enhanced again. Lines that
+    are not our records count for nothing."""
     named = set()
-    for audit_log in root.rglob(AUDIT_LOG):
+    for audit_log in audit_logs:
         with contextlib.suppress(OSError, UnicodeDecodeError):
             for line in audit_log.read_text(encoding="utf-8").splitlines():
                 with contextlib.suppress(ValueError):
