@@ -109,7 +109,7 @@ def restore_view(clean: torch.Tensor, model: str = "quality", gan_weight: float 
         raw = generator(degraded)
         g = getattr(generator, "guard", None) if guard else None
         measured = {k: float(v[0]) for k, v in g.measure(degraded, raw).items()} if g is not None else None
-        restored = torch.lerp(degraded, raw, measured["strength"]) if measured else raw   # as `enhance` blends
+        restored = g.blend(degraded, raw, measured["strength"]) if measured else raw   # as `enhance` blends
     ms = 1000 * (time.perf_counter() - start)
     restored = restored.clamp(-1, 1)
     return View(clean, degraded, restored, {"input": _scores(degraded, clean), "output": _scores(restored, clean),

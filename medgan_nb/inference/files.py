@@ -297,7 +297,7 @@ def _guarded(guard: Guard | None, rgb: np.ndarray, restored: np.ndarray) -> tupl
               "strength": measured["strength"]}
     if measured["strength"] == 0:
         return rgb.astype(np.float32), record          # exactly the input
-    return to_numpy_images(torch.lerp(x[0], y[0], measured["strength"])), record
+    return to_numpy_images(guard.blend(x, y, measured["strength"])[0]), record
 
 
 def load_weights(checkpoint: str | Path | None = None, model: str | None = None,

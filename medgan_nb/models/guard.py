@@ -129,8 +129,17 @@ class Guard:
 
     def __call__(self, x: torch.Tensor, restored: torch.Tensor) -> torch.Tensor:
         """input + strength * (restored - input), per image."""
-        a = self.strength(x, restored).to(restored.dtype).view(-1, *([1] * (restored.ndim - 1)))
-        return torch.lerp(x.to(restored.dtype), restored, a)
+        return self.blend(x, restored, self.strength(x, restored))
+
+    @staticmethod
+    def blend(x: torch.Tensor, restored: torch.Tensor, strength: torch.Tensor | float,
+              out: torch.Tensor | None = None) -> torch.Tensor:
+        """input + strength * (restored - input): `strength` one per image (N,) or one number for all (as
+        `measure` reported it); `out` as ``torch.lerp``'s (in place into `restored` saves a copy)."""
+        a = torch.as_tensor(strength, dtype=restored.dtype, device=restored.device)
+        if a.ndim:
+            a = a.view(-1, *([1] * (restored.ndim - 1)))
+        return torch.lerp(x.to(restored.dtype), restored, a, out=out)
 
     def to_dict(self) -> dict[str, float]:
         return {"below": self.below, "full": self.full, "change_below": self.change_below,

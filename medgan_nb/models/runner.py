@@ -172,7 +172,7 @@ def enhance_array(generator: torch.nn.Module, img: np.ndarray, *, tile: int = 51
                 bar.update()
     if guard is not None:                                                # blended in place: no third full copy
         x, y = (torch.from_numpy(a).permute(2, 0, 1)[None] for a in (padded[:h, :w], out))
-        torch.lerp(x, y, guard.strength(x, y).view(-1, 1, 1, 1), out=y)
+        guard.blend(x, y, guard.strength(x, y), out=y)
     np.clip(out, -1, 1, out=out)
     out += 1
     out /= 2
