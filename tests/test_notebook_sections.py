@@ -5,10 +5,15 @@ The set-up is what comes before the first `## ` heading plus a section titled "S
 a section uses but only another section defines would make the section fail when a student jumps to it after
 the set-up cell alone: that is what this test catches. Names bound inside a function or a comprehension count
 as the section's own (a loose reading: it may miss a use, it never invents one).
+
+The same holds when the lessons run: in tiny mode each lesson is executed once more with every section after
+``%reset -f`` and the set-up cells alone, last section first (`section_notebook`), which also catches a section
+that needs a file or a run that an earlier section makes (about two minutes for all lessons on two workers).
 """
 import ast
 import builtins
 import json
+import os
 import re
 from pathlib import Path
 
@@ -80,3 +85,79 @@ def test_the_check_finds_a_name_taken_from_another_section(tmp_path):
     assert hidden_state(tmp_path / "01_x.ipynb") == [
         "01_x.ipynb, section '2. Use': f (defined in '1. Make')",
         "01_x.ipynb, section '2. Use': small (defined in '1. Make')"]
+
+
+def section_notebook(path: Path):
+    """`path` rewritten so that every `## ` section runs after a fresh start: the set-up cells, then per section,
+    last section first, ``%reset -f`` (every name the notebook defined is gone), the set-up cells again and the
+    section's cells. Last first: a section that needs a file or a run an earlier one makes finds none."""
+    import nbformat
+    nb = nbformat.read(path, as_version=4)
+    setup, parts, title = [], [], "set-up"
+    for cell in nb.cells:
+        heading = next((line for line in cell.source.splitlines() if line.startswith("## ")), None)
+        if cell.cell_type == "markdown" and heading:
+            title = heading[3:].strip()
+            parts.append((title, []))
+        elif cell.cell_type == "code":
+            is_setup = not parts or re.search(r"set-?up\b", title, re.I)
+            (setup if is_setup else parts[-1][1]).append(cell.source)
+    cells = [nbformat.v4.new_code_cell(src) for src in setup]
+    for title, code in reversed(parts):
+        if code:
+            cells += [nbformat.v4.new_markdown_cell(f"## {title}"), nbformat.v4.new_code_cell("%reset -f")]
+            cells += [nbformat.v4.new_code_cell(src) for src in [*setup, *code]]
+    nb.cells = cells
+    return nb
+
+
+def first_failing_section(path: Path) -> str | None:
+    """None if every section of `path` runs after the set-up alone (`section_notebook`), else "section: error"."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    nb = section_notebook(path)
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    try:
+        client.execute()
+    except CellExecutionError as e:
+        section = "set-up"
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                section = cell.source[3:]
+            elif any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+                return f"{section}: {str(e)[-2000:]}"
+        return f"?: {str(e)[-2000:]}"
+    return None
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_every_section_runs_in_a_fresh_kernel_after_the_set_up(path):
+    """The dynamic twin of the check above, in tiny mode: what `ast` cannot see (a file an earlier section wrote,
+    a changed setting) fails here."""
+    if os.environ.get("MEDGAN_TINY") != "1":
+        pytest.skip("runs the lessons in tiny mode only (MEDGAN_TINY=1, as make test sets)")
+    assert first_failing_section(path) is None
+
+
+def test_a_section_that_needs_an_earlier_one_fails_and_is_named(tmp_path):
+    cells = [("code", "import pathlib"), ("markdown", "## 1. Write"), ("code", "pathlib.Path('made.txt').write_text('x')"),
+             ("markdown", "## 2. Read"), ("code", "print(pathlib.Path('made.txt').read_text())")]
+    nb = {"cells": [{"cell_type": t, "id": f"c{i}", "source": [s], "metadata": {},
+                     **({"outputs": [], "execution_count": None} if t == "code" else {})}
+                    for i, (t, s) in enumerate(cells)],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "01_x.ipynb").write_text(json.dumps(nb))
+    assert hidden_state(tmp_path / "01_x.ipynb") == []          # no name crosses sections: only running it shows
+    failure = first_failing_section(tmp_path / "01_x.ipynb")
+    assert failure is not None and failure.startswith("2. Read") and "FileNotFoundError" in failure
+
+
+def test_the_section_notebook_resets_before_every_section():
+    nb = section_notebook(ROOT / "notebooks" / "04_training.ipynb")
+    sources = [c.source for c in nb.cells if c.cell_type == "code"]
+    n_sections = sum(c.cell_type == "markdown" for c in nb.cells)
+    assert sources.count("%reset -f") == n_sections > 5
+    setup = sources[:sources.index("%reset -f")]
+    assert setup and "print_setup" in setup[0]
+    after_reset = [sources[i + 1:i + 1 + len(setup)] for i, s in enumerate(sources) if s == "%reset -f"]
+    assert all(block == setup for block in after_reset)
