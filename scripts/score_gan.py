@@ -15,8 +15,8 @@ All at 256², the blur + noise goal condition (blur sigma 0.5-1.5 + noise 0.075)
    (`medgan_nb.evaluation.report.mean_interval`: ``scipy.stats.bootstrap``, 10,000 resamples); the gradient
    energy inside the mask and the high-frequency power in its box against the clean frame's (both from
    lesions.csv); lesions.png (parent | GAN | clean).
-3. Each centre folder under ``--centres`` (e.g. PolypGen C1-C3): its *report* half only (files whose name's
-   SHA-256 ends in an even hex digit; the other half is for choices), the parent with every classic, the GAN at
+3. Each centre folder under ``--centres`` (e.g. PolypGen C1-C3): its *report* half only
+   (`medgan_nb.evaluation.half_of`; the other half is for choices), the parent with every classic, the GAN at
    gan weights 0.5 and 1.
 4. perception_distortion.png: every method of step 1 on the perception-distortion plane, the gan-weight curve joined.
 
@@ -25,7 +25,6 @@ Writes scores.json and the figures into `--out` (a new folder); the evaluations'
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
@@ -33,7 +32,6 @@ import numpy as np
 import torch
 
 from medgan_nb.config import Config
-from medgan_nb.data.decode import list_images
 from medgan_nb.degrade.pipeline import Degradation
 from medgan_nb.evaluation import GOAL_BASELINES, GOAL_CONDITIONS, evaluate, evaluation_config
 from medgan_nb.evaluation.core import dataset_masks, evaluation_data
@@ -112,16 +110,6 @@ def lesions(out: Path, model: str, parent: str, task: Config, images: int) -> di
             "inside_minus_outside_ci95": [round(low, 3), round(high, 3)], **detail}
 
 
-def report_half(folder: Path, out: Path) -> Path:
-    """A folder of links to the report half of `folder`'s images (see the module docstring)."""
-    half = out / "report-half" / folder.name
-    half.mkdir(parents=True)
-    for path in list_images(folder):
-        if int(hashlib.sha256(path.name.encode()).hexdigest()[-1], 16) % 2 == 0:
-            (half / path.name).symlink_to(path.resolve())
-    return half
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model", help="a shipped GAN model (its card names its l1_parent)")
@@ -145,7 +133,7 @@ def main() -> None:
     scores["lesions"] = lesions(args.out, args.model, parent, task, args.images)
     if args.centres:
         scores["centres"] = {c.name: score_set(args.out, c.name, args.model, parent, [0.5, 1.0], task,
-                                               data_dir=report_half(c, args.out), max_images=args.centre_images)
+                                               data_dir=c, half="report", max_images=args.centre_images)
                              for c in sorted(d for d in args.centres.iterdir() if d.is_dir())}
     k = scores["kvasir_test"]
     curve = [parent, *(f"{args.model} (gan weight {a:g})" for a in args.gan_weights)]

@@ -140,8 +140,8 @@ def test_every_section_runs_in_a_fresh_kernel_after_the_set_up(path):
 
 
 def test_a_section_that_needs_an_earlier_one_fails_and_is_named(tmp_path):
-    cells = [("code", "import pathlib"), ("markdown", "## 1. Write"), ("code", "pathlib.Path('made.txt').write_text('x')"),
-             ("markdown", "## 2. Read"), ("code", "print(pathlib.Path('made.txt').read_text())")]
+    cells = [("code", "import pathlib"), ("markdown", "## 1. Write"),
+             ("code", "pathlib.Path('made.txt').write_text('x')"), ("markdown", "## 2. Read"), ("code", "print(pathlib.Path('made.txt').read_text())")]
     nb = {"cells": [{"cell_type": t, "id": f"c{i}", "source": [s], "metadata": {},
                      **({"outputs": [], "execution_count": None} if t == "code" else {})}
                     for i, (t, s) in enumerate(cells)],

@@ -2,7 +2,8 @@
 
 `cmd_evaluate(args)` reads the model's training config (``--set`` may change the task) and, for an
 endoscopy model, runs `medgan_nb.evaluation.core.evaluate` (with ``--goals``: `evaluate_goals`; with
-``--grid``: `evaluate_grid`, the noise × blur grid), then prints the report's summary. A CT, MRI or
+``--grid``: `evaluate_grid`, the noise × blur grid; with ``--centres``: `evaluate_centres`, one row per
+sub-folder of ``--data``), then prints the report's summary. A CT, MRI or
 X-ray model goes to `medgan_nb.evaluation.scans.evaluate_scans` instead, which takes none of the
 endoscopy-only flags. Results go to ``--out``, else to an ``eval`` folder of the run, or a time-stamped
 folder under the output folder for a shipped model. Returns the exit status: 0, or 1 with the reason on
@@ -70,8 +71,14 @@ def _evaluate(checkpoint: Path | None, model: str | None, cfg: Config, out: Path
     from ..evaluation.grid import evaluate_grid
     if cfg.modality != "endoscopy":
         return _evaluate_scans(checkpoint, model, cfg, out, args)
+    if args.centres:
+        return _evaluate_centres(checkpoint, model, cfg, out, args)
+    if args.classics_from:
+        print("error: --classics-from reuses an earlier --centres evaluation: use it with --centres", file=sys.stderr)
+        return 1
     common = dict(cfg=cfg, data_dir=args.data, split=args.split, max_images=args.max_images, device=args.device,
-                  quiet=args.quiet, model=model, guard=not args.no_guard, gan_weight=args.gan_weight)
+                  quiet=args.quiet, model=model, guard=not args.no_guard, gan_weight=args.gan_weight,
+                  half=args.half or "all")
     if args.grid:
         baselines = [*GRID_BASELINES, *(["cbm3d"] if args.cbm3d else [])]
         grid = evaluate_grid(checkpoint, out, baselines=baselines, **common)
@@ -86,13 +93,30 @@ def _evaluate(checkpoint: Path | None, model: str | None, cfg: Config, out: Path
     return 0
 
 
+def _evaluate_centres(checkpoint: Path | None, model: str | None, cfg: Config, out: Path,
+                      args: argparse.Namespace) -> int:
+    """--centres: `medgan_nb.evaluation.centres.evaluate_centres` on --data's sub-folders, goal conditions."""
+    from ..evaluation.centres import centres_markdown, evaluate_centres
+    if args.data is None or args.grid:
+        print("error: --centres needs --data (a folder with one sub-folder of clean frames per centre) and scores the "
+              "goal conditions (not --grid)", file=sys.stderr)
+        return 1
+    tables = evaluate_centres(checkpoint, args.data, out, half=args.half or "report", classics_from=args.classics_from,
+                              cfg=cfg, max_images=args.max_images, device=args.device, quiet=args.quiet, model=model,
+                              guard=not args.no_guard, gan_weight=args.gan_weight)
+    print(centres_markdown(tables))
+    print(f"report: {out / 'centres.md'}")
+    return 0
+
+
 def _evaluate_scans(checkpoint: Path | None, model: str | None, cfg: Config, out: Path,
                     args: argparse.Namespace) -> int:
     """A CT, MRI or X-ray model: `medgan_nb.evaluation.scans` on the held-out scans (or --data's DICOM folder)."""
     from ..evaluation.scans import evaluate_scans, markdown, write_report
     from ..inference.files import load_weights
     unsupported = [flag for flag, on in (("--grid", args.grid), ("--goals", args.goals), ("--cbm3d", args.cbm3d),
-                                         ("--max-images", args.max_images)) if on]
+                                         ("--max-images", args.max_images), ("--centres", args.centres),
+                                         ("--half", args.half)) if on]
     if unsupported:
         print(f"error: {', '.join(unsupported)}: for endoscopy models only; a {cfg.modality} model is scored by "
               "medgan_nb.evaluation.scans (BM3D runs when the bm3d package is installed)", file=sys.stderr)
@@ -134,6 +158,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                               "every classic, CBM3D included when bm3d is installed (seconds per image)")
     ev_task.add_argument("--grid", action="store_true",
                          help="noise σ × blur σ grid: model − input and model − best classic per cell (grid.png)")
+    ev.add_argument("--centres", action="store_true",
+                    help="--data holds one sub-folder of clean frames per centre (hospital, camera): score each on "
+                         "the goal conditions against every classic, with the model's paired differences and "
+                         "95%% intervals per centre (centres.md)")
+    ev.add_argument("--half", choices=["all", "selection", "report"],
+                    help="with --data: score only this fixed half of each folder's frames (by a hash of the file "
+                         "name; choose recipes on 'selection', report on 'report'); default: report with --centres, "
+                         "else all")
+    ev.add_argument("--classics-from", metavar="DIR",
+                    help="with --centres: reuse the classics' scores of an earlier --centres evaluation of the same "
+                         "frames (checked) instead of running CBM3D again")
     ev.add_argument("--cbm3d", action="store_true",
                     help="also run CBM3D (pip install bm3d; non-commercial licence; seconds per 256² image)")
     ev.add_argument("--no-guard", action="store_true", help=GUARD_HELP)

@@ -39,6 +39,7 @@ pass/fail: what is reachable depends on the images and the degradation strength.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -129,7 +130,8 @@ def _set_up(checkpoint: str | Path | None, out_dir: str | Path, baselines: Seque
 
 
 def _metadata(model: Model, cfg: Config, dataset: Dataset, source: str, data_dir: str | Path | None,
-              split: str, methods: Sequence[str], skipped: dict[str, str], inputs_sha256: str) -> dict:
+              split: str, methods: Sequence[str], skipped: dict[str, str], inputs_sha256: str,
+              half: str = "all") -> dict:
     """What a reader needs to know of an evaluation: model, data, task, methods, machine, versions."""
     generator, trained = model.generator, model.trained_cfg
     return {
@@ -138,7 +140,7 @@ def _metadata(model: Model, cfg: Config, dataset: Dataset, source: str, data_dir
         "checkpoint_sha256": generator.checkpoint_sha256 if generator is not None else None,
         "guard": g.to_dict() if (g := getattr(generator, "guard", None)) is not None else None,
         "trained_degradations": list(trained.degradations) if trained is not None else None,
-        "data": source, "split": None if data_dir is not None else split,
+        "data": source, "split": None if data_dir is not None else split, "half": half,
         "data_dir": str(data_dir) if data_dir is not None else cfg.data_dir,
         "n_images": len(dataset), "image_size": cfg.image_size,
         "degradations": list(cfg.degradations), "degradation_order": cfg.degradation_order,
@@ -152,13 +154,39 @@ def _metadata(model: Model, cfg: Config, dataset: Dataset, source: str, data_dir
     }
 
 
+HALVES = ("all", "selection", "report")
+
+
+def half_of(key: str | Path) -> str:
+    """"report" if the SHA-256 of the file's name (not its folder) ends in an even hex digit, else "selection".
+
+    A fixed division of any folder of frames into two halves of about equal size, which no model, seed or
+    machine changes: recipes, checkpoints and thresholds are chosen on the selection half, and results that
+    claim a goal are reported on the report half, which no choice has seen.
+    """
+    return "report" if int(hashlib.sha256(Path(key).name.encode()).hexdigest()[-1], 16) % 2 == 0 else "selection"
+
+
+def in_half(dataset: Dataset, half: str) -> Dataset:
+    """The images of `dataset` in `half` (one of `HALVES`); ValueError for another name or an empty half."""
+    if half not in HALVES:
+        raise ValueError(f"half must be one of {HALVES}, got {half!r}")
+    if half == "all":
+        return dataset
+    keep = [i for i, key in enumerate(dataset_keys(dataset)) if half_of(key) == half]
+    if not keep:
+        raise ValueError(f"none of the {len(dataset)} images is in the {half} half")
+    return Subset(dataset, keep)
+
+
 # ----------------------------------------------------------------- evaluate
 def evaluate(checkpoint: str | Path | None, out_dir: str | Path, *, cfg: Config | None = None,
              data_dir: str | Path | None = None, split: str = "test",
              baselines: Sequence[str] = FAST_BASELINES, breakdown: bool = True,
              conditions: dict[str, dict] | None = None,
              max_images: int | None = None, device: str = "auto", quiet: bool = False,
-             model: str | None = None, guard: bool | Guard = True, gan_weight: float | None = None) -> dict:
+             model: str | None = None, guard: bool | Guard = True, gan_weight: float | None = None,
+             half: str = "all") -> dict:
     """Score the checkpoint's generator (method "gan") and the baselines on degraded held-out images.
 
     checkpoint: a medgan_nb checkpoint (file or run folder), or None to evaluate the baselines only
@@ -177,17 +205,19 @@ def evaluate(checkpoint: str | Path | None, out_dir: str | Path, *, cfg: Config 
     guard: apply the model's guard (`medgan_nb.models.guard`; shipped models have one), as `enhance` does; a `Guard`
         applies that one instead (training checkpoints carry none).
     gan_weight: with a shipped GAN `model`, interpolate it with its L1 parent (`medgan_nb.models.zoo.load_model`).
+    half: with `data_dir`, "selection" or "report" scores only that half of the folder's images (`half_of`).
     Returns the dict written to metrics.json.
     """
     out_dir, model, runnable, skipped = _set_up(checkpoint, out_dir, baselines, device, model, guard, gan_weight)
-    cfg, dataset, source = _evaluation_set(model, cfg, data_dir, split, max_images)
+    cfg, dataset, source = _evaluation_set(model, cfg, data_dir, split, max_images, half)
     methods = (["gan"] if model.generator is not None else []) + runnable
     degraders = build_degraders(cfg, conditions, breakdown)
     masks = dataset_masks(dataset)
     scores = score(dataset, degraders, methods, model.generator, model.device, cfg.batch_size, cfg.num_workers,
                    quiet, masks)
     metrics = {
-        "metadata": _metadata(model, cfg, dataset, source, data_dir, split, methods, skipped, scores.inputs_sha256),
+        "metadata": _metadata(model, cfg, dataset, source, data_dir, split, methods, skipped, scores.inputs_sha256,
+                              half),
         "conditions": {c: list(d.steps) for c, d in degraders.items()},
         "condition_overrides": conditions,
         "results": aggregate(scores.rows, scores.seconds),
@@ -203,19 +233,19 @@ def evaluate_goals(checkpoint: str | Path | None, out_dir: str | Path, *, cfg: C
                    data_dir: str | Path | None = None, split: str = "test",
                    baselines: Sequence[str] = GOAL_BASELINES, max_images: int | None = None,
                    device: str = "auto", quiet: bool = False, model: str | None = None, guard: bool | Guard = True,
-                   gan_weight: float | None = None) -> dict:
+                   gan_weight: float | None = None, half: str = "all") -> dict:
     """`evaluate` on the three goal conditions (`GOAL_CONDITIONS`: blur_noise, original, light), against
     every classic including CBM3D (seconds per image; skipped, and said so, without bm3d)."""
     return evaluate(checkpoint, out_dir, cfg=cfg, data_dir=data_dir, split=split, baselines=baselines,
                     conditions=GOAL_CONDITIONS, max_images=max_images, device=device, quiet=quiet, model=model,
-                    guard=guard, gan_weight=gan_weight)
+                    guard=guard, gan_weight=gan_weight, half=half)
 
 
 def _evaluation_set(model: Model, cfg: Config | None, data_dir: str | Path | None, split: str,
-                    max_images: int | None) -> tuple[Config, Dataset, str]:
+                    max_images: int | None, half: str = "all") -> tuple[Config, Dataset, str]:
     """The task's evaluation config, the images to score and a sentence saying what they are."""
     cfg = evaluation_config(cfg or model.trained_cfg)
-    dataset, source = evaluation_data(cfg, data_dir, split, max_images)
+    dataset, source = evaluation_data(cfg, data_dir, split, max_images, half)
     if model.trained_cfg is not None and data_dir is None:
         _warn_if_trained_on(dataset_keys(dataset), model.trained_cfg)
     return cfg, dataset, source
@@ -229,11 +259,13 @@ def dataset_masks(dataset: Dataset) -> list[torch.Tensor | None] | None:
 
 
 def evaluation_data(cfg: Config, data_dir: str | Path | None = None, split: str = "test",
-                    max_images: int | None = None) -> tuple[Dataset, str]:
+                    max_images: int | None = None, half: str = "all") -> tuple[Dataset, str]:
     """The clean images to score and a sentence saying what they are.
 
     cfg: from `evaluation_config`. data_dir: every readable image of that folder instead of a split (unreadable
     files are left out, and the sentence counts them; `ImageLoadError` when none can be read).
+    half: with data_dir, "selection" or "report": only the images of that half (`half_of`: a fixed division by
+    the file name, so that choices made on one half are reported on the other); "all": every image.
     max_images: an evenly spread subset of at most that many, so that every part of the
     data (embedded patches, synthetic frames) stays represented; None: all.
     """
@@ -241,6 +273,11 @@ def evaluation_data(cfg: Config, data_dir: str | Path | None = None, split: str 
         dataset: Dataset = ImageFolderDataset(data_dir, cfg.image_size, split=None, resize=cfg.resize, on_error="skip")
         skipped = f" ({len(dataset.skipped)} unreadable files left out)" if dataset.skipped else ""
         source = f"every image under {Path(data_dir)}{skipped}"
+        if half != "all":
+            dataset = in_half(dataset, half)
+            source += f", its {half} half ({len(dataset)} images)"
+    elif half != "all":
+        raise ValueError(f"half={half!r} divides a folder of yours (data_dir); the default data has its own splits")
     else:
         dataset = default_dataset(split, cfg)
         origin = ("the synthetic data (scikit-image fundus/histology patches + synthetic endoscopy frames)"
