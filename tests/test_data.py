@@ -620,3 +620,39 @@ def test_the_repository_ships_real_frames_with_attribution_and_uses_them_by_defa
     sizes = {s: len(default_dataset(s, cfg)) for s in ("train", "val", "test")}
     assert sizes["train"] > 5 * sizes["test"] > 0 and sum(sizes.values()) == len(images)
     assert data_source(cfg.replace(data_dir="synthetic")) == "synthetic"
+
+
+def test_random_crop_scale_sets_how_much_of_the_frame_a_crop_holds():
+    from medgan_nb.data.transforms import random_crop
+    ramp = np.tile(np.linspace(0, 1, 512, dtype=np.float32), (512, 1))[..., None].repeat(3, -1)   # value = column
+    def span(scale):
+        g = torch.Generator().manual_seed(3)
+        crop = (random_crop(ramp, 64, 256, g, scale=scale) + 1) / 2
+        return float(crop.max() - crop.min())
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(random_crop(ramp, 64, 256, g1), random_crop(ramp, 64, 256, g2, scale=(1.0, 2.0)))
+    # 256 is half of 512: at scale 1 a 64² crop holds 128 stored pixels, at 0.5 all 256, at 2 only 64
+    assert span((1.0, 1.0)) == pytest.approx(127 / 511, abs=0.01)
+    assert span((0.5, 0.5)) == pytest.approx(255 / 511, abs=0.01)
+    assert span((2.0, 2.0)) == pytest.approx(63 / 511, abs=0.01)
+
+
+def test_a_soft_crop_keeps_its_place_and_loses_its_fine_detail():
+    from medgan_nb.data.transforms import random_crop
+    frame = np.random.default_rng(0).random((300, 300, 3)).astype(np.float32)
+    def crop(soft_p):
+        return random_crop(frame, 64, 300, torch.Generator().manual_seed(5), scale=(1.0, 1.0), soft_p=soft_p,
+                           soft_factor=(3.0, 3.0))
+    sharp, soft = crop(0.0), crop(1.0)
+    def detail(x):
+        return float((x[:, 1:] - x[:, :-1]).abs().mean())
+    assert detail(soft) < 0.5 * detail(sharp)
+    assert abs(float(soft.mean() - sharp.mean())) < 0.02               # the same place, only softer
+    assert soft.min() >= -1 and soft.max() <= 1
+
+
+@pytest.mark.parametrize("field, value", [("soft_p", 1.5), ("train_scale", (0.05, 1.0)), ("soft_factor", (0.5, 2.0)),
+                                          ("train_scale", (2.0, 1.0))])
+def test_crop_settings_out_of_range_are_refused(field, value):
+    with pytest.raises(ValueError, match=field):
+        Config(**{field: value})

@@ -74,6 +74,11 @@ class Config:
     train_crop: str = "none"               # "none" (the whole frame, resized by `resize`) or "random": random
                                            # image_size crops at ×1-×2 of frame_size scale, flips and rot90
     crops_per_frame: int = 1               # train_crop="random": crops of each frame per epoch (small data sets)
+    train_scale: tuple[float, float] = (1.0, 2.0)  # train_crop="random": the crops' scale, in multiples of the test
+                                           # scale (frame_size): 1 the same, 2 twice as fine, 0.5 twice as coarse
+    soft_p: float = 0.0                    # train_crop="random": share of crops made soft like an upscaled
+    soft_factor: tuple[float, float] = (1.5, 3.0)  # standard-definition frame: scaled down by a factor in
+                                           # soft_factor and back up, clean target included (see random_crop)
     synthetic_frames: int = 1000           # procedural endoscopy frames, all splits together
     max_images: int = 0                    # use at most this many images per split, evenly spread (0: all)
     num_workers: int = 0
@@ -307,6 +312,7 @@ def _value_checks(cfg: Config) -> list[tuple[bool, str]]:
         (cfg.generator in ("unet", "nafnet"), "generator must be 'unet' or 'nafnet'"),
         (0 <= cfg.ema_decay < 1, "ema_decay must be in [0, 1) (0: no EMA)"),
         (0 <= cfg.degradation_p <= 1, "degradation_p must be in [0, 1]"),
+        (0 <= cfg.soft_p <= 1, "soft_p must be in [0, 1]"),
         (cfg.noise_reuse >= 1, "noise_reuse must be >= 1 (1: fresh noise for every batch)"),
         (0 <= cfg.sp_amount_range <= cfg.sp_amount,
          "need 0 <= sp_amount_range <= sp_amount (the amount is drawn from sp_amount ± sp_amount_range)"),
@@ -377,6 +383,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "low_light_gain": (0.01, 1.0), "low_light_gamma": (0.1, 5.0), "glare_spots": (0, 20), "vignetting": (0.0, 1.0),
     "ct_dose": (1.0, float("inf")), "ct_views": (0, 100000), "mri_noise": (0.0, 1.0), "mri_acceleration": (1.0, 64.0),
     "mri_motion_px": (0.0, 64.0), "xray_exposure": (1e-3, float("inf")), "xray_blur": (0.0, 10.0),
+    "train_scale": (0.125, 2.0), "soft_factor": (1.0, 8.0),     # frames are kept at twice frame_size at most
 }
 
 

@@ -50,20 +50,22 @@ class ImageFolderDataset(Dataset):
     into a blank image.
 
     random_crop: each read returns a new `random_crop` of the frame (training), `crops_per_frame` per frame
-    and epoch; else the frame scaled to `frame_size` and its centre `image_size` crop (`to_tensor`). cache: keep decoded frames in memory
+    and epoch (at `scale`, a share `soft_p` made soft: see `random_crop`); else the frame scaled to `frame_size` and its centre `image_size` crop (`to_tensor`). cache: keep decoded frames in memory
     (uint8, at most twice frame_size on the shorter side).
     """
 
     def __init__(self, root: str | Path, image_size: int, split: Split | None = None,
                  ratios: Sequence[float] = (0.8, 0.1, 0.1), resize: str = "crop",
                  on_error: Literal["raise", "skip"] = "raise", frame_size: int = 0, random_crop: bool = False,
-                 cache: bool = False, crops_per_frame: int = 1):
+                 cache: bool = False, crops_per_frame: int = 1, scale: tuple[float, float] = (1.0, 2.0),
+                 soft_p: float = 0.0, soft_factor: tuple[float, float] = (1.5, 3.0)):
         _check_split(split)
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.root, self.image_size, self.resize = Path(root), image_size, resize
         self.frame_size, self.random_crop, self.cache = frame_size or image_size, random_crop, cache
         self.repeats = crops_per_frame if random_crop else 1
+        self.crop_options = dict(scale=scale, soft_p=soft_p, soft_factor=soft_factor)
         self._frames: dict[int, np.ndarray] = {}
         if not self.root.is_dir():
             raise FileNotFoundError(
@@ -130,7 +132,7 @@ class ImageFolderDataset(Dataset):
         i %= len(self.files)
         frame = self._frame(i)
         if self.random_crop:
-            return random_crop(frame, self.image_size, self.frame_size), self.keys[i]
+            return random_crop(frame, self.image_size, self.frame_size, **self.crop_options), self.keys[i]
         return to_tensor(frame, self.image_size, self.resize, self.frame_size), self.keys[i]
 
     def mask_file(self, i: int) -> Path | None:
@@ -310,7 +312,8 @@ def default_dataset(split: Split, cfg: Config, on_error: Literal["raise", "skip"
         dataset = _synthetic_split(split, cfg)
     else:
         dataset = ImageFolderDataset(source, cfg.image_size, split, cfg.split_ratios, cfg.resize, on_error,
-                                     cfg.frame_size, random_crop, cfg.cache_images and random_crop, cfg.crops_per_frame)
+                                     cfg.frame_size, random_crop, cfg.cache_images and random_crop, cfg.crops_per_frame,
+                                     cfg.train_scale, cfg.soft_p, cfg.soft_factor)
     dataset = _evenly_spread(dataset, cfg.max_images)
     return CachedDataset(dataset) if cfg.cache_images and not random_crop else dataset
 

@@ -51,22 +51,33 @@ def _resized(arr: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     return x
 
 
-def random_crop(frame: np.ndarray, size: int, frame_size: int, generator: torch.Generator | None = None
-                ) -> torch.Tensor:
+def random_crop(frame: np.ndarray, size: int, frame_size: int, generator: torch.Generator | None = None,
+                scale: tuple[float, float] = (1.0, 2.0), soft_p: float = 0.0,
+                soft_factor: tuple[float, float] = (1.5, 3.0)) -> torch.Tensor:
     """A random `size`² crop of a frame (H, W, 3) in [0, 1] (or uint8) at a random scale, flipped and rotated at random.
 
-    The scale puts the frame's shorter side between `frame_size` (the scale that val/test see) and twice
-    that, never above the stored resolution: the model sees detail at the test scale and a little finer,
-    and every rotation/mirror of it (an endoscope has no up). Returns (3, size, size) in [-1, 1].
+    scale: the range of the crop's scale in multiples of the test scale (the frame's shorter side at
+    `frame_size`, as val/test see it), drawn uniformly, never above the stored resolution. The default (1, 2):
+    detail at the test scale and a little finer; below 1 the crop holds more of the frame, each pixel coarser
+    (antialiased). soft_p: the probability that the crop is made soft as an upscaled standard-definition frame
+    is: scaled down by a factor drawn from `soft_factor` (antialiased) and back up (bicubic); the clean target is
+    then soft too, so a model learns that soft content is not blur to remove. Returns (3, size, size) in [-1, 1].
     """
     h, w = frame.shape[:2]
     u = torch.rand(5, generator=generator).tolist()
     low = min(1.0, frame_size / min(h, w))
-    scale = max(low + (min(1.0, 2 * low) - low) * u[0], size / min(h, w))   # stored pixels -> crop pixels
-    side = min(h, w, round(size / scale))                                   # crop side in stored pixels
+    lo, hi = min(1.0, scale[0] * low), min(1.0, scale[1] * low)
+    scale_now = max(lo + (hi - lo) * u[0], size / min(h, w))               # stored pixels -> crop pixels
+    side = min(h, w, round(size / scale_now))                              # crop side in stored pixels
     top, left = int(u[1] * (h - side + 1)), int(u[2] * (w - side + 1))
-    x = _resized(frame[top:top + side, left:left + side], (size, size))[0]
-    x = x.clamp(0, 1).mul_(2).sub_(1)                                       # from_unit, one new buffer
+    x = _resized(frame[top:top + side, left:left + side], (size, size))
+    if soft_p > 0:
+        v = torch.rand(2, generator=generator).tolist()
+        if v[0] < soft_p:
+            small = max(2, round(size / (soft_factor[0] + (soft_factor[1] - soft_factor[0]) * v[1])))
+            x = F.interpolate(x, size=(small, small), mode="bilinear", antialias=True, align_corners=False)
+            x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)
+    x = x[0].clamp(0, 1).mul_(2).sub_(1)                                    # from_unit, one new buffer
     x = torch.rot90(x, int(u[3] * 4), dims=(1, 2))
     return (x.flip(2) if u[4] < 0.5 else x).contiguous()
 
