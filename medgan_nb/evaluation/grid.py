@@ -34,21 +34,21 @@ def evaluate_grid(checkpoint: str | Path, out_dir: str | Path, *, cfg: Config | 
                   baselines: Sequence[str] = GRID_BASELINES, noise_stds: Sequence[float] = GRID_NOISE_STDS,
                   blur_sigmas: Sequence[float] = GRID_BLUR_SIGMAS, max_images: int | None = None,
                   device: str = "auto", quiet: bool = False, model: str | None = None, guard: bool | Guard = True,
-                  gan_weight: float | None = None) -> dict:
+                  gan_weight: float | None = None, half: str = "all") -> dict:
     """Score the model, identity and classical baselines on every cell of a noise σ × blur σ grid.
 
     Each cell degrades the evaluation images (see `evaluate`) with fixed strengths, physical order, 9×9 blur
     kernel, per-image seeds (`grid_conditions`). Writes grid.json (the returned dict), per_image.csv and
     grid.png: model − identity per cell ("does no harm" where >= `NO_HARM_DB`) and model − the best classic.
     baselines: the classics to compare with (identity is always scored); "cbm3d" costs seconds per image.
-    Cost: cells × images × (model + classics). gan_weight: as for `evaluate`.
+    Cost: cells × images × (model + classics). gan_weight, half: as for `evaluate`.
     """
     if checkpoint is None and model is None:
         raise ValueError("evaluate_grid compares a model with its input and the classics: give a checkpoint "
                          "or a shipped model")
     cells = grid_conditions(noise_stds, blur_sigmas)
     out_dir, model, runnable, skipped = _set_up(checkpoint, out_dir, baselines, device, model, guard, gan_weight)
-    cfg, dataset, source = _evaluation_set(model, cfg, data_dir, split, max_images)
+    cfg, dataset, source = _evaluation_set(model, cfg, data_dir, split, max_images, half)
     methods = ["gan", "identity", *(b for b in runnable if b != "identity")]
     scores = score(dataset, build_degraders(cfg, cells), methods, model.generator, model.device, cfg.batch_size,
                    cfg.num_workers, quiet)
