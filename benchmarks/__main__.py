@@ -12,11 +12,13 @@ import torch
 from medgan_nb.models import resolve_device
 
 from . import speed
+from . import video as video_bench
 from .common import machine, now, write_results
 from .data_share import data_share
 from .degradation import degradation
 
-SECTIONS = ("degradation", "degradation_64", "training", "data_loading", "data_share", "inference", "memory")
+SECTIONS = ("degradation", "degradation_64", "training", "data_loading", "data_share", "inference", "memory",
+            "video")
 
 
 def run_speed(args: argparse.Namespace, device: torch.device) -> dict:
@@ -31,6 +33,8 @@ def run_speed(args: argparse.Namespace, device: torch.device) -> dict:
         "inference": lambda: speed.inference(device, reps=3 if q else 25, frames=4 if q else 36,
                                              compile_=args.compile and not q),
         "memory": lambda: speed.memory(device),
+        "video": lambda: video_bench.video(frames=4 if q else 30, reps={720: 2, 1080: 1} if q else None,
+                                           sizes=((320, 180),) if q else video_bench.SIZES),
     }
     sections = {}
     for name in args.only or SECTIONS:
@@ -111,6 +115,8 @@ def table(sections: dict) -> str:
         rows.append(f"| peak memory, loading a checkpoint file and enhancing one 256² frame (seed arch; lite) | "
                     f"{mb('infer_seed_reference')} | "
                     f"{mb('infer_project_seed')}; {mb('infer_lite')} | - | - |")
+    if v := sections.get("video"):
+        rows += video_bench.rows(v)
     return "\n".join(rows)
 
 

@@ -63,6 +63,8 @@ from .audit import append_record, read_records, repair_log
 from .backends import ENGINES, fast_generator, remember_backend, remembered_backend
 from .fold import fold_batchnorm
 from .outputs import burn_label, path_text, png_metadata, save_png
+from .video import (VIDEO_EXTENSIONS, VideoLoadError, check_video, enhance_video_file, is_video, video_pixels,
+                    written_by_us)
 from ..models.runner import enhance_array
 
 log = logging.getLogger(__name__)
@@ -98,7 +100,9 @@ def _jobs(inputs: Path, out_dir: Path) -> list[tuple[Path, str, Path]]:
             raise ValueError(f"the input folder {path_text(inputs)} is the output folder {path_text(out_dir)} or "
                              "inside it; choose another out_dir")
         images, dicom, others = files_by_kind(inputs)           # one walk of the folder
-        files = [p for p in sorted({*images, *dicom}) if not p.resolve().is_relative_to(out_resolved)]
+        videos = [p for p in others if is_video(p)]            # by name, as images are; decoded by FFmpeg (PyAV)
+        others = [p for p in others if not is_video(p)]
+        files = [p for p in sorted({*images, *dicom, *videos}) if not p.resolve().is_relative_to(out_resolved)]
         _log_ignored(inputs, out_resolved, others)
         named = _outputs_named_in_logs(p for p in others if p.name == AUDIT_LOG)
         ours = [p for p in files if _written_by_us(p, named)]
@@ -107,14 +111,15 @@ def _jobs(inputs: Path, out_dir: Path) -> list[tuple[Path, str, Path]]:
                      "AI-enhanced in their metadata)", len(ours))
             files = [p for p in files if p not in set(ours)]
         if not files:
-            raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) or DICOM files under "
+            raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}), videos "
+                                    f"({', '.join(VIDEO_EXTENSIONS)}) or DICOM files under "
                                     f"{path_text(inputs)}{' other than outputs of medgan_nb enhance' if ours else ''}")
     else:
         raise FileNotFoundError(f"input {path_text(inputs)} does not exist")
     jobs, seen = [], {}
     for src in files:
         rel = src.relative_to(root)
-        dst = out_dir / rel.with_suffix(".dcm" if is_dicom(src) else ".png")
+        dst = out_dir / rel.with_suffix(".dcm" if is_dicom(src) else ".mp4" if is_video(src) else ".png")
         for target in _outputs(src, dst):
             if target.resolve() == src.resolve():
                 raise ValueError(f"{path_text(src)} would be overwritten by its own enhanced version; choose "
@@ -168,6 +173,8 @@ def _written_by_us(path: Path, named: set[str]) -> bool:
     metadata says so (it may have been moved away from its log)."""
     if path_text(path.resolve()) in named:
         return True
+    if is_video(path):
+        return written_by_us(path)
     if path.suffix.lower() != ".png":
         return False
     try:
@@ -330,7 +337,14 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
             label: bool = False, overwrite: bool = False, resume: bool = False, tile: int = 512,
             on_error: str = "raise", backend: str = "auto", record_source_name: bool = False, quiet: bool = False,
             guard: bool = True, gan_weight: float | None = None) -> list[Path]:
-    """Enhance one image or DICOM file, or every one under a folder; returns the files written (PNG or DICOM).
+    """Enhance one image, video or DICOM file, or every one under a folder; returns the files written (PNG, MP4 or
+    DICOM).
+
+    Videos (``.mp4 .mov .avi .mkv .webm .m4v .mpg .mpeg``, needs PyAV: ``pip install av``) become
+    ``out_dir/<rel>.mp4``: every frame restored as an image is, the guard's strength smoothed over time, H.264,
+    same size, frame rate and timestamps, no audio; written atomically, one audit line per video with its frame
+    count, frame rate and guard strengths (`medgan_nb.inference.video`). A video that cannot be decoded is an
+    `ImageLoadError` (`VideoLoadError`), skipped and counted with ``on_error="skip"``.
 
     DICOM files (found by content, any extension) need a CT, MRI or X-ray model of their modality (a
     ``ct``/``mri``/``xray`` preset run): each becomes a derived DICOM ``out_dir/<rel>.dcm`` (see
@@ -411,7 +425,13 @@ def enhance(inputs: str | Path, out_dir: str | Path, checkpoint: str | Path | No
         for src, rel, dst in tqdm(checked, desc="enhancing", unit="img", disable=quiet):
             source = _read(src, dst, on_error)
             if source is not None:
-                _enhance_and_record(run, src, rel, dst, source, audit_log)
+                try:
+                    _enhance_and_record(run, src, rel, dst, source, audit_log)
+                except VideoLoadError as e:                 # a video that fails part-way: nothing of it is kept
+                    if on_error == "raise":
+                        raise
+                    log.warning("skipped: %s", e)
+                    continue
                 written.append(dst)
 
     if done + len(written) < len(jobs):
@@ -490,6 +510,8 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
 def _pixels(src: Path) -> int:
     """The pixel count of an image file from its header (0 where it cannot be read that way: DICOM, broken files);
     for the choice of backend only."""
+    if is_video(src):
+        return video_pixels(src)
     try:
         with Image.open(src) as im:
             return im.width * im.height
@@ -498,9 +520,11 @@ def _pixels(src: Path) -> int:
 
 
 def _read(src: Path, dst: Path, on_error: str) -> Any:
-    """The decoded input (a `DicomImage` for a ``.dcm`` target), or None for an unreadable one with
-    ``on_error="skip"`` (logged); ImageLoadError with ``"raise"``."""
+    """The decoded input (a `DicomImage` for a ``.dcm`` target, a checked `VideoInfo` for a ``.mp4`` one), or None
+    for an unreadable one with ``on_error="skip"`` (logged); ImageLoadError with ``"raise"``."""
     try:
+        if dst.suffix == ".mp4":                         # a video: its header and first frame are checked here
+            return check_video(src)
         return read_dicom(src) if dst.suffix == ".dcm" else decode_image(src)
     except ImageLoadError as e:
         if on_error == "raise":
@@ -558,7 +582,10 @@ def _open_weights(checkpoint: str | Path | None, model: str | None, generator: t
 
 def _enhance_file(run: _Weights, src: Path, rel: str, dst: Path, source: Any) -> dict[str, Any]:
     """Enhance one decoded file (a `DicomImage` for a ``.dcm`` target, else a `DecodedImage`) to `dst`, written
-    atomically; returns its audit record."""
+    atomically; returns its audit record. A video (``.mp4`` target) is enhanced frame by frame
+    (`medgan_nb.inference.video.enhance_video_file`)."""
+    if dst.suffix == ".mp4":
+        return enhance_video_file(run, src, rel, dst)
     if dst.suffix == ".dcm":
         input_sha256 = file_sha256(src)
         if source.series_instance_uid not in run.series:          # one derived series per source series and call
