@@ -190,3 +190,23 @@ def test_a_spectrally_normalised_discriminator_has_inner_layers_of_unit_norm_and
     again = build_discriminator(cfg)        # a checkpoint keeps the power iteration's vectors
     again.load_state_dict(D.state_dict())
     assert torch.equal(again.eval()(x, x), D.eval()(x, x))
+
+
+def test_a_noise_map_unet_is_told_the_noise_it_reads_from_its_input(monkeypatch):
+    import medgan_nb.models.unet as unet
+    cfg = Config.from_preset("tiny", noise_map=True)
+    g = build_generator(cfg).eval()
+    assert g.downs[0][0].in_channels == 4 and build_generator(Config.from_preset("tiny")).downs[0][0].in_channels == 3
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    seen = []
+    monkeypatch.setattr(unet, "noise_level", lambda v: seen.append(v.shape) or torch.tensor([0.0, 0.1]))
+    y = g(x)
+    assert seen == [(2, 3, 32, 32)] and y.shape == x.shape
+    monkeypatch.setattr(unet, "noise_level", lambda v: torch.tensor([0.0, 0.0]))
+    z = g(x)
+    assert torch.equal(y[0], z[0]) and not torch.equal(y[1], z[1])     # only the image whose estimate changed
+
+
+def test_only_the_unet_takes_a_noise_map():
+    with pytest.raises(ValueError, match="noise_map"):
+        Config.from_preset("quality", noise_map=True)

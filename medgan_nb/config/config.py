@@ -90,6 +90,8 @@ class Config:
     generator: str = "unet"                # "unet" (pix2pix: 4×4 stride-2 convs, BatchNorm) or "nafnet" (NAFNet
                                            # blocks: LayerNorm, depthwise 3×3, SimpleGate; pixel-(un)shuffle)
     residual: bool = False                 # the generator predicts a correction that is added to its input
+    noise_map: bool = False                # unet: a further input channel, the noise std estimated from the
+                                           # input itself (FFDNet-style; see medgan_nb.models.unet)
     blocks: int = 1                        # nafnet: blocks per encoder/decoder level (the middle gets 2×)
     stem: int = 1                          # nafnet: pack stem×stem pixels into channels first (1, 2 or 4)
     depth: int = 8                         # UNet down-samplings; image_size % 2**depth == 0
@@ -313,6 +315,7 @@ def _value_checks(cfg: Config) -> list[tuple[bool, str]]:
         (0 <= cfg.ema_decay < 1, "ema_decay must be in [0, 1) (0: no EMA)"),
         (0 <= cfg.degradation_p <= 1, "degradation_p must be in [0, 1]"),
         (0 <= cfg.soft_p <= 1, "soft_p must be in [0, 1]"),
+        (not cfg.noise_map or cfg.generator == "unet", "noise_map: only the unet generator takes a noise map"),
         (cfg.noise_reuse >= 1, "noise_reuse must be >= 1 (1: fresh noise for every batch)"),
         (0 <= cfg.sp_amount_range <= cfg.sp_amount,
          "need 0 <= sp_amount_range <= sp_amount (the amount is drawn from sp_amount ± sp_amount_range)"),
