@@ -8,7 +8,8 @@ beside it (CBM3D, seconds per frame, is left to the report-half evaluation, `eva
 Kvasir-SEG validation split of the run's own data, and on the *selection* half (`medgan_nb.evaluation.half_of`) of
 every centre folder. The first run is the baseline: every other run gets its paired per-frame difference to it,
 with a 95 % bootstrap interval, per centre, pooled over centres, and on Kvasir-SEG validation; and the CPU
-seconds each run trained for (from its metrics). Writes compare.json and compare.md into ``--out`` (new).
+seconds each run trained for (from its val.csv). Writes compare.json and compare.md into ``--out`` (new);
+``--reuse`` an earlier ``--out`` to read the evaluations of the runs it scored instead of running them again.
 """
 from __future__ import annotations
 
@@ -40,15 +41,20 @@ def model_psnr(folder: Path) -> dict[tuple[str, str], float]:
     return {(r["condition"], r["key"]): r["psnr"] for r in read_rows(folder) if r["method"] == "gan"}
 
 
-def score_run(run: Path, centres: Path, out: Path, task: Config) -> dict[str, dict]:
-    """set name -> (condition, key) -> PSNR, and the input's and NLM's means, for one run."""
+def score_run(run: Path, centres: Path, out: Path, task: Config, reuse: Path | None) -> dict[str, dict]:
+    """set name -> (condition, key) -> the model's PSNR, for one run: its evaluations in `reuse` (an earlier
+    ``--out``) if there, else run now into `out`."""
     checkpoint = run / "checkpoints" / "best.pt"
+    if reuse is not None and (reuse / run.name / "centres" / "centres.json").is_file():
+        out = reuse / run.name
     sets = {}
-    evaluate(checkpoint, out / "kvasir-val", cfg=task, split="val", baselines=CLASSICS, conditions=GOAL_CONDITIONS,
-             device="cpu", quiet=True)
+    if not (out / "kvasir-val" / "per_image.csv").is_file():
+        evaluate(checkpoint, out / "kvasir-val", cfg=task, split="val", baselines=CLASSICS,
+                 conditions=GOAL_CONDITIONS, device="cpu", quiet=True)
     sets["Kvasir-SEG val"] = out / "kvasir-val"
-    evaluate_centres(checkpoint, centres, out / "centres", half="selection", baselines=CLASSICS, cfg=task,
-                     device="cpu", quiet=True)
+    if not (out / "centres" / "centres.json").is_file():
+        evaluate_centres(checkpoint, centres, out / "centres", half="selection", baselines=CLASSICS, cfg=task,
+                         device="cpu", quiet=True)
     for folder in sorted((out / "centres").iterdir()):
         if folder.is_dir():
             sets[folder.name] = folder
@@ -59,13 +65,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=Path, nargs="+", required=True, help="run folders; the first is the baseline")
     p.add_argument("--centres", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="a new folder")
+    p.add_argument("--reuse", type=Path, help="an earlier --out: the evaluations of runs it holds are read from there")
     args = p.parse_args()
     refuse_existing([args.out], "choose another --out")
     scores = {}
     for run in args.runs:
         task = Config.from_dict(json.loads((run / "config.json").read_text())).replace(image_size=256, frame_size=256)
-        scores[run.name] = score_run(run, args.centres, args.out / run.name, task)
+        scores[run.name] = score_run(run, args.centres, args.out / run.name, task, args.reuse)
     base = args.runs[0].name
     rows, results = [], {}
     for run in args.runs[1:]:
