@@ -9,7 +9,7 @@ from PIL import Image
 
 from medgan_nb.cli import main
 from medgan_nb.config import Config
-from medgan_nb.evaluation.centres import ALL, centre_tables, evaluate_centres, read_rows
+from medgan_nb.evaluation.centres import ALL, centre_tables, centres_markdown, evaluate_centres, read_rows
 from medgan_nb.evaluation.conditions import GOAL_CONDITIONS
 from medgan_nb.evaluation.core import half_of
 from medgan_nb.models import build_generator, save_checkpoint
@@ -119,3 +119,15 @@ def test_the_command_scores_centres_and_explains_its_mistakes(centres, checkpoin
     assert "no sub-folder" in capsys.readouterr().err
     assert main(["evaluate", str(checkpoint), "--half", "report", "--out", str(tmp_path / "z")]) == 1
     assert "half" in capsys.readouterr().err
+
+
+def test_without_cbm3d_the_table_has_no_cbm3d_column():
+    rows = {"C1": [{"condition": "c", "method": m, "key": k, "psnr": p}
+                   for m, base in (("gan", 30.0), ("identity", 20.0), ("nlm", 29.0)) for k, p in
+                   (("a", base), ("b", base + 1), ("c", base + 0.5))]}
+    tables = centre_tables(rows)
+    row = tables["conditions"]["c"]["C1"]
+    assert row["vs_cbm3d"] is None and row["best_classic"] == "nlm"
+    assert row["vs_best_classic"]["mean"] == pytest.approx(1.0) and row["below_input"] == 0
+    md = centres_markdown(tables)
+    assert "CBM3D" not in md and "| C1 | 3 | 30.50 | 20.50 | 29.50 | NLM | +1.00 | 0 |" in md

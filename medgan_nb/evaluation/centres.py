@@ -164,16 +164,16 @@ def centres_markdown(tables: dict) -> str:
              "input. The best classic is the one with the highest mean on that centre.", ""]
     for cond, centres in tables["conditions"].items():
         methods = list(dict.fromkeys(m for row in centres.values() for m in row["psnr"]))
-        has_model = "gan" in methods
+        has_model, has_cbm3d = "gan" in methods, "cbm3d" in methods
         header = ["centre", "n", *(LABELS.get(m, m) for m in methods), "best classic"]
-        header += ["model − CBM3D", "model − best classic", "below input"] if has_model else []
+        header += [*(["model − CBM3D"] if has_cbm3d else []), "model − best classic", "below input"] if has_model else []
         body = []
         for centre, row in centres.items():
             cells = [centre, row["n"], *(f"{row['psnr'][m]:.2f}" if m in row["psnr"] else "" for m in methods),
                      LABELS.get(row["best_classic"], row["best_classic"] or "")]
             if has_model:
-                cells += [_interval(row.get("vs_cbm3d")), _interval(row.get("vs_best_classic")),
-                          row.get("below_input", "")]
+                cells += [*([_interval(row.get("vs_cbm3d"))] if has_cbm3d else []),
+                          _interval(row.get("vs_best_classic")), row.get("below_input", "")]
             body.append(cells)
         lines += [f"## {cond}", "", markdown_table(header, body), ""]
     return "\n".join(lines)
