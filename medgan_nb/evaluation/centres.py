@@ -166,7 +166,8 @@ def centres_markdown(tables: dict) -> str:
         methods = list(dict.fromkeys(m for row in centres.values() for m in row["psnr"]))
         has_model, has_cbm3d = "gan" in methods, "cbm3d" in methods
         header = ["centre", "n", *(LABELS.get(m, m) for m in methods), "best classic"]
-        header += [*(["model − CBM3D"] if has_cbm3d else []), "model − best classic", "below input"] if has_model else []
+        if has_model:
+            header += [*(["model − CBM3D"] if has_cbm3d else []), "model − best classic", "below input"]
         body = []
         for centre, row in centres.items():
             cells = [centre, row["n"], *(f"{row['psnr'][m]:.2f}" if m in row["psnr"] else "" for m in methods),
