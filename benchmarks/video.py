@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from medgan_nb.inference.files import _open_weights, enhance
-from medgan_nb.inference.video import FrameRestorer, video_codec
+from medgan_nb.inference.video import FrameRestorer, video_codec, write_clip
 from medgan_nb.models.runner import enhance_array
 
 GOAL_FPS = 25
@@ -47,21 +47,6 @@ def pattern_frames(w: int, h: int, n: int, seed: int = 0) -> list[np.ndarray]:
         noisy = img * 255 + rng.normal(0, 12, img.shape).astype(np.float32)
         out.append(np.clip(noisy, 0, 255).astype(np.uint8))
     return out
-
-
-def write_clip(path: Path, frames: list[np.ndarray], fps: int = 25) -> Path:
-    import av
-    h, w = frames[0].shape[:2]
-    with av.open(str(path), "w") as c:
-        s = c.add_stream(video_codec(), rate=fps)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.options = {"crf": "17"} if video_codec() == "libx264" else {"qscale": "2"}
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
 
 
 def matmul_rate(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:

@@ -12,7 +12,7 @@ from test_enhance import checkpoint  # noqa: F401 - the tiny checkpoint fixture,
 from medgan_nb.cli import main
 from medgan_nb.inference import enhance
 from medgan_nb.inference.video import (GUARD_TIME_CONSTANT_S, VideoLoadError, smooth_strengths, smoothing_factor,
-                                       video_codec)
+                                       video_codec, write_clip)
 from medgan_nb.models import Guard, load_generator
 from medgan_nb.utils import file_sha256
 
@@ -35,17 +35,7 @@ def noisy_frame(i, w=W, h=H):
 
 def write_video(path, frames, fps=FPS):
     """`frames` (uint8 (h, w, 3)) as an H.264 video with near-lossless quality."""
-    h, w = frames[0].shape[:2]
-    with av.open(str(path), "w") as c:
-        s = c.add_stream(video_codec(), rate=fps)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.options = {"crf": "1"} if video_codec() == "libx264" else {"qscale": "1"}
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
+    return write_clip(path, frames, fps, crf=1)
 
 
 def read_video(path):

@@ -22,9 +22,11 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+from .. import __version__
 from ..utils.files import file_sha256
 from .outputs import path_text
 
@@ -155,3 +157,28 @@ def verify_audit(path: str | Path, fields: Sequence[str] = ("input", "output")) 
             if actual != recorded:
                 problems.append(AuditMismatch(number, field, file, recorded, actual))
     return problems
+
+
+def output_record(run: Any, src: Path, dst: Path, input_sha256: str, width: int, height: int, channels: int,
+                  bits: int) -> dict[str, Any]:
+    """The fields every audit line has: when, from which file to which (paths and SHA-256s), with which weights
+    (`run`: the open weights of `medgan_nb.inference.files`), on what, at what size, labelled or not."""
+    return {
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "input": path_text(src.resolve()),
+        "input_sha256": input_sha256,
+        "output": path_text(dst.resolve()),
+        "output_sha256": file_sha256(dst),
+        "checkpoint": path_text(run.checkpoint_file.resolve()) if run.checkpoint_file is not None else None,
+        "model": run.model_name,
+        "checkpoint_sha256": run.checkpoint_sha256,
+        "medgan_nb_version": __version__,
+        "device": str(run.device),
+        "backend": run.backend,
+        "width": width,
+        "height": height,
+        "channels": channels,
+        "bits": bits,
+        "label": run.label,
+        "source_name_in_png": run.record_source_name,
+    }

@@ -39,7 +39,6 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -48,7 +47,6 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .. import __version__
 from ..data.decode import IMAGE_EXTENSIONS, ImageLoadError, decode_image
 from ..data.dicom import (DicomError, DicomImage, files_by_kind, is_dicom, kind_problem, read_dicom,
                           read_header)
@@ -59,7 +57,7 @@ from ..models.guard import Guard
 from ..models.zoo import load_model
 from ..utils.files import atomic_write, file_sha256, refuse_existing
 from ..utils.images import WINDOWS, from_numpy_images, to_numpy_images, window
-from .audit import append_record, read_records, repair_log
+from .audit import append_record, output_record, read_records, repair_log
 from .backends import ENGINES, fast_generator, remember_backend, remembered_backend
 from .fold import fold_batchnorm
 from .outputs import burn_label, path_text, png_metadata, save_png
@@ -607,23 +605,4 @@ def _enhance_file(run: _Weights, src: Path, rel: str, dst: Path, source: Any) ->
         with atomic_write(dst) as f:                    # never a half-written output
             save_png(f, pixels, bits, info)
         input_sha256, (height, width, channels), details = source.sha256, pixels.shape, {"guard": guarded}
-    return {
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "input": path_text(src.resolve()),
-        "input_sha256": input_sha256,
-        "output": path_text(dst.resolve()),
-        "output_sha256": file_sha256(dst),
-        "checkpoint": path_text(run.checkpoint_file.resolve()) if run.checkpoint_file is not None else None,
-        "model": run.model_name,
-        "checkpoint_sha256": run.checkpoint_sha256,
-        "medgan_nb_version": __version__,
-        "device": str(run.device),
-        "backend": run.backend,
-        "width": width,
-        "height": height,
-        "channels": channels,
-        "bits": bits,
-        "label": run.label,
-        "source_name_in_png": run.record_source_name,
-        **details,
-    }
+    return {**output_record(run, src, dst, input_sha256, width, height, channels, bits), **details}

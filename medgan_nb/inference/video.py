@@ -48,20 +48,18 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
-from .. import __version__
 from ..data.decode import ImageLoadError
 from ..models.runner import enhance_array
 from ..utils.files import atomic_write, file_sha256
 from ..utils.images import from_numpy_images, to_numpy_images
+from .audit import output_record
 from .outputs import DESCRIPTION, burn_label, path_text
 
 if TYPE_CHECKING:
@@ -292,6 +290,24 @@ def video_codec() -> str:
     return "libx264" if "libx264" in _av().codecs_available else "mpeg4"
 
 
+def write_clip(path: str | Path, frames: Sequence[np.ndarray], fps: int = 25, crf: int = CRF) -> Path:
+    """Frames (uint8 (H, W, 3), even sizes) as an H.264 (or MPEG-4) clip at `fps`, quality `crf` (0-51, lower is
+    better; for MPEG-4 a qscale of max(1, crf // 8)): for making test and benchmark clips."""
+    av = _av()
+    h, w = frames[0].shape[:2]
+    codec = video_codec()
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=fps)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.options = {"crf": str(crf)} if codec == "libx264" else {"qscale": str(max(1, crf // 8))}
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return Path(path)
+
+
 def _even(frame: np.ndarray) -> np.ndarray:
     """`frame` with its last row and/or column repeated to even height and width (yuv420p needs them)."""
     h, w = frame.shape[:2]
@@ -366,25 +382,9 @@ def enhance_video_file(run: "_Weights", src: Path, rel: str, dst: Path, seconds:
              "encode)", path_text(src), n, rates["restoration"], rates["end_to_end"])
     guard = run.guard
     return {
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "input": path_text(src.resolve()),
-        "input_sha256": input_sha256,
-        "output": path_text(dst.resolve()),
-        "output_sha256": file_sha256(dst),
-        "checkpoint": path_text(run.checkpoint_file.resolve()) if run.checkpoint_file is not None else None,
-        "model": run.model_name,
-        "checkpoint_sha256": run.checkpoint_sha256,
-        "medgan_nb_version": __version__,
-        "device": str(run.device),
-        "backend": run.backend,
-        "width": info.width,
-        "height": info.height,
-        "encoded_width": width,
+        **output_record(run, src, dst, input_sha256, info.width, info.height, 3, 8),  # source_name_in_png: here,
+        "encoded_width": width,                                                     # in the video's metadata
         "encoded_height": height,
-        "channels": 3,
-        "bits": 8,
-        "label": run.label,
-        "source_name_in_png": run.record_source_name,   # the images' field: here, in the video's metadata
         "video": True,
         "frames": n,
         "fps": round(info.fps, 6),
