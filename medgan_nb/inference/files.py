@@ -60,7 +60,7 @@ from ..utils.images import WINDOWS, from_numpy_images, to_numpy_images, window
 from .audit import append_record, output_record, read_records, repair_log
 from .backends import ENGINES, fast_generator, remember_backend, remembered_backend
 from .fold import fold_batchnorm
-from .outputs import burn_label, path_text, png_metadata, save_png
+from .outputs import NonFiniteOutputError, burn_label, path_text, png_metadata, save_png
 from .video import (VIDEO_EXTENSIONS, VideoLoadError, check_video, enhance_video_file, is_video, video_pixels,
                     written_by_us)
 from ..models.runner import enhance_array
@@ -80,10 +80,6 @@ EXISTING_HINT = ("pass overwrite=True to replace them, resume=True to finish an 
 
 class OutputBusyError(RuntimeError):
     """Another `enhance` holds the output folder's lock: it is writing there now."""
-
-
-class NonFiniteOutputError(ValueError):
-    """The model gave NaN or infinite values for an image: nothing is written for it."""
 
 
 # ---------------------------------------------------------- files & folders

@@ -8,6 +8,7 @@
 - `save_png(f, pixels, bits, info)`: pixels (H, W, 1 or 3) in [0, 1] as an 8- or 16-bit grayscale or RGB
   PNG with those chunks (16-bit colour is written directly, as Pillow writes colour at 8 bits only).
 - `path_text(path)`: a path as valid Unicode text, bad bytes as ``\\xNN`` escapes.
+- `NonFiniteOutputError`: the model gave NaN or infinite values; nothing is written for that image or frame.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ DESCRIPTION = ("AI-enhanced image (generative model, medgan_nb). Not the origina
 
 
 # ------------------------------------------------------------- labelling
+class NonFiniteOutputError(ValueError):
+    """The model gave NaN or infinite values for an image or a video frame: nothing is written for it."""
+
+
 def burn_label(pixels: np.ndarray, text: str = LABEL_TEXT) -> np.ndarray:
     """A copy of float `pixels` (H, W, C) in [0, 1] with `text` in white on a black box in the top-left corner,
     sized to the image; works for any channel count and bit depth."""

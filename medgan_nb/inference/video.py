@@ -50,7 +50,7 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -60,10 +60,7 @@ from ..models.runner import enhance_array
 from ..utils.files import atomic_write, file_sha256
 from ..utils.images import from_numpy_images, to_numpy_images
 from .audit import output_record
-from .outputs import DESCRIPTION, burn_label, path_text
-
-if TYPE_CHECKING:
-    from .files import _Weights
+from .outputs import DESCRIPTION, NonFiniteOutputError, burn_label, path_text
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +150,7 @@ class FrameRestorer:
     backend, guard or None, tile, device, label).
     """
 
-    def __init__(self, run: "_Weights", fps: float, seconds: float = GUARD_TIME_CONSTANT_S, name: str = "video"):
+    def __init__(self, run: Any, fps: float, seconds: float = GUARD_TIME_CONSTANT_S, name: str = "video"):
         channels = getattr(run.generator, "in_channels", 3)
         if channels != 3 or getattr(run, "modality", "endoscopy") != "endoscopy":
             raise ValueError(f"{name}: videos need an RGB endoscopy model, not a {channels}-channel "
@@ -171,7 +168,6 @@ class FrameRestorer:
         restored = enhance_array(self.run.generator, rgb, tile=self.run.tile, device=self.run.device, progress=False)
         bad = int(restored.size - np.count_nonzero(np.isfinite(restored)))
         if bad:
-            from .files import NonFiniteOutputError
             raise NonFiniteOutputError(f"{self.name}: the model gave {bad} values that are not finite (NaN or "
                                        f"infinite) in frame {len(self.raw) + 1}, so nothing was written for it; "
                                        "check the weights")
@@ -320,7 +316,7 @@ def _summary(values: list[float]) -> dict[str, float]:
     return {"min": round(min(values), 5), "mean": round(float(np.mean(values)), 5), "max": round(max(values), 5)}
 
 
-def enhance_video_file(run: "_Weights", src: Path, rel: str, dst: Path, seconds: float = GUARD_TIME_CONSTANT_S
+def enhance_video_file(run: Any, src: Path, rel: str, dst: Path, seconds: float = GUARD_TIME_CONSTANT_S
                        ) -> dict[str, Any]:
     """Enhance the video `src` to `dst` (written atomically, see the module docstring); returns its audit record.
     `rel`: its path relative to the input root (written into the file only with ``run.record_source_name``)."""

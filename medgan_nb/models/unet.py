@@ -81,8 +81,7 @@ class UNetGenerator(nn.Module):
                              f"or use a generator with a smaller depth.")
         skips, image = [], x
         if self.noise_map:
-            sigma = noise_level(x.detach()).to(x.dtype).view(-1, 1, 1, 1) * NOISE_MAP_SCALE
-            x = torch.cat([x, sigma.expand(-1, 1, h, w)], dim=1)
+            x = self.with_noise_map(x)
         for down in self.downs:
             x = down(x)
             skips.append(x)
@@ -90,3 +89,11 @@ class UNetGenerator(nn.Module):
         for up in self.ups:
             x = torch.cat([up(x), skips.pop()], dim=1)
         return (image + self.final(x)).clamp(-1, 1) if self.residual else self.final(x)
+
+    @torch.jit.unused
+    def with_noise_map(self, x):              # no annotations: TorchScript reads them unresolved
+        """x with the noise-map channel appended (N, C + 1, H, W). Not scripted (the estimator does not
+        compile): a TorchScript export of a noise-map model raises when run. The exports (TorchScript, ONNX)
+        do not support noise-map models yet; PyTorch runs them."""
+        sigma = noise_level(x.detach()).to(x.dtype).view(-1, 1, 1, 1) * NOISE_MAP_SCALE
+        return torch.cat([x, sigma.expand(-1, 1, x.shape[-2], x.shape[-1])], dim=1)
