@@ -129,7 +129,7 @@ def test_messages_name_flags_on_the_command_line_and_arguments_in_python(images,
     assert "--overwrite" in err and "--resume" in err and "=True" not in err
     assert main(["enhance", str(images), "--checkpoint", str(checkpoint), "--out", str(out), "--quiet",
                  "--resume"]) == 0
-    assert "wrote 0 AI-enhanced image(s)" in capsys.readouterr().out
+    assert "wrote 0 AI-enhanced images" in capsys.readouterr().out
 
 
 def test_overwrite_supersedes_the_old_records(images, checkpoint, tmp_path):

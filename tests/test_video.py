@@ -10,7 +10,7 @@ from PIL import Image
 from test_enhance import checkpoint  # noqa: F401 - the tiny checkpoint fixture, reused
 
 from medgan_nb.cli import main
-from medgan_nb.inference import enhance
+from medgan_nb.inference import NonFiniteOutputError, enhance
 from medgan_nb.inference.video import (GUARD_TIME_CONSTANT_S, VideoLoadError, smooth_strengths, smoothing_factor,
                                        video_codec, write_clip)
 from medgan_nb.models import Guard, load_generator
@@ -183,6 +183,7 @@ def test_cli_enhances_a_video_and_prints_frames_per_second(clip, checkpoint, tmp
     assert main(["enhance", str(clip), "--checkpoint", str(checkpoint), "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert f"{FRAMES} frames, {W}×{H} at {FPS} frames/s" in printed and "frames/s end to end" in printed
+    assert "wrote 1 AI-enhanced video to" in printed
     assert (out / "clip.mp4").is_file()
     assert main(["enhance", str(clip), "--checkpoint", str(checkpoint), "--out", str(out), "--quiet"]) == 1
     assert "--overwrite" in capsys.readouterr().err
@@ -193,3 +194,17 @@ def test_without_pyav_the_error_says_how_to_install_it(clip, checkpoint, tmp_pat
     with pytest.raises(ImportError, match="pip install av"):
         enhance(clip, tmp_path / "out", checkpoint, device="cpu", quiet=True)
     assert not (tmp_path / "out" / "clip.mp4").exists()
+
+
+def test_a_frame_the_model_makes_not_finite_stops_the_video_and_leaves_no_file(clip, checkpoint, tmp_path,  # noqa: F811
+                                                                              monkeypatch):
+    import medgan_nb.inference.video as video
+    calls = []
+
+    def nan_after_three(generator, rgb, **kw):          # frames 1-3 pass, frame 4 comes back NaN
+        calls.append(1)
+        return rgb * (float("nan") if len(calls) == 4 else 1.0)
+    monkeypatch.setattr(video, "enhance_array", nan_after_three)
+    with pytest.raises(NonFiniteOutputError, match=r"clip\.mp4, frame 4: the model gave \d+ of \d+ values"):
+        enhance(clip, tmp_path / "out", checkpoint, device="cpu", quiet=True)
+    assert not list((tmp_path / "out").glob("*.mp4*")) and not (tmp_path / "out" / "audit.jsonl").exists()

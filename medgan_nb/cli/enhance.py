@@ -46,9 +46,16 @@ def cmd_enhance(args: argparse.Namespace) -> int:
         return 1
     for line in video_lines(Path(args.out) / "audit.jsonl", written):
         print(path_text(line))
-    print(path_text(f"wrote {len(written)} AI-enhanced image(s) to {args.out} "
-                    f"(audit log: {Path(args.out) / 'audit.jsonl'})"))
+    print(path_text(f"wrote {written_text(written)} to {args.out} (audit log: {Path(args.out) / 'audit.jsonl'})"))
     return 0
+
+
+def written_text(written: list[Path]) -> str:
+    """What `enhance` wrote, by kind: "3 AI-enhanced images", "1 AI-enhanced video", "2 … images and 1 video"."""
+    videos = sum(p.suffix == ".mp4" for p in written)
+    counts = [(n, noun) for n, noun in ((len(written) - videos, "image"), (videos, "video")) if n]
+    parts = [f"{n} {noun}{'s' * (n != 1)}" for n, noun in counts or [(0, "image")]]
+    return f"{parts[0].replace(' ', ' AI-enhanced ', 1)}{''.join(' and ' + p for p in parts[1:])}"
 
 
 def video_lines(audit_log: Path, written: list[Path]) -> list[str]:

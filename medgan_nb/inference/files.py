@@ -60,7 +60,7 @@ from ..utils.images import WINDOWS, from_numpy_images, to_numpy_images, window
 from .audit import append_record, output_record, read_records, repair_log
 from .backends import ENGINES, fast_generator, remember_backend, remembered_backend
 from .fold import fold_batchnorm
-from .outputs import NonFiniteOutputError, burn_label, path_text, png_metadata, save_png
+from .outputs import NonFiniteOutputError, burn_label, check_finite, path_text, png_metadata, save_png
 from .video import (VIDEO_EXTENSIONS, VideoLoadError, check_video, enhance_video_file, is_video, video_pixels,
                     written_by_us)
 from ..models.runner import enhance_array
@@ -254,7 +254,7 @@ def _write_dicom_job(run: _Weights, src: Path, dst: Path, image: DicomImage, sou
     import pydicom
     enhanced, pictures, record = enhance_dicom(run.generator, image, run.modality, tile=run.tile, device=run.device,
                                                progress=run.progress)
-    _check_finite(enhanced, src)
+    check_finite(enhanced, path_text(src))
     write_derived(image, enhanced, dst, weights_sha256=run.checkpoint_sha256, model_name=run.model_name,
                   series=series, overwrite=True)
     png = dst.with_suffix(".png")
@@ -267,14 +267,6 @@ def _write_dicom_job(run: _Weights, src: Path, dst: Path, image: DicomImage, sou
                   series_instance_uid=str(derived.SeriesInstanceUID), png=path_text(png.resolve()),
                   png_sha256=file_sha256(png))
     return record
-
-
-def _check_finite(values: np.ndarray, src: Path) -> None:
-    """`NonFiniteOutputError` if the model gave NaN or infinite values for `src` (they would be saved as black)."""
-    bad = int(values.size - np.count_nonzero(np.isfinite(values)))
-    if bad:
-        raise NonFiniteOutputError(f"{path_text(src)}: the model gave {bad} of {values.size} values that are not "
-                                   "finite (NaN or infinite), so nothing was written for it; check the weights")
 
 
 def _check_finite_weights(generator: torch.nn.Module, what: str) -> None:
@@ -590,7 +582,7 @@ def _enhance_file(run: _Weights, src: Path, rel: str, dst: Path, source: Any) ->
     else:
         rgb = source.rgb()                             # a decoded image's sha256 is of its bytes
         restored = enhance_array(run.generator, rgb, tile=run.tile, device=run.device, progress=run.progress)
-        _check_finite(restored, src)                    # before the guard, which could hide it
+        check_finite(restored, path_text(src))                    # before the guard, which could hide it
         restored, guarded = _guarded(run.guard, rgb, restored)
         pixels = restored.mean(axis=2, keepdims=True) if source.grayscale else restored
         if run.label:

@@ -8,7 +8,8 @@
 - `save_png(f, pixels, bits, info)`: pixels (H, W, 1 or 3) in [0, 1] as an 8- or 16-bit grayscale or RGB
   PNG with those chunks (16-bit colour is written directly, as Pillow writes colour at 8 bits only).
 - `path_text(path)`: a path as valid Unicode text, bad bytes as ``\\xNN`` escapes.
-- `NonFiniteOutputError`: the model gave NaN or infinite values; nothing is written for that image or frame.
+- `check_finite(values, what)`: `NonFiniteOutputError` if the model gave NaN or infinite values; nothing is
+  written for that image or frame.
 """
 
 from __future__ import annotations
@@ -34,6 +35,15 @@ DESCRIPTION = ("AI-enhanced image (generative model, medgan_nb). Not the origina
 # ------------------------------------------------------------- labelling
 class NonFiniteOutputError(ValueError):
     """The model gave NaN or infinite values for an image or a video frame: nothing is written for it."""
+
+
+def check_finite(values: np.ndarray, what: str) -> None:
+    """`NonFiniteOutputError` naming `what` (a file, or a video's frame) if the model gave NaN or infinite values
+    (they would be saved as black)."""
+    bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+    if bad:
+        raise NonFiniteOutputError(f"{what}: the model gave {bad} of {values.size} values that are not finite (NaN "
+                                   "or infinite), so nothing was written for it; check the weights")
 
 
 def burn_label(pixels: np.ndarray, text: str = LABEL_TEXT) -> np.ndarray:

@@ -60,7 +60,7 @@ from ..models.runner import enhance_array
 from ..utils.files import atomic_write, file_sha256
 from ..utils.images import from_numpy_images, to_numpy_images
 from .audit import output_record
-from .outputs import DESCRIPTION, NonFiniteOutputError, burn_label, path_text
+from .outputs import DESCRIPTION, burn_label, check_finite, path_text
 
 log = logging.getLogger(__name__)
 
@@ -166,11 +166,7 @@ class FrameRestorer:
         start = time.perf_counter()
         rgb = frame.astype(np.float32) / 255
         restored = enhance_array(self.run.generator, rgb, tile=self.run.tile, device=self.run.device, progress=False)
-        bad = int(restored.size - np.count_nonzero(np.isfinite(restored)))
-        if bad:
-            raise NonFiniteOutputError(f"{self.name}: the model gave {bad} values that are not finite (NaN or "
-                                       f"infinite) in frame {len(self.raw) + 1}, so nothing was written for it; "
-                                       "check the weights")
+        check_finite(restored, f"{self.name}, frame {len(self.raw) + 1}")
         guard = self.run.guard
         if guard is None:
             pixels, raw, strength = restored, 1.0, 1.0
