@@ -2,6 +2,7 @@ import pytest
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
+from torchvision.transforms.functional import gaussian_blur
 
 from benchmarks import seed_reference as ref
 from medgan_nb.config import Config
@@ -12,6 +13,7 @@ from medgan_nb.models import (
     build_generator,
     count_parameters,
     init_weights,
+    noise_levels,
     receptive_field,
     summary,
 )
@@ -199,12 +201,27 @@ def test_a_noise_map_unet_is_told_the_noise_it_reads_from_its_input(monkeypatch)
     assert g.downs[0][0].in_channels == 4 and build_generator(Config.from_preset("tiny")).downs[0][0].in_channels == 3
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     seen = []
-    monkeypatch.setattr(unet, "noise_level", lambda v: seen.append(v.shape) or torch.tensor([0.0, 0.1]))
+    monkeypatch.setattr(unet, "noise_levels", lambda v, s: seen.append((v.shape, s)) or torch.tensor([[0.0], [0.1]]))
     y = g(x)
-    assert seen == [(2, 3, 32, 32)] and y.shape == x.shape
-    monkeypatch.setattr(unet, "noise_level", lambda v: torch.tensor([0.0, 0.0]))
+    assert seen == [((2, 3, 32, 32), (1,))] and y.shape == x.shape
+    monkeypatch.setattr(unet, "noise_levels", lambda v, s: torch.tensor([[0.0], [0.0]]))
     z = g(x)
     assert torch.equal(y[0], z[0]) and not torch.equal(y[1], z[1])     # only the image whose estimate changed
+
+
+def test_a_noise_map_at_three_scales_adds_three_channels_and_sees_noise_blurred_after_it_was_added():
+    cfg = Config.from_preset("tiny", noise_map=True, noise_map_scales=(1, 2, 4))
+    assert build_generator(cfg).downs[0][0].in_channels == 6
+    g = torch.Generator().manual_seed(0)
+    flat = torch.zeros(4, 3, 128, 128)
+    white = flat + 2 * 0.1 * torch.randn(flat.shape, generator=g)            # std 0.1 in [0, 1] units
+    assert torch.allclose(noise_levels(white, (1, 2, 4)), torch.tensor(0.1), atol=0.01)
+    blurred = gaussian_blur(white, [5, 5], [1.5, 1.5])                      # the original's order: noise, then blur
+    levels = noise_levels(blurred, (1, 2, 4))
+    assert (levels[:, 0] < 0.01).all() and (levels[:, 2] > 3 * levels[:, 0]).all()
+    for wrong in [(), (0,), (1, 1), (1.5,)]:
+        with pytest.raises(ValueError, match="noise_map_scales"):
+            Config.from_preset("tiny", noise_map=True, noise_map_scales=wrong)
 
 
 def test_only_the_unet_takes_a_noise_map():

@@ -92,6 +92,8 @@ class Config:
     residual: bool = False                 # the generator predicts a correction that is added to its input
     noise_map: bool = False                # unet: a further input channel, the noise std estimated from the
                                            # input itself (FFDNet-style; see medgan_nb.models.unet)
+    noise_map_scales: tuple[int, ...] = (1,)   # noise_map: one channel per scale (1, 2, 4: estimated on 2×2 and
+                                           # 4×4 block averages too, which see noise blurred after it was added)
     blocks: int = 1                        # nafnet: blocks per encoder/decoder level (the middle gets 2×)
     stem: int = 1                          # nafnet: pack stem×stem pixels into channels first (1, 2 or 4)
     depth: int = 8                         # UNet down-samplings; image_size % 2**depth == 0
@@ -316,6 +318,9 @@ def _value_checks(cfg: Config) -> list[tuple[bool, str]]:
         (0 <= cfg.degradation_p <= 1, "degradation_p must be in [0, 1]"),
         (0 <= cfg.soft_p <= 1, "soft_p must be in [0, 1]"),
         (not cfg.noise_map or cfg.generator == "unet", "noise_map: only the unet generator takes a noise map"),
+        (len(cfg.noise_map_scales) >= 1 and all(isinstance(v, int) and v >= 1 for v in cfg.noise_map_scales)
+         and len(set(cfg.noise_map_scales)) == len(cfg.noise_map_scales),
+         f"noise_map_scales must be distinct integers >= 1, at least one; got {cfg.noise_map_scales}"),
         (cfg.noise_reuse >= 1, "noise_reuse must be >= 1 (1: fresh noise for every batch)"),
         (0 <= cfg.sp_amount_range <= cfg.sp_amount,
          "need 0 <= sp_amount_range <= sp_amount (the amount is drawn from sp_amount ± sp_amount_range)"),

@@ -7,7 +7,7 @@ from .nafnet import LayerNorm2d, SimpleGate, NAFBlock, NAFNetGenerator
 from .discriminator import PatchDiscriminator
 from .build import (GENERATORS, eval_mode, init_weights, build_generator, build_discriminator, count_parameters, summary, receptive_field,
                     resolve_device, layer_table)
-from .guard import SAMPLES, MAD_TO_STD, MASK_NORM, noise_level, CHANGE_STATS, change_of, Guard
+from .guard import SAMPLES, MAD_TO_STD, MASK_NORM, noise_level, noise_levels, CHANGE_STATS, change_of, Guard
 from .runner import enhance_array
 from .checkpoint import (FORMAT, CheckpointError, make_run_dir, save_checkpoint, copy_checkpoint, checkpoint_path,
                          run_folder_of, load_checkpoint, load_generator, generator_from_state, weights_key,

@@ -63,7 +63,8 @@ def init_weights(module: nn.Module) -> nn.Module:
 
 def _unet(cfg: Config) -> nn.Module:
     return init_weights(UNetGenerator(cfg.channels, cfg.channels, cfg.depth, cfg.base_channels, cfg.max_channels,
-                                      cfg.dropout, cfg.residual, cfg.noise_map))
+                                      cfg.dropout, cfg.residual,
+                                      cfg.noise_map_scales if cfg.noise_map else ()))
 
 
 def _nafnet(cfg: Config) -> nn.Module:

@@ -11,10 +11,12 @@ Conditional Adversarial Networks", pix2pix) use as the generator:
   output of the same size, a last transposed conv and Tanh; with ``residual=True`` the last layer's output
   is instead added to the input and clamped (in_ch must equal out_ch). H and W must be multiples of
   ``size_multiple`` = 2**depth, else ValueError. `medgan_nb.models.build` builds it from a `Config`.
-  ``noise_map=True`` (FFDNet's idea: Zhang, Zuo & Zhang 2018, "FFDNet: Toward a Fast and Flexible Solution for
-  CNN based Image Denoising") gives the network one more input channel, constant over each image: the noise std
-  that `medgan_nb.models.guard.noise_level` estimates from that very input, times `NOISE_MAP_SCALE`. The user
-  still gives nothing; the network is told, rather than left to guess, how noisy its input is.
+  ``noise_map=(1,)`` (FFDNet's idea: Zhang, Zuo & Zhang 2018, "FFDNet: Toward a Fast and Flexible Solution for
+  CNN based Image Denoising") gives the network one more input channel per scale, constant over each image: the
+  noise std that `medgan_nb.models.guard.noise_levels` estimates from that very input at that scale, times
+  `NOISE_MAP_SCALE`. The user still gives nothing; the network is told, rather than left to guess, how noisy its
+  input is. Several scales, e.g. (1, 2, 4), let it tell noise that was blurred after it was added (which reads
+  near 0 at scale 1) from a clean frame; ``noise_map=()`` (the default): no map.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .guard import noise_level
+from .guard import noise_levels
 
 NOISE_MAP_SCALE = 10.0          # noise std in [0, 1] units (0 to 0.2 in training) -> the map's values (0 to 2)
 
@@ -51,18 +53,20 @@ class UNetGenerator(nn.Module):
     """UNet with `depth` down-samplings; input sides must be multiples of 2**depth."""
 
     def __init__(self, in_ch: int = 3, out_ch: int = 3, depth: int = 8, base_ch: int = 64,
-                 max_ch: int = 512, dropout: float = 0.5, residual: bool = False, noise_map: bool = False):
+                 max_ch: int = 512, dropout: float = 0.5, residual: bool = False, noise_map: tuple[int, ...] = ()):
         super().__init__()
         if depth < 2:
             raise ValueError("depth must be >= 2")
         if residual and in_ch != out_ch:
             raise ValueError("a residual generator needs as many output channels as input channels")
-        self.depth, self.residual, self.in_channels, self.noise_map = depth, residual, in_ch, noise_map
+        self.depth, self.residual, self.in_channels = depth, residual, in_ch
+        self.noise_map, self.noise_map_scales = bool(noise_map), tuple(noise_map)
         self.size_multiple = 2**depth                    # input sides must be multiples of this
         ch = [min(base_ch * 2**i, max_ch) for i in range(depth)]   # encoder widths
         self.downs = nn.ModuleList()
         for i in range(depth):                           # no norm on the first and innermost layers
-            self.downs.append(down_block(in_ch + noise_map if i == 0 else ch[i - 1], ch[i], norm=0 < i < depth - 1,
+            first = in_ch + len(self.noise_map_scales)    # the image's channels and the noise map's
+            self.downs.append(down_block(first if i == 0 else ch[i - 1], ch[i], norm=0 < i < depth - 1,
                                          dropout=dropout if i >= 3 else 0.0))
         self.ups = nn.ModuleList()
         for j in range(depth - 1):                       # j = 0 is the innermost decoder block
@@ -92,8 +96,8 @@ class UNetGenerator(nn.Module):
 
     @torch.jit.unused
     def with_noise_map(self, x):              # no annotations: TorchScript reads them unresolved
-        """x with the noise-map channel appended (N, C + 1, H, W). Not scripted (the estimator does not
-        compile): a TorchScript export of a noise-map model raises when run. The exports (TorchScript, ONNX)
-        do not support noise-map models yet; PyTorch runs them."""
-        sigma = noise_level(x.detach()).to(x.dtype).view(-1, 1, 1, 1) * NOISE_MAP_SCALE
-        return torch.cat([x, sigma.expand(-1, 1, x.shape[-2], x.shape[-1])], dim=1)
+        """x with one noise-map channel per scale appended (N, C + len(noise_map_scales), H, W). Not scripted
+        (the estimator does not compile): a TorchScript export of a noise-map model raises when run. The exports
+        (TorchScript, ONNX) do not support noise-map models yet; PyTorch runs them."""
+        sigma = noise_levels(x.detach(), self.noise_map_scales).to(x.dtype)[..., None, None] * NOISE_MAP_SCALE
+        return torch.cat([x, sigma.expand(-1, -1, x.shape[-2], x.shape[-1])], dim=1)
