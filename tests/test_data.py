@@ -651,8 +651,20 @@ def test_a_soft_crop_keeps_its_place_and_loses_its_fine_detail():
     assert soft.min() >= -1 and soft.max() <= 1
 
 
+def test_white_balance_scales_each_channel_of_the_crop_within_its_range():
+    from medgan_nb.data.transforms import random_crop
+    frame = np.full((300, 300, 3), 0.5, np.float32)
+    def crop(w, seed):
+        return (random_crop(frame, 32, 300, torch.Generator().manual_seed(seed), white_balance=w) + 1) / 2
+    assert torch.allclose(crop(0.0, 1), torch.tensor(0.5))                     # off: the frame as it was
+    gains = torch.stack([crop(0.3, seed).mean((1, 2)) / 0.5 for seed in range(20)])   # (20, 3)
+    assert (gains >= 0.7 - 1e-6).all() and (gains <= 1.3 + 1e-6).all() and gains.std() > 0.1
+    assert torch.equal(crop(0.3, 4), crop(0.3, 4))                              # one draw per seed
+    assert (crop(0.3, 4).flatten(1).std(1) < 1e-6).all()                       # one gain per channel
+
+
 @pytest.mark.parametrize("field, value", [("soft_p", 1.5), ("train_scale", (0.05, 1.0)), ("soft_factor", (0.5, 2.0)),
-                                          ("train_scale", (2.0, 1.0))])
+                                          ("train_scale", (2.0, 1.0)), ("white_balance", 1.0)])
 def test_crop_settings_out_of_range_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
         Config(**{field: value})

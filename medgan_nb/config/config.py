@@ -79,6 +79,8 @@ class Config:
     soft_p: float = 0.0                    # train_crop="random": share of crops made soft like an upscaled
     soft_factor: tuple[float, float] = (1.5, 3.0)  # standard-definition frame: scaled down by a factor in
                                            # soft_factor and back up, clean target included (see random_crop)
+    white_balance: float = 0.0             # train_crop="random": each colour channel of the clean crop times a gain
+                                           # in [1 - w, 1 + w] (other cameras' colour; see random_crop); 0: off
     synthetic_frames: int = 1000           # procedural endoscopy frames, all splits together
     max_images: int = 0                    # use at most this many images per split, evenly spread (0: all)
     num_workers: int = 0
@@ -317,6 +319,7 @@ def _value_checks(cfg: Config) -> list[tuple[bool, str]]:
         (0 <= cfg.ema_decay < 1, "ema_decay must be in [0, 1) (0: no EMA)"),
         (0 <= cfg.degradation_p <= 1, "degradation_p must be in [0, 1]"),
         (0 <= cfg.soft_p <= 1, "soft_p must be in [0, 1]"),
+        (0 <= cfg.white_balance < 1, "white_balance must be in [0, 1)"),
         (not cfg.noise_map or cfg.generator == "unet", "noise_map: only the unet generator takes a noise map"),
         (len(cfg.noise_map_scales) >= 1 and all(isinstance(v, int) and v >= 1 for v in cfg.noise_map_scales)
          and len(set(cfg.noise_map_scales)) == len(cfg.noise_map_scales),

@@ -50,7 +50,7 @@ class ImageFolderDataset(Dataset):
     into a blank image.
 
     random_crop: each read returns a new `random_crop` of the frame (training), `crops_per_frame` per frame
-    and epoch (at `scale`, a share `soft_p` made soft: see `random_crop`); else the frame scaled to `frame_size`
+    and epoch (at `scale`, a share `soft_p` made soft, colours changed by `white_balance`: see `random_crop`); else the frame scaled to `frame_size`
     and its centre `image_size` crop (`to_tensor`). cache: keep decoded frames in memory (uint8, at most twice
     frame_size on the shorter side).
     """
@@ -59,14 +59,14 @@ class ImageFolderDataset(Dataset):
                  ratios: Sequence[float] = (0.8, 0.1, 0.1), resize: str = "crop",
                  on_error: Literal["raise", "skip"] = "raise", frame_size: int = 0, random_crop: bool = False,
                  cache: bool = False, crops_per_frame: int = 1, scale: tuple[float, float] = (1.0, 2.0),
-                 soft_p: float = 0.0, soft_factor: tuple[float, float] = (1.5, 3.0)):
+                 soft_p: float = 0.0, soft_factor: tuple[float, float] = (1.5, 3.0), white_balance: float = 0.0):
         _check_split(split)
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.root, self.image_size, self.resize = Path(root), image_size, resize
         self.frame_size, self.random_crop, self.cache = frame_size or image_size, random_crop, cache
         self.repeats = crops_per_frame if random_crop else 1
-        self.crop_options = dict(scale=scale, soft_p=soft_p, soft_factor=soft_factor)
+        self.crop_options = dict(scale=scale, soft_p=soft_p, soft_factor=soft_factor, white_balance=white_balance)
         self._frames: dict[int, np.ndarray] = {}
         if not self.root.is_dir():
             raise FileNotFoundError(
@@ -314,7 +314,7 @@ def default_dataset(split: Split, cfg: Config, on_error: Literal["raise", "skip"
     else:
         dataset = ImageFolderDataset(source, cfg.image_size, split, cfg.split_ratios, cfg.resize, on_error,
                                      cfg.frame_size, random_crop, cfg.cache_images and random_crop, cfg.crops_per_frame,
-                                     cfg.train_scale, cfg.soft_p, cfg.soft_factor)
+                                     cfg.train_scale, cfg.soft_p, cfg.soft_factor, cfg.white_balance)
     dataset = _evenly_spread(dataset, cfg.max_images)
     return CachedDataset(dataset) if cfg.cache_images and not random_crop else dataset
 

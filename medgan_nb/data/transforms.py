@@ -53,7 +53,7 @@ def _resized(arr: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
 
 def random_crop(frame: np.ndarray, size: int, frame_size: int, generator: torch.Generator | None = None,
                 scale: tuple[float, float] = (1.0, 2.0), soft_p: float = 0.0,
-                soft_factor: tuple[float, float] = (1.5, 3.0)) -> torch.Tensor:
+                soft_factor: tuple[float, float] = (1.5, 3.0), white_balance: float = 0.0) -> torch.Tensor:
     """A random `size`² crop of a frame (H, W, 3) in [0, 1] (or uint8) at a random scale, flipped and rotated at random.
 
     scale: the range of the crop's scale in multiples of the test scale (the frame's shorter side at
@@ -61,7 +61,10 @@ def random_crop(frame: np.ndarray, size: int, frame_size: int, generator: torch.
     detail at the test scale and a little finer; below 1 the crop holds more of the frame, each pixel coarser
     (antialiased). soft_p: the probability that the crop is made soft as an upscaled standard-definition frame
     is: scaled down by a factor drawn from `soft_factor` (antialiased) and back up (bicubic); the clean target is
-    then soft too, so a model learns that soft content is not blur to remove. Returns (3, size, size) in [-1, 1].
+    then soft too, so a model learns that soft content is not blur to remove. white_balance: each colour channel
+    times a gain drawn uniformly from [1 - white_balance, 1 + white_balance] (clipped to [0, 1]), as another
+    camera's white balance and colour processing would render the scene; 0 (the default) draws nothing.
+    Returns (3, size, size) in [-1, 1].
     """
     h, w = frame.shape[:2]
     u = torch.rand(5, generator=generator).tolist()
@@ -77,6 +80,9 @@ def random_crop(frame: np.ndarray, size: int, frame_size: int, generator: torch.
             small = max(2, round(size / (soft_factor[0] + (soft_factor[1] - soft_factor[0]) * v[1])))
             x = F.interpolate(x, size=(small, small), mode="bilinear", antialias=True, align_corners=False)
             x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)
+    if white_balance > 0:
+        gains = 1 + white_balance * (2 * torch.rand(3, generator=generator) - 1)
+        x = x * gains.view(1, 3, 1, 1)
     x = x[0].clamp(0, 1).mul_(2).sub_(1)                                    # from_unit, one new buffer
     x = torch.rot90(x, int(u[3] * 4), dims=(1, 2))
     return (x.flip(2) if u[4] < 0.5 else x).contiguous()
