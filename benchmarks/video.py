@@ -118,8 +118,8 @@ def video(frames: int = 30, reps: dict | None = None, sizes=SIZES, backends=BACK
     Each backend is timed with 1 thread and with torch's default thread count: on a shared machine more threads
     than free cores make OpenMP wait at every barrier, and one thread can be several times faster. Then the
     fastest setting is timed with the whole frame as one tile (``--tile`` >= the frame's longer side): the
-    default 512² tiles overlap by 32 pixels and cover the padded frame, so at 1280×720 they run the model on
-    2.6 times the frame's pixels.
+    default tiles (at most 512², as few as cover the padded frame, overlapping by at least 32 pixels) run the
+    model on about 1.1 times the frame's pixels at 1280×720 and 1920×1080 (`frame_flops`).
     """
     device = torch.device("cpu")
     reps = reps or {720: 5, 1080: 3}

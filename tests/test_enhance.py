@@ -97,6 +97,15 @@ def test_padding_and_tiling_are_exact_for_a_pointwise_generator(h, w, tile, over
     assert g.training                                    # train/eval mode restored
 
 
+def test_a_hd_frame_is_tiled_evenly_with_little_more_work_than_its_pixels():
+    g = Pointwise()
+    g.size_multiple = 32                                   # the realtime UNet's
+    img = rgb(720, 1280, 1).astype(np.float32) / 255
+    np.testing.assert_allclose(enhance_array(g, img, tile=512), pointwise_expected(img), atol=1e-5)
+    assert g.shapes == [(384, 448)] * 6                    # 2 × 3 tiles of one size, none above 512
+    assert sum(h * w for h, w in g.shapes) < 1.15 * 720 * 1280          # tiles of 512 would cost 1.7×
+
+
 def test_pads_by_reflection():
     g = Pointwise()
     seen = []

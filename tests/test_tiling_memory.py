@@ -95,7 +95,7 @@ def bars(monkeypatch):
 
 def test_progress_bar_counts_the_tiles_of_a_large_image(bars, capsys):
     img = np.random.default_rng(2).random((600, 700, 3), dtype=np.float32)
-    enhance_array(Halve(), img, tile=256)                    # rows 0, 224, 344 and columns 0, 224, 448 (of 704)
+    enhance_array(Halve(), img, tile=256)                    # 3 × 3 tiles of at most 256²
     assert [(b.total, b.n, b.shown) for b in bars] == [(9, 9, True)]
     assert "/9" in capsys.readouterr().err
     enhance_array(Halve(), img, tile=256, progress=False)   # quiet callers

@@ -56,6 +56,18 @@ def _tile_starts(size: int, tile: int, step: int) -> list[int]:
     return list(range(0, size - tile, step)) + [size - tile]
 
 
+def _tile_layout(size: int, tile: int, overlap: int, m: int) -> tuple[int, list[int]]:
+    """(side, starts) of the tiles along one axis of `size` pixels (a multiple of m): as few tiles as sides of at
+    most `tile` allow, each overlapping the next by at least `overlap`, all of one side, the smallest multiple of
+    m that covers. Evenly sized tiles do little more work than the image itself (a 1280×720 frame in tiles of at
+    most 512: 1.12× its pixels, where tiles of 512 overlapping by 32 would cost 1.7×)."""
+    if size <= tile:
+        return size, [0]
+    n = -(-(size - overlap) // (tile - overlap))
+    side = max(_round_up(-(-(size + (n - 1) * overlap) // n), m), 2 * overlap)   # room for both ramps
+    return side, _tile_starts(size, side, side - overlap)
+
+
 def _ramp(length: int, overlap: int, fade_in: bool, fade_out: bool) -> torch.Tensor:
     """1-D blending weights of one tile: cosine ramps over `overlap` pixels on the sides that meet another tile.
 
@@ -126,9 +138,9 @@ def enhance_array(generator: torch.nn.Module, img: np.ndarray, *, tile: int = 51
     need `PROGRESS_MIN_TILES` tiles or more. Quiet callers pass False.
 
     The image is reflect-padded to a multiple of ``generator.size_multiple``. Images
-    larger than `tile` go through the generator in tiles of `tile` pixels that
-    overlap by `overlap` (both rounded up to multiples of it); the
-    tiles are blended with cosine ramps in the overlaps. Runs in eval mode
+    larger than `tile` go through the generator in tiles of at most `tile` pixels, as
+    few as cover it, of equal size and overlapping by at least `overlap` (all rounded up
+    to multiples of it); the tiles are blended with cosine ramps in the overlaps. Runs in eval mode
     under ``torch.inference_mode`` on `device` (default: the generator's),
     and restores the generator's train/eval mode afterwards.
 
@@ -154,9 +166,8 @@ def enhance_array(generator: torch.nn.Module, img: np.ndarray, *, tile: int = 51
     h, w = img.shape[:2]
     hp, wp = _round_up(h, m), _round_up(w, m)
     padded = _pad_reflect(img, hp, wp)                                              # (hp, wp, C) in [-1, 1]
-    th, tw = min(tile, hp), min(tile, wp)
-    rows, cols = _tile_starts(hp, tile, tile - overlap), _tile_starts(wp, tile, tile - overlap)
-    row_weights, col_weights = _tile_weights(hp, tile, overlap, rows), _tile_weights(wp, tile, overlap, cols)
+    (th, rows), (tw, cols) = _tile_layout(hp, tile, overlap, m), _tile_layout(wp, tile, overlap, m)
+    row_weights, col_weights = _tile_weights(hp, th, overlap, rows), _tile_weights(wp, tw, overlap, cols)
     n_tiles = len(rows) * len(cols)
     show = progress if progress is not None else n_tiles >= PROGRESS_MIN_TILES
 
