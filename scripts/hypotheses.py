@@ -9,7 +9,7 @@ Kvasir-SEG validation split of the run's own data, and on the *selection* half (
 every centre folder. The first run is the baseline: every other run gets its paired per-frame difference to it,
 with a 95 % bootstrap interval, per centre, pooled over centres, and on Kvasir-SEG validation; and the CPU
 seconds each run trained for (from its val.csv). Writes compare.json and compare.md into ``--out`` (new);
-``--reuse`` an earlier ``--out`` to read the evaluations of the runs it scored instead of running them again.
+``--reuse`` earlier ``--out`` folders to read the evaluations of the runs they scored instead of running them again.
 """
 from __future__ import annotations
 
@@ -41,12 +41,13 @@ def model_psnr(folder: Path) -> dict[tuple[str, str], float]:
     return {(r["condition"], r["key"]): r["psnr"] for r in read_rows(folder) if r["method"] == "gan"}
 
 
-def score_run(run: Path, centres: Path, out: Path, task: Config, reuse: Path | None) -> dict[str, dict]:
-    """set name -> (condition, key) -> the model's PSNR, for one run: its evaluations in `reuse` (an earlier
-    ``--out``) if there, else run now into `out`."""
+def score_run(run: Path, centres: Path, out: Path, task: Config, reuse: list[Path]) -> dict[str, dict]:
+    """set name -> (condition, key) -> the model's PSNR, for one run: its evaluations in the first of `reuse`
+    (earlier ``--out`` folders) that has them, else run now into `out`."""
     checkpoint = run / "checkpoints" / "best.pt"
-    if reuse is not None and (reuse / run.name / "centres" / "centres.json").is_file():
-        out = reuse / run.name
+    earlier = [r / run.name for r in reuse if (r / run.name / "centres" / "centres.json").is_file()]
+    if earlier:
+        out = earlier[0]
     sets = {}
     if not (out / "kvasir-val" / "per_image.csv").is_file():
         evaluate(checkpoint, out / "kvasir-val", cfg=task, split="val", baselines=CLASSICS,
@@ -66,7 +67,8 @@ def main() -> None:
     p.add_argument("--runs", type=Path, nargs="+", required=True, help="run folders; the first is the baseline")
     p.add_argument("--centres", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True, help="a new folder")
-    p.add_argument("--reuse", type=Path, help="an earlier --out: the evaluations of runs it holds are read from there")
+    p.add_argument("--reuse", type=Path, nargs="+", default=[],
+                   help="earlier --out folders: the evaluations of runs they hold are read from there")
     args = p.parse_args()
     refuse_existing([args.out], "choose another --out")
     scores = {}
