@@ -435,6 +435,26 @@ def test_gan_fine_tuning_starts_from_the_pretrained_ema(tmp_path):
         train(base.replace(init_generator=str(pretrained), base_channels=16), name="bad", quiet=True)
 
 
+def test_a_noise_map_unet_starts_from_one_without_and_computes_what_it_did(tmp_path, monkeypatch):
+    import medgan_nb.models.zoo as zoo
+    cfg = Config.from_preset("tiny", residual=True)
+    torch.manual_seed(4)
+    source = build_generator(cfg).eval()
+    zoo.save_model(source, cfg, "tiny-plain", {"summary": "a UNet without a noise map"}, tmp_path)
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
+    trainer = training_trainer.make_trainer(cfg.replace(noise_map=True, noise_map_scales=(1, 4), ema_decay=0.9))
+    training_setup._init_generator(trainer, "tiny-plain")
+    first = trainer.G.downs[0][0].weight
+    assert first.shape[1] == 5 and torch.equal(first[:, 3:], torch.zeros_like(first[:, 3:]))
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(trainer.G.eval()(x), source(x), atol=1e-6)            # the map is read, weighted 0
+        assert torch.equal(trainer.ema.downs[0][0].weight, first)
+    with pytest.raises(CheckpointError, match="does not fit"):                     # other differences still refused
+        training_setup._init_generator(training_trainer.make_trainer(cfg.replace(base_channels=4, noise_map=True)),
+                                       "tiny-plain")
+
+
 # ------------------------------------------------------------------ per-term gradient norms, TensorBoard
 GRAD_COLUMNS = [f"grad_{t}" for t in training_logs.GRAD_TERMS]
 

@@ -224,8 +224,10 @@ def _init_generator(trainer: "Trainer", source: str) -> None:
     """Start G (and its EMA) from another generator: GAN fine-tuning after L1 pre-training.
 
     source: a checkpoint (its EMA weights when it has them: they are the better model) or the name of a
-    shipped model (`medgan_nb.models.zoo.list_models`, e.g. ``"quality"``). The architectures must match;
-    the optimisers start fresh. CheckpointError if they do not fit.
+    shipped model (`medgan_nb.models.zoo.list_models`, e.g. ``"quality"``). The architectures must match,
+    except that a UNet with a noise map (``noise_map``) may start from one without: its first layer's weights
+    for the map's channels start at zero, so it computes what the source did until training teaches it to read
+    the map. The optimisers start fresh. CheckpointError if they do not fit.
     """
     if source in list_models():
         generator, _, card = load_model(source)
@@ -233,6 +235,7 @@ def _init_generator(trainer: "Trainer", source: str) -> None:
     else:
         state = load_checkpoint(source)
         weights, digest = state[weights_key(state)], state["sha256"]
+    weights = _with_noise_map_inputs(trainer.G, weights, source)
     try:
         trainer.G.load_state_dict(weights)
     except RuntimeError as e:
@@ -241,6 +244,22 @@ def _init_generator(trainer: "Trainer", source: str) -> None:
     if trainer.ema is not None:
         trainer.ema.load_state_dict(weights)
     log.info("generator initialised from %s (sha256 %s)", source, digest[:12])
+
+
+def _with_noise_map_inputs(generator: torch.nn.Module, weights: dict, source: str) -> dict:
+    """`weights` with the first layer of a noise-map UNet widened by zero weights for the map's channels, when
+    `weights` come from the same UNet without them; else `weights` unchanged."""
+    key = "downs.0.0.weight"
+    scales = getattr(generator, "noise_map_scales", ())
+    target = generator.state_dict().get(key)
+    if not scales or target is None or key not in weights or weights[key].shape == target.shape:
+        return weights
+    w = weights[key]
+    if w.shape[0] != target.shape[0] or w.shape[1] + len(scales) != target.shape[1] or w.shape[2:] != target.shape[2:]:
+        return weights                          # some other difference: load_state_dict names it
+    log.info("init_generator %s has no noise map: its first layer gets zero weights for the map's %d channel(s)",
+             source, len(scales))
+    return {**weights, key: torch.cat([w, w.new_zeros(w.shape[0], len(scales), *w.shape[2:])], dim=1)}
 
 
 TRAINING_STATE = ("generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d", "scaler_g", "scaler_d",
