@@ -24,14 +24,17 @@ from medgan_nb.config import Config
 from medgan_nb.evaluation import GOAL_CONDITIONS, evaluate
 from medgan_nb.evaluation.centres import evaluate_centres, read_rows
 from medgan_nb.evaluation.report import mean_interval
+from medgan_nb.models import list_models, model_card
 from medgan_nb.utils.files import refuse_existing
 from medgan_nb.utils.text import markdown_table
 
 CLASSICS = ("identity", "nlm")
 
 
-def cpu_seconds(run: Path) -> float:
-    """The CPU seconds (all threads) a run trained for, from the last line of its val.csv."""
+def cpu_seconds(run: Path) -> float | None:
+    """The CPU seconds (all threads) a run trained for, from the last line of its val.csv (None: a shipped model)."""
+    if not run.exists():
+        return None
     with open(run / "val.csv", newline="") as f:
         return round(float(list(csv.DictReader(f))[-1]["cpu_s"]))
 
@@ -42,20 +45,21 @@ def model_psnr(folder: Path) -> dict[tuple[str, str], float]:
 
 
 def score_run(run: Path, centres: Path, out: Path, task: Config, reuse: list[Path]) -> dict[str, dict]:
-    """set name -> (condition, key) -> the model's PSNR, for one run: its evaluations in the first of `reuse`
-    (earlier ``--out`` folders) that has them, else run now into `out`."""
-    checkpoint = run / "checkpoints" / "best.pt"
+    """set name -> (condition, key) -> the model's PSNR, for one run (or a shipped model's name, scored without
+    its guard, as the runs are): its evaluations in the first of `reuse` (earlier ``--out`` folders) that has
+    them, else run now into `out`."""
+    shipped = not run.exists() and run.name in list_models()
+    checkpoint, model = (None, run.name) if shipped else (run / "checkpoints" / "best.pt", None)
+    options = dict(cfg=task, baselines=CLASSICS, device="cpu", quiet=True, model=model, guard=not shipped)
     earlier = [r / run.name for r in reuse if (r / run.name / "centres" / "centres.json").is_file()]
     if earlier:
         out = earlier[0]
     sets = {}
     if not (out / "kvasir-val" / "per_image.csv").is_file():
-        evaluate(checkpoint, out / "kvasir-val", cfg=task, split="val", baselines=CLASSICS,
-                 conditions=GOAL_CONDITIONS, device="cpu", quiet=True)
+        evaluate(checkpoint, out / "kvasir-val", split="val", conditions=GOAL_CONDITIONS, **options)
     sets["Kvasir-SEG val"] = out / "kvasir-val"
     if not (out / "centres" / "centres.json").is_file():
-        evaluate_centres(checkpoint, centres, out / "centres", half="selection", baselines=CLASSICS, cfg=task,
-                         device="cpu", quiet=True)
+        evaluate_centres(checkpoint, centres, out / "centres", half="selection", **options)
     for folder in sorted((out / "centres").iterdir()):
         if folder.is_dir():
             sets[folder.name] = folder
@@ -64,7 +68,8 @@ def score_run(run: Path, centres: Path, out: Path, task: Config, reuse: list[Pat
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", type=Path, nargs="+", required=True, help="run folders; the first is the baseline")
+    p.add_argument("--runs", type=Path, nargs="+", required=True,
+                   help="run folders or shipped models' names; the first is the baseline")
     p.add_argument("--centres", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True, help="a new folder")
     p.add_argument("--reuse", type=Path, nargs="+", default=[],
@@ -73,7 +78,8 @@ def main() -> None:
     refuse_existing([args.out], "choose another --out")
     scores = {}
     for run in args.runs:
-        task = Config.from_dict(json.loads((run / "config.json").read_text())).replace(image_size=256, frame_size=256)
+        config = model_card(run.name)["config"] if not run.exists() else json.loads((run / "config.json").read_text())
+        task = Config.from_dict(config).replace(image_size=256, frame_size=256, init_generator=None)
         scores[run.name] = score_run(run, args.centres, args.out / run.name, task, args.reuse)
     base = args.runs[0].name
     rows, results = [], {}
