@@ -51,8 +51,8 @@ class ImageFolderDataset(Dataset):
 
     random_crop: each read returns a new `random_crop` of the frame (training), `crops_per_frame` per frame
     and epoch (at `scale`, a share `soft_p` made soft, colours changed by `white_balance`: see `random_crop`);
-    else the frame scaled to `frame_size` and its centre `image_size` crop (`to_tensor`). cache: keep decoded frames in memory (uint8, at most twice
-    frame_size on the shorter side).
+    else the frame scaled to `frame_size` and its centre `image_size` crop (`to_tensor`). cache: keep decoded
+    frames in memory (uint8, at most twice frame_size on the shorter side).
     """
 
     def __init__(self, root: str | Path, image_size: int, split: Split | None = None,
